@@ -1,0 +1,92 @@
+"""
+atlas_async: an asyncio-native SDK for Atlas Cloud's asynchronous generation API.
+
+One `AtlasClient` submits predictions and a single poll scheduler drives them all,
+each with its own backoff and deadline, inside the API's rate limits.
+
+Example::
+
+    import atlas_async as atlas
+
+    async with atlas.AtlasClient() as client:   # key from ATLASCLOUD_API_KEY
+        prediction = await client.generate_image(
+            "google/nano-banana-2/text-to-image", prompt="a red fox"
+        )
+        print(prediction.outputs)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._clock import AnyioClock as AnyioClock, Clock as Clock
+from ._errors import (
+    APIError as APIError,
+    AtlasError as AtlasError,
+    AuthenticationError as AuthenticationError,
+    ClientClosedError as ClientClosedError,
+    ClientStateError as ClientStateError,
+    ConfigurationError as ConfigurationError,
+    InsufficientBalanceError as InsufficientBalanceError,
+    InvalidRequestError as InvalidRequestError,
+    JournalError as JournalError,
+    NotFoundError as NotFoundError,
+    PermissionDeniedError as PermissionDeniedError,
+    PredictionCancelledError as PredictionCancelledError,
+    PredictionError as PredictionError,
+    PredictionFailedError as PredictionFailedError,
+    PredictionTimeoutError as PredictionTimeoutError,
+    RateLimitError as RateLimitError,
+    ServerError as ServerError,
+    SubmissionUnknownError as SubmissionUnknownError,
+    TransportError as TransportError,
+    UnexpectedResponseError as UnexpectedResponseError,
+)
+from ._models import (
+    Kind as Kind,
+    ModelInfo as ModelInfo,
+    Prediction as Prediction,
+    PredictionStatus as PredictionStatus,
+    UploadedMedia as UploadedMedia,
+)
+
+__all__ = [
+    # errors
+    "APIError",
+    "AtlasError",
+    "AuthenticationError",
+    "ClientClosedError",
+    "ClientStateError",
+    "ConfigurationError",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "JournalError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PredictionCancelledError",
+    "PredictionError",
+    "PredictionFailedError",
+    "PredictionTimeoutError",
+    "RateLimitError",
+    "ServerError",
+    "SubmissionUnknownError",
+    "TransportError",
+    "UnexpectedResponseError",
+    # models
+    "Kind",
+    "ModelInfo",
+    "Prediction",
+    "PredictionStatus",
+    "UploadedMedia",
+    # time
+    "AnyioClock",
+    "Clock",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("atlas-async")
+    raise AttributeError(f"module 'atlas_async' has no attribute {name!r}")

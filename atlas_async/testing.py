@@ -1,0 +1,134 @@
+"""
+Helpers for testing code that uses atlas_async, public and documented in
+``docs/testing.md``.
+
+`FakeClock` replaces the real clock: time moves only when a test says so
+(`FakeClock.advance`) or, inside `FakeClock.autojump`, whenever every task is
+blocked, jumping straight to the next sleeper's deadline. Prior art: trio's
+``MockClock(autojump_threshold=0)``; this one works under asyncio and trio
+alike through anyio.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+__all__ = ["FakeClock"]
+
+
+@attrs.define(eq=False)
+class _Sleeper:
+    deadline: float
+    seq: int
+    event: anyio.Event
+    active: bool = True
+
+    def __lt__(self, other: _Sleeper) -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
+
+
+class FakeClock:
+    """
+    A clock that moves only when told to; use it as ``AtlasClient(clock=...)``.
+
+    Example::
+
+        clock = FakeClock()
+        async with clock.autojump(), AtlasClient(clock=clock, ...) as client:
+            prediction = await client.generate_image(model, prompt="a fox")
+        # finished in microseconds, whatever the poll intervals were
+
+    Args:
+        start: the initial reading of `now`.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._sleepers: list[_Sleeper] = []
+        self._seq = itertools.count()
+        self._changed: anyio.Event | None = None
+
+    def now(self) -> float:
+        """Return the fake time in seconds."""
+        return self._now
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Wait until the fake time reaches ``deadline``."""
+        if deadline <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        sleeper = _Sleeper(deadline, next(self._seq), anyio.Event())
+        heapq.heappush(self._sleepers, sleeper)
+        if self._changed is not None:
+            self._changed.set()
+        try:
+            await sleeper.event.wait()
+        finally:
+            sleeper.active = False
+
+    async def sleep(self, delay: float) -> None:
+        """Wait ``delay`` fake seconds."""
+        await self.sleep_until(self._now + delay)
+
+    def next_deadline(self) -> float:
+        """Return the earliest deadline anyone sleeps until, or ``inf``."""
+        self._drop_inactive()
+        return self._sleepers[0].deadline if self._sleepers else float("inf")
+
+    def advance(self, delay: float) -> None:
+        """
+        Move time forward by ``delay`` seconds and wake every sleeper now due.
+
+        Raises:
+            ValueError: if ``delay`` is negative (time never goes back).
+        """
+        if delay < 0:
+            raise ValueError(f"time cannot go backwards (advance({delay!r}))")
+        self._now += delay
+        while self._sleepers and self._sleepers[0].deadline <= self._now:
+            heapq.heappop(self._sleepers).event.set()
+
+    def jump_to(self, deadline: float) -> None:
+        """Move time forward to ``deadline`` (no-op if it has passed)."""
+        self.advance(max(0.0, deadline - self._now))
+
+    def _drop_inactive(self) -> None:
+        while self._sleepers and not self._sleepers[0].active:
+            heapq.heappop(self._sleepers)
+
+    @asynccontextmanager
+    async def autojump(self) -> AsyncIterator[FakeClock]:
+        """
+        Jump to the next deadline whenever every other task is blocked.
+
+        Use it around the code under test; it stops when the block exits. Only
+        tasks blocked on something other than the clock count as busy, so a real
+        socket wait counts as blocked: keep autojump for in-process transports.
+        """
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._autojump_loop)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _autojump_loop(self) -> None:
+        while True:
+            await anyio.wait_all_tasks_blocked()
+            self._drop_inactive()
+            if self._sleepers:
+                self.jump_to(self._sleepers[0].deadline)
+                continue
+            self._changed = anyio.Event()
+            await self._changed.wait()
+            self._changed = None
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self._now:g})"
