@@ -1,0 +1,80 @@
+"""
+A faithful local Atlas Cloud: the asynchronous generation API on loopback or
+in-process, with real media, fault injection and request accounting.
+
+Install with the ``emulator`` extra (uvicorn). The core package never imports
+this module.
+
+Theory of operation: one synchronous handler (``_handler.EmulatorCore``) turns a
+request into an answer, reading a clock once; predictions are decided entirely
+at creation (``_state``), so their status is a pure function of time and
+nothing runs in the background. Faults are drawn from their own seeded random
+stream (``_faults``), counters live in ``_stats``, and two thin adapters
+(``_adapters``) put the handler behind an ASGI app (served by uvicorn, see
+``_serve``) or an in-process httpx transport.
+
+Example::
+
+    from atlas_async.emulator import EmulatorConfig, Faults, serve
+
+    config = EmulatorConfig(time_scale=100, faults=Faults(error_rate=0.1))
+    async with serve(config) as emu:
+        print(emu.base_url)            # http://127.0.0.1:<port>/api/v1
+        ...
+        print(emu.stats.snapshot().duplicate_submissions)
+
+The wire contract it follows is atlas-api.md; ``docs/testing.md`` is the guide.
+"""
+
+from __future__ import annotations
+
+from ._adapters import (
+    EmulatorApp as EmulatorApp,
+    EmulatorTransport as EmulatorTransport,
+)
+from ._catalog import (
+    DEFAULT_CATALOG as DEFAULT_CATALOG,
+    InputRule as InputRule,
+    LatencyClass as LatencyClass,
+    ModelSpec as ModelSpec,
+    model_spec as model_spec,
+)
+from ._config import (
+    DEFAULT_LATENCY as DEFAULT_LATENCY,
+    EmulatorConfig as EmulatorConfig,
+    Faults as Faults,
+    FaultTarget as FaultTarget,
+    config_from_options as config_from_options,
+)
+from ._http import ConnectionDroppedError as ConnectionDroppedError
+from ._serve import (
+    Emulator as Emulator,
+    RunningEmulator as RunningEmulator,
+    run_emulator as run_emulator,
+    serve as serve,
+)
+from ._state import PredictionRecord as PredictionRecord
+from ._stats import EmulatorStats as EmulatorStats, StatsSnapshot as StatsSnapshot
+
+__all__ = [
+    "DEFAULT_CATALOG",
+    "DEFAULT_LATENCY",
+    "ConnectionDroppedError",
+    "Emulator",
+    "EmulatorApp",
+    "EmulatorConfig",
+    "EmulatorStats",
+    "EmulatorTransport",
+    "FaultTarget",
+    "Faults",
+    "InputRule",
+    "LatencyClass",
+    "ModelSpec",
+    "PredictionRecord",
+    "RunningEmulator",
+    "StatsSnapshot",
+    "config_from_options",
+    "model_spec",
+    "run_emulator",
+    "serve",
+]

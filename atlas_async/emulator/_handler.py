@@ -1,0 +1,427 @@
+"""
+The request handler: one synchronous function from `Request` to `Response`.
+
+It never sleeps and never touches a socket; it reads the clock once per request
+and returns a `Response` that may ask its adapter to wait (``delay``) or to drop
+the connection (``drop``). The ASGI app and the in-process transport are thin
+adapters around `EmulatorCore.handle`.
+
+The order of checks on every request:
+
+1. ``GET /api/v1/models``, ``GET /files/{name}`` and the loopback-only
+   ``/_emulator/*`` control routes need no key;
+2. anything else needs ``Authorization: Bearer <key>``: 401 otherwise, on any
+   path, known or not (the real gateway authenticates before it routes);
+3. the per-key request rate (429, nothing created);
+4. the route: unknown paths 404, wrong methods 405;
+5. per route, see `_submit`, `_poll` and `_upload`.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._models import Kind
+from . import _http
+from ._catalog import InputRule, ModelSpec
+from ._config import EmulatorConfig, FaultTarget
+from ._faults import NO_FAULTS, FaultInjector, HttpFaults, RateLimiter
+from ._http import Request, Response, error_response, json_response, success
+from ._state import CONTENT_TYPES, PredictionRecord, PredictionStore
+from ._stats import EmulatorStats
+
+__all__ = ["EmulatorCore"]
+
+API = "/api/v1"
+POLL_PREFIX = f"{API}/model/prediction/"
+SUBMIT_PATHS = {
+    f"{API}/model/generateImage": Kind.IMAGE,
+    f"{API}/model/generateVideo": Kind.VIDEO,
+    f"{API}/model/generateAudio": Kind.AUDIO,
+}
+UPLOAD_PATH = f"{API}/model/uploadMedia"
+MODELS_PATH = f"{API}/models"
+POLL_ROUTE = f"GET {POLL_PREFIX}{{id}}"
+FILES_PREFIX = "/files/"
+CONTROL_PREFIX = "/_emulator/"
+
+_SIZE = re.compile(r"^\d+\*\d+$")
+_OUTPUT_NAME = re.compile(r"^([0-9a-f]{32})-(\d+)\.(png|mp4|wav)$")
+_RETENTION = {
+    "x-atlascloud-object-expiration-hours": (1, 336),
+    "x-atlascloud-request-retention-hours": (0, 336),
+}
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host is not None and (
+        host.startswith("127.") or host in {"::1", "localhost", "testclient"}
+    )
+
+
+class EmulatorCore:
+    """
+    The emulator's state and its request handler.
+
+    Args:
+        config: the configuration.
+        clock: returns clock seconds (``time.monotonic``, or ``FakeClock.now``).
+    """
+
+    def __init__(self, config: EmulatorConfig, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        faults = config.faults
+        epoch = config.epoch if config.epoch is not None else time.time()
+        self.stats = EmulatorStats()
+        self.store = PredictionStore(
+            config, random.Random(config.seed), origin=clock(), epoch=epoch
+        )
+        # A separate stream, so faults never shift ids, latencies or outcomes.
+        self.injector = FaultInjector(faults, random.Random(f"faults:{config.seed}"))
+        self.limiter = RateLimiter(faults.rps, faults.rps_burst) if faults.rps else None
+        self._request_ids = itertools.count(1)
+        self._retry_after = (
+            [(b"retry-after", f"{faults.retry_after:g}".encode())]
+            if faults.retry_after is not None
+            else None
+        )
+        self._catalog = {
+            "code": 200,
+            "message": "",
+            "data": [m.to_wire() for m in config.models],
+        }
+
+    # -- entry point ---------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request (see the module docstring for the order of checks)."""
+        request_id = f"req_{next(self._request_ids):016x}"
+        path, method = request.path, request.method
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(request, request_id)
+        stats = self.stats
+        if path.startswith(POLL_PREFIX):
+            endpoint = POLL_ROUTE if method == "GET" else f"{method} <unknown>"
+        elif path in SUBMIT_PATHS or path in (UPLOAD_PATH, MODELS_PATH):
+            endpoint = f"{method} {path}"
+        elif path.startswith(FILES_PREFIX):
+            endpoint = f"{method} {FILES_PREFIX}{{name}}"
+        else:
+            endpoint = f"{method} <unknown>"
+        stats.record_request(endpoint)
+        response = self._route(request, request_id, method, path)
+        if not response.drop:
+            stats.record_status(response.status)
+        return response
+
+    def _route(
+        self, request: Request, request_id: str, method: str, path: str
+    ) -> Response:
+        if path == MODELS_PATH and method == "GET":
+            return self._guarded(
+                FaultTarget.MODELS,
+                request_id,
+                lambda: json_response(200, self._catalog, request_id),
+            )
+        if path.startswith(FILES_PREFIX) and method in ("GET", "HEAD"):
+            name = path[len(FILES_PREFIX) :]
+            return self._guarded(
+                FaultTarget.FILES,
+                request_id,
+                lambda: self._file(name, request_id, head=method == "HEAD"),
+            )
+        key = self._authenticate(request)
+        if key is None:
+            return error_response(401, request_id)
+        now = self.clock()
+        if self.limiter is not None and not self.limiter.allow(key, now):
+            self.stats.record_fault("rate_limit")
+            return error_response(429, request_id, extra=self._retry_after)
+        if path.startswith(POLL_PREFIX):
+            if method != "GET":
+                return error_response(405, request_id)
+            return self._poll(request, path[len(POLL_PREFIX) :], request_id, now)
+        kind = SUBMIT_PATHS.get(path)
+        if kind is not None or path == UPLOAD_PATH:
+            if method != "POST":
+                return error_response(405, request_id)
+            if kind is None:
+                return self._guarded(
+                    FaultTarget.UPLOAD,
+                    request_id,
+                    lambda: self._upload(request, request_id),
+                )
+            return self._submit(request, key, request_id, now)
+        if path == MODELS_PATH:
+            return error_response(405, request_id)
+        return error_response(404, request_id)
+
+    def _authenticate(self, request: Request) -> str | None:
+        header = request.headers.get("authorization") or ""
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return None
+        allowed = self.config.api_keys
+        return key if allowed is None or key in allowed else None
+
+    def _guarded(
+        self, target: FaultTarget, request_id: str, answer: Callable[[], Response]
+    ) -> Response:
+        """Answer with ``answer()``, under the HTTP faults drawn for ``target``."""
+        faults = self.injector.draw(target)
+        if faults is NO_FAULTS:
+            return answer()
+        if faults.server_error is not None:  # refused before any work
+            self.stats.record_fault("server_error")
+            return error_response(faults.server_error, request_id)
+        return self._after(answer(), faults)
+
+    def _after(self, response: Response, faults: HttpFaults) -> Response:
+        """Apply the faults that strike after the work is done."""
+        stats = self.stats
+        if faults.drop:
+            stats.record_fault("drop")
+            return Response(0, [], b"", drop=True, delay=faults.delay)
+        if faults.malformed:
+            stats.record_fault("malformed")
+            cut = response.body[: max(1, len(response.body) // 2)]
+            headers = [(k, v) for k, v in response.headers if k != b"content-length"]
+            headers.append((b"content-length", str(len(cut)).encode()))
+            response = Response(200, headers, cut)
+        if faults.delay:
+            stats.record_fault("slow")
+            response.delay = faults.delay
+        return response
+
+    # -- submit ----------------------------------------------------------------
+
+    def _submit(
+        self, request: Request, key: str, request_id: str, now: float
+    ) -> Response:
+        faults = self.injector.draw(FaultTarget.SUBMIT)
+        if faults.server_error is not None:  # refused before create
+            self.stats.record_fault("server_error")
+            return error_response(faults.server_error, request_id)
+        params, spec, problem = self._validate(request)
+        if params is None or spec is None:
+            return error_response(400, request_id, problem)
+        if key in self.config.no_balance_keys:
+            return error_response(402, request_id)
+        limit = self.config.faults.max_in_flight
+        if limit is not None and self.store.in_flight(key, now) >= limit:
+            self.stats.record_fault("in_flight_limit")
+            return error_response(429, request_id, extra=self._retry_after)
+        record = self.store.create(spec, params, key, now)
+        self.stats.record_created(params)
+        if record.failed:
+            self.stats.record_fault(
+                "moderation" if record.error_code == 1039 else "failure"
+            )
+        data = {
+            "id": record.id,
+            "model": spec.model,
+            "status": "processing",
+            "outputs": None,
+            "urls": {"get": f"{request.origin}{POLL_PREFIX}{record.id}"},
+            "created_at": record.created_at,
+            "has_nsfw_contents": None,
+        }
+        response = success(data, request_id)
+        return response if faults is NO_FAULTS else self._after(response, faults)
+
+    def _validate(
+        self, request: Request
+    ) -> tuple[dict[str, Any] | None, ModelSpec | None, str]:
+        """Return the submit's params and model, or Nones and the 400 message."""
+        bad = _http.REASONS[400]
+        for header, (low, high) in _RETENTION.items():
+            value = request.headers.get(header)
+            if value is not None and not (
+                value.isdigit() and low <= int(value) <= high
+            ):
+                return (
+                    None,
+                    None,
+                    f"{bad}: {header} must be an integer in [{low}, {high}]",
+                )
+        try:
+            params = json.loads(request.body)
+        except ValueError:
+            return None, None, bad
+        if not isinstance(params, dict):
+            return None, None, bad
+        model = params.get("model")
+        if not isinstance(model, str) or not model:
+            return None, None, bad
+        spec = self.store.model(model)
+        if spec is None:
+            return None, None, f"{bad}: model {model!r} is not available"
+        rule = spec.input_rule
+        if rule is InputRule.IMAGE:
+            if not any(params.get(name) for name in ("image", "images", "image_url")):
+                return None, None, bad
+        elif not _non_empty(params.get("prompt")) and not (
+            rule is InputRule.TEXT and _non_empty(params.get("text"))
+        ):
+            return None, None, bad
+        size = params.get("size")
+        if size is not None and not (isinstance(size, str) and _SIZE.match(size)):
+            return (
+                None,
+                None,
+                f"Invalid size format: {size}, expected format: width*height",
+            )
+        count = params.get("num_images", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 4:
+            return None, None, bad
+        return params, spec, ""
+
+    # -- poll ------------------------------------------------------------------
+
+    def _poll(
+        self, request: Request, prediction_id: str, request_id: str, now: float
+    ) -> Response:
+        record = self.store.predictions.get(prediction_id)
+        self.stats.record_poll(record.id if record is not None else None)
+        faults = self.injector.draw(FaultTarget.POLL)
+        if faults.server_error is not None:
+            self.stats.record_fault("server_error")
+            return error_response(faults.server_error, request_id)
+        if record is None:
+            response = error_response(404, request_id)
+        elif now < record.warm_until:
+            self.stats.record_fault("warmup_404")
+            response = error_response(404, request_id)
+        else:
+            response = success(self._describe(record, now, request.origin), request_id)
+        return response if faults is NO_FAULTS else self._after(response, faults)
+
+    def _describe(
+        self, record: PredictionRecord, now: float, origin: str
+    ) -> dict[str, Any]:
+        status = record.status(now)
+        data: dict[str, Any] = {
+            "id": record.id,
+            "model": record.spec.model,
+            "status": status,
+            "outputs": None,
+            "urls": {"get": f"{origin}{POLL_PREFIX}{record.id}"},
+            "has_nsfw_contents": None,
+            "created_at": record.created_at,
+            "error": None,
+            "error_code": None,
+            "metrics": {},
+        }
+        if status == "processing":
+            return data
+        data["metrics"] = {"predict_time": record.predict_time}
+        if record.failed:
+            data.update(outputs=[], has_nsfw_contents=[], error=record.error)
+            data["error_code"] = record.error_code
+            return data
+        ext = record.extension
+        if record.base64:
+            prefix = f"data:{CONTENT_TYPES[ext]};base64,"
+            outputs = [
+                prefix + base64.b64encode(record.media(i)).decode()
+                for i in range(record.outputs)
+            ]
+        else:
+            outputs = [
+                f"{origin}{FILES_PREFIX}{record.id}-{i}.{ext}"
+                for i in range(record.outputs)
+            ]
+        data.update(
+            outputs=outputs, has_nsfw_contents=[record.nsfw] * record.outputs, error=""
+        )
+        return data
+
+    # -- upload and files --------------------------------------------------------
+
+    def _upload(self, request: Request, request_id: str) -> Response:
+        if len(request.body) > self.config.max_upload_bytes:
+            return error_response(413, request_id)
+        fields = _http.parse_multipart(
+            request.headers.get("content-type") or "", request.body
+        )
+        if "file" not in fields:
+            return error_response(400, request_id)
+        filename, content_type, data = fields["file"]
+        content_type = content_type or _guess_type(filename)
+        upload = self.store.add_upload(filename or "file", content_type, data)
+        self.stats.uploads += 1
+        payload = {
+            "type": content_type,
+            "download_url": f"{request.origin}{FILES_PREFIX}{upload.name}",
+            "filename": upload.filename,
+            "size": len(data),
+        }
+        return success(payload, request_id)
+
+    def _file(self, name: str, request_id: str, *, head: bool) -> Response:
+        upload = self.store.uploads.get(name)
+        if upload is not None:
+            content_type, data = upload.content_type, upload.data
+        else:
+            match = _OUTPUT_NAME.match(name)
+            record = self.store.predictions.get(match[1]) if match else None
+            if (
+                match is None
+                or record is None
+                or record.status(self.clock()) != "completed"
+                or int(match[2]) >= record.outputs
+                or match[3] != record.extension
+            ):
+                return error_response(404, request_id)
+            content_type, data = (
+                CONTENT_TYPES[record.extension],
+                record.media(int(match[2])),
+            )
+        headers = [
+            (b"content-type", content_type.encode("latin-1", "replace")),
+            (b"content-length", str(len(data)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        return Response(200, headers, b"" if head else data)
+
+    # -- control ---------------------------------------------------------------
+
+    def _control(self, request: Request, request_id: str) -> Response:
+        if not _is_loopback(request.client_host):
+            return error_response(403, request_id)
+        route = request.path[len(CONTROL_PREFIX) :]
+        if route == "stats" and request.method == "GET":
+            return json_response(200, self.stats.as_dict(), request_id)
+        if route == "reset" and request.method == "POST":
+            self.reset(state="state=1" in request.query)
+            return json_response(
+                200, {"code": 200, "message": "", "data": None}, request_id
+            )
+        return error_response(404, request_id)
+
+    def reset(self, *, state: bool = False) -> None:
+        """Zero the stats and rate-limit buckets; with ``state``, forget predictions."""
+        self.stats.reset()
+        if self.limiter is not None:
+            self.limiter.reset()
+        if state:
+            self.store.clear()
+
+
+def _non_empty(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _guess_type(filename: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

@@ -1,0 +1,160 @@
+"""
+What the emulator saw: the counts tests and benchmarks assert on.
+
+`EmulatorStats` is the live, mutable tally the request handler updates (plain
+integer and dict increments: it sits on the hot path). `EmulatorStats.snapshot`
+freezes a copy into a `StatsSnapshot`, which is what callers should read.
+
+Duplicate submissions are counted per *canonical body*: the submit's JSON body
+re-encoded with sorted keys and no whitespace, so ``{"a":1,"b":2}`` and
+``{"b": 2, "a": 1}`` are the same body. Only submissions that created a
+prediction count (a submit refused with 429 or 5xx bills nothing), and a body
+is stored as its 16-byte BLAKE2 digest, not in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["EmulatorStats", "StatsSnapshot", "canonical_body"]
+
+
+def canonical_body(body: Mapping[str, Any]) -> bytes:
+    """Return ``body`` as canonical JSON bytes (sorted keys, no whitespace)."""
+    return json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+@attrs.frozen(kw_only=True)
+class StatsSnapshot:
+    """
+    A frozen copy of the emulator's counters.
+
+    Attributes:
+        requests: every HTTP request answered (or dropped).
+        requests_by_endpoint: per ``"METHOD /route"``, e.g.
+            ``"GET /api/v1/model/prediction/{id}"``; unknown paths count as
+            ``"METHOD <unknown>"``.
+        responses_by_status: per HTTP status (dropped requests are not here).
+        predictions_created: predictions that exist.
+        polls: prediction GETs, for known and unknown ids alike.
+        polls_by_prediction: poll count per known prediction id.
+        unique_bodies: distinct canonical submit bodies that created predictions.
+        duplicates: bodies submitted (and created) more than once.
+        duplicate_submissions: extra submissions beyond the first of each body.
+        faults: per fault name, how many times it was injected (``rate_limit``,
+            ``in_flight_limit``, ``server_error``, ``drop``, ``slow``,
+            ``malformed``, ``warmup_404``, ``failure``, ``moderation``).
+        faults_injected: the sum of ``faults``.
+        uploads: files stored by ``uploadMedia``.
+    """
+
+    requests: int
+    requests_by_endpoint: Mapping[str, int]
+    responses_by_status: Mapping[int, int]
+    predictions_created: int
+    polls: int
+    polls_by_prediction: Mapping[str, int]
+    unique_bodies: int
+    duplicates: int
+    duplicate_submissions: int
+    faults: Mapping[str, int]
+    faults_injected: int
+    uploads: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the snapshot as JSON-ready data (status keys become strings)."""
+        data = attrs.asdict(self)
+        data["responses_by_status"] = {
+            str(status): count for status, count in self.responses_by_status.items()
+        }
+        return data
+
+    def polls_for(self, prediction_id: str) -> int:
+        """Return how many times ``prediction_id`` was polled."""
+        return self.polls_by_prediction.get(prediction_id, 0)
+
+
+class EmulatorStats:
+    """
+    The live counters; read them through `snapshot` (or `as_dict`).
+
+    Example::
+
+        stats = emulator.stats.snapshot()
+        assert stats.duplicate_submissions == 0
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        self.requests = 0
+        self.by_endpoint: Counter[str] = Counter()
+        self.by_status: Counter[int] = Counter()
+        self.predictions_created = 0
+        self.polls = 0
+        self.polls_by_prediction: Counter[str] = Counter()
+        self.bodies: Counter[bytes] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.uploads = 0
+
+    def record_request(self, endpoint: str) -> None:
+        """Count one request to ``endpoint`` (``"METHOD /route"``)."""
+        self.requests += 1
+        self.by_endpoint[endpoint] += 1
+
+    def record_status(self, status: int) -> None:
+        """Count one answer with HTTP ``status``."""
+        self.by_status[status] += 1
+
+    def record_fault(self, name: str) -> None:
+        """Count one injected fault."""
+        self.faults[name] += 1
+
+    def record_created(self, body: Mapping[str, Any]) -> None:
+        """Count one created prediction and its canonical body."""
+        self.predictions_created += 1
+        self.bodies[hashlib.blake2b(canonical_body(body), digest_size=16).digest()] += 1
+
+    def record_poll(self, prediction_id: str | None) -> None:
+        """Count one poll; ``None`` for an id the emulator does not know."""
+        self.polls += 1
+        if prediction_id is not None:
+            self.polls_by_prediction[prediction_id] += 1
+
+    def snapshot(self) -> StatsSnapshot:
+        """Return a frozen copy of every counter."""
+        repeated = [count for count in self.bodies.values() if count > 1]
+        return StatsSnapshot(
+            requests=self.requests,
+            requests_by_endpoint=dict(self.by_endpoint),
+            responses_by_status=dict(self.by_status),
+            predictions_created=self.predictions_created,
+            polls=self.polls,
+            polls_by_prediction=dict(self.polls_by_prediction),
+            unique_bodies=len(self.bodies),
+            duplicates=len(repeated),
+            duplicate_submissions=sum(count - 1 for count in repeated),
+            faults=dict(self.faults),
+            faults_injected=sum(self.faults.values()),
+            uploads=self.uploads,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return `snapshot` as JSON-ready data."""
+        return self.snapshot().as_dict()
+
+    def __repr__(self) -> str:
+        return (
+            f"EmulatorStats(requests={self.requests}, "
+            f"predictions_created={self.predictions_created}, polls={self.polls})"
+        )
