@@ -1,0 +1,574 @@
+"""Tests for the batch journal: real SQLite files in tmp_path, no mocks."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+import textwrap
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+
+from atlas_async._errors import ConfigurationError, JournalError
+from atlas_async._journal import (
+    ItemState,
+    Journal,
+    JournalEntry,
+    batch_fingerprint,
+    request_key,
+)
+from atlas_async._models import Kind, Prediction, PredictionStatus
+
+pytestmark = pytest.mark.asyncio
+
+
+@attrs.frozen
+class Req:
+    """A stand-in for GenerationRequest: anything with kind, model and params."""
+
+    kind: Kind | str
+    model: str
+    params: Mapping[str, Any]
+
+
+REQUESTS = [
+    Req(Kind.IMAGE, "google/nano-banana-2/text-to-image", {"prompt": "a red fox"}),
+    Req("video", "kwaivgi/kling-v3.0-std/image-to-video", {"image": "https://x/y.png"}),
+    Req(Kind.IMAGE, "google/nano-banana-2/text-to-image", {"prompt": "a red fox"}),
+]
+
+
+def completed(prediction_id: str = "p-0") -> Prediction:
+    """A completed snapshot with every modelled field set."""
+    return Prediction(
+        id=prediction_id,
+        status=PredictionStatus.COMPLETED,
+        status_raw="succeeded",
+        model="google/nano-banana-2/text-to-image",
+        outputs=("https://cdn.example/a.png", "data:image/png;base64,iVBORw0KGgo="),
+        error=None,
+        error_code=None,
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        has_nsfw_contents=(False, True),
+        urls={"get": "https://api.atlascloud.ai/api/v1/model/prediction/p-0"},
+        metrics={"predict_time": 4.5},
+        raw={"ignored": True},
+    )
+
+
+class FakeWallClock:
+    """Epoch seconds that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "run.db"
+
+
+async def begin(path: Path) -> list[JournalEntry]:
+    async with Journal(path) as journal:
+        return await journal.begin(REQUESTS)
+
+
+class TestKeys:
+    async def test_key_ignores_param_order_and_kind_spelling(self) -> None:
+        """The key is the same for equal requests however they are spelled."""
+        a = Req(Kind.IMAGE, "m", {"a": 1, "b": [1, 2]})
+        b = Req("IMAGE", "m", {"b": [1, 2], "a": 1})
+        assert request_key(a) == request_key(b)
+        assert len(request_key(a)) == 64
+
+    @pytest.mark.parametrize(
+        "other",
+        [
+            pytest.param(Req(Kind.VIDEO, "m", {"a": 1}), id="kind"),
+            pytest.param(Req(Kind.IMAGE, "n", {"a": 1}), id="model"),
+            pytest.param(Req(Kind.IMAGE, "m", {"a": 2}), id="params"),
+        ],
+    )
+    async def test_key_differs_when_the_request_does(self, other: Req) -> None:
+        """Kind, model and every param value are part of the key."""
+        assert request_key(Req(Kind.IMAGE, "m", {"a": 1})) != request_key(other)
+
+    async def test_params_that_are_not_json_are_refused(self) -> None:
+        """A param JSON cannot carry is a ConfigurationError naming the problem."""
+        with pytest.raises(ConfigurationError, match="must be JSON"):
+            request_key(Req(Kind.IMAGE, "m", {"when": datetime(2026, 1, 1)}))
+
+    async def test_fingerprint_depends_on_order(self) -> None:
+        """The same keys in another order are another batch."""
+        assert batch_fingerprint(["a", "b"]) != batch_fingerprint(["b", "a"])
+        assert batch_fingerprint(["a", "b"]) == batch_fingerprint(iter(["a", "b"]))
+
+
+class TestOpen:
+    async def test_new_file_is_wal_with_full_sync_and_a_schema_version(
+        self, path: Path
+    ) -> None:
+        """A new journal is in WAL mode, fsyncs every commit, and records its schema."""
+        async with Journal(path) as journal:
+            conn = journal._conn
+            assert conn is not None
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            meta = dict(conn.execute("SELECT name, value FROM meta"))
+        conn.close()
+        assert meta == {"format": "atlas_async.journal", "schema_version": "1"}
+
+    async def test_missing_parent_directories_are_created(self, tmp_path: Path) -> None:
+        """The journal's directory is created when it does not exist."""
+        nested = tmp_path / "a" / "b" / "run.db"
+        async with Journal(nested):
+            pass
+        assert nested.is_file()
+
+    async def test_corrupt_file_is_refused_with_a_readable_message(
+        self, path: Path
+    ) -> None:
+        """A file that is not SQLite gives a JournalError naming it and what to do."""
+        await anyio.Path(path).write_bytes(b"not a database, just text " * 100)
+        with pytest.raises(JournalError) as caught:
+            await Journal(path).open()
+        message = str(caught.value)
+        assert str(path) in message
+        assert "not a usable atlas_async journal" in message
+        assert "choose another journal path" in message
+
+    async def test_another_applications_database_is_refused(self, path: Path) -> None:
+        """A valid SQLite file without our schema is not taken over."""
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE users (name TEXT)")
+        conn.commit()
+        conn.close()
+        with pytest.raises(JournalError, match="not a journal"):
+            await Journal(path).open()
+
+    async def test_a_meta_table_of_another_format_is_refused(self, path: Path) -> None:
+        """A database with tables named like ours but another format is refused."""
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE meta (name TEXT, value TEXT)")
+        conn.execute("CREATE TABLE items (idx INTEGER)")
+        conn.execute("INSERT INTO meta VALUES ('format', 'something.else')")
+        conn.commit()
+        conn.close()
+        with pytest.raises(JournalError, match="not a journal"):
+            await Journal(path).open()
+
+    async def test_newer_schema_is_refused(self, path: Path) -> None:
+        """A journal written by a newer version asks for an upgrade."""
+        await begin(path)
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
+        conn.commit()
+        conn.close()
+        with pytest.raises(JournalError, match=r"newer atlas_async.*upgrade"):
+            await Journal(path).open()
+
+    async def test_second_opener_is_refused_while_the_first_holds_it(
+        self, path: Path
+    ) -> None:
+        """Two runs on one journal would submit twice, so the second is refused."""
+        async with Journal(path):
+            with pytest.raises(JournalError, match="in use by another process"):
+                await Journal(path).open()
+        async with Journal(path) as again:  # the lock went with the first close
+            assert await again.summary() == dict.fromkeys(ItemState, 0)
+
+    async def test_a_directory_as_path_cannot_be_opened(self, tmp_path: Path) -> None:
+        """A path that cannot be a file is a JournalError, not a sqlite3 error."""
+        with pytest.raises(JournalError, match="cannot open journal"):
+            await Journal(tmp_path).open()
+
+    async def test_using_a_closed_journal_is_an_error(self, path: Path) -> None:
+        """Calls outside `async with` say how to open the journal."""
+        journal = Journal(path)
+        with pytest.raises(JournalError, match="not open"):
+            await journal.items()
+        async with journal:
+            with pytest.raises(JournalError, match="already open"):
+                await journal.open()
+        await journal.close()  # a second close is harmless
+        assert "open=False" in repr(journal)
+
+    async def test_a_database_failure_mid_run_is_a_journal_error(
+        self, path: Path
+    ) -> None:
+        """sqlite3's own errors never escape: they arrive as JournalError."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            assert journal._conn is not None
+            journal._conn.close()  # as if the file system went away under us
+            with pytest.raises(JournalError, match="closed database"):
+                await journal.mark_submitting(0)
+
+
+class TestBegin:
+    async def test_new_batch_is_all_pending_and_duplicates_stay_distinct(
+        self, path: Path
+    ) -> None:
+        """Every request becomes a pending item; equal requests share a key only."""
+        entries = await begin(path)
+        assert [e.index for e in entries] == [0, 1, 2]
+        assert {e.state for e in entries} == {ItemState.PENDING}
+        assert entries[0].key == entries[2].key == request_key(REQUESTS[0])
+        assert entries[1].kind is Kind.VIDEO
+        assert entries[1].params == {"image": "https://x/y.png"}
+
+    async def test_same_batch_resumes(self, path: Path) -> None:
+        """Opening with the same requests returns what was recorded."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(1)
+            await journal.mark_submitted(1, "p-1")
+            assert len(await journal.begin(REQUESTS)) == 3  # idempotent in a run
+        entries = await begin(path)
+        assert entries[1].state is ItemState.SUBMITTED
+        assert entries[1].prediction_id == "p-1"
+
+    @pytest.mark.parametrize(
+        "other",
+        [
+            pytest.param(REQUESTS[:2], id="fewer"),
+            pytest.param([REQUESTS[1], REQUESTS[0], REQUESTS[2]], id="reordered"),
+            pytest.param([*REQUESTS[:2], Req(Kind.IMAGE, "m", {})], id="changed"),
+        ],
+    )
+    async def test_another_batch_is_refused(self, path: Path, other: list[Req]) -> None:
+        """A journal of another batch names the file and says what to do."""
+        await begin(path)
+        async with Journal(path) as journal:
+            with pytest.raises(JournalError) as caught:
+                await journal.begin(other)
+            assert await journal.summary() == {
+                **dict.fromkeys(ItemState, 0),
+                ItemState.PENDING: 3,
+            }
+        message = str(caught.value)
+        assert str(path) in message
+        assert "belongs to another batch" in message
+        assert "new journal path" in message
+
+    async def test_empty_batch_is_allowed(self, path: Path) -> None:
+        """A batch of nothing is recorded and resumed like any other."""
+        async with Journal(path) as journal:
+            assert await journal.begin([]) == []
+            with pytest.raises(JournalError, match="another batch"):
+                await journal.begin(REQUESTS)
+
+
+SENT = "submitting submitted"
+
+
+class TestTransitions:
+    async def test_happy_path_records_everything(self, path: Path) -> None:
+        """pending -> submitting -> submitted -> completed keeps id, outputs, files."""
+        clock = FakeWallClock()
+        async with Journal(path, wall_clock=clock) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(0)
+            assert (await journal.get(0)).state is ItemState.SUBMITTING
+            await journal.mark_submitted(0, "p-0")
+            clock.now = 1_005.0
+            await journal.mark_completed(0, completed())
+            await journal.record_files(0, [Path("/out/p-0-0.png")])
+            entry = await journal.get(0)
+        assert entry.state is ItemState.COMPLETED
+        assert entry.prediction_id == "p-0"
+        assert entry.prediction == completed()
+        assert entry.outputs == completed().outputs
+        assert entry.files == (Path("/out/p-0-0.png"),)
+        assert entry.attempts == 1
+        assert (entry.created_at, entry.updated_at) == (1_000.0, 1_005.0)
+
+    @pytest.mark.parametrize(
+        ("setup", "action"),
+        [
+            pytest.param("", "submitted", id="pending-to-submitted"),
+            pytest.param("", "completed", id="pending-to-completed"),
+            pytest.param("", "unknown", id="pending-to-unknown"),
+            pytest.param("submitting", "submitting", id="submitting-twice"),
+            pytest.param("submitting", "completed", id="submitting-to-completed"),
+            pytest.param("submitting submitted", "unknown", id="submitted-to-unknown"),
+            pytest.param("submitting submitted", "pending", id="submitted-to-pending"),
+            pytest.param("submitting submitted", "files", id="files-before-completed"),
+            pytest.param(f"{SENT} completed", "submitting", id="completed-resent"),
+            pytest.param(f"{SENT} completed", "failed", id="completed-to-failed"),
+        ],
+    )
+    async def test_illegal_transitions_are_refused(
+        self, path: Path, setup: str, action: str
+    ) -> None:
+        """A step the state machine does not allow raises and changes nothing."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            for step in setup.split():
+                await do(journal, 0, step)
+            before = await journal.get(0)
+            with pytest.raises(JournalError, match=r"item 0 is .*cannot become"):
+                await do(journal, 0, action)
+            assert await journal.get(0) == before
+
+    async def test_unknown_index_is_an_error(self, path: Path) -> None:
+        """Marking an index the batch does not have is a JournalError."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            with pytest.raises(JournalError, match="no item 7"):
+                await journal.mark_submitting(7)
+            with pytest.raises(JournalError, match="no item 7"):
+                await journal.get(7)
+
+    async def test_submitted_needs_an_id(self, path: Path) -> None:
+        """An empty prediction id is refused before anything is written."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(0)
+            with pytest.raises(JournalError, match="prediction id is required"):
+                await journal.mark_submitted(0, "")
+
+    async def test_unknown_can_be_resolved_by_id_or_resubmitted(
+        self, path: Path
+    ) -> None:
+        """An unknown item accepts an id found later, or a knowing reset."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            for index in (0, 1):
+                await journal.mark_submitting(index)
+                await journal.mark_unknown(index, "read timeout after sending")
+            await journal.mark_submitted(0, "p-found")
+            await journal.reset_to_pending(1)
+            await journal.mark_submitting(1)
+            first, second = await journal.get(0), await journal.get(1)
+        assert (first.state, first.prediction_id, first.error_type) == (
+            ItemState.SUBMITTED,
+            "p-found",
+            None,
+        )
+        assert second.state is ItemState.SUBMITTING
+        assert second.attempts == 2
+        assert second.error_message is None
+
+    async def test_submit_that_never_left_goes_back_to_pending(
+        self, path: Path
+    ) -> None:
+        """A submit refused before sending (connect error) is simply pending again."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(2)
+            await journal.reset_to_pending(2)
+            assert (await journal.get(2)).state is ItemState.PENDING
+
+    async def test_failure_keeps_type_message_and_snapshot(self, path: Path) -> None:
+        """A failed prediction can be rebuilt: error type, message and snapshot."""
+        failed = Prediction(
+            id="p-9",
+            status=PredictionStatus.FAILED,
+            error="content policy",
+            error_code=1039,
+        )
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_failed(1, "InvalidRequestError", "400: bad size")
+            await journal.mark_submitting(0)
+            await journal.mark_submitted(0, "p-9")
+            await journal.mark_failed(
+                0, "PredictionFailedError", "content policy", prediction=failed
+            )
+            refused, moderated = await journal.get(1), await journal.get(0)
+        assert (refused.state, refused.error_type, refused.prediction) == (
+            ItemState.FAILED,
+            "InvalidRequestError",
+            None,
+        )
+        assert moderated.prediction == failed
+        assert moderated.error_message == "content policy"
+
+    async def test_failed_item_can_be_retried_knowingly(self, path: Path) -> None:
+        """Resetting a failed item clears its id, snapshot, outputs and error."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(0)
+            await journal.mark_submitted(0, "p-0")
+            failed = attrs.evolve(completed(), status=PredictionStatus.FAILED)
+            await journal.mark_failed(
+                0, "PredictionFailedError", "x", prediction=failed
+            )
+            await journal.reset_to_pending(0)
+            entry = await journal.get(0)
+        assert entry.state is ItemState.PENDING
+        assert (entry.prediction_id, entry.prediction, entry.outputs) == (
+            None,
+            None,
+            (),
+        )
+        assert (entry.error_type, entry.error_message) == (None, None)
+
+    async def test_summary_and_filtered_items(self, path: Path) -> None:
+        """summary() counts every state; items(states) filters in index order."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(0)
+            await journal.mark_submitting(2)
+            counts = await journal.summary()
+            submitting = await journal.items([ItemState.SUBMITTING])
+        assert counts[ItemState.SUBMITTING] == 2
+        assert counts[ItemState.PENDING] == 1
+        assert counts[ItemState.COMPLETED] == 0
+        assert [e.index for e in submitting] == [0, 2]
+
+
+async def do(journal: Journal, index: int, step: str) -> None:
+    """Apply one named transition (for the parametrized table)."""
+    if step == "submitting":
+        await journal.mark_submitting(index)
+    elif step == "submitted":
+        await journal.mark_submitted(index, f"p-{index}")
+    elif step == "completed":
+        await journal.mark_completed(index, completed(f"p-{index}"))
+    elif step == "files":
+        await journal.record_files(index, [Path("a.png")])
+    elif step == "failed":
+        await journal.mark_failed(index, "ServerError", "500")
+    elif step == "unknown":
+        await journal.mark_unknown(index, "no answer")
+    else:
+        assert step == "pending"
+        await journal.reset_to_pending(index)
+
+
+CRASH_SCRIPT = """
+import os, sys, anyio
+from atlas_async._journal import Journal
+from atlas_async._models import Kind
+sys.path.insert(0, {tests!r})
+from test_journal import REQUESTS
+
+async def main():
+    journal = Journal({path!r})
+    await journal.open()
+    await journal.begin(REQUESTS)
+    await journal.mark_submitting(0)
+    await journal.mark_submitted(0, "p-0")
+    await journal.mark_submitting(1)
+    os._exit(17)  # the process dies between the commit and the POST's answer
+
+anyio.run(main)
+"""
+
+
+class TestPersistence:
+    async def test_every_state_survives_reopening(self, path: Path) -> None:
+        """What was committed is what the next run reads, snapshot included."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(0)
+            await journal.mark_submitted(0, "p-0")
+            await journal.mark_completed(0, completed(), [Path("out/p-0-0.png")])
+            await journal.mark_failed(1, "InvalidRequestError", "bad")
+        entries = await begin(path)
+        assert [e.state for e in entries] == [
+            ItemState.COMPLETED,
+            ItemState.FAILED,
+            ItemState.PENDING,
+        ]
+        assert entries[0].prediction == completed()
+        assert entries[0].files == (Path("out/p-0-0.png"),)
+
+    async def test_crash_while_submitting_becomes_unknown_never_pending(
+        self, path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A process killed after committing `submitting` leaves an unknown item."""
+        script = CRASH_SCRIPT.format(path=str(path), tests=str(Path(__file__).parent))
+        done = await anyio.run_process(
+            [sys.executable, "-c", textwrap.dedent(script)], check=False
+        )
+        assert done.returncode == 17, done.stderr.decode()
+        with caplog.at_level(logging.WARNING, logger="atlas_async.journal"):
+            async with Journal(path) as journal:
+                assert journal.recovered_unknown == (1,)
+                entries = await journal.begin(REQUESTS)
+        assert [e.state for e in entries] == [
+            ItemState.SUBMITTED,
+            ItemState.UNKNOWN,
+            ItemState.PENDING,
+        ]
+        assert entries[1].error_type == "SubmissionUnknownError"
+        assert "may exist and bill" in (entries[1].error_message or "")
+        assert "items [1]" in caplog.text
+        async with Journal(path) as journal:  # reported once, not again
+            assert journal.recovered_unknown == ()
+
+
+class TestConcurrency:
+    async def test_many_tasks_share_one_journal(self, path: Path) -> None:
+        """Hundreds of concurrent tasks each walk their item to completed."""
+        requests = [Req(Kind.IMAGE, "m", {"prompt": str(i)}) for i in range(200)]
+
+        async def walk(journal: Journal, index: int) -> None:
+            await journal.mark_submitting(index)
+            await journal.mark_submitted(index, f"p-{index}")
+            await journal.mark_completed(index, completed(f"p-{index}"))
+
+        async with Journal(path) as journal:
+            await journal.begin(requests)
+            async with anyio.create_task_group() as tg:
+                for index in range(len(requests)):
+                    tg.start_soon(walk, journal, index)
+            counts = await journal.summary()
+            entries = await journal.items()
+        assert counts[ItemState.COMPLETED] == 200
+        assert [e.prediction_id for e in entries] == [f"p-{i}" for i in range(200)]
+
+    async def test_racing_submitters_cannot_both_claim_an_item(
+        self, path: Path
+    ) -> None:
+        """Of many tasks marking one item submitting, exactly one succeeds."""
+        wins: list[int] = []
+
+        async def claim(journal: Journal, task: int) -> None:
+            try:
+                await journal.mark_submitting(0)
+            except JournalError:
+                return
+            wins.append(task)
+
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            async with anyio.create_task_group() as tg:
+                for task in range(20):
+                    tg.start_soon(claim, journal, task)
+            assert (await journal.get(0)).attempts == 1
+        assert len(wins) == 1
+
+
+class TestSecrets:
+    async def test_bearer_tokens_in_messages_are_redacted(self, path: Path) -> None:
+        """An error text quoting a header never puts the key on disk."""
+        secret = "sk-live-0123456789abcdef"
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_failed(
+                0, "Boom", f"headers: {{'Authorization': 'Bearer {secret}'}}"
+            )
+            await journal.mark_failed(
+                1, "Boom", f"sent authorization={secret} then bearer {secret}"
+            )
+            await journal.mark_submitting(2)
+            await journal.mark_unknown(2, f"Authorization: Bearer {secret}")
+            messages = [e.error_message or "" for e in await journal.items()]
+        assert all("[redacted]" in m and secret not in m for m in messages)
+        stored = b"".join(p.read_bytes() for p in path.parent.glob("run.db*"))
+        assert secret.encode() not in stored
