@@ -1,0 +1,456 @@
+"""
+`AtlasClient`: the lifecycle, the raw operations, and the public one-shot calls.
+
+Theory of operation:
+
+* **Structured lifecycle** (httpx ``ClientState``, trio nurseries). A client is
+  UNOPENED when built, OPENED inside ``async with``, CLOSED after. Entering opens
+  the httpx client (if the client owns it) and an anyio task group, where the
+  poll scheduler runs; leaving stops the background work, waits for the task
+  group, then closes httpx. Using the client outside that block raises
+  `ClientStateError` (`ClientClosedError` after it), never a confusing httpx error.
+* **One event loop.** The loop that entered the client owns it: httpx
+  connections, anyio primitives and the task group all belong to that loop. Any
+  call from another loop (or another async library) raises `ClientStateError`.
+  No ``__del__`` and no module-level client: nothing closes on a loop it does not
+  own.
+* **Raw operations are thin.** Each one is: check the state, one
+  `ApiSession.request` with the right `RetryMode`, one ``_wire`` parser. Waiting
+  for predictions lives in the scheduler, which calls `_create_prediction` and
+  `_fetch_prediction` (see `_start_background`).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import mimetypes
+import os
+import random
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import anyio.to_thread
+import attrs
+import httpx
+
+from . import _wire
+from ._clock import AnyioClock, Clock
+from ._config import (
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_RETRIES,
+    TimeoutArg,
+    resolve_config,
+)
+from ._errors import ClientClosedError, ClientStateError, ConfigurationError
+from ._http import ApiSession, RetryMode
+from ._models import Kind, ModelInfo, Prediction, UploadedMedia
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["AtlasClient", "FileInput"]
+
+logger = logging.getLogger("atlas_async")
+
+FileInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+"""What `AtlasClient.upload_media` accepts: a path, the bytes, or a binary stream."""
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"  # built; ``async with`` not entered yet
+    OPENED = "opened"  # inside ``async with``: the only state that sends requests
+    CLOSED = "closed"  # ``async with`` has ended; a client is never reopened
+
+
+class AtlasClient:
+    """
+    The Atlas Cloud client: enter it with ``async with``, then submit and poll.
+
+    Example::
+
+        async with AtlasClient() as client:        # key from ATLASCLOUD_API_KEY
+            prediction = await client.get_prediction("8ba2926c6bd6...")
+            media = await client.upload_media("cat.png")
+
+    Args:
+        api_key: the API key; default ``ATLASCLOUD_API_KEY``. Only calls that
+            need it fail without one (``list_models`` does not).
+        base_url: the API base; default ``ATLASCLOUD_BASE_URL``, then
+            ``https://api.atlascloud.ai/api/v1``.
+        timeout: per HTTP request: seconds, a ``timedelta``, `Timeouts` or an
+            ``httpx.Timeout``. Default: connect 10 s, read 60 s, write 60 s.
+        max_in_flight: predictions submitted and not yet terminal; further
+            submits wait. None: no limit.
+        max_concurrent_requests: HTTP requests in flight at once (submits, polls,
+            uploads share it).
+        requests_per_second: a request budget; None is unlimited, but the client
+            always slows down on 429.
+        poll: a ``PollPolicy``, or a mapping of one per `Kind`.
+        http_client: an ``httpx.AsyncClient`` to use; the client never closes it
+            nor changes its settings.
+        transport: an httpx transport for the client the SDK builds (e.g.
+            ``httpx.MockTransport`` in tests, or an aiohttp-backed transport).
+        clock: where the client reads time and sleeps (tests pass a
+            ``FakeClock``).
+        rng: the source of jitter (tests pass a seeded ``random.Random``).
+        max_retries: retries of one idempotent request (or refused submit).
+        allow_insecure_http: allow plain ``http://`` to a non-loopback host.
+
+    Raises:
+        ConfigurationError: for a malformed key or URL, plain http to a remote
+            host, both ``http_client`` and ``transport``, or a bad option.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutArg = None,
+        max_in_flight: int | None = None,
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        requests_per_second: float | None = None,
+        poll: object = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self._config = resolve_config(
+            api_key,
+            base_url,
+            env=os.environ,
+            timeout=timeout,
+            max_retries=max_retries,
+            allow_insecure_http=allow_insecure_http,
+            max_in_flight=max_in_flight,
+            max_concurrent_requests=max_concurrent_requests,
+            requests_per_second=requests_per_second,
+            poll=poll,
+        )
+        self._clock: Clock = clock if clock is not None else AnyioClock()
+        self._rng = rng if rng is not None else random.Random()
+        self._session = ApiSession(
+            self._config,
+            http_client=http_client,
+            transport=transport,
+            clock=self._clock,
+            rng=self._rng,
+        )
+        self._state = _State.UNOPENED
+        self._closing = False
+        self._loop: anyio.lowlevel.EventLoopToken | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> AtlasClient:
+        if self._state is _State.OPENED:
+            raise ClientStateError(
+                "this AtlasClient is already open: enter `async with` once per client"
+            )
+        if self._state is _State.CLOSED:
+            raise ClientClosedError(
+                "this AtlasClient is closed and cannot be reopened: create a new"
+                " AtlasClient"
+            )
+        loop = anyio.lowlevel.current_token()
+        stack = AsyncExitStack()
+        try:
+            await stack.enter_async_context(self._session)
+            task_group = await stack.enter_async_context(anyio.create_task_group())
+            self._loop, self._task_group = loop, task_group
+            self._state = _State.OPENED
+            await self._start_background(task_group)
+        except BaseException:
+            # A half-open client is unusable (httpx clients never reopen).
+            self._state = _State.CLOSED
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        stack = self._exit_stack
+        if self._state is not _State.OPENED or stack is None:
+            raise ClientStateError("this AtlasClient is not open")
+        self._closing = True
+        try:
+            try:
+                await self._stop_background()
+            finally:
+                # Task group first (background work may still send), then httpx.
+                suppress = await stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # anyio wraps the block's own exception in a group: give the caller
+            # back exactly what their code raised.
+            if exc is not None and list(group.exceptions) == [exc]:
+                return False
+            raise
+        finally:
+            self._state = _State.CLOSED
+            self._exit_stack = self._task_group = None
+        return suppress
+
+    async def _start_background(self, task_group: anyio.abc.TaskGroup) -> None:
+        """
+        Start the client's background work; called by ``__aenter__`` when open.
+
+        The poll scheduler plugs in here::
+
+            scheduler = Scheduler(create=self._create_prediction,
+                                  fetch=self._fetch_prediction, clock=self._clock,
+                                  rng=self._rng, config=self._config)
+            self._session.gate = scheduler.gate   # every request passes it
+            task_group.start_soon(scheduler.run)
+
+        The client is already OPENED, so the raw operations work from here on.
+        """
+
+    async def _stop_background(self) -> None:
+        """
+        Stop the background work; called first by ``__aexit__``.
+
+        The default cancels the task group's remaining tasks. A scheduler that
+        drains (resolves its futures with `ClientClosedError`) does so here, before
+        the cancel. Raw operations still work until this returns.
+        """
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    def _require_open(self, *, internal: bool = False) -> None:
+        """Raise unless the client is open, on this event loop."""
+        if self._state is _State.UNOPENED:
+            raise ClientStateError(
+                "this AtlasClient is not open yet: use"
+                " `async with AtlasClient() as client:` and call it inside the block"
+            )
+        if self._state is _State.CLOSED or (self._closing and not internal):
+            raise ClientClosedError(
+                "this AtlasClient is closed: its `async with` block has ended;"
+                " create a new AtlasClient"
+            )
+        if anyio.lowlevel.current_token() != self._loop:
+            raise ClientStateError(
+                "this AtlasClient belongs to another event loop: a client can only"
+                " be used from the loop (and thread) that entered `async with`;"
+                " create one client per event loop"
+            )
+
+    # -- raw operations for the scheduler ---------------------------------------
+
+    async def _create_prediction(
+        self, kind: Kind | str, model: str, params: Mapping[str, Any]
+    ) -> Prediction:
+        """
+        Submit one prediction: one POST, never re-sent once it may have arrived.
+
+        Raises:
+            SubmissionUnknownError: sent, and no answer came.
+            APIError: refused (429/503 only after the allowed retries).
+        """
+        self._require_open(internal=True)
+        kind = Kind.coerce(kind)
+        raw = await self._session.request(
+            "POST",
+            _wire.submit_path(kind),
+            json=_wire.build_submit_body(model, params),
+            retry=RetryMode.SUBMIT,
+            kind=kind,
+            model=model,
+        )
+        prediction = _wire.parse_submit(
+            raw.status_code, raw.headers, raw.content, now=time.time()
+        )
+        logger.debug(
+            "submitted prediction %s (%s, %s)",
+            prediction.id,
+            kind.value,
+            model,
+            extra={"prediction_id": prediction.id},
+        )
+        return prediction
+
+    async def _fetch_prediction(self, prediction_id: str) -> Prediction:
+        """One poll: one GET, no retry (the scheduler decides when to try again)."""
+        self._require_open(internal=True)
+        return await self._get(prediction_id, RetryMode.NONE)
+
+    async def _get(self, prediction_id: str, retry: RetryMode) -> Prediction:
+        raw = await self._session.request(
+            "GET",
+            _wire.prediction_path(prediction_id),
+            retry=retry,
+            prediction_id=prediction_id,
+        )
+        return _wire.parse_prediction(
+            raw.status_code,
+            raw.headers,
+            raw.content,
+            now=time.time(),
+            prediction_id=prediction_id,
+        )
+
+    # -- public one-shot calls ------------------------------------------------
+
+    async def get_prediction(self, prediction_id: str) -> Prediction:
+        """
+        Fetch a prediction's current snapshot: one GET, no waiting.
+
+        A failed prediction is returned, not raised: check ``.status``. Network
+        errors, 429 and 5xx are retried a few times with backoff.
+
+        Example::
+
+            prediction = await client.get_prediction("8ba2926c6bd6...")
+            if prediction.status.is_terminal:
+                print(prediction.status, prediction.outputs)
+
+        Raises:
+            NotFoundError: no such prediction (fresh ones may 404 for a moment).
+            APIError: another error answer.
+            TransportError: no usable answer after the retries.
+        """
+        self._require_open()
+        return await self._get(prediction_id, RetryMode.IDEMPOTENT)
+
+    async def upload_media(
+        self, file: FileInput, *, filename: str | None = None
+    ) -> UploadedMedia:
+        """
+        Upload a local file; pass the returned ``url`` as a model input.
+
+        ``file`` is a path, the bytes themselves, or a binary stream (opened with
+        ``"rb"``). The content type is guessed from the filename, then from the
+        first bytes. The upload is sent as multipart field ``file``.
+
+        Example::
+
+            media = await client.upload_media("cat.png")
+            future = await client.submit_video(model, image=media.url)
+
+        Args:
+            file: what to upload.
+            filename: the name the server sees; default the path's or stream's
+                name, else ``upload`` plus an extension matching the content.
+
+        Raises:
+            ConfigurationError: the path does not exist or cannot be read, or the
+                stream is not binary.
+            APIError: the server refused it (e.g. 413 above 50 MB).
+        """
+        self._require_open()
+        data, name = await _read_file(file)
+        upload_name, content_type = _name_and_type(filename or name, data)
+        raw = await self._session.request(
+            "POST",
+            _wire.UPLOAD_PATH,
+            files={"file": (upload_name, data, content_type)},
+            # A repeated upload only leaves a second temporary file behind.
+            retry=RetryMode.IDEMPOTENT,
+        )
+        media = _wire.parse_upload(
+            raw.status_code, raw.headers, raw.content, now=time.time()
+        )
+        return attrs.evolve(
+            media,
+            filename=media.filename or upload_name,
+            size=media.size if media.size is not None else len(data),
+            content_type=media.content_type or content_type,
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        """
+        Return the model catalog. Needs no API key; sends none.
+
+        Example::
+
+            models = await client.list_models()
+            videos = [m.model for m in models if m.kind is Kind.VIDEO]
+        """
+        self._require_open()
+        raw = await self._session.request(
+            "GET", _wire.MODELS_PATH, retry=RetryMode.IDEMPOTENT, auth=False
+        )
+        return _wire.parse_models(
+            raw.status_code, raw.headers, raw.content, now=time.time()
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AtlasClient(base_url={self._config.base_url!r},"
+            f" state={self._state.value})"
+        )
+
+
+async def _read_file(file: FileInput) -> tuple[bytes, str | None]:
+    """Return the bytes to upload and the name they came with, if any."""
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        return bytes(file), None
+    if isinstance(file, (str, os.PathLike)):
+        path = Path(file)
+        try:
+            return await anyio.Path(path).read_bytes(), path.name
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot upload {str(path)!r}: {exc.strerror or exc}"
+            ) from exc
+    read = getattr(file, "read", None)
+    if read is None:
+        raise ConfigurationError(
+            "upload_media takes a path, bytes or a binary stream, not"
+            f" {type(file).__name__}"
+        )
+    # A file object's read() blocks: keep it off the event loop.
+    data = await anyio.to_thread.run_sync(read)
+    if not isinstance(data, (bytes, bytearray)):
+        raise ConfigurationError(
+            "upload_media needs a binary stream: open the file with 'rb'"
+        )
+    name = getattr(file, "name", None)
+    return bytes(data), os.path.basename(name) if isinstance(name, str) else None
+
+
+# Leading bytes of common media formats, for uploads that come without a name:
+# (offset, signature, content type, extension).
+_SIGNATURES: tuple[tuple[int, bytes, str, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (0, b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+    (0, b"GIF8", "image/gif", ".gif"),
+    (8, b"WEBP", "image/webp", ".webp"),
+    (8, b"WAVE", "audio/wav", ".wav"),
+    (4, b"ftyp", "video/mp4", ".mp4"),
+    (0, b"\x1a\x45\xdf\xa3", "video/webm", ".webm"),
+    (0, b"ID3", "audio/mpeg", ".mp3"),
+    (0, b"OggS", "audio/ogg", ".ogg"),
+    (0, b"fLaC", "audio/flac", ".flac"),
+)
+
+
+def _name_and_type(name: str | None, data: bytes) -> tuple[str, str]:
+    """The filename to send and its content type: by name, else by content."""
+    base = os.path.basename(name) if name else ""
+    guessed = mimetypes.guess_type(base)[0] if base else None
+    if guessed:
+        return base, guessed
+    for offset, magic, content_type, extension in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return base or "upload" + extension, content_type
+    return base or "upload", "application/octet-stream"
