@@ -7,6 +7,21 @@ Helpers for testing code that uses atlas_async, public and documented in
 blocked, jumping straight to the next sleeper's deadline. Prior art: trio's
 ``MockClock(autojump_threshold=0)``; this one works under asyncio and trio
 alike through anyio.
+
+The module is also a pytest plugin. Register it in a ``conftest.py`` with
+``pytest_plugins = ["atlas_async.testing"]`` to get these fixtures:
+
+* ``fake_clock``: a fresh `FakeClock`;
+* ``atlas_emulator_config``: the ``EmulatorConfig`` the emulator fixtures use
+  (defaults; override this fixture in your ``conftest.py`` to add faults);
+* ``atlas_emulator``: an in-process ``atlas_async.emulator.Emulator`` whose
+  time is ``fake_clock`` (use its ``transport`` and ``base_url``);
+* ``atlas_emulator_server``: an emulator on a loopback socket, real time, for
+  the duration of one test (async, asyncio only; needs pytest-asyncio).
+
+Importing this module needs neither pytest nor the emulator extra: the fixtures
+are defined only when pytest is importable, and each imports the emulator only
+when a test asks for it.
 """
 
 from __future__ import annotations
@@ -15,10 +30,14 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 import attrs
+
+if TYPE_CHECKING:
+    from .emulator import Emulator, EmulatorConfig, RunningEmulator
 
 __all__ = ["FakeClock"]
 
@@ -132,3 +151,52 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now:g})"
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - FakeClock alone needs no pytest
+    pass
+else:
+
+    @pytest.fixture
+    def fake_clock() -> FakeClock:
+        """A fresh `FakeClock` starting at 0."""
+        return FakeClock()
+
+    @pytest.fixture
+    def atlas_emulator_config() -> EmulatorConfig:
+        """The emulator fixtures' configuration; override it to add faults."""
+        from .emulator import EmulatorConfig
+
+        return EmulatorConfig()
+
+    @pytest.fixture
+    def atlas_emulator(
+        atlas_emulator_config: EmulatorConfig, fake_clock: FakeClock
+    ) -> Emulator:
+        """
+        An in-process emulator on ``fake_clock``: nothing completes until the
+        test advances the clock (or runs inside ``fake_clock.autojump()``).
+        """
+        from .emulator import Emulator
+
+        return Emulator(
+            atlas_emulator_config, clock=fake_clock.now, sleep=fake_clock.sleep
+        )
+
+    try:
+        import pytest_asyncio
+    except ImportError:  # pragma: no cover - only the socket fixture needs it
+        pass
+    else:
+
+        @pytest_asyncio.fixture
+        async def atlas_emulator_server(
+            atlas_emulator_config: EmulatorConfig,
+        ) -> AsyncIterator[RunningEmulator]:
+            """An emulator serving on a loopback socket in real time (asyncio)."""
+            from .emulator import serve
+
+            async with serve(atlas_emulator_config) as running:
+                yield running
