@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import httpx
@@ -68,6 +68,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("atlas_async")
+
+_E = TypeVar("_E", bound="BaseException | None")
 
 
 def _package_version() -> str:
@@ -376,7 +378,9 @@ class ApiSession:
                 elapsed,
                 extra=call.extra,
             )
-            raise _transport_failure(outcome, call) from outcome
+            failure = _transport_failure(outcome, call)
+            _redact(failure, self._config.api_key)
+            raise failure from outcome
 
         logger.debug(
             "%s -> %d in %.3fs",
@@ -385,7 +389,7 @@ class ApiSession:
             elapsed,
             extra=call.extra,
         )
-        error = _error_for(outcome, call)
+        error = _redact(_error_for(outcome, call), self._config.api_key)
         if error is None:
             self.gate.record(outcome.status_code, None)
             return RawResponse(
@@ -520,6 +524,38 @@ def _transport_failure(exc: httpx.HTTPError, call: _Call) -> Exception:
     ):
         return _RetryableError(error, None)
     return error
+
+
+_REDACTED = "[redacted]"
+
+
+def _redact(error: _E, secret: str | None) -> _E:
+    """
+    Remove the key from an error built from what the server or network said.
+
+    A misbehaving gateway may echo the Authorization header back in its error
+    text ("invalid key sk-..."); that text must not carry the key into logs or
+    tracebacks.
+    """
+    if error is None or not secret:
+        return error
+    target = error.error if isinstance(error, _RetryableError) else error
+    if isinstance(target, AtlasError):
+        target.message = target.message.replace(secret, _REDACTED)
+        target.args = (target.message,)
+        if hasattr(target, "body"):
+            target.body = _redact_value(target.body, secret)
+    return error
+
+
+def _redact_value(value: object, secret: str) -> object:
+    if isinstance(value, str):
+        return value.replace(secret, _REDACTED)
+    if isinstance(value, Mapping):
+        return {key: _redact_value(item, secret) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(item, secret) for item in value]
+    return value
 
 
 def _short(error: AtlasError) -> str:
