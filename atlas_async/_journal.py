@@ -490,7 +490,8 @@ class Journal:
                         "another Journal object): one run per journal at a time"
                     ) from exc
                 raise self._not_a_journal(str(exc)) from exc
-            self._transaction(conn, lambda: self._prepare(conn, tables))
+            with conn:  # commits the BEGIN IMMEDIATE above, or rolls it back
+                self._prepare(conn, tables)
         except BaseException:
             conn.close()
             raise
@@ -509,18 +510,6 @@ class Journal:
             "away or choose another journal path"
         )
 
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, body: Callable[[], _T]) -> _T:
-        if not conn.in_transaction:
-            conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
     def _prepare(self, conn: sqlite3.Connection, tables: set[str]) -> None:
         if not tables:
             conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
@@ -535,10 +524,11 @@ class Journal:
         meta = dict(conn.execute("SELECT name, value FROM meta"))
         if meta.get("format") != _FORMAT:
             raise self._not_a_journal("a SQLite file, but not a journal")
-        if int(meta["schema_version"]) > SCHEMA_VERSION:
+        version = meta.get("schema_version", "")
+        if not version.isdigit() or int(version) > SCHEMA_VERSION:
             raise JournalError(
                 f"journal {self.path} was written by a newer atlas_async (schema "
-                f"{meta['schema_version']}; this one reads {SCHEMA_VERSION}): upgrade"
+                f"{version!r}; this one reads {SCHEMA_VERSION}): upgrade atlas_async"
             )
         stuck = conn.execute("SELECT idx FROM items WHERE state = 'submitting'")
         self._recovered = tuple(r[0] for r in stuck.fetchall())
@@ -551,7 +541,8 @@ class Journal:
     def _begin_sync(
         self, conn: sqlite3.Connection, fingerprint: str, rows: list[tuple[str, str]]
     ) -> list[JournalEntry]:
-        def record() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        with conn:  # commit, or roll back on any error
             found = conn.execute("SELECT value FROM meta WHERE name = 'fingerprint'")
             stored = found.fetchone()
             if stored is not None and stored[0] != fingerprint:
@@ -570,8 +561,6 @@ class Journal:
                 conn.execute(
                     "INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,)
                 )
-
-        self._transaction(conn, record)
         return [_entry(r) for r in conn.execute(f"{_SELECT} ORDER BY idx")]
 
     def _get_sync(self, conn: sqlite3.Connection, index: int) -> JournalEntry:
