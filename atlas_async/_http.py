@@ -31,29 +31,29 @@ Theory of operation:
 
 from __future__ import annotations
 
-import enum
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import attrs
 import httpx
 
-from . import _wire
 from ._clock import AnyioClock, Clock
-from ._config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts
-from ._errors import (
-    APIError,
-    AtlasError,
-    ConfigurationError,
-    SubmissionUnknownError,
-    TransportError,
-    UnexpectedResponseError,
+from ._config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
+from ._errors import APIError, ConfigurationError
+from ._http_errors import (
+    Call,
+    RetryableError,
+    RetryMode,
+    error_for,
+    redact,
+    retries_status,
+    short,
+    transport_failure,
 )
 from ._models import Kind
 
@@ -69,8 +69,6 @@ __all__ = [
 
 logger = logging.getLogger("atlas_async")
 
-_E = TypeVar("_E", bound="BaseException | None")
-
 
 def _package_version() -> str:
     try:
@@ -80,35 +78,6 @@ def _package_version() -> str:
 
 
 USER_AGENT = f"atlas-async/{_package_version()}"
-
-# Failures that prove the request never left: no connection was made, or no
-# pooled connection was free to carry it. Only these may re-send a submit.
-_NEVER_SENT: tuple[type[httpx.HTTPError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-)
-# Worth another try for an idempotent request: the network or the peer failed.
-_TRANSIENT: tuple[type[httpx.HTTPError], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-)
-_IDEMPOTENT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
-# The server refused a submit without acting on it (docs: 429 rate limit, 503
-# temporarily unavailable). A 500 may have half-created it: never retried.
-_SUBMIT_RETRY_STATUSES = frozenset({429, 503})
-
-
-class RetryMode(enum.Enum):
-    """Which failures `ApiSession.request` may retry on its own."""
-
-    NONE = "none"
-    """No retries: the caller (the poll scheduler) decides when to try again."""
-    IDEMPOTENT = "idempotent"
-    """Retry 408, 429, 5xx and network failures with jittered backoff."""
-    SUBMIT = "submit"
-    """Retry only never-sent failures and 429/503 refusals; never re-send."""
 
 
 class RequestGate(Protocol):
@@ -172,15 +141,6 @@ class RawResponse:
     headers: Mapping[str, str] = attrs.field(repr=False)
     content: bytes = attrs.field(repr=False)
     elapsed: float = 0.0
-
-
-class _RetryableError(Exception):
-    """Internal: this attempt failed in a way the retry mode allows to retry."""
-
-    def __init__(self, error: AtlasError, retry_after: float | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 class ApiSession:
@@ -300,21 +260,14 @@ class ApiSession:
         """
         Send one request, retrying as ``retry`` allows, and return its 2xx answer.
 
-        Args:
-            method: ``"GET"`` or ``"POST"``.
-            path_or_url: an API path such as ``/models``, or an absolute URL
-                (which gets the key only if it is on the API origin).
-            json: a JSON body.
-            files: multipart fields, ``{"file": (filename, data, content_type)}``.
-            retry: which failures to retry (see `RetryMode`).
-            prediction_id: the prediction this is about, for errors and logs.
-            auth: send the key (on the API origin only).
-            kind: for a submit, recorded on `SubmissionUnknownError`.
-            model: for a submit, recorded on `SubmissionUnknownError`.
+        ``path_or_url`` is an API path (``/models``) or an absolute URL, which
+        gets the key only on the API origin. ``files`` maps multipart fields to
+        ``(filename, data, content_type)``. ``prediction_id`` labels errors and
+        logs; ``kind`` and ``model`` label a `SubmissionUnknownError`.
 
         Raises:
             ConfigurationError: the key is needed and none was configured.
-            APIError: the server answered with an error (subclass per status).
+            APIError: an error answer, also inside a 2xx (subclass per status).
             UnexpectedResponseError: the API answered with a redirect.
             SubmissionUnknownError: a ``SUBMIT`` was sent and no answer came.
             TransportError: no usable answer after the allowed retries.
@@ -325,7 +278,7 @@ class ApiSession:
         headers = {"User-Agent": USER_AGENT}
         if auth and self._is_api_origin(url):
             headers["Authorization"] = self._authorization()
-        call = _Call(
+        call = Call(
             method, url, headers, json, files, retry, prediction_id, kind, model
         )
         policy = self._config.retry
@@ -333,7 +286,7 @@ class ApiSession:
         while True:
             try:
                 return await self._attempt(self._client, call)
-            except _RetryableError as failure:
+            except RetryableError as failure:
                 if retries >= policy.max_retries:
                     raise failure.error from failure.error.__cause__
                 retries += 1
@@ -343,7 +296,7 @@ class ApiSession:
                 logger.warning(
                     "%s failed (%s); retry %d of %d in %.2fs",
                     call.label,
-                    _short(failure.error),
+                    short(failure.error),
                     retries,
                     policy.max_retries,
                     delay,
@@ -351,7 +304,7 @@ class ApiSession:
                 )
                 await self._clock.sleep_until(self._clock.now() + delay)
 
-    async def _attempt(self, client: httpx.AsyncClient, call: _Call) -> RawResponse:
+    async def _attempt(self, client: httpx.AsyncClient, call: Call) -> RawResponse:
         started = self._clock.now()
         outcome: httpx.Response | httpx.HTTPError
         async with self.gate.slot():
@@ -378,8 +331,8 @@ class ApiSession:
                 elapsed,
                 extra=call.extra,
             )
-            failure = _transport_failure(outcome, call)
-            _redact(failure, self._config.api_key)
+            failure = transport_failure(outcome, call)
+            redact(failure, self._config.api_key)
             raise failure from outcome
 
         logger.debug(
@@ -389,7 +342,7 @@ class ApiSession:
             elapsed,
             extra=call.extra,
         )
-        error = _redact(_error_for(outcome, call), self._config.api_key)
+        error = redact(error_for(outcome, call), self._config.api_key)
         if error is None:
             self.gate.record(outcome.status_code, None)
             return RawResponse(
@@ -405,20 +358,12 @@ class ApiSession:
             status = error.status_code or status
             retry_after = error.retry_after
         self.gate.record(status, retry_after)
-        if (
-            call.retry is RetryMode.IDEMPOTENT and status in _IDEMPOTENT_RETRY_STATUSES
-        ) or (call.retry is RetryMode.SUBMIT and status in _SUBMIT_RETRY_STATUSES):
-            raise _RetryableError(error, retry_after)
+        if retries_status(call.retry, status):
+            raise RetryableError(error, retry_after)
         raise error
 
     def _is_api_origin(self, url: httpx.URL) -> bool:
-        scheme = url.scheme
-        port = (
-            url.port
-            if url.port is not None
-            else {"http": 80, "https": 443}.get(scheme, -1)
-        )
-        return Origin(scheme, url.host, port) == self._origin
+        return origin_of(str(url)) == self._origin
 
     def _authorization(self) -> str:
         key = self._config.api_key
@@ -442,124 +387,3 @@ def _to_httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
         write=timeouts.write,
         pool=timeouts.pool,
     )
-
-
-@attrs.frozen
-class _Call:
-    """One logical request, the same for each of its attempts."""
-
-    method: str
-    url: httpx.URL
-    headers: dict[str, str] = attrs.field(repr=False)
-    json: Any = attrs.field(repr=False)
-    files: Mapping[str, tuple[str, bytes, str]] | None = attrs.field(repr=False)
-    retry: RetryMode
-    prediction_id: str | None
-    kind: Kind | None
-    model: str | None
-
-    @property
-    def label(self) -> str:
-        # Path only: a query string may carry a signed token.
-        about = f" (prediction {self.prediction_id})" if self.prediction_id else ""
-        return f"{self.method} {self.url.path}{about}"
-
-    @property
-    def public_url(self) -> str:
-        return str(self.url.copy_with(query=None, fragment=None))
-
-    @property
-    def extra(self) -> dict[str, str]:
-        return {"prediction_id": self.prediction_id} if self.prediction_id else {}
-
-
-def _error_for(response: httpx.Response, call: _Call) -> AtlasError | None:
-    """The error this answer amounts to (errors inside a 2xx too), or None."""
-    status = response.status_code
-    if 300 <= status < 400:
-        # Following would carry the key to wherever Location points; the API
-        # itself never redirects, so this is a misconfigured base_url or proxy.
-        return UnexpectedResponseError(
-            f"{call.method} {call.url.path} answered {status} (a redirect);"
-            " atlas_async does not follow redirects from the API, so that the"
-            " Authorization header never leaves its origin: check base_url",
-            status_code=status,
-            prediction_id=call.prediction_id,
-        )
-    return _wire.error_from_response(
-        status,
-        response.headers,
-        response.content,
-        now=time.time(),
-        prediction_id=call.prediction_id,
-    )
-
-
-def _transport_failure(exc: httpx.HTTPError, call: _Call) -> Exception:
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    method, url = call.method, call.public_url
-    if call.retry is RetryMode.SUBMIT and not isinstance(exc, _NEVER_SENT):
-        # Anything not provably unsent may have reached the server: report it and
-        # never re-send (docs: "blindly retrying creates (and bills) a second task").
-        unknown = SubmissionUnknownError(
-            f"{method} {url} was sent and no answer came ({detail}); the"
-            " prediction may exist and be billed, so it was not re-sent: check"
-            " the Atlas Cloud console before submitting again",
-            method=method,
-            url=url,
-            kind=call.kind,
-            model=call.model,
-        )
-        unknown.__cause__ = exc
-        return unknown
-    error = TransportError(
-        f"{method} {url} got no usable answer ({detail})",
-        method=method,
-        url=url,
-        prediction_id=call.prediction_id,
-    )
-    error.__cause__ = exc
-    if (call.retry is RetryMode.SUBMIT) or (
-        call.retry is RetryMode.IDEMPOTENT and isinstance(exc, _TRANSIENT)
-    ):
-        return _RetryableError(error, None)
-    return error
-
-
-_REDACTED = "[redacted]"
-
-
-def _redact(error: _E, secret: str | None) -> _E:
-    """
-    Remove the key from an error built from what the server or network said.
-
-    A misbehaving gateway may echo the Authorization header back in its error
-    text ("invalid key sk-..."); that text must not carry the key into logs or
-    tracebacks.
-    """
-    if error is None or not secret:
-        return error
-    target = error.error if isinstance(error, _RetryableError) else error
-    if isinstance(target, AtlasError):
-        target.message = target.message.replace(secret, _REDACTED)
-        target.args = (target.message,)
-        if hasattr(target, "body"):
-            target.body = _redact_value(target.body, secret)
-    return error
-
-
-def _redact_value(value: object, secret: str) -> object:
-    if isinstance(value, str):
-        return value.replace(secret, _REDACTED)
-    if isinstance(value, Mapping):
-        return {key: _redact_value(item, secret) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact_value(item, secret) for item in value]
-    return value
-
-
-def _short(error: AtlasError) -> str:
-    if isinstance(error, APIError) and error.status_code is not None:
-        return f"{error.status_code} {type(error).__name__}"
-    cause = error.__cause__
-    return type(cause).__name__ if cause is not None else type(error).__name__

@@ -215,14 +215,16 @@ class TestErrorPaths:
         self, router: respx.Router
     ) -> None:
         """A server that echoes the key gets it replaced, and the rest kept."""
-        router.get(POLL).mock(
-            return_value=httpx.Response(401, json=error_body(401, f"bad key {SECRET}"))
-        )
+        body = {**error_body(401, f"bad key {SECRET}"), "details": [{"key": SECRET}]}
+        router.get(POLL).mock(return_value=httpx.Response(401, json=body))
         async with make_client(router, FakeClock()) as client:
             with pytest.raises(AtlasError) as info:
                 await client.get_prediction("p1")
         assert "bad key [redacted]" in str(info.value)
-        assert SECRET not in repr(getattr(info.value, "body", None))
+        assert getattr(info.value, "body", None) == {
+            **error_body(401, "bad key [redacted]"),
+            "details": [{"key": "[redacted]"}],
+        }
 
 
 class TestReprs:
