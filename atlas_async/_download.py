@@ -48,10 +48,10 @@ import attrs
 import httpx
 
 from ._clock import AnyioClock, Clock
-from ._errors import AtlasError, ConfigurationError
+from ._errors import ConfigurationError, DownloadError
 from ._models import Prediction
 
-__all__ = ["DEFAULT_MAX_BYTES", "DownloadError", "download_outputs"]
+__all__ = ["DEFAULT_MAX_BYTES", "download_outputs"]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 """The default size cap per output: 2 GiB (long 4K videos stay well under)."""
@@ -90,36 +90,6 @@ _MAGIC = (
     (0, b"fLaC", ".flac"),
     (0, b"glTF", ".glb"),
 )
-
-
-class DownloadError(AtlasError):
-    """
-    An output could not be saved: an error answer, retries exhausted, too large,
-    invalid inline data, or a failed write. No partial file is left behind.
-
-    Attributes:
-        url: the URL without its query string (signed URLs carry tokens there).
-        output_index: which output of the prediction.
-        status_code: the HTTP status, when an answer came.
-    """
-
-    url: str | None
-    output_index: int | None
-    status_code: int | None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        prediction_id: str | None = None,
-        url: str | None = None,
-        output_index: int | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(message, prediction_id=prediction_id)
-        self.url = url
-        self.output_index = output_index
-        self.status_code = status_code
 
 
 class _RetryableError(Exception):

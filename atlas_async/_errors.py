@@ -17,6 +17,7 @@ The exception tree. Everything atlas_async raises derives from `AtlasError`::
     │   ├── PredictionFailedError        failed on the server: error, error_code
     │   ├── PredictionTimeoutError       our deadline passed (a TimeoutError)
     │   └── PredictionCancelledError     cancelled locally
+    ├── DownloadError            an output could not be saved (no partial file)
     ├── ConfigurationError       bad arguments or environment (a ValueError)
     ├── JournalError             a batch journal that cannot be used as asked
     └── ClientStateError         used outside ``async with`` (a RuntimeError)
@@ -42,6 +43,7 @@ __all__ = [
     "ClientClosedError",
     "ClientStateError",
     "ConfigurationError",
+    "DownloadError",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "JournalError",
@@ -323,6 +325,36 @@ class PredictionTimeoutError(PredictionError, TimeoutError):
 
 class PredictionCancelledError(PredictionError):
     """The prediction's future was cancelled locally; the server job was not touched."""
+
+
+class DownloadError(AtlasError):
+    """
+    An output could not be saved: an error answer, retries exhausted, too large,
+    invalid inline data, or a failed write. No partial file is left behind.
+
+    Attributes:
+        url: the URL without its query string (signed URLs carry tokens there).
+        output_index: which output of the prediction.
+        status_code: the HTTP status, when an answer came.
+    """
+
+    url: str | None
+    output_index: int | None
+    status_code: int | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prediction_id: str | None = None,
+        url: str | None = None,
+        output_index: int | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, prediction_id=prediction_id)
+        self.url = url
+        self.output_index = output_index
+        self.status_code = status_code
 
 
 class ConfigurationError(AtlasError, ValueError):

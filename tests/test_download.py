@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 import respx
 
-from atlas_async import _download
-from atlas_async._download import DownloadError, download_outputs
+from atlas_async import DownloadError, _download
+from atlas_async._download import download_outputs
 from atlas_async._errors import AtlasError, ConfigurationError
 from atlas_async._models import Prediction, PredictionStatus
 from atlas_async.testing import FakeClock
