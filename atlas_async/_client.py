@@ -24,21 +24,18 @@ from __future__ import annotations
 
 import enum
 import logging
-import mimetypes
 import os
 import random
 import sys
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
-import anyio.to_thread
 import attrs
 import httpx
 
@@ -50,9 +47,10 @@ from ._config import (
     TimeoutArg,
     resolve_config,
 )
-from ._errors import ClientClosedError, ClientStateError, ConfigurationError
+from ._errors import ClientClosedError, ClientStateError
 from ._http import ApiSession, RetryMode
 from ._models import Kind, ModelInfo, Prediction, UploadedMedia
+from ._upload import FileInput, read_upload
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -60,9 +58,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = ["AtlasClient", "FileInput"]
 
 logger = logging.getLogger("atlas_async")
-
-FileInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
-"""What `AtlasClient.upload_media` accepts: a path, the bytes, or a binary stream."""
 
 
 class _State(enum.Enum):
@@ -357,8 +352,7 @@ class AtlasClient:
             APIError: the server refused it (e.g. 413 above 50 MB).
         """
         self._require_open()
-        data, name = await _read_file(file)
-        upload_name, content_type = _name_and_type(filename or name, data)
+        data, upload_name, content_type = await read_upload(file, filename)
         raw = await self._session.request(
             "POST",
             _wire.UPLOAD_PATH,
@@ -398,59 +392,3 @@ class AtlasClient:
             f"AtlasClient(base_url={self._config.base_url!r},"
             f" state={self._state.value})"
         )
-
-
-async def _read_file(file: FileInput) -> tuple[bytes, str | None]:
-    """Return the bytes to upload and the name they came with, if any."""
-    if isinstance(file, (bytes, bytearray, memoryview)):
-        return bytes(file), None
-    if isinstance(file, (str, os.PathLike)):
-        path = Path(file)
-        try:
-            return await anyio.Path(path).read_bytes(), path.name
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot upload {str(path)!r}: {exc.strerror or exc}"
-            ) from exc
-    read = getattr(file, "read", None)
-    if read is None:
-        raise ConfigurationError(
-            "upload_media takes a path, bytes or a binary stream, not"
-            f" {type(file).__name__}"
-        )
-    # A file object's read() blocks: keep it off the event loop.
-    data = await anyio.to_thread.run_sync(read)
-    if not isinstance(data, (bytes, bytearray)):
-        raise ConfigurationError(
-            "upload_media needs a binary stream: open the file with 'rb'"
-        )
-    name = getattr(file, "name", None)
-    return bytes(data), os.path.basename(name) if isinstance(name, str) else None
-
-
-# Leading bytes of common media formats, for uploads that come without a name:
-# (offset, signature, content type, extension).
-_SIGNATURES: tuple[tuple[int, bytes, str, str], ...] = (
-    (0, b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
-    (0, b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-    (0, b"GIF8", "image/gif", ".gif"),
-    (8, b"WEBP", "image/webp", ".webp"),
-    (8, b"WAVE", "audio/wav", ".wav"),
-    (4, b"ftyp", "video/mp4", ".mp4"),
-    (0, b"\x1a\x45\xdf\xa3", "video/webm", ".webm"),
-    (0, b"ID3", "audio/mpeg", ".mp3"),
-    (0, b"OggS", "audio/ogg", ".ogg"),
-    (0, b"fLaC", "audio/flac", ".flac"),
-)
-
-
-def _name_and_type(name: str | None, data: bytes) -> tuple[str, str]:
-    """The filename to send and its content type: by name, else by content."""
-    base = os.path.basename(name) if name else ""
-    guessed = mimetypes.guess_type(base)[0] if base else None
-    if guessed:
-        return base, guessed
-    for offset, magic, content_type, extension in _SIGNATURES:
-        if data[offset : offset + len(magic)] == magic:
-            return base or "upload" + extension, content_type
-    return base or "upload", "application/octet-stream"
