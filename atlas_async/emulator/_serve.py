@@ -143,11 +143,26 @@ class RunningEmulator:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal capture: the host program owns its signals."""
+    """
+    uvicorn without its signal capture (the host program owns its signals) and
+    without its 0.1 s polling main loop (`stop` wakes it at once).
+    """
+
+    _stopping: asyncio.Event | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        self._stopping = asyncio.Event()
+        if not self.should_exit:
+            await self._stopping.wait()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        if self._stopping is not None:
+            self._stopping.set()
 
 
 def _http_implementation() -> str:
@@ -218,7 +233,7 @@ async def serve(
         bound = server.servers[0].sockets[0].getsockname()
         yield RunningEmulator(emulator=emulator, host=host, port=int(bound[1]))
     finally:
-        server.should_exit = True
+        server.stop()
         if not task.done():
             await task
 
