@@ -170,8 +170,12 @@ class AtlasClient:
             self._state = _State.OPENED
             await self._start_background(task_group)
         except BaseException:
-            # A half-open client is unusable (httpx clients never reopen).
+            # A half-open client is unusable (httpx clients never reopen): stop
+            # whatever background work did start, then close the rest.
             self._state = _State.CLOSED
+            if self._task_group is not None:
+                self._task_group.cancel_scope.cancel()
+            self._task_group = None
             await stack.aclose()
             raise
         self._exit_stack = stack

@@ -307,10 +307,12 @@ class TestBackgroundHooks:
 
         class Broken(AtlasClient):
             async def _start_background(self, task_group: anyio.abc.TaskGroup) -> None:
+                task_group.start_soon(anyio.sleep_forever)
                 raise RuntimeError("scheduler failed to start")
 
         client = Broken(KEY, transport=httpx.MockTransport(router.handler))
-        with pytest.raises(RuntimeError, match="failed to start"):
+        # The guard turns a regression (waiting on the started task) into a failure.
+        with anyio.fail_after(5), pytest.raises(RuntimeError, match="failed to start"):
             await client.__aenter__()
         assert "state=closed" in repr(client)
         assert client._session._client is not None
