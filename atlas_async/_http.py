@@ -164,6 +164,10 @@ class ApiSession:
         clock: where retries wait (default: the real clock).
         rng: jitter for retry delays (default: a fresh ``random.Random()``).
         gate: admission for every attempt (default: `NullGate`); assignable.
+
+    Attributes:
+        attempts: HTTP attempts made (each retry counts).
+        retries: attempts that were retries.
     """
 
     gate: RequestGate
@@ -191,6 +195,9 @@ class ApiSession:
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._rng = rng if rng is not None else random.Random()
         self.gate = gate if gate is not None else NullGate()
+        # Counters for ClientStatistics: every attempt, and the retries among them.
+        self.attempts = 0
+        self.retries = 0
         # Per-request timeouts only when the user chose them; otherwise an injected
         # client keeps its own, and the client we build carries the defaults.
         self._timeout: httpx.Timeout | Any = (
@@ -290,6 +297,7 @@ class ApiSession:
                 if retries >= policy.max_retries:
                     raise failure.error from failure.error.__cause__
                 retries += 1
+                self.retries += 1
                 delay = policy.delay(
                     retries, retry_after=failure.retry_after, rng=self._rng
                 )
@@ -308,6 +316,7 @@ class ApiSession:
         started = self._clock.now()
         outcome: httpx.Response | httpx.HTTPError
         async with self.gate.slot():
+            self.attempts += 1
             try:
                 request = client.build_request(
                     call.method,

@@ -572,6 +572,7 @@ class TestGate:
             await session.request("GET", POLL, retry=RetryMode.IDEMPOTENT)
         assert gate.slots == 3
         assert gate.records == [(429, 3.0), (None, None), (200, None)]
+        assert (session.attempts, session.retries) == (3, 2)
 
     async def test_gate_is_replaceable_after_construction(
         self, router: respx.Router, make_session: SessionFactory
