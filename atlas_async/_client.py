@@ -43,6 +43,7 @@ from . import _wire
 from ._clock import AnyioClock, Clock
 from ._config import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     TimeoutArg,
     resolve_config,
@@ -83,8 +84,8 @@ class AtlasClient:
             ``https://api.atlascloud.ai/api/v1``.
         timeout: per HTTP request: seconds, a ``timedelta``, `Timeouts` or an
             ``httpx.Timeout``. Default: connect 10 s, read 60 s, write 60 s.
-        max_in_flight: predictions submitted and not yet terminal; further
-            submits wait. None: no limit.
+        max_in_flight: predictions submitted and not yet terminal (default
+            1000); further submits wait.
         max_concurrent_requests: HTTP requests in flight at once (submits, polls,
             uploads share it).
         requests_per_second: a request budget; None is unlimited, but the client
@@ -111,7 +112,7 @@ class AtlasClient:
         *,
         base_url: str | None = None,
         timeout: TimeoutArg = None,
-        max_in_flight: int | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
         requests_per_second: float | None = None,
         poll: object = None,
@@ -212,13 +213,17 @@ class AtlasClient:
         """
         Start the client's background work; called by ``__aenter__`` when open.
 
-        The poll scheduler plugs in here::
+        The poll scheduler plugs in here (``_runner.Scheduler``)::
 
-            scheduler = Scheduler(create=self._create_prediction,
-                                  fetch=self._fetch_prediction, clock=self._clock,
-                                  rng=self._rng, config=self._config)
-            self._session.gate = scheduler.gate   # every request passes it
-            task_group.start_soon(scheduler.run)
+            config = self._config
+            self._scheduler = Scheduler(
+                self._create_prediction, self._fetch_prediction,
+                clock=self._clock, rng=self._rng, poll=config.poll,
+                max_in_flight=config.max_in_flight,
+                max_concurrent_requests=config.max_concurrent_requests,
+                requests_per_second=config.requests_per_second)
+            self._session.gate = self._scheduler.gate  # every attempt passes it
+            await task_group.start(self._scheduler.run)
 
         The client is already OPENED, so the raw operations work from here on.
         """
@@ -227,9 +232,10 @@ class AtlasClient:
         """
         Stop the background work; called first by ``__aexit__``.
 
-        The default cancels the task group's remaining tasks. A scheduler that
-        drains (resolves its futures with `ClientClosedError`) does so here, before
-        the cancel. Raw operations still work until this returns.
+        The default cancels the task group's remaining tasks. The scheduler
+        drains first, here: ``await self._scheduler.aclose()`` fails its pending
+        futures with `ClientClosedError`. Raw operations still work until this
+        returns; public calls already raise `ClientClosedError`.
         """
         if self._task_group is not None:
             self._task_group.cancel_scope.cancel()

@@ -41,6 +41,7 @@ __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONCURRENT_REQUESTS",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUTS",
     "ClientConfig",
@@ -60,6 +61,9 @@ DEFAULT_BASE_URL = "https://api.atlascloud.ai/api/v1"
 # perf-limits.md section 5: 16-32 requests in flight is the measured sweet spot
 # for httpx; the owned connection pool is sized to match, so httpcore never queues.
 DEFAULT_MAX_CONCURRENT_REQUESTS = 16
+# Predictions submitted and not yet terminal before further submits wait: enough
+# for any one account's limits, small enough to bound the scheduler's memory.
+DEFAULT_MAX_IN_FLIGHT = 1000
 DEFAULT_MAX_RETRIES = 4
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -190,7 +194,7 @@ class ClientConfig:
             own timeouts (a client the SDK builds uses `DEFAULT_TIMEOUTS`).
         retry: how the HTTP layer spaces retries.
         allow_insecure_http: send the key over plain http to a non-loopback host.
-        max_in_flight: predictions submitted and not yet terminal (None: no limit).
+        max_in_flight: predictions submitted and not yet terminal.
         max_concurrent_requests: HTTP requests in flight at once.
         requests_per_second: a request budget (None: unlimited, but slows on 429).
         poll: the poll policy option, passed through to the scheduler as given.
@@ -201,7 +205,7 @@ class ClientConfig:
     timeout: Timeouts | None = None
     retry: RetryPolicy = RetryPolicy()
     allow_insecure_http: bool = False
-    max_in_flight: int | None = None
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     requests_per_second: float | None = None
     poll: object = attrs.field(default=None, eq=False)
@@ -252,7 +256,7 @@ def resolve_config(
     timeout: TimeoutArg = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     allow_insecure_http: bool = False,
-    max_in_flight: int | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     requests_per_second: float | None = None,
     poll: object = None,
@@ -280,11 +284,7 @@ def resolve_config(
         timeout=_resolve_timeout(timeout),
         retry=RetryPolicy(max_retries=max_retries),
         allow_insecure_http=allow_insecure_http,
-        max_in_flight=(
-            None
-            if max_in_flight is None
-            else _positive_int("max_in_flight", max_in_flight)
-        ),
+        max_in_flight=_positive_int("max_in_flight", max_in_flight),
         max_concurrent_requests=_positive_int(
             "max_concurrent_requests", max_concurrent_requests
         ),
