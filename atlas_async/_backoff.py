@@ -353,8 +353,8 @@ class AdaptivePolicy(PollPolicy):
 
     Defaults give, with the video prior (30-180 s, so L = 30 s, H = 115 s), a poll
     at 30 s then every ~4.1 s; for a model learned to take 80-100 s, a poll at
-    ~78 s then every ~2 s: about 7 polls for a 90 s video instead of 18 at a fixed
-    5 s, with lower lag. See ``docs/scheduling.md``.
+    ~77 s then every ~2 s: 8 polls for a 90 s video instead of 18 at a fixed 5 s,
+    with a lower detection lag. See ``docs/scheduling.md``.
 
     Args:
         spacing: the interval scale, in seconds**0.5 (> 0).
