@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._client import AtlasClient as AtlasClient
 from ._clock import AnyioClock as AnyioClock, Clock as Clock
+from ._config import Timeouts as Timeouts
 from ._errors import (
     APIError as APIError,
     AtlasError as AtlasError,
@@ -52,6 +54,9 @@ from ._models import (
 )
 
 __all__ = [
+    # the client
+    "AtlasClient",
+    "Timeouts",
     # errors
     "APIError",
     "AtlasError",

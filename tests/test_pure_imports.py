@@ -21,8 +21,10 @@ CANDIDATES = (
     "_backoff",
     "_schedule",
     "_ratelimit",
+    "_config",
 )
-PURE = [name for name in CANDIDATES if (PACKAGE / f"{name}.py").exists()]
+# Every pure module must exist: a renamed module must not silently drop out.
+PURE = list(CANDIDATES)
 
 FORBIDDEN = frozenset({"httpx", "anyio", "asyncio", "trio", "time", "socket", "random"})
 
