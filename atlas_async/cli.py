@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 else:
     try:
         import typer
-    except ImportError:  # the cli extra is missing: main() says so
+    except ImportError:  # pragma: no cover - tested in a subprocess
         typer = None
 
 CLI_AVAILABLE: bool = typer is not None
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Usage errors give one line on stderr and code 2; Ctrl-C gives 130.
     """
-    if not CLI_AVAILABLE:
+    if not CLI_AVAILABLE:  # pragma: no cover - tested in a subprocess
         sys.stderr.write(INSTALL_HINT + "\n")
         return _exit(1, argv)
     # typer may vendor its own click: take the classes from typer itself.
@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result = app(args=argv, prog_name="atlas-async", standalone_mode=False)
-    except no_args as exc:  # bare `atlas-async`: the help, as click shows it
-        sys.stderr.write(_message(exc) + "\n")
+    except no_args as exc:  # bare `atlas-async`: typer has printed the help
+        if _message(exc):
+            sys.stderr.write(_message(exc) + "\n")
         return _exit(2, argv)
     except usage_error as exc:
         sys.stderr.write(f"atlas-async: error: {_message(exc)}\n")
@@ -187,6 +188,6 @@ def _message(exc: Exception) -> str:
 def _exit(code: int, argv: list[str] | None) -> int:
     # As a console script (argv None) the code must reach the shell; called
     # from Python (tests), it is returned instead.
-    if argv is None:
+    if argv is None:  # pragma: no cover - tested in a subprocess
         sys.exit(code)
     return code

@@ -14,6 +14,8 @@ import sys
 from ._config import config_from_options
 from ._serve import RunningEmulator, run_emulator
 
+__all__ = ["main", "run_emulator"]
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -60,5 +62,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - tested in a subprocess
     sys.exit(main())

@@ -94,6 +94,14 @@ def _to_key_set(value: str | Iterable[str]) -> frozenset[str]:
     return frozenset({value}) if isinstance(value, str) else frozenset(value)
 
 
+def _to_models(value: Iterable[ModelSpec]) -> tuple[ModelSpec, ...]:
+    return tuple(value)
+
+
+def _to_codes(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
 def _to_targets(value: Iterable[FaultTarget | str]) -> frozenset[FaultTarget]:
     return frozenset(FaultTarget(v) for v in value)
 
@@ -165,7 +173,7 @@ class Faults:
     moderation_fraction: float = attrs.field(default=0.25, validator=_fraction)
     server_error_rate: float = attrs.field(default=0.0, validator=_fraction)
     server_error_codes: tuple[int, ...] = attrs.field(
-        default=(500, 502, 503), converter=tuple, validator=_error_codes
+        default=(500, 502, 503), converter=_to_codes, validator=_error_codes
     )
     drop_rate: float = attrs.field(default=0.0, validator=_fraction)
     slow_rate: float = attrs.field(default=0.0, validator=_fraction)
@@ -270,7 +278,7 @@ class EmulatorConfig:
     )
     faults: Faults = attrs.field(factory=Faults)
     models: tuple[ModelSpec, ...] = attrs.field(
-        default=DEFAULT_CATALOG, converter=tuple
+        default=DEFAULT_CATALOG, converter=_to_models
     )
     epoch: float | None = None
     max_upload_bytes: int = 50 * 1024 * 1024

@@ -111,13 +111,6 @@ class Response:
         self.delay = delay
         self.drop = drop
 
-    def header(self, name: bytes) -> bytes | None:
-        """Return the first header called ``name`` (lower-case), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
 
 def json_response(
     status: int,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib.util
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -150,6 +151,16 @@ class _Server(uvicorn.Server):
 
     _stopping: asyncio.Event | None = None
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.startup_done = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.startup_done.set()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
@@ -219,23 +230,38 @@ async def serve(
         OSError: if the address cannot be bound.
     """
     emulator = Emulator(config, clock=clock, sleep=sleep)
+    # Bind here rather than in uvicorn, which answers a bind error with
+    # sys.exit() from inside its task (a SystemExit that escapes the loop).
+    listener = _bind(host, port)
     server = _Server(_uvicorn_config(emulator.app, host, port))
-    task = asyncio.create_task(server.serve(), name="atlas-emulator")
+    task = asyncio.create_task(server.serve(sockets=[listener]), name="atlas-emulator")
     try:
-        while not server.started:
-            if task.done():
-                break
-            await asyncio.sleep(0.002)
-        if not server.started:
-            with contextlib.suppress(SystemExit):  # uvicorn exits on bind errors
-                await task
-            raise OSError(f"the emulator could not listen on {host}:{port}")
-        bound = server.servers[0].sockets[0].getsockname()
+        await server.startup_done.wait()
+        if not server.started:  # pragma: no cover - defensive: we bind ourselves
+            await task  # re-raises what stopped it
+            raise OSError(f"the emulator could not start on {host}:{port}")
+        bound = listener.getsockname()
         yield RunningEmulator(emulator=emulator, host=host, port=int(bound[1]))
     finally:
         server.stop()
         if not task.done():
             await task
+        listener.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        reason = exc.strerror or str(exc)
+        raise OSError(
+            f"the emulator could not listen on {host}:{port}: {reason}"
+        ) from exc
+    return listener
 
 
 def run_emulator(

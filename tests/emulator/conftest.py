@@ -18,12 +18,12 @@ import pytest_asyncio
 
 from atlas_async.emulator import Emulator, EmulatorConfig, serve
 from atlas_async.testing import (  # noqa: F401  (fixtures, registered by import)
+    FakeClock,
     atlas_emulator,
     atlas_emulator_config,
     atlas_emulator_server,
     fake_clock,
 )
-from atlas_async.testing import FakeClock
 
 KEY = "test-key"
 
@@ -75,7 +75,9 @@ def wire_factory(request: pytest.FixtureRequest) -> WireFactory:
         if kind == "in-process":
             emulator = Emulator(config, clock=clock.now, sleep=clock.sleep)
             async with httpx.AsyncClient(
-                transport=emulator.transport, base_url=emulator.base_url, headers=headers
+                transport=emulator.transport,
+                base_url=emulator.base_url,
+                headers=headers,
             ) as http:
                 yield Wire(http, clock, emulator, emulator.base_url, "http://127.0.0.1")
             return

@@ -27,7 +27,11 @@ class TestFaults:
         assert faults.rps is None
         assert faults.max_in_flight is None
         assert faults.error_rate == faults.drop_rate == faults.server_error_rate == 0.0
-        assert faults.targets == {FaultTarget.SUBMIT, FaultTarget.POLL, FaultTarget.UPLOAD}
+        assert faults.targets == {
+            FaultTarget.SUBMIT,
+            FaultTarget.POLL,
+            FaultTarget.UPLOAD,
+        }
 
     def test_from_options_parses_each_type(self) -> None:
         """Floats, ints, lists and none parse from NAME=VALUE strings."""
@@ -69,7 +73,9 @@ class TestFaults:
 
     def test_names_lists_every_field(self) -> None:
         """Faults.names() lists the names --fault accepts."""
-        assert {"rps", "error_rate", "drop_rate", "warmup_404_seconds"} <= set(Faults.names())
+        assert {"rps", "error_rate", "drop_rate", "warmup_404_seconds"} <= set(
+            Faults.names()
+        )
 
 
 class TestConfig:
@@ -99,7 +105,7 @@ class TestConfig:
     def test_keys_accept_a_string_or_many(self) -> None:
         """api_keys and no_balance_keys take one string or an iterable."""
         config = EmulatorConfig(api_keys=["a", "b"], no_balance_keys="c")
-        assert config.api_keys == {"a", "b"}
+        assert config.api_keys == frozenset({"a", "b"})
         assert config.no_balance_keys == {"c"}
         assert EmulatorConfig().api_keys is None
 
@@ -114,7 +120,7 @@ class TestConfig:
             latency=["image=1,2", "acme/model=3,4"],
         )
         assert (config.seed, config.time_scale) == (3, 50)
-        assert config.api_keys == {"k"}
+        assert config.api_keys == frozenset({"k"})
         assert config.faults.drop_rate == 0.05
         assert config.latency[LatencyClass.IMAGE] == (1.0, 2.0)
         assert config.model_latency == {"acme/model": (3.0, 4.0)}
@@ -144,12 +150,40 @@ class TestCatalog:
     @pytest.mark.parametrize(
         ("model", "kind", "latency", "rule"),
         [
-            pytest.param("a/b/text-to-image", "image", LatencyClass.IMAGE, InputRule.PROMPT, id="t2i"),
-            pytest.param("a/b/edit", "image", LatencyClass.IMAGE_TOOL, InputRule.IMAGE, id="edit"),
-            pytest.param("a/upscale", Kind.IMAGE, LatencyClass.IMAGE_TOOL, InputRule.IMAGE, id="upscale"),
-            pytest.param("a/b-i2v", "video", LatencyClass.IMAGE_TO_VIDEO, InputRule.IMAGE, id="i2v"),
-            pytest.param("a/b/text-to-video", "video", LatencyClass.VIDEO, InputRule.PROMPT, id="t2v"),
-            pytest.param("a/tts", "audio", LatencyClass.AUDIO, InputRule.TEXT, id="audio"),
+            pytest.param(
+                "a/b/text-to-image",
+                "image",
+                LatencyClass.IMAGE,
+                InputRule.PROMPT,
+                id="t2i",
+            ),
+            pytest.param(
+                "a/b/edit", "image", LatencyClass.IMAGE_TOOL, InputRule.IMAGE, id="edit"
+            ),
+            pytest.param(
+                "a/upscale",
+                Kind.IMAGE,
+                LatencyClass.IMAGE_TOOL,
+                InputRule.IMAGE,
+                id="upscale",
+            ),
+            pytest.param(
+                "a/b-i2v",
+                "video",
+                LatencyClass.IMAGE_TO_VIDEO,
+                InputRule.IMAGE,
+                id="i2v",
+            ),
+            pytest.param(
+                "a/b/text-to-video",
+                "video",
+                LatencyClass.VIDEO,
+                InputRule.PROMPT,
+                id="t2v",
+            ),
+            pytest.param(
+                "a/tts", "audio", LatencyClass.AUDIO, InputRule.TEXT, id="audio"
+            ),
         ],
     )
     def test_model_spec_infers_from_the_id(
@@ -166,11 +200,16 @@ class TestCatalog:
         assert entry["displayName"] == "Acme Pix"
         assert entry["organization"] == "acme"
         assert entry["schema"].endswith("/acme-pix.json")
-        assert model_spec("solo", "video", "Solo").to_wire()["organization"] == "atlascloud"
+        assert (
+            model_spec("solo", "video", "Solo").to_wire()["organization"]
+            == "atlascloud"
+        )
 
     def test_custom_models_can_be_added(self) -> None:
         """Extra specs join the catalog through EmulatorConfig.models."""
-        config = EmulatorConfig(models=(*DEFAULT_CATALOG, model_spec("acme/pix", "image")))
+        config = EmulatorConfig(
+            models=(*DEFAULT_CATALOG, model_spec("acme/pix", "image"))
+        )
         assert config.models[-1].model == "acme/pix"
 
 

@@ -28,7 +28,10 @@ class TestRateLimits:
     ) -> None:
         """Past rps (burst = rps) a key gets 429 rate limit exceeded, no Retry-After."""
         async with in_process(_config(rps=2)) as wire:
-            statuses = [(await wire.http.get("/model/prediction/x")).status_code for _ in range(3)]
+            statuses = [
+                (await wire.http.get("/model/prediction/x")).status_code
+                for _ in range(3)
+            ]
             assert statuses == [404, 404, 429]
             response = await wire.http.get("/model/prediction/x")
             assert response.json() == {
@@ -51,7 +54,9 @@ class TestRateLimits:
             response = await wire.http.get("/model/prediction/x", headers=other)
             assert response.status_code == 404
 
-    async def test_retry_after_header_when_configured(self, in_process: WireFactory) -> None:
+    async def test_retry_after_header_when_configured(
+        self, in_process: WireFactory
+    ) -> None:
         """With retry_after set, 429 answers carry Retry-After."""
         async with in_process(_config(rps=1, retry_after=3)) as wire:
             await wire.http.get("/models")  # no key: not rate limited
@@ -60,9 +65,13 @@ class TestRateLimits:
             assert response.status_code == 429
             assert response.headers["retry-after"] == "3"
 
-    async def test_in_flight_limit_refuses_before_create(self, in_process: WireFactory) -> None:
+    async def test_in_flight_limit_refuses_before_create(
+        self, in_process: WireFactory
+    ) -> None:
         """Over max_in_flight a submit gets 429 and no prediction is created."""
-        config = EmulatorConfig(faults=Faults(max_in_flight=1), latency={"image": (5, 5)})
+        config = EmulatorConfig(
+            faults=Faults(max_in_flight=1), latency={"image": (5, 5)}
+        )
         async with in_process(config) as wire:
             await wire.submit(**BODY)
             response = await wire.http.post("/model/generateImage", json=BODY)
@@ -76,7 +85,9 @@ class TestRateLimits:
 
 
 class TestFailures:
-    async def test_error_rate_one_fails_every_prediction(self, in_process: WireFactory) -> None:
+    async def test_error_rate_one_fails_every_prediction(
+        self, in_process: WireFactory
+    ) -> None:
         """error_rate=1 with no moderation fails everything with code 1000."""
         async with in_process(_config(error_rate=1.0, moderation_fraction=0.0)) as wire:
             ids = [await wire.submit(**BODY) for _ in range(5)]
@@ -103,7 +114,9 @@ class TestFailures:
         async with in_process(_config(error_rate=0.3)) as wire:
             ids = [await wire.submit(**BODY) for _ in range(200)]
             records = [wire.emulator.prediction(i) for i in ids]
-            failed = sum(1 for record in records if record is not None and record.failed)
+            failed = sum(
+                1 for record in records if record is not None and record.failed
+            )
             assert 40 <= failed <= 80
 
 
@@ -121,9 +134,13 @@ class TestHttpFaults:
             assert stats.predictions_created == 0
             assert stats.faults == {"server_error": 1}
 
-    async def test_server_error_codes_are_configurable(self, in_process: WireFactory) -> None:
+    async def test_server_error_codes_are_configurable(
+        self, in_process: WireFactory
+    ) -> None:
         """server_error_codes picks which 5xx statuses are drawn."""
-        async with in_process(_config(server_error_rate=1.0, server_error_codes=(503,))) as wire:
+        async with in_process(
+            _config(server_error_rate=1.0, server_error_codes=(503,))
+        ) as wire:
             for _ in range(3):
                 response = await wire.http.get("/model/prediction/x")
                 assert response.status_code == 503
@@ -141,14 +158,18 @@ class TestHttpFaults:
             assert stats.faults == {"drop": 1}
             assert stats.responses_by_status == {}
 
-    async def test_dropped_connection_over_a_socket(self, wire_factory: WireFactory) -> None:
+    async def test_dropped_connection_over_a_socket(
+        self, wire_factory: WireFactory
+    ) -> None:
         """Over a real socket the connection closes without an answer."""
         async with wire_factory(_config(drop_rate=1.0, targets=("poll",))) as wire:
             with pytest.raises(httpx.RemoteProtocolError):
                 await wire.http.get("/model/prediction/x")
             assert (await wire.http.get("/models")).status_code == 200
 
-    async def test_slow_answers_wait_on_the_sleep_hook(self, in_process: WireFactory) -> None:
+    async def test_slow_answers_wait_on_the_sleep_hook(
+        self, in_process: WireFactory
+    ) -> None:
         """slow_rate delays the answer by slow_seconds of the emulator's sleep."""
         async with in_process(_config(slow_rate=1.0, slow_seconds=2.5)) as wire:
             async with wire.clock.autojump():
@@ -199,9 +220,13 @@ class TestHttpFaults:
             assert (await wire.poll(prediction_id))["id"] == prediction_id
             assert wire.emulator.stats.snapshot().faults == {"warmup_404": 1}
 
-    async def test_targets_limit_which_endpoints_fail(self, in_process: WireFactory) -> None:
+    async def test_targets_limit_which_endpoints_fail(
+        self, in_process: WireFactory
+    ) -> None:
         """With targets=poll, submits and uploads never meet the HTTP faults."""
-        async with in_process(_config(server_error_rate=1.0, targets=("poll",))) as wire:
+        async with in_process(
+            _config(server_error_rate=1.0, targets=("poll",))
+        ) as wire:
             prediction_id = await wire.submit(**BODY)
             response = await wire.http.get(f"/model/prediction/{prediction_id}")
             assert response.status_code >= 500
@@ -218,11 +243,15 @@ class TestHttpFaults:
         self, in_process: WireFactory, target: str, method: str, path: str
     ) -> None:
         """models, upload and files fail like the rest when targeted."""
-        async with in_process(_config(server_error_rate=1.0, targets=(target,))) as wire:
+        async with in_process(
+            _config(server_error_rate=1.0, targets=(target,))
+        ) as wire:
             response = await wire.http.request(method, path)
             assert response.status_code >= 500
 
-    async def test_malformed_and_slow_on_untargeted_routes(self, in_process: WireFactory) -> None:
+    async def test_malformed_and_slow_on_untargeted_routes(
+        self, in_process: WireFactory
+    ) -> None:
         """Faults after the work also apply to the catalog when targeted."""
         async with in_process(_config(malformed_rate=1.0, targets=("models",))) as wire:
             response = await wire.http.get("/models")

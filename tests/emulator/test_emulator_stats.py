@@ -65,7 +65,9 @@ class TestCounters:
         config = EmulatorConfig(faults=Faults(max_in_flight=1))
         async with in_process(config) as wire:
             for _ in range(3):
-                await wire.http.post("/model/generateImage", json={"model": IMAGE, "prompt": "a"})
+                await wire.http.post(
+                    "/model/generateImage", json={"model": IMAGE, "prompt": "a"}
+                )
             stats = wire.emulator.stats.snapshot()
             assert (stats.predictions_created, stats.duplicates) == (1, 0)
 
@@ -83,7 +85,9 @@ class TestCounters:
         await wire.http.get("/models")
         data = wire.emulator.stats.as_dict()
         assert data["responses_by_status"] == {"200": 1}
-        assert set(data) == {f.name for f in attrs.fields(type(wire.emulator.stats.snapshot()))}
+        assert set(data) == {
+            f.name for f in attrs.fields(type(wire.emulator.stats.snapshot()))
+        }
         assert "requests=1" in repr(wire.emulator.stats)
 
 
@@ -99,7 +103,9 @@ class TestControlEndpoints:
     async def test_reset_zeroes_stats_and_optionally_state(self, wire: Wire) -> None:
         """POST /_emulator/reset zeroes stats; ?state=1 also forgets predictions."""
         prediction_id = await wire.submit(model=IMAGE, prompt="a")
-        assert (await wire.http.post(f"{wire.origin}/_emulator/reset")).status_code == 200
+        assert (
+            await wire.http.post(f"{wire.origin}/_emulator/reset")
+        ).status_code == 200
         assert wire.emulator.stats.snapshot().requests == 0
         await wire.poll(prediction_id)  # still known
         await wire.http.post(f"{wire.origin}/_emulator/reset?state=1")

@@ -18,8 +18,10 @@ AUDIO = "bytedance/seed-audio-1.0"
 
 
 class TestLatency:
-    async def test_time_scale_divides_the_latency(self, in_process: WireFactory) -> None:
-        """At time_scale 10 an image (2-10 s) is done within 1 clock second, not at 0.19."""
+    async def test_time_scale_divides_the_latency(
+        self, in_process: WireFactory
+    ) -> None:
+        """At time_scale 10 an image (2-10 s) is done by clock 1.0 and not at 0.19."""
         async with in_process(EmulatorConfig(time_scale=10)) as wire:
             ids = [await wire.submit(model=IMAGE, prompt=str(i)) for i in range(20)]
             wire.clock.advance(0.19)
@@ -27,7 +29,9 @@ class TestLatency:
             wire.clock.advance(0.81)
             assert {(await wire.poll(i))["status"] for i in ids} == {"completed"}
 
-    async def test_model_override_sets_an_exact_latency(self, in_process: WireFactory) -> None:
+    async def test_model_override_sets_an_exact_latency(
+        self, in_process: WireFactory
+    ) -> None:
         """A per-model (min, max) override wins over the kind's row."""
         config = EmulatorConfig(model_latency={IMAGE: (3.0, 3.0)})
         async with in_process(config) as wire:
@@ -42,11 +46,33 @@ class TestLatency:
     @pytest.mark.parametrize(
         ("path", "body", "low", "high"),
         [
-            pytest.param("/model/generateImage", {"model": IMAGE, "prompt": "a"}, 2, 10, id="image"),
-            pytest.param("/model/generateVideo", {"model": VIDEO, "prompt": "a"}, 30, 180, id="video"),
-            pytest.param("/model/generateVideo", {"model": I2V, "image": "u"}, 30, 180, id="i2v"),
-            pytest.param("/model/generateImage", {"model": EDIT, "image": "u"}, 5, 15, id="tool"),
-            pytest.param("/model/generateAudio", {"model": AUDIO, "text": "a"}, 10, 60, id="audio"),
+            pytest.param(
+                "/model/generateImage",
+                {"model": IMAGE, "prompt": "a"},
+                2,
+                10,
+                id="image",
+            ),
+            pytest.param(
+                "/model/generateVideo",
+                {"model": VIDEO, "prompt": "a"},
+                30,
+                180,
+                id="video",
+            ),
+            pytest.param(
+                "/model/generateVideo", {"model": I2V, "image": "u"}, 30, 180, id="i2v"
+            ),
+            pytest.param(
+                "/model/generateImage", {"model": EDIT, "image": "u"}, 5, 15, id="tool"
+            ),
+            pytest.param(
+                "/model/generateAudio",
+                {"model": AUDIO, "text": "a"},
+                10,
+                60,
+                id="audio",
+            ),
         ],
     )
     async def test_default_latencies_follow_the_seeds(
@@ -81,11 +107,15 @@ class TestLatency:
         async with in_process(EmulatorConfig(epoch=0.0)) as wire:
             wire.clock.advance(1.5)
             prediction_id = await wire.submit(model=IMAGE, prompt="a")
-            assert (await wire.poll(prediction_id))["created_at"] == "1970-01-01T00:00:01.500Z"
+            assert (await wire.poll(prediction_id))[
+                "created_at"
+            ] == "1970-01-01T00:00:01.500Z"
 
 
 class TestDeterminism:
-    async def _run(self, factory: WireFactory, config: EmulatorConfig) -> list[tuple[str, float]]:
+    async def _run(
+        self, factory: WireFactory, config: EmulatorConfig
+    ) -> list[tuple[str, float]]:
         async with factory(config) as wire:
             out = []
             for i in range(5):
@@ -95,13 +125,17 @@ class TestDeterminism:
                 out.append((prediction_id, record.predict_time))
             return out
 
-    async def test_same_seed_same_ids_and_latencies(self, in_process: WireFactory) -> None:
+    async def test_same_seed_same_ids_and_latencies(
+        self, in_process: WireFactory
+    ) -> None:
         """Two runs with one seed give the same ids and latencies."""
         first = await self._run(in_process, EmulatorConfig(seed=42))
         assert first == await self._run(in_process, EmulatorConfig(seed=42))
         assert first != await self._run(in_process, EmulatorConfig(seed=43))
 
-    async def test_failure_rate_does_not_shift_ids(self, in_process: WireFactory) -> None:
+    async def test_failure_rate_does_not_shift_ids(
+        self, in_process: WireFactory
+    ) -> None:
         """Every creation draws the same numbers, so error_rate leaves ids alone."""
         plain = await self._run(in_process, EmulatorConfig(seed=1))
         failing = EmulatorConfig(seed=1, faults=Faults(error_rate=0.5))

@@ -147,23 +147,35 @@ class TestSubmitAndPoll:
         ("path", "body", "suffix"),
         [
             pytest.param(
-                "/model/generateVideo", {"model": VIDEO, "prompt": "waves"}, "mp4", id="video"
+                "/model/generateVideo",
+                {"model": VIDEO, "prompt": "waves"},
+                "mp4",
+                id="video",
             ),
             pytest.param(
-                "/model/generateVideo", {"model": I2V, "image": "http://x/a.png"}, "mp4", id="i2v"
+                "/model/generateVideo",
+                {"model": I2V, "image": "http://x/a.png"},
+                "mp4",
+                id="i2v",
             ),
             pytest.param(
-                "/model/generateImage", {"model": EDIT, "images": ["http://x/a.png"]}, "png", id="edit"
+                "/model/generateImage",
+                {"model": EDIT, "images": ["http://x/a.png"]},
+                "png",
+                id="edit",
             ),
             pytest.param(
-                "/model/generateAudio", {"model": AUDIO, "text": "hello"}, "wav", id="audio"
+                "/model/generateAudio",
+                {"model": AUDIO, "text": "hello"},
+                "wav",
+                id="audio",
             ),
         ],
     )
     async def test_every_kind_completes_with_its_media(
         self, wire: Wire, path: str, body: dict[str, object], suffix: str
     ) -> None:
-        """Video, image-to-video, image tools and audio complete with their file type."""
+        """Video, image-to-video, image tools and audio complete with their media."""
         prediction_id = await wire.submit(path, **body)
         wire.clock.advance(180.0)
         outputs = (await wire.poll(prediction_id))["outputs"]
@@ -240,8 +252,12 @@ class TestErrors:
 
     async def test_wrong_method_is_405(self, wire: Wire) -> None:
         """GET on a submit route (or POST on a poll) is 405."""
-        _error_body(await wire.http.get("/model/generateImage"), 405, "method not allowed")
-        _error_body(await wire.http.post("/model/prediction/x"), 405, "method not allowed")
+        _error_body(
+            await wire.http.get("/model/generateImage"), 405, "method not allowed"
+        )
+        _error_body(
+            await wire.http.post("/model/prediction/x"), 405, "method not allowed"
+        )
         _error_body(await wire.http.post("/models"), 405, "method not allowed")
 
     @pytest.mark.parametrize(
@@ -252,8 +268,13 @@ class TestErrors:
             pytest.param({"model": IMAGE, "prompt": "   "}, id="blank-prompt"),
             pytest.param({"model": I2V, "prompt": "waves"}, id="i2v-without-image"),
             pytest.param({"model": AUDIO}, id="audio-without-text"),
-            pytest.param({"model": IMAGE, "prompt": "x", "num_images": 5}, id="num-images-5"),
-            pytest.param({"model": IMAGE, "prompt": "x", "num_images": True}, id="num-images-bool"),
+            pytest.param(
+                {"model": IMAGE, "prompt": "x", "num_images": 5}, id="num-images-5"
+            ),
+            pytest.param(
+                {"model": IMAGE, "prompt": "x", "num_images": True},
+                id="num-images-bool",
+            ),
             pytest.param(["not", "an", "object"], id="not-an-object"),
         ],
     )
@@ -279,10 +300,13 @@ class TestErrors:
     async def test_size_with_x_is_the_wan_400(self, wire: Wire) -> None:
         """size "720x1280" gets Wan's exact message; "720*1280" is fine."""
         response = await wire.http.post(
-            "/model/generateImage", json={"model": IMAGE, "prompt": "x", "size": "720x1280"}
+            "/model/generateImage",
+            json={"model": IMAGE, "prompt": "x", "size": "720x1280"},
         )
         _error_body(
-            response, 400, "Invalid size format: 720x1280, expected format: width*height"
+            response,
+            400,
+            "Invalid size format: 720x1280, expected format: width*height",
         )
         await wire.submit(model=IMAGE, prompt="x", size="720*1280")
 
@@ -310,10 +334,11 @@ class TestUploadModelsFiles:
     async def test_upload_answers_download_url_and_serves_the_file(
         self, wire: Wire
     ) -> None:
-        """uploadMedia answers {type, download_url, filename, size}; the URL serves it."""
+        """uploadMedia answers type, download_url, filename, size; the URL serves it."""
         content = b"\x89PNG\r\n\x1a\nnot really"
         response = await wire.http.post(
-            "/model/uploadMedia", files={"file": ("cat photo.png", content, "image/png")}
+            "/model/uploadMedia",
+            files={"file": ("cat photo.png", content, "image/png")},
         )
         assert response.status_code == 200
         body = response.json()
@@ -336,8 +361,8 @@ class TestUploadModelsFiles:
         response = await wire.http.post(
             "/model/uploadMedia",
             content=(
-                b"--b\r\nContent-Disposition: form-data; name=\"file\"; "
-                b"filename=\"clip.mp4\"\r\n\r\ndata\r\n--b--\r\n"
+                b'--b\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="clip.mp4"\r\n\r\ndata\r\n--b--\r\n'
             ),
             headers={"Content-Type": "multipart/form-data; boundary=b"},
         )
@@ -350,11 +375,14 @@ class TestUploadModelsFiles:
             pytest.param("multipart/form-data", b"x", id="no-boundary"),
             pytest.param(
                 "multipart/form-data; boundary=b",
-                b"--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--b--\r\n",
+                b'--b\r\nContent-Disposition: form-data; name="other"\r\n\r\n'
+                b"x\r\n--b--\r\n",
                 id="no-file-field",
             ),
             pytest.param(
-                "multipart/form-data; boundary=b", b"--b\r\nbroken--b--", id="no-part-head"
+                "multipart/form-data; boundary=b",
+                b"--b\r\nbroken--b--",
+                id="no-part-head",
             ),
         ],
     )
@@ -363,11 +391,15 @@ class TestUploadModelsFiles:
     ) -> None:
         """An upload whose multipart body has no `file` part is a 400."""
         response = await wire.http.post(
-            "/model/uploadMedia", content=content, headers={"Content-Type": content_type}
+            "/model/uploadMedia",
+            content=content,
+            headers={"Content-Type": content_type},
         )
         _error_body(response, 400, "Invalid request parameters")
 
-    async def test_upload_over_the_limit_is_413(self, wire_factory: WireFactory) -> None:
+    async def test_upload_over_the_limit_is_413(
+        self, wire_factory: WireFactory
+    ) -> None:
         """A body over max_upload_bytes is a 413."""
         async with wire_factory(EmulatorConfig(max_upload_bytes=10)) as wire:
             response = await wire.http.post(
@@ -383,22 +415,37 @@ class TestUploadModelsFiles:
         assert {"model", "type", "displayName", "categories"} <= set(entries[0])
         assert {entry["type"] for entry in entries} == {"Image", "Video", "Audio"}
         categories = {c for entry in entries for c in entry["categories"]}
-        assert {"TEXT-TO-IMAGE", "IMAGE-TO-VIDEO", "IMAGE-TO-IMAGE", "TEXT-TO-VIDEO"} <= (
-            categories
-        )
+        assert {
+            "TEXT-TO-IMAGE",
+            "IMAGE-TO-VIDEO",
+            "IMAGE-TO-IMAGE",
+            "TEXT-TO-VIDEO",
+        } <= (categories)
         assert IMAGE in {entry["model"] for entry in entries}
 
     @pytest.mark.parametrize(
         ("path", "body", "content_type", "magic"),
         [
             pytest.param(
-                "/model/generateImage", {"model": IMAGE, "prompt": "x"}, "image/png", b"\x89PNG", id="png"
+                "/model/generateImage",
+                {"model": IMAGE, "prompt": "x"},
+                "image/png",
+                b"\x89PNG",
+                id="png",
             ),
             pytest.param(
-                "/model/generateVideo", {"model": VIDEO, "prompt": "x"}, "video/mp4", b"ftyp", id="mp4"
+                "/model/generateVideo",
+                {"model": VIDEO, "prompt": "x"},
+                "video/mp4",
+                b"ftyp",
+                id="mp4",
             ),
             pytest.param(
-                "/model/generateAudio", {"model": AUDIO, "prompt": "x"}, "audio/wav", b"RIFF", id="wav"
+                "/model/generateAudio",
+                {"model": AUDIO, "prompt": "x"},
+                "audio/wav",
+                b"RIFF",
+                id="wav",
             ),
         ],
     )
@@ -423,7 +470,9 @@ class TestUploadModelsFiles:
         assert head.content == b""
         assert head.headers["content-length"] == str(len(response.content))
 
-    async def test_file_of_unfinished_or_unknown_output_is_404(self, wire: Wire) -> None:
+    async def test_file_of_unfinished_or_unknown_output_is_404(
+        self, wire: Wire
+    ) -> None:
         """Outputs of a processing prediction, or beyond its count, are 404."""
         prediction_id = await wire.submit(model=IMAGE, prompt="x")
         url = f"{wire.origin}/files/{prediction_id}-0.png"
