@@ -107,6 +107,7 @@ async def test_autojump_under_trio() -> None:
     assert clock.now() == 60.0
 
 
+@pytest.mark.e2e
 def test_fixtures_work_as_a_plugin(tmp_path: Path) -> None:
     """`-p atlas_async.testing` gives fake_clock and the emulator fixtures."""
     (tmp_path / "test_user.py").write_text(

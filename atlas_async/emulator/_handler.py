@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import random
 import re
 import time
@@ -30,12 +29,12 @@ from typing import Any
 
 from .._models import Kind
 from . import _http
-from ._catalog import InputRule, ModelSpec
 from ._config import EmulatorConfig, FaultTarget
 from ._faults import NO_FAULTS, FaultInjector, HttpFaults, RateLimiter
 from ._http import Request, Response, error_response, json_response, success
 from ._state import CONTENT_TYPES, PredictionRecord, PredictionStore
 from ._stats import EmulatorStats
+from ._validate import validate_submit
 
 __all__ = ["EmulatorCore"]
 
@@ -52,12 +51,7 @@ POLL_ROUTE = f"GET {POLL_PREFIX}{{id}}"
 FILES_PREFIX = "/files/"
 CONTROL_PREFIX = "/_emulator/"
 
-_SIZE = re.compile(r"^\d+\*\d+$")
 _OUTPUT_NAME = re.compile(r"^([0-9a-f]{32})-(\d+)\.(png|mp4|wav)$")
-_RETENTION = {
-    "x-atlascloud-object-expiration-hours": (1, 336),
-    "x-atlascloud-request-retention-hours": (0, 336),
-}
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -211,7 +205,9 @@ class EmulatorCore:
         if faults.server_error is not None:  # refused before create
             self.stats.record_fault("server_error")
             return error_response(faults.server_error, request_id)
-        params, spec, problem = self._validate(request)
+        params, spec, problem = validate_submit(
+            request.headers, request.body, self.store.model
+        )
         if params is None or spec is None:
             return error_response(400, request_id, problem)
         if key in self.config.no_balance_keys:
@@ -237,53 +233,6 @@ class EmulatorCore:
         }
         response = success(data, request_id)
         return response if faults is NO_FAULTS else self._after(response, faults)
-
-    def _validate(
-        self, request: Request
-    ) -> tuple[dict[str, Any] | None, ModelSpec | None, str]:
-        """Return the submit's params and model, or Nones and the 400 message."""
-        bad = _http.REASONS[400]
-        for header, (low, high) in _RETENTION.items():
-            value = request.headers.get(header)
-            if value is not None and not (
-                value.isdigit() and low <= int(value) <= high
-            ):
-                return (
-                    None,
-                    None,
-                    f"{bad}: {header} must be an integer in [{low}, {high}]",
-                )
-        try:
-            params = json.loads(request.body)
-        except ValueError:
-            return None, None, bad
-        if not isinstance(params, dict):
-            return None, None, bad
-        model = params.get("model")
-        if not isinstance(model, str) or not model:
-            return None, None, bad
-        spec = self.store.model(model)
-        if spec is None:
-            return None, None, f"{bad}: model {model!r} is not available"
-        rule = spec.input_rule
-        if rule is InputRule.IMAGE:
-            if not any(params.get(name) for name in ("image", "images", "image_url")):
-                return None, None, bad
-        elif not _non_empty(params.get("prompt")) and not (
-            rule is InputRule.TEXT and _non_empty(params.get("text"))
-        ):
-            return None, None, bad
-        size = params.get("size")
-        if size is not None and not (isinstance(size, str) and _SIZE.match(size)):
-            return (
-                None,
-                None,
-                f"Invalid size format: {size}, expected format: width*height",
-            )
-        count = params.get("num_images", 1)
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 4:
-            return None, None, bad
-        return params, spec, ""
 
     # -- poll ------------------------------------------------------------------
 
@@ -415,10 +364,6 @@ class EmulatorCore:
             self.limiter.reset()
         if state:
             self.store.clear()
-
-
-def _non_empty(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 def _guess_type(filename: str) -> str:

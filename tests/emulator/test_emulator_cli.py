@@ -144,6 +144,7 @@ def test_main_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "emulator" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_emulator_command_serves_until_interrupted(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
