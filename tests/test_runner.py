@@ -1,0 +1,571 @@
+"""The Scheduler under asyncio, with scripted create/fetch fakes and a FakeClock."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from atlas_async._backoff import ExponentialPolicy, FixedPolicy
+from atlas_async._errors import (
+    AtlasError,
+    AuthenticationError,
+    ClientClosedError,
+    ClientStateError,
+    ConfigurationError,
+    InvalidRequestError,
+    NotFoundError,
+    PredictionCancelledError,
+    PredictionFailedError,
+    PredictionTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+from atlas_async._futures import PredictionFuture
+from atlas_async._models import Kind, Prediction, PredictionStatus
+from atlas_async._runner import Scheduler, SchedulerGate
+from atlas_async.testing import FakeClock
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+pytestmark = pytest.mark.asyncio
+
+S = PredictionStatus
+Answer = Prediction | AtlasError | PredictionStatus
+
+
+def snap(pid: str, status: PredictionStatus = S.PROCESSING) -> Prediction:
+    """A snapshot; completed ones carry an output."""
+    outputs = (f"https://cdn/{pid}.png",) if status is S.COMPLETED else ()
+    return Prediction(id=pid, status=status, outputs=outputs, model="m")
+
+
+class FakeApi:
+    """
+    Scripted ``create``/``fetch`` that pass the scheduler's gate like the HTTP
+    session does, and count what they saw.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.gate: SchedulerGate | None = None
+        self.scripts: dict[str, list[Answer]] = {}
+        self.default: Sequence[Answer] = (S.PROCESSING, S.COMPLETED)
+        self.created: list[tuple[float, str]] = []
+        self.fetches: list[tuple[float, str]] = []
+        self.create_answer: Answer = S.PROCESSING
+        self.latency = 0.0
+        self.concurrent = 0
+        self.max_concurrent = 0
+        self._next = 0
+
+    def script(self, pid: str, *answers: Answer) -> None:
+        """Answer polls of ``pid`` in order; the last answer repeats."""
+        self.scripts[pid] = list(answers)
+
+    def fetch_times(self, pid: str) -> list[float]:
+        """When ``pid`` was fetched."""
+        return [round(t, 4) for t, p in self.fetches if p == pid]
+
+    async def _call(self, pid: str, answer: Answer) -> Prediction:
+        assert self.gate is not None
+        async with self.gate.slot():
+            self.concurrent += 1
+            self.max_concurrent = max(self.max_concurrent, self.concurrent)
+            try:
+                if self.latency:
+                    await self.clock.sleep(self.latency)
+            finally:
+                self.concurrent -= 1
+        if isinstance(answer, AtlasError):
+            status = getattr(answer, "status_code", None)
+            self.gate.record(status, getattr(answer, "retry_after", None))
+            raise answer
+        self.gate.record(200, None)
+        return answer if isinstance(answer, Prediction) else snap(pid, answer)
+
+    async def create(
+        self, kind: Kind, model: str, params: Mapping[str, Any]
+    ) -> Prediction:
+        pid = str(params.get("id", f"p{self._next}"))
+        self._next += 1
+        self.created.append((self.clock.now(), pid))
+        return await self._call(pid, self.create_answer)
+
+    async def fetch(self, pid: str) -> Prediction:
+        self.fetches.append((self.clock.now(), pid))
+        script = self.scripts.setdefault(pid, list(self.default))
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        return await self._call(pid, answer)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def api(clock: FakeClock) -> FakeApi:
+    return FakeApi(clock)
+
+
+@asynccontextmanager
+async def running(api: FakeApi, **options: Any) -> AsyncIterator[Scheduler]:
+    """A running scheduler on the fake API, with autojump, closed on exit."""
+    options.setdefault("poll", FixedPolicy(2.0))
+    sched = Scheduler(
+        api.create, api.fetch, clock=api.clock, rng=random.Random(7), **options
+    )
+    api.gate = sched.gate
+    async with api.clock.autojump(), anyio.create_task_group() as tg:
+        await tg.start(sched.run)
+        try:
+            yield sched
+        finally:
+            await sched.aclose()
+
+
+async def submit(sched: Scheduler, pid: str, **options: Any) -> Any:
+    """Submit a prediction the fake will call ``pid``."""
+    options.setdefault("timeout", None)
+    return await sched.submit(Kind.IMAGE, "m", {"id": pid}, **options)
+
+
+class TestSubmit:
+    async def test_submit_resolves_with_the_completed_prediction(
+        self, api: FakeApi
+    ) -> None:
+        """A submitted prediction is polled until completed, then awaited."""
+        api.script("a", S.PROCESSING, S.PROCESSING, S.COMPLETED)
+        async with running(api) as sched:
+            future = await submit(sched, "a")
+            assert future.status is S.PROCESSING
+            prediction = await future
+        assert prediction.outputs == ("https://cdn/a.png",)
+        assert api.fetch_times("a") == [2.0, 4.0, 6.0]
+        stats = sched.statistics()
+        assert (stats.submitted, stats.completed, stats.polls, stats.in_flight) == (
+            1,
+            1,
+            3,
+            0,
+        )
+        assert stats.requests_sent == 4
+
+    async def test_adaptive_poll_times_are_pinned_for_a_seed(
+        self, api: FakeApi
+    ) -> None:
+        """A video on the default policy and seed 7 polls exactly at these times."""
+        api.script("v", *[S.PROCESSING] * 4, S.COMPLETED)
+        async with running(api, poll=None) as sched:
+            future = await sched.submit(Kind.VIDEO, "m", {"id": "v"}, timeout=900)
+            await future
+        assert api.fetch_times("v") == [29.0285, 32.8878, 37.1621, 40.9563, 45.1351]
+
+    async def test_policy_per_kind_and_per_submit(self, api: FakeApi) -> None:
+        """A per-kind mapping picks the policy; a submit's own policy wins."""
+        poll = {"image": FixedPolicy(1.0), Kind.VIDEO: FixedPolicy(3.0)}
+        async with running(api, poll=poll) as sched:
+            image = await submit(sched, "i")
+            video = await sched.submit(Kind.VIDEO, "m", {"id": "v"}, timeout=None)
+            own = await submit(
+                sched, "o", policy=ExponentialPolicy(first=5.0, jitter=0)
+            )
+            await image
+            await video
+            await own
+        assert (api.fetch_times("i"), api.fetch_times("v")) == ([1.0, 2.0], [3.0, 6.0])
+        assert api.fetch_times("o") == [5.0, 12.5]
+
+    async def test_create_error_propagates_and_registers_nothing(
+        self, api: FakeApi
+    ) -> None:
+        """A submit that fails raises to its caller and leaves nothing pending."""
+        api.create_answer = InvalidRequestError("bad", status_code=400)
+        async with running(api, max_in_flight=1) as sched:
+            with pytest.raises(InvalidRequestError):
+                await submit(sched, "a")
+            assert sched.statistics().in_flight == 0
+            api.create_answer = S.PROCESSING
+            await (await submit(sched, "b"))  # the in-flight slot was released
+        assert api.fetches[0][1] == "b"
+
+    async def test_failed_prediction_raises_prediction_failed(
+        self, api: FakeApi
+    ) -> None:
+        """A server-side failure makes the future raise PredictionFailedError."""
+        api.script("a", S.PROCESSING, S.FAILED)
+        async with running(api) as sched:
+            future = await submit(sched, "a")
+            with pytest.raises(PredictionFailedError) as caught:
+                await future
+        assert caught.value.prediction_id == "a"
+        assert sched.statistics().failed == 1
+
+    async def test_synchronous_answer_resolves_without_polling(
+        self, api: FakeApi
+    ) -> None:
+        """A submit answered with a finished prediction needs no poll."""
+        api.create_answer = S.COMPLETED
+        async with running(api) as sched:
+            future = await submit(sched, "a")
+            assert future.done()
+            assert (await future).status is S.COMPLETED
+        assert api.fetches == []
+
+    async def test_duplicate_id_shares_the_future(self, api: FakeApi) -> None:
+        """If the server repeats an id, the second submit gets the same future."""
+        async with running(api) as sched:
+            first = await submit(sched, "a")
+            assert await submit(sched, "a") is first
+
+    async def test_invalid_timeout_is_refused(self, api: FakeApi) -> None:
+        """A zero or negative timeout is a configuration error."""
+        async with running(api) as sched:
+            with pytest.raises(ConfigurationError):
+                await submit(sched, "a", timeout=0)
+
+    async def test_invalid_limits_are_refused(self, api: FakeApi) -> None:
+        """Limits below one are refused at construction."""
+        with pytest.raises(ConfigurationError):
+            Scheduler(api.create, api.fetch, max_in_flight=0)
+
+
+class TestDeadlines:
+    async def test_deadline_raises_timeout_with_id_and_last_status(
+        self, api: FakeApi
+    ) -> None:
+        """Past its deadline a future raises PredictionTimeoutError with the status."""
+        api.script("a", S.QUEUED, S.PROCESSING)
+        async with running(api) as sched:
+            future = await submit(sched, "a", timeout=5)
+            with pytest.raises(PredictionTimeoutError) as caught:
+                await future
+            assert api.clock.now() == 5.0
+        error = caught.value
+        assert (error.prediction_id, error.last_status, error.timeout) == (
+            "a",
+            S.PROCESSING,
+            5.0,
+        )
+        assert isinstance(error, TimeoutError)
+        assert "(last status: processing)" in str(error)
+        assert sched.statistics().timed_out == 1
+
+    async def test_deadline_passes_while_a_poll_hangs(self, api: FakeApi) -> None:
+        """A poll stuck in flight does not hold the deadline back."""
+        api.latency = 100.0
+        async with running(api) as sched:
+            api.latency = 0.0
+            future = await submit(sched, "a", timeout=3)
+            api.latency = 100.0
+            with pytest.raises(PredictionTimeoutError) as caught:
+                await future
+            assert api.clock.now() == 3.0
+        assert caught.value.last_status is None
+        assert "none seen" in str(caught.value)
+
+
+class TestCancel:
+    async def test_cancel_stops_polling(self, api: FakeApi) -> None:
+        """After cancel() no more polls happen and awaiters get the error."""
+        async with running(api) as sched:
+            api.default = (S.PROCESSING,)
+            future = await submit(sched, "a")
+            await api.clock.sleep(5.0)
+            assert future.cancel()
+            with pytest.raises(PredictionCancelledError):
+                await future
+            await api.clock.sleep(20.0)
+        assert api.fetch_times("a") == [2.0, 4.0]
+        assert sched.statistics().cancelled == 1
+
+    async def test_cancel_interrupts_a_poll_in_flight(self, api: FakeApi) -> None:
+        """Cancelling during a slow poll abandons the poll at once."""
+        api.latency = 0.0
+        async with running(api) as sched:
+            future = await submit(sched, "a")
+            api.latency = 50.0
+            await api.clock.sleep(3.0)
+            assert sched.statistics().concurrent_requests == 1
+            future.cancel()
+            await anyio.wait_all_tasks_blocked()
+            assert sched.statistics().concurrent_requests == 0
+
+    async def test_cancel_while_queued_skips_the_poll(self, api: FakeApi) -> None:
+        """A prediction cancelled while waiting for a worker is never fetched."""
+        async with running(api, max_concurrent_requests=1) as sched:
+            await submit(sched, "a")
+            b = await submit(sched, "b")
+            api.latency = 1.0
+            assert sched.statistics().queued_polls == 0
+            await api.clock.sleep(2.5)  # both due at 2 s; "a" holds the only worker
+            assert sched.statistics().queued_polls == 1
+            b.cancel()
+            await api.clock.sleep(5.0)
+        assert api.fetch_times("b") == []
+
+    async def test_cancel_after_completion_is_refused(self, api: FakeApi) -> None:
+        """A finished future cannot be cancelled."""
+        async with running(api) as sched:
+            future = await submit(sched, "a")
+            await future
+            assert not future.cancel()
+
+
+class TestRateLimit:
+    async def test_429_slows_the_budget_and_successes_restore_it(
+        self, api: FakeApi
+    ) -> None:
+        """A 429 halves the shared rate; later successes bring it back."""
+        api.script(
+            "a", RateLimitError("slow", status_code=429), S.PROCESSING, S.COMPLETED
+        )
+        async with running(api, requests_per_second=2.0) as sched:
+            future = await submit(sched, "a")
+            await api.clock.sleep(2.5)
+            stats = sched.statistics()
+            assert (stats.rate_limited, stats.requests_per_second) == (1, 1.0)
+            await future
+            await (await submit(sched, "b"))
+            assert sched.statistics().requests_per_second == 2.0
+        assert sched.statistics().retries == 1
+
+    async def test_retry_after_holds_back_every_request(self, api: FakeApi) -> None:
+        """A Retry-After of 10 s on one poll delays the next request of any kind."""
+        api.script(
+            "a", RateLimitError("slow", status_code=429, retry_after=10.0), S.COMPLETED
+        )
+        api.script("b", S.COMPLETED)
+        async with running(api) as sched:
+            a = await submit(sched, "a")
+            await api.clock.sleep(2.5)
+            b = await submit(sched, "b")  # its create waits out the block too
+            assert api.clock.now() == 12.0
+            await a
+            await b
+        assert api.fetch_times("a") == [2.0, 12.0]
+        assert api.fetch_times("b") == [14.0]
+
+
+class TestNotFound:
+    async def test_404_within_the_grace_window_is_retried(self, api: FakeApi) -> None:
+        """A fresh prediction that 404s a few times still resolves."""
+        missing = NotFoundError("not found", status_code=404)
+        api.script("a", missing, missing, S.COMPLETED)
+        async with running(api) as sched:
+            assert (await (await submit(sched, "a"))).status is S.COMPLETED
+
+    async def test_404_after_the_grace_window_fails(self, api: FakeApi) -> None:
+        """A prediction still 404 after the grace window fails with NotFoundError."""
+        api.script("a", NotFoundError("not found", status_code=404))
+        async with running(api, not_found_grace=10.0) as sched:
+            with pytest.raises(NotFoundError) as caught:
+                await (await submit(sched, "a"))
+            assert 10.0 <= api.clock.now() < 40.0
+        assert caught.value.prediction_id == "a"
+
+    async def test_permanent_poll_error_fails_the_prediction(
+        self, api: FakeApi
+    ) -> None:
+        """A 401 while polling fails that prediction only."""
+        api.script("a", AuthenticationError("no", status_code=401))
+        async with running(api) as sched:
+            failing = await submit(sched, "a")
+            fine = await submit(sched, "b")
+            with pytest.raises(AuthenticationError):
+                await failing
+            assert (await fine).status is S.COMPLETED
+
+
+class TestLimits:
+    async def test_max_in_flight_makes_submit_wait(self, api: FakeApi) -> None:
+        """The third submit waits until one of two pending predictions finishes."""
+        api.script("a", S.COMPLETED)
+        api.script("b", *[S.PROCESSING] * 5, S.COMPLETED)
+        async with running(api, max_in_flight=2) as sched:
+            await submit(sched, "a")
+            await submit(sched, "b")
+            await submit(sched, "c")
+            assert api.created[2] == (2.0, "c")
+
+    async def test_max_concurrent_requests_bounds_create_and_fetch(
+        self, api: FakeApi
+    ) -> None:
+        """With 3 slots, 12 submits and their polls never run more than 3 at once."""
+        api.latency = 0.5
+        async with running(api, max_concurrent_requests=3) as sched:
+            async with anyio.create_task_group() as tg:
+                for i in range(12):
+                    tg.start_soon(submit, sched, f"p{i}")
+            await anyio.lowlevel.checkpoint()
+            while sched.statistics().in_flight:
+                await api.clock.sleep(1.0)
+        assert api.max_concurrent == 3
+        assert sched.statistics().completed == 12
+
+
+class TestAwaiters:
+    async def test_many_awaiters_share_one_outcome(self, api: FakeApi) -> None:
+        """Ten tasks awaiting one future all get the same prediction."""
+        results: list[Prediction] = []
+        async with running(api) as sched:
+            future = await submit(sched, "a")
+
+            async def waiter() -> None:
+                results.append(await future)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(10):
+                    tg.start_soon(waiter)
+        assert len(results) == 10
+        assert all(r is results[0] for r in results)
+
+    async def test_each_future_is_resolved_exactly_once(self, api: FakeApi) -> None:
+        """A late answer after a timeout never changes the outcome."""
+        api.latency = 0.0
+        async with running(api) as sched:
+            future = await submit(sched, "a", timeout=3)
+            api.latency = 2.0  # the poll at 2 s answers at 4 s, after the deadline
+            with pytest.raises(PredictionTimeoutError):
+                await future
+            await api.clock.sleep(5.0)
+            assert isinstance(future.exception(), PredictionTimeoutError)
+        stats = sched.statistics()
+        assert (stats.timed_out, stats.completed) == (1, 0)
+
+    async def test_as_completed_yields_in_completion_order(self, api: FakeApi) -> None:
+        """as_completed gives futures in the order they finished."""
+        api.script("slow", S.PROCESSING, S.PROCESSING, S.COMPLETED)
+        api.script("fast", S.COMPLETED)
+        async with running(api) as sched:
+            futures = [await submit(sched, "slow"), await submit(sched, "fast")]
+            order = [f.id async for f in sched.as_completed(futures)]
+        assert order == ["fast", "slow"]
+
+
+class TestAttach:
+    async def test_attach_polls_at_once_and_resolves(self, api: FakeApi) -> None:
+        """An attached id is polled at once; attaching again gives the same future."""
+        api.script("x", S.PROCESSING, S.COMPLETED)
+        async with running(api) as sched:
+            await api.clock.sleep(1.0)
+            future = sched.attach("x", kind="video", timeout=60)
+            assert sched.attach("x") is future
+            assert future.status is S.UNKNOWN
+            await future
+        assert api.fetch_times("x") == [1.0, 3.0]
+        assert sched.statistics().attached == 1
+        assert sched.durations.get(Kind.VIDEO, None).count == 0
+
+
+class TestLifecycle:
+    async def test_close_fails_pending_futures_and_leaves_no_task(
+        self, api: FakeApi
+    ) -> None:
+        """Closing with pending futures fails them with ClientClosedError."""
+        api.default = (S.PROCESSING,)
+        async with running(api) as sched:
+            futures = [await submit(sched, f"p{i}") for i in range(3)]
+            await api.clock.sleep(3.0)
+            before = len(anyio.get_running_tasks())
+            await sched.aclose()
+            await sched.aclose()  # idempotent
+            assert len(anyio.get_running_tasks()) < before
+        for future in futures:
+            with pytest.raises(ClientClosedError) as caught:
+                await future
+            assert caught.value.prediction_id == future.id
+        with pytest.raises(ClientClosedError):
+            await submit(sched, "late")
+
+    async def test_use_before_run_is_refused(self, api: FakeApi) -> None:
+        """Submitting to a scheduler that is not running raises ClientStateError."""
+        sched = Scheduler(api.create, api.fetch)
+        with pytest.raises(ClientStateError, match="async with"):
+            sched.attach("x")
+        await sched.aclose()
+
+    async def test_run_twice_is_refused(self, api: FakeApi) -> None:
+        """A scheduler runs once."""
+        async with running(api) as sched:
+            pass
+        with pytest.raises(ClientStateError, match="once"):
+            await sched.run()
+
+    async def test_closing_during_a_submit_names_the_new_prediction(
+        self, api: FakeApi
+    ) -> None:
+        """If the client closes while create is in flight, the error carries the id."""
+        api.latency = 5.0
+        async with running(api) as sched, anyio.create_task_group() as tg:
+
+            async def close_soon() -> None:
+                await api.clock.sleep(1.0)
+                await sched.aclose()
+
+            tg.start_soon(close_soon)
+            with pytest.raises(ClientClosedError) as caught:
+                await submit(sched, "a")
+        assert caught.value.prediction_id == "a"
+
+    async def test_unexpected_exception_tears_the_task_group_down(
+        self, api: FakeApi
+    ) -> None:
+        """A bug in fetch propagates out of run instead of being swallowed."""
+
+        async def broken(pid: str) -> Prediction:
+            raise KeyError("bug")
+
+        sched = Scheduler(api.create, broken, clock=api.clock, poll=FixedPolicy(1.0))
+        api.gate = sched.gate
+        futures: list[PredictionFuture] = []
+
+        async def host() -> None:
+            async with api.clock.autojump(), anyio.create_task_group() as tg:
+                await tg.start(sched.run)
+                futures.append(await submit(sched, "a"))
+                await anyio.sleep_forever()
+
+        with pytest.raises(BaseExceptionGroup) as caught:
+            await host()
+        assert caught.group_contains(KeyError)
+        assert isinstance(futures[0].exception(), ClientClosedError)
+
+    async def test_log_records_carry_the_prediction_id(
+        self, api: FakeApi, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Records about a prediction name it in the message and in extra."""
+        api.script("a", ServerError("down", status_code=503), S.COMPLETED)
+        with caplog.at_level(logging.DEBUG, logger="atlas_async"):
+            async with running(api) as sched:
+                await (await submit(sched, "a"))
+        about = [r for r in caplog.records if getattr(r, "prediction_id", None) == "a"]
+        assert len(about) >= 3
+        assert all("a" in r.getMessage() for r in about)
+        assert repr(sched).startswith("<Scheduler closed")
+
+
+class TestScale:
+    async def test_ten_thousand_predictions_all_resolve(self, api: FakeApi) -> None:
+        """10,000 predictions on a FakeClock all complete, each exactly once."""
+        done: list[str] = []
+        async with running(
+            api, max_in_flight=10_000, max_concurrent_requests=32
+        ) as sched:
+            futures = [await submit(sched, f"p{i}") for i in range(10_000)]
+            for future in futures:
+                future.add_done_callback(lambda f: done.append(f.id))
+            async for _ in sched.as_completed(futures):
+                pass
+        assert len(done) == len(set(done)) == 10_000
+        stats = sched.statistics()
+        assert (stats.completed, stats.in_flight, stats.polls) == (10_000, 0, 20_000)
