@@ -166,3 +166,14 @@ def test_module_runs_as_a_separate_process() -> None:
             process.wait()
     assert process.returncode == 0
     assert "Traceback" not in stderr
+
+
+def test_listener_disables_nagle() -> None:
+    """The listener sets TCP_NODELAY, so keep-alive answers are not held ~40 ms."""
+    from atlas_async.emulator._serve import _bind
+
+    listener = _bind("127.0.0.1", 0)
+    try:
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        listener.close()
