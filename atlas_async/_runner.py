@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -236,19 +237,8 @@ class Scheduler:
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until = math.inf
         self._stopped = anyio.Event()
-        self._counts = dict.fromkeys(
-            (
-                "submitted",
-                "attached",
-                "completed",
-                "failed",
-                "timed_out",
-                "cancelled",
-                "polls",
-                "retries",
-            ),
-            0,
-        )
+        # submitted, attached, completed, failed, timed_out, cancelled, polls, retries
+        self._counts: Counter[str] = Counter()
 
     @staticmethod
     def _resolve_policies(
