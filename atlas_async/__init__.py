@@ -19,7 +19,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._client import AtlasClient as AtlasClient
+from ._backoff import (
+    AdaptivePolicy as AdaptivePolicy,
+    BackoffPolicy as BackoffPolicy,
+    ExponentialPolicy as ExponentialPolicy,
+    FixedPolicy as FixedPolicy,
+    PollPolicy as PollPolicy,
+)
+from ._client import (
+    DEFAULT_PREDICTION_TIMEOUTS as DEFAULT_PREDICTION_TIMEOUTS,
+    AtlasClient as AtlasClient,
+)
 from ._clock import AnyioClock as AnyioClock, Clock as Clock
 from ._config import Timeouts as Timeouts
 from ._errors import (
@@ -45,6 +55,7 @@ from ._errors import (
     TransportError as TransportError,
     UnexpectedResponseError as UnexpectedResponseError,
 )
+from ._futures import PredictionFuture as PredictionFuture, as_completed as as_completed
 from ._models import (
     Kind as Kind,
     ModelInfo as ModelInfo,
@@ -52,11 +63,23 @@ from ._models import (
     PredictionStatus as PredictionStatus,
     UploadedMedia as UploadedMedia,
 )
+from ._runner import ClientStatistics as ClientStatistics
 
 __all__ = [
     # the client
     "AtlasClient",
     "Timeouts",
+    "DEFAULT_PREDICTION_TIMEOUTS",
+    "ClientStatistics",
+    # waiting
+    "PredictionFuture",
+    "as_completed",
+    # polling
+    "PollPolicy",
+    "AdaptivePolicy",
+    "FixedPolicy",
+    "ExponentialPolicy",
+    "BackoffPolicy",
     # errors
     "APIError",
     "AtlasError",

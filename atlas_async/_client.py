@@ -28,8 +28,9 @@ import os
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -40,6 +41,7 @@ import attrs
 import httpx
 
 from . import _wire
+from ._backoff import PollPolicy
 from ._clock import AnyioClock, Clock
 from ._config import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -49,16 +51,29 @@ from ._config import (
     resolve_config,
 )
 from ._errors import ClientClosedError, ClientStateError
+from ._futures import PredictionFuture
 from ._http import ApiSession, RetryMode
 from ._models import Kind, ModelInfo, Prediction, UploadedMedia
+from ._runner import ClientStatistics, Scheduler
 from ._upload import FileInput, read_upload
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["AtlasClient", "FileInput"]
+__all__ = ["DEFAULT_PREDICTION_TIMEOUTS", "AtlasClient", "FileInput"]
 
 logger = logging.getLogger("atlas_async")
+
+#: The deadline a prediction gets when the call names none, per kind, in seconds.
+#: Generous: the seeds' slowest video is 3 minutes, but heavy 1080p videos have
+#: been seen past 15 (atlas-api.md 11.4); a deadline is a safety net, not a guess.
+DEFAULT_PREDICTION_TIMEOUTS: Mapping[Kind, float] = {
+    Kind.IMAGE: 600.0,
+    Kind.VIDEO: 1800.0,
+    Kind.AUDIO: 900.0,
+}
+
+Duration = float | timedelta
 
 
 class _State(enum.Enum):
@@ -149,6 +164,7 @@ class AtlasClient:
         self._loop: anyio.lowlevel.EventLoopToken | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._scheduler: Scheduler | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -211,32 +227,38 @@ class AtlasClient:
 
     async def _start_background(self, task_group: anyio.abc.TaskGroup) -> None:
         """
-        Start the client's background work; called by ``__aenter__`` when open.
+        Start the poll scheduler; called by ``__aenter__`` once the client is open.
 
-        The poll scheduler plugs in here (``_runner.Scheduler``)::
-
-            config = self._config
-            self._scheduler = Scheduler(
-                self._create_prediction, self._fetch_prediction,
-                clock=self._clock, rng=self._rng, poll=config.poll,
-                max_in_flight=config.max_in_flight,
-                max_concurrent_requests=config.max_concurrent_requests,
-                requests_per_second=config.requests_per_second)
-            self._session.gate = self._scheduler.gate  # every attempt passes it
-            await task_group.start(self._scheduler.run)
-
-        The client is already OPENED, so the raw operations work from here on.
+        The scheduler's gate goes to the HTTP session, so submits, polls, retries
+        and uploads share one concurrency limit and one rate budget.
         """
+        config = self._config
+        scheduler = Scheduler(
+            self._create_prediction,
+            self._fetch_prediction,
+            clock=self._clock,
+            rng=self._rng,
+            poll=config.poll,  # type: ignore[arg-type]  # validated by Scheduler
+            max_in_flight=config.max_in_flight,
+            max_concurrent_requests=config.max_concurrent_requests,
+            requests_per_second=config.requests_per_second,
+            failure=_wire.prediction_failure,
+        )
+        self._session.gate = scheduler.gate
+        self._scheduler = scheduler
+        await task_group.start(scheduler.run)
 
     async def _stop_background(self) -> None:
         """
         Stop the background work; called first by ``__aexit__``.
 
-        The default cancels the task group's remaining tasks. The scheduler
-        drains first, here: ``await self._scheduler.aclose()`` fails its pending
-        futures with `ClientClosedError`. Raw operations still work until this
-        returns; public calls already raise `ClientClosedError`.
+        The scheduler drains first: its pending futures fail with
+        `ClientClosedError` (the server jobs live on; ``attach`` resumes them).
+        Raw operations still work until this returns; public calls already raise
+        `ClientClosedError`.
         """
+        if self._scheduler is not None:
+            await self._scheduler.aclose()
         if self._task_group is not None:
             self._task_group.cancel_scope.cancel()
 
@@ -312,6 +334,169 @@ class AtlasClient:
             now=time.time(),
             prediction_id=prediction_id,
         )
+
+    # -- predictions, driven by the scheduler -----------------------------------
+
+    def _running_scheduler(self) -> Scheduler:
+        self._require_open()
+        if self._scheduler is None:  # pragma: no cover - set whenever open
+            raise AssertionError("unreachable")
+        return self._scheduler
+
+    async def submit(
+        self,
+        kind: Kind | str,
+        model: str,
+        *,
+        timeout: Duration | None = None,
+        poll: PollPolicy | None = None,
+        params: Mapping[str, Any] | None = None,
+        **more_params: Any,
+    ) -> PredictionFuture:
+        """
+        Submit one prediction and return its future at once; polling starts.
+
+        The parameters go flat into the request body next to ``model``. The
+        submit is sent once: it is retried only when it provably never reached
+        the server (a connect error) or the server refused it (429, 503).
+        Waits while ``max_in_flight`` predictions are pending.
+
+        Example::
+
+            model = "kwaivgi/kling-v3.0-std/image-to-video"
+            future = await client.submit("video", model, image=url, duration=5)
+            prediction = await future
+
+        Args:
+            kind: `Kind` or ``"image"``, ``"video"``, ``"audio"``.
+            model: the model id, e.g. ``"google/nano-banana-2/text-to-image"``.
+            timeout: seconds until the prediction's deadline (default per kind:
+                `DEFAULT_PREDICTION_TIMEOUTS`); then its future raises
+                `PredictionTimeoutError`.
+            poll: a `PollPolicy` for this prediction (default: the client's).
+            params: model parameters as a mapping (for names that clash with
+                this signature, such as ``timeout``); merged with ``**more_params``.
+
+        Raises:
+            SubmissionUnknownError: sent, and no answer came (it may exist).
+            APIError: the server refused the submit (400, 401, 402, ...).
+        """
+        scheduler = self._running_scheduler()
+        kind = Kind.coerce(kind)
+        body = {**(params or {}), **more_params}
+        return await scheduler.submit(
+            kind,
+            model,
+            body,
+            timeout=DEFAULT_PREDICTION_TIMEOUTS[kind] if timeout is None else timeout,
+            policy=poll,
+        )
+
+    async def submit_image(
+        self, model: str, *, timeout: Duration | None = None, **params: Any
+    ) -> PredictionFuture:
+        """Submit an image prediction (``submit(Kind.IMAGE, model, ...)``)."""
+        return await self.submit(Kind.IMAGE, model, timeout=timeout, **params)
+
+    async def submit_video(
+        self, model: str, *, timeout: Duration | None = None, **params: Any
+    ) -> PredictionFuture:
+        """Submit a video prediction (``submit(Kind.VIDEO, model, ...)``)."""
+        return await self.submit(Kind.VIDEO, model, timeout=timeout, **params)
+
+    async def submit_audio(
+        self, model: str, *, timeout: Duration | None = None, **params: Any
+    ) -> PredictionFuture:
+        """Submit an audio prediction (``submit(Kind.AUDIO, model, ...)``)."""
+        return await self.submit(Kind.AUDIO, model, timeout=timeout, **params)
+
+    async def generate_image(
+        self, model: str, *, timeout: Duration | None = None, **params: Any
+    ) -> Prediction:
+        """
+        Submit an image prediction and wait for it.
+
+        Example::
+
+            prediction = await client.generate_image(
+                "google/nano-banana-2/text-to-image", prompt="a red fox"
+            )
+            print(prediction.outputs[0])
+
+        Raises:
+            PredictionFailedError: the server failed it (``error``, ``error_code``).
+            PredictionTimeoutError: the deadline passed (``attach`` resumes).
+        """
+        return await (await self.submit_image(model, timeout=timeout, **params))
+
+    async def generate_video(
+        self, model: str, *, timeout: Duration | None = None, **params: Any
+    ) -> Prediction:
+        """Submit a video prediction and wait for it (see `generate_image`)."""
+        return await (await self.submit_video(model, timeout=timeout, **params))
+
+    async def generate_audio(
+        self, model: str, *, timeout: Duration | None = None, **params: Any
+    ) -> Prediction:
+        """Submit an audio prediction and wait for it (see `generate_image`)."""
+        return await (await self.submit_audio(model, timeout=timeout, **params))
+
+    def attach(
+        self,
+        prediction_id: str,
+        *,
+        kind: Kind | str = Kind.IMAGE,
+        model: str | None = None,
+        timeout: Duration | None = None,
+        poll: PollPolicy | None = None,
+    ) -> PredictionFuture:
+        """
+        Resume polling a prediction submitted elsewhere (a journal, another
+        process, a webhook); attaching a pending id again returns its future.
+
+        Example::
+
+            future = client.attach("8ba2926c6bd642049f4d17dd68ea6785", kind="video")
+            prediction = await future
+
+        Args:
+            timeout: seconds from now until its deadline (default per kind).
+        """
+        scheduler = self._running_scheduler()
+        kind = Kind.coerce(kind)
+        return scheduler.attach(
+            prediction_id,
+            kind=kind,
+            model=model,
+            timeout=DEFAULT_PREDICTION_TIMEOUTS[kind] if timeout is None else timeout,
+            policy=poll,
+        )
+
+    def as_completed(
+        self, futures: Iterable[PredictionFuture]
+    ) -> AsyncIterator[PredictionFuture]:
+        """
+        Yield the futures as they finish, whatever their outcome.
+
+        Example::
+
+            futures = [await client.submit_image(model, prompt=p) for p in prompts]
+            async for future in client.as_completed(futures):
+                if future.exception() is None:
+                    print(future.result().outputs)
+        """
+        return self._running_scheduler().as_completed(futures)
+
+    def statistics(self) -> ClientStatistics:
+        """
+        What the client has done so far: in flight, requests, polls, retries, 429s.
+
+        Works after close too (the last figures).
+        """
+        if self._scheduler is None:
+            self._require_open()
+        assert self._scheduler is not None
+        return self._scheduler.statistics()
 
     # -- public one-shot calls ------------------------------------------------
 

@@ -326,7 +326,7 @@ class Scheduler:
         *,
         # The prediction's deadline (the API's name), not this call's: submit
         # returns as soon as the server has answered.
-        timeout: Duration | None,  # noqa: ASYNC109
+        timeout: Duration | None,
         policy: PollPolicy | None = None,
     ) -> PredictionFuture:
         """

@@ -97,7 +97,7 @@ async def running(api: TrioApi, **options: Any) -> AsyncIterator[Scheduler]:
 async def submit(
     sched: Scheduler,
     pid: str,
-    timeout: float | None = None,  # noqa: ASYNC109 (the prediction's deadline)
+    timeout: float | None = None,
 ) -> PredictionFuture:
     return await sched.submit(Kind.IMAGE, "m", {"id": pid}, timeout=timeout)
 
