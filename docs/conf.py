@@ -6,7 +6,7 @@ from importlib.metadata import version as _version
 
 project = "atlas_async"
 author = "atlas_async developers"
-copyright = "2026, atlas_async developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, atlas_async developers"
 release = _version("atlas-async")
 
 extensions = [
