@@ -49,27 +49,25 @@ The payload is read by the poll parser (``_convert.structure_prediction``), so a
 webhook and a poll of the same prediction give the same `Prediction`; only the
 envelope adds a rule: ``"ERROR"`` is never a success.
 
+Fetching and caching the key set (`JWKSCache`, `fetch_jwks`, `parse_jwks`) lives
+in the private ``_jwks`` module and is re-exported here.
+
 The package never imports this module: it needs ``cryptography``.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import hashlib
-import ipaddress
 import json
 import re
 import time
-import urllib.parse
 from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
-import anyio
 import attrs
-import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -77,12 +75,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from . import _convert
-from ._errors import (
-    APIError,
-    AtlasError,
-    ConfigurationError,
-    TransportError,
-    UnexpectedResponseError,
+from ._errors import ConfigurationError, UnexpectedResponseError
+from ._jwks import (
+    DEFAULT_JWKS_URL as DEFAULT_JWKS_URL,
+    JWKSCache as JWKSCache,
+    WebhookFailureReason as WebhookFailureReason,
+    WebhookVerificationError as WebhookVerificationError,
+    b64url_decode as _b64url_decode,
+    b64url_encode as _b64url_encode,
+    fetch_jwks as fetch_jwks,
+    non_negative_seconds as _seconds,
+    parse_jwks as parse_jwks,
 )
 from ._models import Kind, Prediction, PredictionStatus
 
@@ -106,24 +109,19 @@ __all__ = [
     "parse_jwks",
 ]
 
-DEFAULT_JWKS_URL: Final = "https://api.atlascloud.ai/api/v1/webhooks/jwks.json"
 HEADER_ID: Final = "X-AtlasCloud-Webhook-Id"
 HEADER_EVENT: Final = "X-AtlasCloud-Webhook-Event"
 HEADER_TIMESTAMP: Final = "X-AtlasCloud-Webhook-Timestamp"
 HEADER_KEY_ID: Final = "X-AtlasCloud-Webhook-Key-Id"
 HEADER_SIGNATURE: Final = "X-AtlasCloud-Webhook-Signature-Ed25519"
 
-WebhookFailureReason: TypeAlias = Literal[
-    "missing_header",
-    "invalid_header",
-    "stale_timestamp",
-    "unknown_key",
-    "bad_signature",
-    "malformed_body",
-    "malformed_jwks",
-    "jwks_unavailable",
-]
 WebhookStatus: TypeAlias = Literal["OK", "ERROR"]
+
+# The key-set half lives in ``_jwks``; name this module in reprs, tracebacks and
+# pickles, where users import them from.
+for _public in (JWKSCache, WebhookVerificationError, fetch_jwks, parse_jwks):
+    _public.__module__ = __name__
+del _public
 
 # The event header is informational (unsigned, and the body repeats it).
 _REQUIRED = (HEADER_ID, HEADER_TIMESTAMP, HEADER_KEY_ID, HEADER_SIGNATURE)
@@ -131,41 +129,7 @@ _REQUIRED = (HEADER_ID, HEADER_TIMESTAMP, HEADER_KEY_ID, HEADER_SIGNATURE)
 _TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
 # The timestamp is part of the signed message: never normalise it, only accept it.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _SIGNATURE_SIZE = 64
-
-
-class WebhookVerificationError(AtlasError):
-    """
-    A webhook delivery (or the key set meant to check it) failed verification.
-
-    ``reason`` names the check that failed (see `WebhookFailureReason`); answer
-    503 when `retryable` is true so Atlas delivers again, 400 otherwise.
-
-    Example::
-
-        try:
-            event = verifier.verify(request.headers, body)
-        except WebhookVerificationError as exc:
-            return Response(status_code=503 if exc.retryable else 400)
-    """
-
-    reason: WebhookFailureReason
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: WebhookFailureReason,
-        prediction_id: str | None = None,
-    ) -> None:
-        super().__init__(message, prediction_id=prediction_id)
-        self.reason = reason
-
-    @property
-    def retryable(self) -> bool:
-        """True when the fault is ours and transient (the key set was unreachable)."""
-        return self.reason == "jwks_unavailable"
 
 
 # --- the event ----------------------------------------------------------------
@@ -235,269 +199,6 @@ def event_type_for(kind: Kind | str) -> str:
 
 
 # --- keys ---------------------------------------------------------------------
-
-
-def _b64url_decode(text: str) -> bytes:
-    # Padding is optional in base64url; Python's decoder would silently skip
-    # characters outside the alphabet, so the alphabet is checked first.
-    if not _BASE64URL.fullmatch(text):
-        raise ValueError("not base64url")
-    bare = text.rstrip("=")
-    return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
-
-
-def _b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _jwks_error(message: str) -> WebhookVerificationError:
-    return WebhookVerificationError(
-        f"malformed JWKS: {message}", reason="malformed_jwks"
-    )
-
-
-def parse_jwks(document: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
-    """
-    Parse a JWKS document into ``{kid: Ed25519PublicKey}``.
-
-    Keys of another type (RSA, EC, X25519) or with a ``use`` other than ``sig``
-    are skipped: a key set may serve other purposes too.
-
-    Example::
-
-        keys = parse_jwks({"keys": [{"kty": "OKP", "crv": "Ed25519",
-                                     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
-                                     "kid": "k1"}]})
-
-    Raises:
-        WebhookVerificationError: ``reason="malformed_jwks"`` when the document is
-            not ``{"keys": [...]}``, or an Ed25519 entry lacks a ``kid``, has a bad
-            ``x``, or repeats a ``kid``.
-    """
-    if not isinstance(document, Mapping):
-        raise _jwks_error("the document is not a JSON object")
-    entries = document.get("keys")
-    if not isinstance(entries, list):
-        raise _jwks_error('"keys" is not a list')
-    keys: dict[str, Ed25519PublicKey] = {}
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, Mapping):
-            raise _jwks_error(f"keys[{index}] is not an object")
-        if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
-            continue
-        if entry.get("use", "sig") != "sig":
-            continue
-        kid, x = entry.get("kid"), entry.get("x")
-        if not isinstance(kid, str) or not kid:
-            raise _jwks_error(f"keys[{index}] has no kid")
-        if kid in keys:
-            raise _jwks_error(f"kid {kid!r} appears twice")
-        try:
-            keys[kid] = Ed25519PublicKey.from_public_bytes(
-                _b64url_decode(x if isinstance(x, str) else "")
-            )
-        except ValueError:
-            raise _jwks_error(f"keys[{index}] ({kid!r}) has a bad x") from None
-    return keys
-
-
-def _check_jwks_url(url: str) -> None:
-    # Keys fetched over plain http from a remote host could be swapped in transit,
-    # and then any forged delivery would verify.
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "https":
-        return
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme == "http" and loopback:
-        return
-    raise ConfigurationError(
-        f"the JWKS URL must be https (or http on loopback), not {url!r}"
-    )
-
-
-async def fetch_jwks(
-    http: httpx.AsyncClient, url: str = DEFAULT_JWKS_URL
-) -> dict[str, Any]:
-    """
-    GET the JWKS document at ``url`` and return it, unparsed (see `parse_jwks`).
-
-    Example::
-
-        async with httpx.AsyncClient() as http:
-            keys = parse_jwks(await fetch_jwks(http))
-
-    Raises:
-        ConfigurationError: ``url`` is plain http to a non-loopback host.
-        TransportError: no answer came.
-        APIError: a non-2xx answer.
-        UnexpectedResponseError: the answer is not a JSON object.
-    """
-    _check_jwks_url(url)
-    try:
-        response = await http.get(url, headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
-        raise TransportError(
-            f"could not fetch the webhook key set: {exc!r}", method="GET", url=url
-        ) from exc
-    if not response.is_success:
-        raise APIError(
-            "fetching the webhook key set failed",
-            status_code=response.status_code,
-            body=response.text,
-        )
-    try:
-        document = response.json()
-    except ValueError as exc:
-        raise UnexpectedResponseError(
-            "the webhook key set is not JSON",
-            status_code=response.status_code,
-            body=response.text,
-        ) from exc
-    if not isinstance(document, dict):
-        raise UnexpectedResponseError(
-            "the webhook key set is not a JSON object",
-            status_code=response.status_code,
-            body=document,
-        )
-    return document
-
-
-def _seconds(value: float | timedelta, name: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not seconds >= 0:
-        raise ConfigurationError(f"{name} must be >= 0, not {value!r}")
-    return seconds
-
-
-class JWKSCache:
-    """
-    Atlas's webhook keys, fetched on demand and refreshed on rotation.
-
-    The key set is fetched when a key id is unknown (a rotation, or the first
-    delivery) or when it is older than ``max_age`` (so revoked keys drop out), but
-    at most once per ``min_refresh_interval``: deliveries with made-up key ids
-    cannot make it hammer the JWKS endpoint. Concurrent misses share one fetch.
-    When a refresh fails, keys already known keep working.
-
-    Example::
-
-        async with httpx.AsyncClient() as http:
-            verifier = WebhookVerifier(JWKSCache(http))
-            event = await verifier.averify(headers, body)
-
-    Args:
-        http: the client to fetch with; the cache does not close it.
-        url: the JWKS URL (https, or http on loopback for the emulator).
-        min_refresh_interval: seconds between two fetch attempts on demand.
-        max_age: seconds after which known keys are refetched too.
-        clock: a monotonic clock in seconds, injectable for tests.
-    """
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        url: str = DEFAULT_JWKS_URL,
-        *,
-        min_refresh_interval: float | timedelta = 60.0,
-        max_age: float | timedelta = 86_400.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        _check_jwks_url(url)
-        self._http = http
-        self._url = url
-        self._min_interval = _seconds(min_refresh_interval, "min_refresh_interval")
-        self._max_age = _seconds(max_age, "max_age")
-        self._clock = clock
-        self._keys: dict[str, Ed25519PublicKey] = {}
-        self._lock = anyio.Lock()
-        self._attempts = 0
-        self._attempted_at: float | None = None
-        self._fetched_at: float | None = None
-        self._last_error: AtlasError | None = None
-
-    @property
-    def url(self) -> str:
-        """Where the key set is fetched from."""
-        return self._url
-
-    @property
-    def keys(self) -> Mapping[str, Ed25519PublicKey]:
-        """The keys known now (a read-only view; empty before the first fetch)."""
-        return MappingProxyType(self._keys)
-
-    def get(self, kid: str) -> Ed25519PublicKey | None:
-        """Return the key known now for ``kid``, without fetching."""
-        return self._keys.get(kid)
-
-    async def refresh(self) -> None:
-        """
-        Fetch the key set now, ignoring the refresh interval (e.g. at startup).
-
-        Raises:
-            WebhookVerificationError: ``reason="jwks_unavailable"`` if it failed.
-        """
-        async with self._lock:
-            await self._fetch()
-        self._raise_if_failed()
-
-    async def key(self, kid: str) -> Ed25519PublicKey | None:
-        """
-        Return the key for ``kid``, fetching the key set first when needed.
-
-        Returns None when the latest key set has no such key.
-
-        Raises:
-            WebhookVerificationError: ``reason="jwks_unavailable"`` when ``kid`` is
-                unknown and the last fetch failed.
-        """
-        known = self._keys.get(kid)
-        if known is not None and not self._is_stale():
-            return known
-        attempts = self._attempts
-        async with self._lock:
-            # Whoever held the lock may have fetched already: don't fetch again.
-            if self._attempts == attempts and self._may_fetch():
-                await self._fetch()
-        found = self._keys.get(kid)
-        if found is None:
-            self._raise_if_failed()
-        return found
-
-    def _is_stale(self) -> bool:
-        return (
-            self._fetched_at is not None
-            and self._clock() - self._fetched_at >= self._max_age
-        )
-
-    def _may_fetch(self) -> bool:
-        return (
-            self._attempted_at is None
-            or self._clock() - self._attempted_at >= self._min_interval
-        )
-
-    async def _fetch(self) -> None:
-        self._attempts += 1
-        self._attempted_at = self._clock()
-        try:
-            keys = parse_jwks(await fetch_jwks(self._http, self._url))
-        except AtlasError as exc:
-            self._last_error = exc
-            return
-        # Replace, don't merge: a key missing from the new set was revoked.
-        self._keys = keys
-        self._fetched_at = self._attempted_at
-        self._last_error = None
-
-    def _raise_if_failed(self) -> None:
-        if self._last_error is not None:
-            raise WebhookVerificationError(
-                f"the webhook key set is unavailable: {self._last_error}",
-                reason="jwks_unavailable",
-            ) from self._last_error
 
 
 # --- verification -------------------------------------------------------------
