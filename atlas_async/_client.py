@@ -472,6 +472,29 @@ class AtlasClient:
             policy=poll,
         )
 
+    def deliver(self, prediction: Prediction) -> bool:
+        """
+        End a pending prediction from a snapshot that came from outside polling.
+
+        The hybrid wait's webhook side: pass a verified webhook's
+        ``event.prediction`` (``atlas_async.fastapi.webhook_router`` does). If
+        this client follows that id and the snapshot is terminal, its future
+        resolves at once, exactly as if a poll had returned the snapshot
+        (completed, or `PredictionFailedError`), and its polling stops.
+        Otherwise nothing changes, and polling stays the fallback.
+
+        Example::
+
+            event = await verifier.averify(request.headers, await request.body())
+            client.deliver(event.prediction)
+
+        Returns:
+            True when this call ended the prediction; False for an id this client
+            does not follow (another process submitted it, or it already ended:
+            a redelivery) and for a non-terminal snapshot.
+        """
+        return self._running_scheduler().deliver(prediction)
+
     def as_completed(
         self, futures: Iterable[PredictionFuture]
     ) -> AsyncIterator[PredictionFuture]:

@@ -23,6 +23,13 @@ through (submits, polls, and their retries): one `anyio.CapacityLimiter` of
 itself never holds a slot around ``create`` / ``fetch``, since the session takes
 one per attempt.
 
+`Scheduler.deliver` is the hybrid wait's other source: a terminal snapshot from
+outside polling (a verified webhook) ends the pending future at once, through
+the same decision a poll answer gets (`settle` with the ``failure`` mapping),
+and takes the prediction out of the heap. Whichever source ends a prediction
+first wins; the future resolves once, so a later delivery or poll answer for it
+is a no-op. Without deliveries, polling alone ends every prediction.
+
 One poll's failure (an `AtlasError` from ``fetch``) becomes that prediction's
 outcome. Any other exception is a bug: it propagates out of `run` and tears the
 client's task group down; it is never logged and dropped. On close, every
@@ -115,6 +122,8 @@ class ClientStatistics:
         requests_per_second: the rate budget now (None: unlimited).
         concurrent_requests: requests holding a slot now.
         queued_polls: due polls waiting for a free worker.
+        delivered: predictions ended by `Scheduler.deliver` (a webhook) before
+            a poll saw them end; also counted in ``completed`` or ``failed``.
     """
 
     in_flight: int
@@ -131,6 +140,7 @@ class ClientStatistics:
     requests_per_second: float | None
     concurrent_requests: int
     queued_polls: int
+    delivered: int = 0
 
 
 class SchedulerGate:
@@ -237,7 +247,8 @@ class Scheduler:
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until = math.inf
         self._stopped = anyio.Event()
-        # submitted, attached, completed, failed, timed_out, cancelled, polls, retries
+        # submitted, attached, completed, failed, timed_out, cancelled, polls,
+        # retries, delivered
         self._counts: Counter[str] = Counter()
 
     @staticmethod
@@ -431,6 +442,40 @@ class Scheduler:
         self._poke(at)
         return future
 
+    def deliver(self, prediction: Prediction) -> bool:
+        """
+        Apply a snapshot that came from outside polling (a webhook); the hybrid wait.
+
+        If ``prediction.id`` is pending here and the snapshot is terminal, its
+        future ends at once with the decision a poll answer would have made
+        (success, or the ``failure`` mapping's error) and its polling stops: a
+        poll in flight is abandoned, and the prediction leaves the heap. A
+        non-terminal snapshot only updates ``future.latest``; polling goes on.
+
+        Synchronous and idempotent: call it from the client's event loop, as
+        often as deliveries come.
+
+        Returns:
+            True when this call ended the prediction; False for an id not
+            pending here (unknown, already ended, or a redelivery), for a
+            non-terminal snapshot, and when the scheduler is not running.
+        """
+        pid = prediction.id
+        future = self._futures.get(pid)
+        if future is None or self._state != _RUNNING:
+            return False
+        final = settle(prediction, self._failure)
+        future._update(prediction)
+        if final is None:
+            return False
+        # The same end as a poll answer, minus learning: the delivery says that
+        # the job ended, not when, so the duration model is left alone.
+        self._core.remove(pid)
+        self._counts["delivered"] += 1
+        _log(logging.DEBUG, "prediction %s ended by a delivery", pid)
+        self._apply(future, final)
+        return True
+
     def as_completed(
         self, futures: Iterable[PredictionFuture]
     ) -> AsyncIterator[PredictionFuture]:
@@ -455,6 +500,7 @@ class Scheduler:
             requests_per_second=self._budget.rate,
             concurrent_requests=int(self._limiter.borrowed_tokens),
             queued_polls=self._queued,
+            delivered=counts["delivered"],
         )
 
     # -- the driver and its workers ------------------------------------------

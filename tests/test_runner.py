@@ -554,6 +554,123 @@ class TestLifecycle:
         assert repr(sched).startswith("<Scheduler closed")
 
 
+class TestDeliver:
+    """`Scheduler.deliver`: the hybrid wait's webhook side, polling as the fallback."""
+
+    async def test_a_delivery_resolves_at_once_without_another_poll(
+        self, api: FakeApi
+    ) -> None:
+        """A terminal delivery ends the future at the current time and stops polling."""
+        async with running(api, poll=FixedPolicy(60.0)) as sched:
+            future = await submit(sched, "a")
+            await api.clock.sleep(5.0)
+            assert sched.deliver(snap("a", S.COMPLETED))
+            assert future.done()
+            prediction = await future
+            assert api.clock.now() == 5.0
+            await api.clock.sleep(600.0)  # no poll is left for it in the heap
+        assert prediction.outputs == ("https://cdn/a.png",)
+        assert api.fetch_times("a") == []
+        stats = sched.statistics()
+        assert (stats.delivered, stats.completed, stats.polls, stats.in_flight) == (
+            1,
+            1,
+            0,
+            0,
+        )
+
+    @pytest.mark.parametrize(
+        "delivered",
+        [
+            pytest.param(
+                Prediction(id="a", status=S.FAILED, error="boom"), id="failed"
+            ),
+            pytest.param(Prediction(id="a", status=S.COMPLETED), id="no-outputs"),
+        ],
+    )
+    async def test_a_failed_delivery_fails_the_future_as_a_poll_would(
+        self, api: FakeApi, delivered: Prediction
+    ) -> None:
+        """A failure (or an empty success) goes through the scheduler's failure map."""
+        async with running(api, poll=FixedPolicy(60.0)) as sched:
+            future = await submit(sched, "a")
+            assert sched.deliver(delivered)
+            with pytest.raises(PredictionFailedError) as caught:
+                await future
+        assert caught.value.prediction_id == "a"
+        assert future.latest is delivered
+        assert (sched.statistics().failed, sched.statistics().delivered) == (1, 1)
+
+    async def test_a_redelivery_or_an_unknown_id_is_a_no_op(self, api: FakeApi) -> None:
+        """Only the first delivery counts; ids not pending here are ignored."""
+        async with running(api, poll=FixedPolicy(60.0)) as sched:
+            future = await submit(sched, "a")
+            first = snap("a", S.COMPLETED)
+            assert sched.deliver(first)
+            assert not sched.deliver(first)
+            assert not sched.deliver(Prediction(id="a", status=S.FAILED))
+            assert not sched.deliver(snap("elsewhere", S.COMPLETED))
+            assert await future is first
+        assert sched.statistics().delivered == 1
+
+    async def test_a_non_terminal_delivery_updates_the_status_and_polling_goes_on(
+        self, api: FakeApi
+    ) -> None:
+        """A running snapshot moves ``latest``; the next poll still ends the wait."""
+        api.script("a", S.COMPLETED)
+        async with running(api, poll=FixedPolicy(60.0)) as sched:
+            future = await submit(sched, "a")
+            assert not sched.deliver(snap("a", S.QUEUED))
+            assert future.status is S.QUEUED
+            await future
+        assert api.fetch_times("a") == [60.0]
+        assert sched.statistics().delivered == 0
+
+    async def test_polling_resolves_the_prediction_when_no_delivery_comes(
+        self, api: FakeApi
+    ) -> None:
+        """Without a webhook the slow fallback poll ends the wait, and a late
+        delivery is a no-op."""
+        api.script("a", S.PROCESSING, S.COMPLETED)
+        async with running(api, poll=FixedPolicy(60.0)) as sched:
+            future = await submit(sched, "a")
+            await future
+            assert api.clock.now() == 120.0
+            assert not sched.deliver(snap("a", S.COMPLETED))
+        assert sched.statistics().delivered == 0
+
+    async def test_a_delivery_abandons_a_poll_in_flight(self, api: FakeApi) -> None:
+        """A delivery during a slow poll ends the wait; the poll's answer is dropped."""
+        api.default = (S.FAILED,)
+        async with running(api, poll=FixedPolicy(60.0)) as sched:
+            future = await submit(sched, "a")
+            api.latency = 50.0
+            await api.clock.sleep(70.0)  # the poll started at 60 s and hangs
+            assert sched.statistics().concurrent_requests == 1
+            assert sched.deliver(snap("a", S.COMPLETED))
+            await anyio.wait_all_tasks_blocked()
+            assert sched.statistics().concurrent_requests == 0
+            assert (await future).status is S.COMPLETED
+        assert api.fetch_times("a") == [60.0]
+
+    async def test_a_delivery_frees_the_in_flight_slot(self, api: FakeApi) -> None:
+        """With max_in_flight=1, the next submit goes through once a delivery ends
+        the first prediction."""
+        async with running(api, poll=FixedPolicy(60.0), max_in_flight=1) as sched:
+            await submit(sched, "a")
+            sched.deliver(snap("a", S.COMPLETED))
+            await submit(sched, "b")
+            assert api.clock.now() == 0.0
+
+    async def test_a_delivery_after_close_is_refused(self, api: FakeApi) -> None:
+        """Once the scheduler closed, a delivery changes nothing."""
+        async with running(api, poll=FixedPolicy(60.0)) as sched:
+            future = await submit(sched, "a")
+        assert not sched.deliver(snap("a", S.COMPLETED))
+        with pytest.raises(ClientClosedError):
+            await future
+
+
 class TestScale:
     async def test_ten_thousand_predictions_all_resolve(self, api: FakeApi) -> None:
         """10,000 predictions on a FakeClock all complete, each exactly once."""
