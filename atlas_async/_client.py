@@ -55,6 +55,7 @@ from ._futures import PredictionFuture
 from ._http import ApiSession, RetryMode
 from ._models import Kind, ModelInfo, Prediction, UploadedMedia
 from ._runner import ClientStatistics, Scheduler
+from ._transport import TransportOption
 from ._upload import FileInput, read_upload
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -108,8 +109,11 @@ class AtlasClient:
         poll: a ``PollPolicy``, or a mapping of one per `Kind`.
         http_client: an ``httpx.AsyncClient`` to use; the client never closes it
             nor changes its settings.
-        transport: an httpx transport for the client the SDK builds (e.g.
-            ``httpx.MockTransport`` in tests, or an aiohttp-backed transport).
+        transport: what carries the requests of the client the SDK builds:
+            ``"auto"`` (aiohttp when the ``aiohttp`` extra is installed and the
+            client runs under asyncio, else httpx's own), ``"httpx"``,
+            ``"aiohttp"``, or any httpx transport (e.g. ``httpx.MockTransport``
+            in tests). See ``docs/performance.md``.
         clock: where the client reads time and sleeps (tests pass a
             ``FakeClock``).
         rng: the source of jitter (tests pass a seeded ``random.Random``).
@@ -132,7 +136,7 @@ class AtlasClient:
         requests_per_second: float | None = None,
         poll: object = None,
         http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: TransportOption = "auto",
         clock: Clock | None = None,
         rng: random.Random | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,

@@ -56,6 +56,7 @@ from ._http_errors import (
     transport_failure,
 )
 from ._models import Kind
+from ._transport import TransportOption, build_transport, check_transport
 
 __all__ = [
     "USER_AGENT",
@@ -148,8 +149,9 @@ class ApiSession:
     Sends requests to the Atlas API through one ``httpx.AsyncClient``.
 
     The session builds and owns a client unless one is injected: with
-    ``http_client=`` it uses that client as is and never closes it; with
-    ``transport=`` it builds a client around the transport and owns both.
+    ``http_client=`` it uses that client as is and never closes it; otherwise it
+    builds one around the transport that ``transport=`` names (see `_transport`:
+    ``"auto"``, ``"httpx"``, ``"aiohttp"``, or an httpx transport) and owns both.
 
     Example::
 
@@ -160,7 +162,8 @@ class ApiSession:
     Args:
         config: the resolved client settings.
         http_client: an ``httpx.AsyncClient`` to use and leave open.
-        transport: an httpx transport for a client the session builds.
+        transport: ``"auto"`` (None), ``"httpx"``, ``"aiohttp"``, or an httpx
+            transport for the client the session builds.
         clock: where retries wait (default: the real clock).
         rng: jitter for retry delays (default: a fresh ``random.Random()``).
         gate: admission for every attempt (default: `NullGate`); assignable.
@@ -168,6 +171,9 @@ class ApiSession:
     Attributes:
         attempts: HTTP attempts made (each retry counts).
         retries: attempts that were retries.
+        transport_name: the transport in use once open: ``"httpx"``,
+            ``"aiohttp"``, ``"custom"`` (one passed in) or ``"injected"`` (the
+            ``http_client``'s own); None before `open`.
     """
 
     gate: RequestGate
@@ -177,21 +183,23 @@ class ApiSession:
         config: ClientConfig,
         *,
         http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: TransportOption = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         gate: RequestGate | None = None,
     ) -> None:
-        if http_client is not None and transport is not None:
+        if http_client is not None and transport not in (None, "auto"):
             raise ConfigurationError(
                 "pass http_client or transport, not both (a transport goes inside"
                 " the client)"
             )
+        check_transport(transport)
         self._config = config
         self._origin: Origin = config.origin
         self._injected = http_client
         self._transport = transport
         self._client: httpx.AsyncClient | None = http_client
+        self.transport_name: str | None = None
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._rng = rng if rng is not None else random.Random()
         self.gate = gate if gate is not None else NullGate()
@@ -214,10 +222,15 @@ class ApiSession:
     async def open(self) -> None:
         """Build and open the owned httpx client (no-op for an injected one)."""
         if self._injected is not None:
+            self.transport_name = "injected"
             return
         limit = self._config.max_concurrent_requests
+        # Chosen now, not in __init__: "auto" depends on the running event loop.
+        transport, self.transport_name = build_transport(
+            self._transport, max_connections=limit
+        )
         self._client = httpx.AsyncClient(
-            transport=self._transport,
+            transport=transport,
             timeout=_to_httpx_timeout(self._config.timeout or DEFAULT_TIMEOUTS),
             # Keep-alive as large as the pool: a smaller keep-alive cap makes
             # httpx close and reopen connections under load (perf-limits.md 2).
