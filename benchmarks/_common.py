@@ -1,0 +1,194 @@
+"""
+Helpers shared by the benchmark scripts: the emulator in its own process,
+CPU pinning, CPU clocks, percentiles, tables and the JSON results.
+
+Every benchmark runs the emulator as a separate process
+(``python -m atlas_async.emulator``) pinned to core 1 and itself on core 0,
+when the machine has two cores and ``taskset`` exists, so the server's work
+never lands on the client's CPU clock (perf-limits.md section 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+RESULTS = Path(__file__).resolve().parent / "results"
+KEY = "bench-key"
+SERVER_CORE, CLIENT_CORE = 1, 0
+
+
+def can_pin() -> bool:
+    """True when there are two cores to keep client and server apart."""
+    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def pin_self() -> bool:
+    """Pin this process to the client core; return whether it was pinned."""
+    if not can_pin():
+        return False
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    return True
+
+
+def cpu_seconds() -> float:
+    """This process's user + system CPU seconds so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """Another process's user + system CPU seconds, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0..1) by nearest rank; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (NaN for no values)."""
+    return percentile(values, 0.5)
+
+
+@attrs.frozen
+class Server:
+    """An emulator process: where it listens and its pid (for its CPU clock)."""
+
+    base_url: str
+    pid: int
+
+    @property
+    def origin(self) -> str:
+        """``http://host:port``."""
+        return self.base_url.rsplit("/api/v1", 1)[0]
+
+
+@contextlib.contextmanager
+def emulator(
+    *,
+    time_scale: float = 1.0,
+    seed: int = 0,
+    faults: Sequence[str] = (),
+    latency: Sequence[str] = (),
+) -> Iterator[Server]:
+    """
+    Run ``python -m atlas_async.emulator`` on a free port (pinned to core 1).
+
+    Stops it (SIGTERM, then SIGKILL after 10 s) when the block ends.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "atlas_async.emulator",
+        "--port",
+        "0",
+        "--time-scale",
+        f"{time_scale:g}",
+        "--seed",
+        str(seed),
+    ]
+    for fault in faults:
+        command += ["--fault", fault]
+    for row in latency:
+        command += ["--latency", row]
+    if can_pin():
+        command = ["taskset", "-c", str(SERVER_CORE), *command]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        yield Server(base_url=line.rsplit(" ", 1)[1].strip(), pid=process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_json(command: Sequence[str], *, timeout: float) -> dict[str, Any]:
+    """Run a child benchmark process and return the JSON its last line prints."""
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}"
+        )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def environment() -> dict[str, Any]:
+    """What the numbers depend on: interpreter, packages, cores, load."""
+    packages: dict[str, str | None] = {}
+    for name in ("httpx", "httpcore", "aiohttp", "httpx-aiohttp", "anyio", "uvicorn"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "pinned": can_pin(),
+        "loadavg": os.getloadavg(),
+        "packages": packages,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the environment attached."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "environment": environment(), **data}
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (what docs/performance.md quotes)."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    return str(value)
