@@ -7,8 +7,10 @@ this module.
 
 Theory of operation: one synchronous handler (``_handler.EmulatorCore``) turns a
 request into an answer, reading a clock once; predictions are decided entirely
-at creation (``_state``), so their status is a pure function of time and
-nothing runs in the background. Faults are drawn from their own seeded random
+at creation (``_state``), so their status is a pure function of time. The one
+background task is the webhook delivery loop (``_webhooks``), which runs inside
+``async with emulator:`` or `serve` and POSTs each ``webhook_url`` prediction's
+signed end when it is due. Faults are drawn from their own seeded random
 stream (``_faults``), counters live in ``_stats``, and two thin adapters
 (``_adapters``) put the handler behind an ASGI app (served by uvicorn, see
 ``_serve``) or an in-process httpx transport.
@@ -55,6 +57,7 @@ from ._serve import (
 )
 from ._state import PredictionRecord as PredictionRecord
 from ._stats import EmulatorStats as EmulatorStats, StatsSnapshot as StatsSnapshot
+from ._webhooks import WebhookSender as WebhookSender, http_sender as http_sender
 
 __all__ = [
     "DEFAULT_CATALOG",
@@ -73,7 +76,9 @@ __all__ = [
     "PredictionRecord",
     "RunningEmulator",
     "StatsSnapshot",
+    "WebhookSender",
     "config_from_options",
+    "http_sender",
     "model_spec",
     "run_emulator",
     "serve",

@@ -4,14 +4,16 @@ The emulator's configuration: frozen values, validated once, read everywhere.
 Two kinds of time appear here, and the difference matters:
 
 * **Atlas time** is how long things take on the real service. Prediction
-  latencies (`EmulatorConfig.latency`, `EmulatorConfig.model_latency`) and the
-  warm-up window for fresh ids (`Faults.warmup_404_seconds`) are in Atlas time;
+  latencies (`EmulatorConfig.latency`, `EmulatorConfig.model_latency`), the
+  warm-up window for fresh ids (`Faults.warmup_404_seconds`) and the webhook
+  retry ladder (`EmulatorConfig.webhook_retry_delay`) are in Atlas time;
   the emulator divides them by `EmulatorConfig.time_scale`, so ``time_scale=100``
   turns a 30 s video into 0.3 s.
 * **Clock time** is the emulator's own clock (``time.monotonic`` or a test's
   ``FakeClock.now``). HTTP-level settings stay in clock time whatever the scale:
   the per-key request rate (`Faults.rps`), the delay of a slow response
-  (`Faults.slow_seconds`) and the ``Retry-After`` value, because a benchmark's
+  (`Faults.slow_seconds`), the ``Retry-After`` value and the webhook POST's
+  timeout (`EmulatorConfig.webhook_timeout`), because a benchmark's
   "50 requests per second" means real seconds.
 
 Every fault is off by default; `Faults.from_options` builds one from the CLI's
@@ -262,6 +264,14 @@ class EmulatorConfig:
         epoch: the Unix time that the clock's first reading stands for (for
             ``created_at``); None takes the wall time when the emulator starts.
         max_upload_bytes: larger uploads and bodies get 413.
+        webhook_max_attempts: POSTs per webhook before the emulator gives up
+            (Atlas makes about ten).
+        webhook_retry_delay: Atlas seconds before the first redelivery; each
+            later one waits twice as long (Atlas: about 10 s, 20 s, 40 s ...).
+        webhook_retry_cap: the longest wait between two attempts, in Atlas
+            seconds (Atlas: about 30 minutes).
+        webhook_timeout: clock seconds the default sender waits for the
+            receiver's answer before counting the attempt as failed.
     """
 
     seed: int = 0
@@ -282,6 +292,21 @@ class EmulatorConfig:
     )
     epoch: float | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
+    webhook_max_attempts: int = attrs.field(default=10, validator=_positive_or_none)
+    webhook_retry_delay: float = attrs.field(default=10.0, validator=_non_negative)
+    webhook_retry_cap: float = attrs.field(default=1800.0, validator=_non_negative)
+    webhook_timeout: float = attrs.field(default=10.0, validator=_positive_or_none)
+
+    def webhook_retry_after(self, attempts: int) -> float:
+        """
+        Clock seconds between attempt ``attempts`` (1-based) and the next one.
+
+        ``min(cap, delay * 2 ** (attempts - 1)) / time_scale``: the Atlas ladder,
+        scaled like every other Atlas duration.
+        """
+        exponent = min(attempts - 1, 64)  # 2**64 * 10 s is past any cap
+        ladder = min(self.webhook_retry_cap, self.webhook_retry_delay * 2.0**exponent)
+        return ladder / self.time_scale
 
     def latency_for(self, spec: ModelSpec) -> LatencyRange:
         """Return the (min, max) Atlas seconds a prediction of ``spec`` takes."""

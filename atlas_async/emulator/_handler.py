@@ -8,38 +8,48 @@ adapters around `EmulatorCore.handle`.
 
 The order of checks on every request:
 
-1. ``GET /api/v1/models``, ``GET /files/{name}`` and the loopback-only
-   ``/_emulator/*`` control routes need no key;
+1. ``GET /api/v1/models``, ``GET /files/{name}``, the webhook key set
+   ``GET /api/v1/webhooks/jwks.json`` and the loopback-only ``/_emulator/*``
+   control routes need no key;
 2. anything else needs ``Authorization: Bearer <key>``: 401 otherwise, on any
    path, known or not (the real gateway authenticates before it routes);
 3. the per-key request rate (429, nothing created);
 4. the route: unknown paths 404, wrong methods 405;
 5. per route, see `_submit`, `_poll` and `_upload`.
+
+A submit with ``webhook_url`` also hands its record to the `WebhookDispatcher`
+(``_webhooks``), which POSTs the signed end of the prediction when it is ready;
+that loop runs only while the emulator runs (``async with emulator`` or
+``serve``), the handler itself stays synchronous.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .._models import Kind
+from ..webhooks import WebhookSigner
 from . import _http
 from ._config import EmulatorConfig, FaultTarget
 from ._faults import NO_FAULTS, FaultInjector, HttpFaults, RateLimiter
 from ._http import Request, Response, error_response, json_response, success
-from ._state import CONTENT_TYPES, PredictionRecord, PredictionStore
+from ._state import (
+    API,
+    CONTENT_TYPES,
+    FILES_PREFIX,
+    POLL_PREFIX,
+    PredictionStore,
+)
 from ._stats import EmulatorStats
 from ._validate import validate_submit
+from ._webhooks import WebhookDispatcher
 
 __all__ = ["EmulatorCore"]
 
-API = "/api/v1"
-POLL_PREFIX = f"{API}/model/prediction/"
 SUBMIT_PATHS = {
     f"{API}/model/generateImage": Kind.IMAGE,
     f"{API}/model/generateVideo": Kind.VIDEO,
@@ -47,8 +57,8 @@ SUBMIT_PATHS = {
 }
 UPLOAD_PATH = f"{API}/model/uploadMedia"
 MODELS_PATH = f"{API}/models"
+JWKS_PATH = f"{API}/webhooks/jwks.json"
 POLL_ROUTE = f"GET {POLL_PREFIX}{{id}}"
-FILES_PREFIX = "/files/"
 CONTROL_PREFIX = "/_emulator/"
 
 _OUTPUT_NAME = re.compile(r"^([0-9a-f]{32})-(\d+)\.(png|mp4|wav)$")
@@ -67,9 +77,16 @@ class EmulatorCore:
     Args:
         config: the configuration.
         clock: returns clock seconds (``time.monotonic``, or ``FakeClock.now``).
+        signer: the webhook signing key (a fresh one by default).
     """
 
-    def __init__(self, config: EmulatorConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        clock: Callable[[], float],
+        *,
+        signer: WebhookSigner | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         faults = config.faults
@@ -86,6 +103,10 @@ class EmulatorCore:
             [(b"retry-after", f"{faults.retry_after:g}".encode())]
             if faults.retry_after is not None
             else None
+        )
+        self.signer = signer if signer is not None else WebhookSigner.generate()
+        self.webhooks = WebhookDispatcher(
+            config, self.signer, clock, self.store.wall_time, self.stats
         )
         self._catalog = {
             "code": 200,
@@ -104,7 +125,7 @@ class EmulatorCore:
         stats = self.stats
         if path.startswith(POLL_PREFIX):
             endpoint = POLL_ROUTE if method == "GET" else f"{method} <unknown>"
-        elif path in SUBMIT_PATHS or path in (UPLOAD_PATH, MODELS_PATH):
+        elif path in SUBMIT_PATHS or path in (UPLOAD_PATH, MODELS_PATH, JWKS_PATH):
             endpoint = f"{method} {path}"
         elif path.startswith(FILES_PREFIX):
             endpoint = f"{method} {FILES_PREFIX}{{name}}"
@@ -132,6 +153,8 @@ class EmulatorCore:
                 request_id,
                 lambda: self._file(name, request_id, head=method == "HEAD"),
             )
+        if path == JWKS_PATH and method == "GET":
+            return json_response(200, self.signer.jwks(), request_id)
         key = self._authenticate(request)
         if key is None:
             return error_response(401, request_id)
@@ -154,7 +177,7 @@ class EmulatorCore:
                     lambda: self._upload(request, request_id),
                 )
             return self._submit(request, key, request_id, now)
-        if path == MODELS_PATH:
+        if path in (MODELS_PATH, JWKS_PATH):
             return error_response(405, request_id)
         return error_response(404, request_id)
 
@@ -218,6 +241,8 @@ class EmulatorCore:
             return error_response(429, request_id, extra=self._retry_after)
         record = self.store.create(spec, params, key, now)
         self.stats.record_created(params)
+        if params.get("webhook_url") is not None:
+            self.webhooks.schedule(params["webhook_url"], record, request.origin)
         if record.failed:
             self.stats.record_fault(
                 "moderation" if record.error_code == 1039 else "failure"
@@ -251,48 +276,8 @@ class EmulatorCore:
             self.stats.record_fault("warmup_404")
             response = error_response(404, request_id)
         else:
-            response = success(self._describe(record, now, request.origin), request_id)
+            response = success(record.to_wire(now, request.origin), request_id)
         return response if faults is NO_FAULTS else self._after(response, faults)
-
-    def _describe(
-        self, record: PredictionRecord, now: float, origin: str
-    ) -> dict[str, Any]:
-        status = record.status(now)
-        data: dict[str, Any] = {
-            "id": record.id,
-            "model": record.spec.model,
-            "status": status,
-            "outputs": None,
-            "urls": {"get": f"{origin}{POLL_PREFIX}{record.id}"},
-            "has_nsfw_contents": None,
-            "created_at": record.created_at,
-            "error": None,
-            "error_code": None,
-            "metrics": {},
-        }
-        if status == "processing":
-            return data
-        data["metrics"] = {"predict_time": record.predict_time}
-        if record.failed:
-            data.update(outputs=[], has_nsfw_contents=[], error=record.error)
-            data["error_code"] = record.error_code
-            return data
-        ext = record.extension
-        if record.base64:
-            prefix = f"data:{CONTENT_TYPES[ext]};base64,"
-            outputs = [
-                prefix + base64.b64encode(record.media(i)).decode()
-                for i in range(record.outputs)
-            ]
-        else:
-            outputs = [
-                f"{origin}{FILES_PREFIX}{record.id}-{i}.{ext}"
-                for i in range(record.outputs)
-            ]
-        data.update(
-            outputs=outputs, has_nsfw_contents=[record.nsfw] * record.outputs, error=""
-        )
-        return data
 
     # -- upload and files --------------------------------------------------------
 
@@ -364,6 +349,7 @@ class EmulatorCore:
             self.limiter.reset()
         if state:
             self.store.clear()
+            self.webhooks.clear()
 
 
 def _guess_type(filename: str) -> str:

@@ -3,11 +3,13 @@ The three ways to run the emulator.
 
 * `Emulator`: in-process. ``emulator.transport`` is an httpx transport (no
   socket at all), ``emulator.app`` the ASGI app; pair it with ``clock`` and
-  ``sleep`` from a `FakeClock` and tests never wait for real time.
+  ``sleep`` from a `FakeClock` and tests never wait for real time. Webhooks
+  are sent only inside ``async with emulator:``, which runs the delivery loop.
 * `serve`: a real loopback socket inside the running asyncio loop. uvicorn runs
   as a task of the caller's loop (``httptools`` when installed, else ``h11``),
   with no signal handlers of its own, no logging configuration and no
-  websockets; leaving the block stops it and awaits the task, so nothing leaks.
+  websockets; it also runs the webhook delivery loop. Leaving the block stops
+  both and awaits them, so nothing leaks.
 * `run_emulator`: blocking, for the CLI and ``python -m atlas_async.emulator``:
   its own event loop, SIGINT/SIGTERM stop it cleanly, and it returns normally.
 """
@@ -16,22 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import signal
-import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 
 import anyio
 import attrs
 import httpx
-import uvicorn
+import sniffio
 
+from ..webhooks import WebhookSigner
 from ._adapters import EmulatorApp, EmulatorTransport, Sleep
 from ._config import EmulatorConfig
-from ._handler import EmulatorCore
+from ._handler import JWKS_PATH, EmulatorCore
 from ._state import PredictionRecord
 from ._stats import EmulatorStats
+from ._uvicorn import serve_asgi
+from ._webhooks import WebhookSender, http_sender
 
 __all__ = ["Emulator", "RunningEmulator", "run_emulator", "serve"]
 
@@ -50,10 +54,22 @@ class Emulator:
         ) as http:
             ...
 
+    Predictions submitted with ``webhook_url`` get a signed delivery when they
+    end, sent by a loop that runs inside ``async with emulator:`` (`serve` enters
+    it for you); outside it, deliveries wait in the queue::
+
+        async with Emulator(config, webhook_sender=http_sender(app_client)) as emu:
+            ...
+
     Args:
         config: the configuration (defaults: real latencies, no faults).
         clock: returns clock seconds; pass ``FakeClock.now`` to drive time.
-        sleep: waits out slow answers; pass ``FakeClock.sleep`` with a FakeClock.
+        sleep: waits out slow answers and webhook retries; pass
+            ``FakeClock.sleep`` with a FakeClock.
+        signer: the webhook signing key (default: a fresh one per emulator).
+        webhook_sender: sends one webhook POST; by default an
+            ``httpx.AsyncClient`` with ``config.webhook_timeout``, opened by
+            ``async with``.
 
     Attributes:
         config: the configuration.
@@ -62,6 +78,8 @@ class Emulator:
         transport: an ``httpx.AsyncBaseTransport`` answering from this emulator.
         base_url: the API base for in-process use (``http://127.0.0.1/api/v1``);
             with `transport` no socket is ever opened.
+        signer: the webhook signing key; its public half is served at
+            ``GET /api/v1/webhooks/jwks.json``.
     """
 
     def __init__(
@@ -70,14 +88,65 @@ class Emulator:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,
+        signer: WebhookSigner | None = None,
+        webhook_sender: WebhookSender | None = None,
     ) -> None:
         self.config = config if config is not None else EmulatorConfig()
-        self._core = EmulatorCore(self.config, clock)
+        self._core = EmulatorCore(self.config, clock, signer=signer)
         self._sleep: Sleep = sleep if sleep is not None else anyio.sleep
+        self._webhook_sender = webhook_sender
+        self._running: contextlib.AsyncExitStack | None = None
         self.stats: EmulatorStats = self._core.stats
+        self.signer: WebhookSigner = self._core.signer
         self.app = EmulatorApp(self._core, self._sleep)
         self.transport = EmulatorTransport(self._core, self._sleep)
         self.base_url = IN_PROCESS_BASE_URL
+
+    @property
+    def jwks_url(self) -> str:
+        """Where the webhook key set is served (under `base_url`)."""
+        return _jwks_url(self.base_url)
+
+    @property
+    def pending_webhooks(self) -> int:
+        """Webhook deliveries waiting for their next attempt."""
+        return self._core.webhooks.pending
+
+    async def __aenter__(self) -> Emulator:
+        """Start the webhook delivery loop (asyncio or trio)."""
+        if self._running is not None:
+            raise RuntimeError("this Emulator is running already")
+        stack = contextlib.AsyncExitStack()
+        send = self._webhook_sender
+        if send is None:
+            http = httpx.AsyncClient(timeout=self.config.webhook_timeout)
+            send = http_sender(await stack.enter_async_context(http))
+        run = self._core.webhooks.run
+        if sniffio.current_async_library() == "asyncio":
+            # A plain task rather than a task group: pytest-asyncio enters and
+            # exits an async fixture in two different tasks, which a task
+            # group's cancel scope forbids.
+            task = asyncio.create_task(
+                run(send, self._sleep), name="atlas-emulator-webhooks"
+            )
+            stack.push_async_callback(_cancel_and_wait, task)
+        else:
+            task_group = await stack.enter_async_context(anyio.create_task_group())
+            await task_group.start(run, send, self._sleep)
+            stack.callback(task_group.cancel_scope.cancel)
+        self._running = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the delivery loop; attempts in flight are abandoned."""
+        stack, self._running = self._running, None
+        if stack is not None:
+            await stack.aclose()
 
     def transport_from(self, client_host: str) -> EmulatorTransport:
         """Return a transport whose requests appear to come from ``client_host``."""
@@ -142,62 +211,22 @@ class RunningEmulator:
         """The live counters."""
         return self.emulator.stats
 
-
-class _Server(uvicorn.Server):
-    """
-    uvicorn without its signal capture (the host program owns its signals) and
-    without its 0.1 s polling main loop (`stop` wakes it at once).
-    """
-
-    _stopping: asyncio.Event | None = None
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.startup_done = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self.startup_done.set()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def main_loop(self) -> None:
-        self._stopping = asyncio.Event()
-        if not self.should_exit:
-            await self._stopping.wait()
-
-    def stop(self) -> None:
-        self.should_exit = True
-        if self._stopping is not None:
-            self._stopping.set()
+    @property
+    def jwks_url(self) -> str:
+        """The webhook key set's URL, ``<base_url>/webhooks/jwks.json``."""
+        return _jwks_url(self.base_url)
 
 
-def _http_implementation() -> str:
-    return "httptools" if importlib.util.find_spec("httptools") else "h11"
+def _jwks_url(base_url: str) -> str:
+    return base_url.removesuffix("/api/v1") + JWKS_PATH
 
 
-def _uvicorn_config(app: EmulatorApp, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=_http_implementation(),
-        ws="none",
-        lifespan="off",
-        loop="none",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-        backlog=4096,
-        timeout_graceful_shutdown=2,
-    )
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    # The loop only ends by cancellation; anything else it raised is a bug,
+    # and awaiting the task raises it here.
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @contextlib.asynccontextmanager
@@ -208,6 +237,8 @@ async def serve(
     port: int = 0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep | None = None,
+    signer: WebhookSigner | None = None,
+    webhook_sender: WebhookSender | None = None,
 ) -> AsyncIterator[RunningEmulator]:
     """
     Serve an emulator on a real socket for the duration of an ``async with``.
@@ -225,46 +256,20 @@ async def serve(
         port: the port; 0 picks a free one (read ``emu.port``).
         clock: as for `Emulator`.
         sleep: as for `Emulator`.
+        signer: as for `Emulator`.
+        webhook_sender: as for `Emulator` (default: real HTTP POSTs).
 
     Raises:
         OSError: if the address cannot be bound.
     """
-    emulator = Emulator(config, clock=clock, sleep=sleep)
-    # Bind here rather than in uvicorn, which answers a bind error with
-    # sys.exit() from inside its task (a SystemExit that escapes the loop).
-    listener = _bind(host, port)
-    server = _Server(_uvicorn_config(emulator.app, host, port))
-    task = asyncio.create_task(server.serve(sockets=[listener]), name="atlas-emulator")
-    try:
-        await server.startup_done.wait()
-        if not server.started:  # pragma: no cover - defensive: we bind ourselves
-            await task  # re-raises what stopped it
-            raise OSError(f"the emulator could not start on {host}:{port}")
-        bound = listener.getsockname()
-        yield RunningEmulator(emulator=emulator, host=host, port=int(bound[1]))
-    finally:
-        server.stop()
-        if not task.done():
-            await task
-        listener.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit this. Without it, Nagle's algorithm and the
-        # client's delayed ACK hold each keep-alive answer ~40 ms (700 polls/s).
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        listener.bind((host, port))
-    except OSError as exc:
-        listener.close()
-        reason = exc.strerror or str(exc)
-        raise OSError(
-            f"the emulator could not listen on {host}:{port}: {reason}"
-        ) from exc
-    return listener
+    emulator = Emulator(
+        config, clock=clock, sleep=sleep, signer=signer, webhook_sender=webhook_sender
+    )
+    async with (
+        emulator,  # the webhook loop starts before the server and stops after it
+        serve_asgi(emulator.app, host=host, port=port, name="atlas-emulator") as bound,
+    ):
+        yield RunningEmulator(emulator=emulator, host=host, port=bound)
 
 
 def run_emulator(

@@ -24,6 +24,7 @@ fail without a failure rate:
 
 from __future__ import annotations
 
+import base64
 import heapq
 import itertools
 import random
@@ -38,12 +39,20 @@ from ._catalog import ModelSpec
 from ._config import EmulatorConfig
 
 __all__ = [
+    "API",
+    "CONTENT_TYPES",
     "FAILURE_CODE",
+    "FILES_PREFIX",
     "MODERATION_CODE",
+    "POLL_PREFIX",
     "PredictionRecord",
     "PredictionStore",
     "Upload",
 ]
+
+API = "/api/v1"
+POLL_PREFIX = f"{API}/model/prediction/"
+FILES_PREFIX = "/files/"
 
 MODERATION_CODE = 1039
 FAILURE_CODE = 1000
@@ -89,6 +98,49 @@ class PredictionRecord:
         if now < self.ready_at:
             return "processing"
         return "failed" if self.failed else "completed"
+
+    def to_wire(self, now: float, origin: str) -> dict[str, Any]:
+        """
+        Return the poll answer's ``data`` at ``now`` (also a webhook's payload).
+
+        ``origin`` (``scheme://host[:port]``) prefixes the poll and file URLs.
+        """
+        status = self.status(now)
+        data: dict[str, Any] = {
+            "id": self.id,
+            "model": self.spec.model,
+            "status": status,
+            "outputs": None,
+            "urls": {"get": f"{origin}{POLL_PREFIX}{self.id}"},
+            "has_nsfw_contents": None,
+            "created_at": self.created_at,
+            "error": None,
+            "error_code": None,
+            "metrics": {},
+        }
+        if status == "processing":
+            return data
+        data["metrics"] = {"predict_time": self.predict_time}
+        if self.failed:
+            data.update(outputs=[], has_nsfw_contents=[], error=self.error)
+            data["error_code"] = self.error_code
+            return data
+        ext = self.extension
+        if self.base64:
+            prefix = f"data:{CONTENT_TYPES[ext]};base64,"
+            outputs = [
+                prefix + base64.b64encode(self.media(i)).decode()
+                for i in range(self.outputs)
+            ]
+        else:
+            outputs = [
+                f"{origin}{FILES_PREFIX}{self.id}-{i}.{ext}"
+                for i in range(self.outputs)
+            ]
+        data.update(
+            outputs=outputs, has_nsfw_contents=[self.nsfw] * self.outputs, error=""
+        )
+        return data
 
     def media(self, index: int) -> bytes:
         """Return output ``index``'s file bytes (made once, then cached)."""
@@ -148,6 +200,10 @@ class PredictionStore:
         self._models = {spec.model: spec for spec in config.models}
         self._upload_numbers = itertools.count(1)
 
+    def wall_time(self, now: float) -> float:
+        """Return the unix time that clock reading ``now`` stands for."""
+        return self._epoch + (now - self._origin)
+
     def model(self, model_id: str) -> ModelSpec | None:
         """Return the catalog entry for ``model_id``, or None."""
         return self._models.get(model_id)
@@ -183,7 +239,7 @@ class PredictionStore:
             key=key,
             params=params,
             created=now,
-            created_at=_iso(self._epoch + (now - self._origin)),
+            created_at=_iso(self.wall_time(now)),
             ready_at=now + predict_time / config.time_scale,
             warm_until=now + config.faults.warmup_404_seconds / config.time_scale,
             predict_time=round(predict_time, 3),

@@ -54,6 +54,11 @@ class StatsSnapshot:
             ``malformed``, ``warmup_404``, ``failure``, ``moderation``).
         faults_injected: the sum of ``faults``.
         uploads: files stored by ``uploadMedia``.
+        webhooks_scheduled: predictions created with a ``webhook_url``.
+        webhook_attempts: webhook POSTs tried (first deliveries and retries).
+        webhooks_delivered: webhooks a receiver acknowledged with a 2xx.
+        webhook_failures: attempts answered with a non-2xx, or not at all.
+        webhooks_abandoned: webhooks given up after the last attempt failed.
     """
 
     requests: int
@@ -68,6 +73,11 @@ class StatsSnapshot:
     faults: Mapping[str, int]
     faults_injected: int
     uploads: int
+    webhooks_scheduled: int = 0
+    webhook_attempts: int = 0
+    webhooks_delivered: int = 0
+    webhook_failures: int = 0
+    webhooks_abandoned: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the snapshot as JSON-ready data (status keys become strings)."""
@@ -106,6 +116,11 @@ class EmulatorStats:
         self.bodies: Counter[bytes] = Counter()
         self.faults: Counter[str] = Counter()
         self.uploads = 0
+        self.webhooks_scheduled = 0
+        self.webhook_attempts = 0
+        self.webhooks_delivered = 0
+        self.webhook_failures = 0
+        self.webhooks_abandoned = 0
 
     def record_request(self, endpoint: str) -> None:
         """Count one request to ``endpoint`` (``"METHOD /route"``)."""
@@ -147,6 +162,11 @@ class EmulatorStats:
             faults=dict(self.faults),
             faults_injected=sum(self.faults.values()),
             uploads=self.uploads,
+            webhooks_scheduled=self.webhooks_scheduled,
+            webhook_attempts=self.webhook_attempts,
+            webhooks_delivered=self.webhooks_delivered,
+            webhook_failures=self.webhook_failures,
+            webhooks_abandoned=self.webhooks_abandoned,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -6,20 +6,28 @@ answers a bare "Invalid request parameters" that names nothing (atlas-api.md
 4.1). The emulator checks only what every model shares, in this order: the
 retention headers (atlas-api.md 10), a JSON object body, a catalog ``model``,
 the model's `InputRule`, ``size`` written ``W*H`` (Wan's exact message for
-``720x1280``), and ``num_images`` in 1-4. Everything else is accepted.
+``720x1280``), ``num_images`` in 1-4, and ``webhook_url`` (atlas-api.md 9: an
+invalid one is a 400). Everything else is accepted.
+
+Atlas takes only public https webhook URLs; the emulator takes any absolute
+http(s) URL of at most 1024 characters, so tests can receive webhooks on
+``http://127.0.0.1``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._catalog import InputRule, ModelSpec
 from ._http import REASONS
 
-__all__ = ["validate_submit"]
+__all__ = ["MAX_WEBHOOK_URL_LENGTH", "validate_submit", "webhook_url_problem"]
+
+MAX_WEBHOOK_URL_LENGTH = 1024
 
 _SIZE = re.compile(r"^\d+\*\d+$")
 _RETENTION = {
@@ -33,6 +41,29 @@ Validated = tuple[dict[str, Any] | None, ModelSpec | None, str]
 
 def _non_empty(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
+
+
+def webhook_url_problem(value: object) -> str | None:
+    """
+    Return why ``value`` is not an acceptable ``webhook_url``, or None if it is.
+
+    Accepted: a string of at most 1024 characters, an absolute ``http`` or
+    ``https`` URL with a host, and no whitespace or control characters.
+    """
+    if not isinstance(value, str) or not value:
+        return "webhook_url must be a non-empty string"
+    if len(value) > MAX_WEBHOOK_URL_LENGTH:
+        return f"webhook_url is longer than {MAX_WEBHOOK_URL_LENGTH} characters"
+    if any(char.isspace() or not char.isprintable() for char in value):
+        return "webhook_url contains whitespace or control characters"
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        return "webhook_url is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "webhook_url must be an absolute http(s) URL"
+    return None
 
 
 def validate_submit(
@@ -82,4 +113,8 @@ def validate_submit(
     count = params.get("num_images", 1)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 4:
         return None, None, bad
+    webhook_url = params.get("webhook_url")
+    problem = None if webhook_url is None else webhook_url_problem(webhook_url)
+    if problem is not None:
+        return None, None, f"{bad}: {problem}"
     return params, spec, ""

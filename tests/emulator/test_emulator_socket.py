@@ -170,7 +170,7 @@ def test_module_runs_as_a_separate_process() -> None:
 
 def test_listener_disables_nagle() -> None:
     """The listener sets TCP_NODELAY, so keep-alive answers are not held ~40 ms."""
-    from atlas_async.emulator._serve import _bind
+    from atlas_async.emulator._uvicorn import _bind
 
     listener = _bind("127.0.0.1", 0)
     try:
