@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -42,6 +43,7 @@ import httpx
 
 from . import _wire
 from ._backoff import PollPolicy
+from ._batch import BatchIterator, ProgressCallback, RequestInput, generate_many
 from ._clock import AnyioClock, Clock
 from ._config import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -50,9 +52,11 @@ from ._config import (
     TimeoutArg,
     resolve_config,
 )
+from ._download import download_outputs
 from ._errors import ClientClosedError, ClientStateError
 from ._futures import PredictionFuture
 from ._http import ApiSession, RetryMode
+from ._journal import Journal
 from ._models import Kind, ModelInfo, Prediction, UploadedMedia
 from ._runner import ClientStatistics, Scheduler
 from ._transport import TransportOption
@@ -514,6 +518,63 @@ class AtlasClient:
         """
         return self._running_scheduler().as_completed(futures)
 
+    def generate_many(
+        self,
+        requests: Iterable[RequestInput],
+        *,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_in_flight: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
+        resubmit_unknown: bool = False,
+    ) -> BatchIterator:
+        """
+        Run a batch and yield a `BatchResult` per item, in completion order.
+
+        A failed item never cancels its siblings; a 402 stops further submits.
+        With a journal the run is resumable: completed items are yielded again
+        without a request, submitted ones are attached by id, and an item sent
+        without an answer is reported as `SubmissionUnknownError` (resent only
+        with ``resubmit_unknown=True``). See ``docs/batch.md``.
+
+        Example::
+
+            requests = [{"model": "google/nano-banana-2/text-to-image",
+                         "prompt": p} for p in prompts]
+            async for result in client.generate_many(
+                requests, journal="run.db", download_to="out/"
+            ):
+                print(result.index, result.files if result.ok else result.error)
+
+        Args:
+            requests: `GenerationRequest` values or mappings
+                ``{"kind": "image", "model": ..., **params}``.
+            journal: a `Journal` or its path.
+            max_in_flight: items in progress at once (default: the client's).
+            on_progress: called with a `BatchProgress` after each change.
+            download_to: save every output there as soon as it completes.
+            timeout: per item, seconds until its deadline.
+            batch_timeout: seconds for the whole batch.
+            resubmit_unknown: resend items whose earlier submit got no answer.
+
+        Raises:
+            ConfigurationError: an invalid request or option (nothing is sent).
+        """
+        self._require_open()
+        return generate_many(
+            self,
+            requests,
+            journal=journal,
+            max_in_flight=max_in_flight,
+            on_progress=on_progress,
+            download_to=download_to,
+            timeout=timeout,
+            batch_timeout=batch_timeout,
+            resubmit_unknown=resubmit_unknown,
+        )
+
     def statistics(self) -> ClientStatistics:
         """
         What the client has done so far: in flight, requests, polls, retries, 429s.
@@ -607,6 +668,46 @@ class AtlasClient:
         )
         return _wire.parse_models(
             raw.status_code, raw.headers, raw.content, now=time.time()
+        )
+
+    async def download(
+        self,
+        prediction: Prediction,
+        directory: str | os.PathLike[str],
+        **options: Any,
+    ) -> list[Path]:
+        """
+        Save every output of a completed prediction into ``directory``.
+
+        URLs are streamed, ``data:`` URIs and base64 decoded; each file is
+        written atomically as ``<id>-<n>.<ext>``. The API key goes only to the
+        API's own origin, never to a CDN.
+
+        Example::
+
+            prediction = await client.generate_image(model, prompt="a red fox")
+            paths = await client.download(prediction, "out/")
+
+        Args:
+            options: ``max_concurrency``, ``max_bytes``, ``retries``,
+                ``name_prefix`` (see ``docs/batch.md``, Downloads).
+
+        Raises:
+            DownloadError: an output could not be fetched or written.
+            ConfigurationError: the directory cannot be created or written.
+        """
+        self._require_open()
+        http = self._session._client
+        if http is None:  # pragma: no cover - set whenever open
+            raise AssertionError("unreachable")
+        return await download_outputs(
+            prediction,
+            directory,
+            http=http,
+            api_origin=self._config.base_url,
+            clock=self._clock,
+            rng=self._rng,
+            **options,
         )
 
     def __repr__(self) -> str:

@@ -17,6 +17,7 @@ The exception tree. Everything atlas_async raises derives from `AtlasError`::
     │   ├── PredictionFailedError        failed on the server: error, error_code
     │   ├── PredictionTimeoutError       our deadline passed (a TimeoutError)
     │   └── PredictionCancelledError     cancelled locally
+    ├── BatchTimeoutError        a batch's deadline passed (a TimeoutError)
     ├── DownloadError            an output could not be saved (no partial file)
     ├── ConfigurationError       bad arguments or environment (a ValueError)
     ├── JournalError             a batch journal that cannot be used as asked
@@ -40,6 +41,7 @@ __all__ = [
     "APIError",
     "AtlasError",
     "AuthenticationError",
+    "BatchTimeoutError",
     "ClientClosedError",
     "ClientStateError",
     "ConfigurationError",
@@ -325,6 +327,29 @@ class PredictionTimeoutError(PredictionError, TimeoutError):
 
 class PredictionCancelledError(PredictionError):
     """The prediction's future was cancelled locally; the server job was not touched."""
+
+
+class BatchTimeoutError(AtlasError, TimeoutError):
+    """
+    A batch's ``batch_timeout`` passed before this item finished.
+
+    ``prediction_id`` is set when the item had been submitted: it may still finish
+    on the server, and a resumed run (same journal) attaches to it again. Items
+    never sent stay pending in the journal. ``timeout`` is the batch's limit in
+    seconds.
+    """
+
+    timeout: float | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prediction_id: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(message, prediction_id=prediction_id)
+        self.timeout = timeout
 
 
 class DownloadError(AtlasError):
