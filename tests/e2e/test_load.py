@@ -26,6 +26,7 @@ import pytest
 from atlas_async._client import AtlasClient
 from atlas_async._errors import AtlasError, ServerError, SubmissionUnknownError
 from atlas_async._models import Prediction, PredictionStatus
+from atlas_async._transport import TransportName
 from atlas_async.emulator import EmulatorConfig, Faults, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -48,7 +49,7 @@ def _chain(error: BaseException) -> list[BaseException]:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("transport", ["auto", "httpx"])
 async def test_thousand_concurrent_predictions_resolve_under_faults(
-    transport: str, caplog: pytest.LogCaptureFixture
+    transport: TransportName, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each of 1,000 predictions completes or fails by the rules; none is re-sent."""
     caplog.set_level(logging.DEBUG, logger="atlas_async")
@@ -70,7 +71,7 @@ async def test_thousand_concurrent_predictions_resolve_under_faults(
 
     async with (
         serve(config) as emu,
-        AtlasClient(KEY, base_url=emu.base_url, transport=transport) as client,  # type: ignore[arg-type]
+        AtlasClient(KEY, base_url=emu.base_url, transport=transport) as client,
     ):
         outcomes = await asyncio.gather(*(one(client, i) for i in range(N)))
         stats = client.statistics()
