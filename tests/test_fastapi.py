@@ -522,6 +522,7 @@ class TestFollowAndWait:
                 assert await wait_done(followed)
             assert not followed.cancelled()
             assert followed.result().status is PredictionStatus.COMPLETED
+            assert await wait_done(followed, timeout=0)  # done: no wait at all
 
     async def test_wait_done_times_out_without_raising(self) -> None:
         """A timeout returns False; the future is untouched."""

@@ -78,6 +78,10 @@ def _uvicorn_config(app: Any, host: str, port: int, lifespan: bool) -> uvicorn.C
         date_header=False,
         backlog=4096,
         timeout_graceful_shutdown=2,
+        # Longer than any client's idle expiry (httpx: 5 s, the same as uvicorn's
+        # default): a server that closes first races the client's next request
+        # on that connection, which then fails with a ReadError.
+        timeout_keep_alive=65,
     )
 
 
