@@ -161,7 +161,9 @@ def parse_requests(
                 request = _from_json(line, default_kind, model)
             else:
                 chosen_model = _default_model(default_kind, model)
-                request = GenerationRequest(default_kind, chosen_model, {"prompt": line})
+                request = GenerationRequest(
+                    default_kind, chosen_model, {"prompt": line}
+                )
         except ConfigurationError as exc:
             problems.append(RequestProblem(number, str(exc)))
             continue

@@ -2,8 +2,15 @@
 The ``atlas-async`` command (extra ``cli``: typer and rich).
 
 One `typer.Typer` app, ``app``; each command is a plain function registered
-with ``@app.command()``, so later commands (generate, batch, get, wait, upload,
-models) join the same app. `main` is the console-script entry point.
+with ``@app.command()``: ``generate``, ``batch``, ``get``, ``wait``, ``upload``,
+``models`` and ``emulator``. `main` is the console-script entry point; ``python
+-m atlas_async.cli`` runs it too. The functions here only declare options and
+hand over: the work is in ``_cli_batch`` (batch), ``_cli_calls`` (the others)
+and ``_cli_run`` (client or emulator, event loop, errors and exit codes).
+
+Exit codes: 0 everything succeeded; 1 some item (or the request) failed; 2 a
+usage error (bad option, unreadable or empty file, unwritable output folder,
+another batch's journal, no API key); 130 interrupted.
 
 Error handling is the entry point's job, not each command's: `main` runs the
 app in click's non-standalone mode and turns every usage error (a bad option,
@@ -19,7 +26,24 @@ written ``Annotated[...]`` and annotations are strings until typer reads them),
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
+
+from ._cli_options import (
+    ApiKey,
+    AsJson,
+    BaseUrl,
+    Fault,
+    KindOpt,
+    ModelOpt,
+    Seed,
+    TimeoutOpt,
+    TimeScale,
+    UseEmulator,
+    argument as _argument,
+    option as _option,
+)
+from ._cli_run import Connection, connection, run
 
 if TYPE_CHECKING:
     import typer
@@ -47,10 +71,6 @@ class _MissingTyper:
         return lambda function: function
 
     callback = command
-
-
-def _option(*args: Any, **kwargs: Any) -> Any:
-    return typer.Option(*args, **kwargs) if CLI_AVAILABLE else None
 
 
 app: typer.Typer = (
@@ -145,6 +165,180 @@ def emulator(
     console.print("Emulator stopped.")
 
 
+def _connect(
+    api_key: str | None,
+    base_url: str | None,
+    emulator: bool,
+    time_scale: float,
+    seed: int,
+    fault: list[str] | None,
+) -> Connection:
+    return connection(
+        api_key=api_key,
+        base_url=base_url,
+        emulator=emulator,
+        time_scale=time_scale,
+        seed=seed,
+        faults=fault or (),
+    )
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, _argument(help="What to generate.")],
+    model: ModelOpt = None,
+    kind: KindOpt = "image",
+    out: Annotated[str, _option(help="Folder for the outputs.")] = "out",
+    param: Annotated[
+        list[str] | None,
+        _option(metavar="NAME=VALUE", help="A model parameter (repeatable)."),
+    ] = None,
+    timeout: TimeoutOpt = None,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+    time_scale: TimeScale = 20.0,
+    seed: Seed = 0,
+    fault: Fault = None,
+) -> int:
+    """Generate one prompt, wait for it, save the outputs, print their paths."""
+    from ._cli_calls import run_generate
+
+    return run(
+        lambda: run_generate(
+            _connect(api_key, base_url, emulator, time_scale, seed, fault),
+            prompt,
+            kind=kind,
+            model=model,
+            out=Path(out),
+            timeout=timeout,
+            params=param or (),
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def batch(
+    file: Annotated[
+        str, _argument(help="JSON Lines of requests, or one prompt per line.")
+    ],
+    model: ModelOpt = None,
+    kind: KindOpt = "image",
+    out: Annotated[str, _option(help="Folder for the outputs.")] = "out",
+    journal: Annotated[
+        str | None,
+        _option(
+            help="Journal file that makes the run resumable"
+            " [default: OUT/.atlas-journal.sqlite]."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, _option(min=1, help="Predictions in progress at once.")
+    ] = 64,
+    timeout: TimeoutOpt = None,
+    resubmit_unknown: Annotated[
+        bool,
+        _option(
+            "--resubmit-unknown",
+            help="Send again submits an earlier run got no answer to (may bill twice).",
+        ),
+    ] = False,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+    time_scale: TimeScale = 20.0,
+    seed: Seed = 0,
+    fault: Fault = None,
+) -> int:
+    """Generate every request of FILE, resumably, saving outputs to --out."""
+    from ._cli_batch import BatchOptions, run_batch
+
+    options = BatchOptions(
+        file=Path(file),
+        out=Path(out),
+        journal=None if journal is None else Path(journal),
+        model=model,
+        kind=kind,
+        concurrency=concurrency,
+        timeout=timeout,
+        resubmit_unknown=resubmit_unknown,
+        as_json=as_json,
+    )
+    return run(
+        lambda: run_batch(
+            _connect(api_key, base_url, emulator, time_scale, seed, fault), options
+        )
+    )
+
+
+@app.command()
+def get(
+    prediction_id: Annotated[str, _argument(metavar="ID", help="Prediction id.")],
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Print a prediction's current state (one request, no waiting)."""
+    from ._cli_calls import run_get
+
+    conn = _connect(api_key, base_url, emulator, 20.0, 0, None)
+    return run(lambda: run_get(conn, prediction_id, as_json=as_json))
+
+
+@app.command()
+def wait(
+    prediction_id: Annotated[str, _argument(metavar="ID", help="Prediction id.")],
+    kind: KindOpt = "image",
+    timeout: TimeoutOpt = None,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Wait for a prediction to finish and print it (exit 1 if it failed)."""
+    from ._cli_calls import run_wait
+
+    conn = _connect(api_key, base_url, emulator, 20.0, 0, None)
+    return run(
+        lambda: run_wait(
+            conn, prediction_id, kind=kind, timeout=timeout, as_json=as_json
+        )
+    )
+
+
+@app.command()
+def upload(
+    file: Annotated[str, _argument(help="The file to upload (max 50 MB).")],
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Upload a local file; print the URL to pass as a model input."""
+    from ._cli_calls import run_upload
+
+    conn = _connect(api_key, base_url, emulator, 20.0, 0, None)
+    return run(lambda: run_upload(conn, Path(file), as_json=as_json))
+
+
+@app.command()
+def models(
+    kind: Annotated[str | None, _option(help="Only image, video or audio.")] = None,
+    as_json: AsJson = False,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """List the models in the catalog (no API key needed)."""
+    from ._cli_calls import run_models
+
+    conn = _connect(None, base_url, emulator, 20.0, 0, None)
+    return run(lambda: run_models(conn, kind=kind, as_json=as_json))
+
+
 def main(argv: list[str] | None = None) -> int:
     """
     Run the ``atlas-async`` command; return (and, as a script, exit with) its code.
@@ -191,3 +385,7 @@ def _exit(code: int, argv: list[str] | None) -> int:
     if argv is None:  # pragma: no cover - tested in a subprocess
         sys.exit(code)
     return code
+
+
+if __name__ == "__main__":  # pragma: no cover - tested in a subprocess
+    main()
