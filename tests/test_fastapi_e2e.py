@@ -264,3 +264,15 @@ async def test_any_worker_answers_for_any_id() -> None:
     assert waited.json()["status"] == read.json()["status"] == "completed"
     assert emu.stats.snapshot().polls_for(pid) >= 2  # B's waits and its read
     assert PredictionStatus(read.json()["status"]).is_success
+
+
+async def test_a_failing_startup_raises_instead_of_serving(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If the app's lifespan fails (a malformed key), the server never listens
+    and serving it raises; the cause is in uvicorn's log."""
+    app = example.create_app(example.Settings(), api_key="bad\nkey")
+    with pytest.raises(RuntimeError, match="could not start"):
+        async with serve_asgi(app, lifespan=True):
+            raise AssertionError("unreachable")
+    assert "ConfigurationError" in caplog.text

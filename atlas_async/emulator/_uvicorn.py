@@ -39,6 +39,10 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         try:
             await super().startup(sockets=sockets)
+        except SystemExit:
+            # uvicorn exits the process when the app's lifespan startup fails;
+            # here that only stops this server (serve_asgi then raises).
+            self.should_exit = True
         finally:
             self.startup_done.set()
 
