@@ -13,7 +13,8 @@ does the client start and `generate_many` run, with the journal already open.
 The journal lives beside the outputs by default (``OUT/.atlas-journal.sqlite``;
 ``.atlas-journal.emulator.sqlite`` for ``--emulator`` runs, so an emulator run
 is never replayed as a real one). Running the same command again resumes: what
-completed is reported from the journal, what was submitted is attached. While
+completed is reported from the journal, what was submitted is attached (with
+``--emulator``, sent again: the emulator that had it stopped with its run). While
 we hold the journal's lock no other run writes to the folder through it, so
 the hidden ``.part-`` temporaries a killed run may have left are deleted.
 
@@ -63,6 +64,8 @@ __all__ = ["BatchOptions", "run_batch"]
 
 JOURNAL_NAME = ".atlas-journal.sqlite"
 EMULATOR_JOURNAL_NAME = ".atlas-journal.emulator.sqlite"
+_UNKNOWN = ItemState.UNKNOWN
+_GONE = "the emulator of the previous run stopped before this item finished"
 _TEMPORARY = re.compile(r"\..+\.part-[0-9a-f]+")  # _download's hidden temporaries
 # Errors after which the item is still resumable (submitted, pending, or
 # completed without its files): running the same command again picks it up.
@@ -248,7 +251,9 @@ def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
     }
 
 
-async def _begin(journal: Journal, parsed: ParsedRequests, reporter: _Reporter) -> None:
+async def _begin(
+    journal: Journal, parsed: ParsedRequests, reporter: _Reporter, *, emulator: bool
+) -> None:
     try:
         entries = await journal.begin(parsed.requests)
     except JournalError as exc:
@@ -257,6 +262,18 @@ async def _begin(journal: Journal, parsed: ParsedRequests, reporter: _Reporter) 
             "to start over)"
         ) from None
     states = Counter(entry.state for entry in entries)
+    orphans = [e for e in entries if e.state in (ItemState.SUBMITTED, _UNKNOWN)]
+    if emulator and orphans:
+        # The emulator that had these died with the previous run, and nothing
+        # it made was billed: send them again to this run's emulator.
+        for entry in orphans:
+            if entry.state is ItemState.SUBMITTED:
+                await journal.mark_failed(entry.index, "EmulatorStopped", _GONE)
+            await journal.reset_to_pending(entry.index)
+        reporter.note(
+            f"{len(orphans)} items were in progress on the previous run's emulator,"
+            " which stopped with it: sending them again"
+        )
     if states[ItemState.PENDING] != len(entries):
         reporter.note(
             f"resuming {journal.path}: {states[ItemState.COMPLETED]} completed, "
@@ -278,7 +295,7 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     journal = Journal(journal_path)
     async with journal:
         if parsed.requests:
-            await _begin(journal, parsed, reporter)
+            await _begin(journal, parsed, reporter, emulator=conn.emulator is not None)
         removed = await anyio.to_thread.run_sync(_remove_temporaries, out)
         if removed:
             reporter.note(f"removed {removed} partial downloads of an earlier run")

@@ -8,6 +8,7 @@ installed script itself in a subprocess.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -23,8 +24,10 @@ import httpx
 import pytest
 
 from atlas_async import _cli_run, cli
+from atlas_async._batch_input import load_requests
 from atlas_async._cli_calls import parse_params
 from atlas_async._errors import ConfigurationError, NotFoundError
+from atlas_async._journal import Journal
 
 IMAGE = "google/nano-banana-2/text-to-image"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -165,6 +168,29 @@ class TestBatch:
         assert all(r["resumed"] for r in results)
         assert summary["summary"]["resumed"] == 3
         assert "resuming" in captured.err
+
+    def test_an_emulator_rerun_sends_again_what_the_old_emulator_had(
+        self, prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Items submitted to a previous run's (stopped) emulator are sent again."""
+        journal = tmp_path / "run.db"
+        parsed = load_requests(prompts)
+
+        async def interrupted_run() -> None:
+            async with Journal(journal) as opened:
+                await opened.begin(parsed.requests)
+                for index in (0, 1):
+                    await opened.mark_submitting(index)
+                await opened.mark_submitted(0, "id-of-a-stopped-emulator")
+                await opened.mark_unknown(1, "no answer")
+
+        asyncio.run(interrupted_run())
+        argv = ["batch", str(prompts), *EMU, "--journal", str(journal)]
+        code = cli.main([*argv, "--out", str(tmp_path / "o")])
+        captured = capsys.readouterr()
+        assert code == 0
+        assert "3 of 3 ok" in captured.out
+        assert "2 items were in progress on the previous run's emulator" in captured.err
 
     def test_some_failures_exit_1(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
