@@ -144,9 +144,7 @@ class BatchResult:
     request: GenerationRequest
     prediction: Prediction | None = None
     error: AtlasError | None = None
-    files: tuple[Path, ...] = attrs.field(
-        default=(), kw_only=True, converter=_to_paths
-    )
+    files: tuple[Path, ...] = attrs.field(default=(), kw_only=True, converter=_to_paths)
     resumed: bool = attrs.field(default=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:

@@ -172,15 +172,11 @@ async def with_client(
 ) -> _T:
     """
     Open a client for ``conn`` (see `open_client`), await ``call(client)`` with
-    it, close it, and return the result.
-
-    Callers print *after* this returns, in their own frame: besides keeping the
-    client's lifetime short, that keeps coverage honest (CPython 3.11's tracer
-    stops tracing a frame once an ``async with serve(...)`` in it has exited).
+    it, close it, and return the result: commands print after the client (and
+    an ``--emulator``) has stopped.
     """
     async with open_client(conn, needs_key=needs_key) as client:
-        result = await call(client)
-    return result  # after the block, not inside it: see above
+        return await call(client)
 
 
 def error_line(message: str) -> None:
