@@ -161,6 +161,17 @@ class TestOutcomes:
         assert results[0].prediction.outputs
         assert results[0].request == GenerationRequest.from_mapping(requests[0])
 
+    async def test_an_empty_batch_yields_nothing(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        """No requests: the iterator ends at once and nothing is sent."""
+        async with harness.client() as client:
+            results = await collect(
+                client.generate_many([], journal=tmp_path / "run.db")
+            )
+        assert results == {}
+        assert harness.submits() == 0
+
     async def test_progress_reports_every_change_and_ends_with_all_done(
         self, harness: Harness
     ) -> None:
