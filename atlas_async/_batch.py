@@ -13,7 +13,8 @@ by the iterator being dropped, or by the client closing).
 The driver (`_batch_driver.Driver`) opens the journal (if given as a path, or
 not yet open), calls ``journal.begin`` (which refuses another batch's file),
 then runs a pool of ``max_in_flight`` workers over a queue of indices: memory
-stays bounded by the pool, never by the batch size. Each worker takes one item to its outcome::
+stays bounded by the pool, never by the batch size. Each worker takes one item
+to its outcome::
 
     completed in the journal -> replay it (download if files are missing)
     failed in the journal    -> replay the recorded error
