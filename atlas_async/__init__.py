@@ -26,6 +26,12 @@ from ._backoff import (
     FixedPolicy as FixedPolicy,
     PollPolicy as PollPolicy,
 )
+from ._batch import BatchIterator as BatchIterator
+from ._batch_types import (
+    BatchProgress as BatchProgress,
+    BatchResult as BatchResult,
+    GenerationRequest as GenerationRequest,
+)
 from ._client import (
     DEFAULT_PREDICTION_TIMEOUTS as DEFAULT_PREDICTION_TIMEOUTS,
     AtlasClient as AtlasClient,
@@ -36,6 +42,7 @@ from ._errors import (
     APIError as APIError,
     AtlasError as AtlasError,
     AuthenticationError as AuthenticationError,
+    BatchTimeoutError as BatchTimeoutError,
     ClientClosedError as ClientClosedError,
     ClientStateError as ClientStateError,
     ConfigurationError as ConfigurationError,
@@ -56,6 +63,11 @@ from ._errors import (
     UnexpectedResponseError as UnexpectedResponseError,
 )
 from ._futures import PredictionFuture as PredictionFuture, as_completed as as_completed
+from ._journal import (
+    ItemState as ItemState,
+    Journal as Journal,
+    JournalEntry as JournalEntry,
+)
 from ._models import (
     Kind as Kind,
     ModelInfo as ModelInfo,
@@ -71,6 +83,14 @@ __all__ = [
     "Timeouts",
     "DEFAULT_PREDICTION_TIMEOUTS",
     "ClientStatistics",
+    # batches
+    "GenerationRequest",
+    "BatchResult",
+    "BatchProgress",
+    "BatchIterator",
+    "Journal",
+    "JournalEntry",
+    "ItemState",
     # waiting
     "PredictionFuture",
     "as_completed",
@@ -84,6 +104,7 @@ __all__ = [
     "APIError",
     "AtlasError",
     "AuthenticationError",
+    "BatchTimeoutError",
     "ClientClosedError",
     "ClientStateError",
     "ConfigurationError",
