@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -34,20 +36,51 @@ def _entry_point() -> list[str]:
     )
 
 
-def _read_line(process: subprocess.Popen[str], pattern: str, timeout: float) -> str:
-    """Read stdout lines until one matches ``pattern`` (bounded by ``timeout``)."""
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if selector.select(timeout=deadline - time.monotonic()):
-            line = process.stdout.readline()
+class _Lines:
+    """
+    Every line the process writes to stdout, read by a thread into a queue.
+
+    A selector over a buffered text pipe can miss a second line that arrived in
+    the same read (it sits in Python's buffer, not the pipe), so the test would
+    wait for a line that already came; a reader thread sees every line.
+    """
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._seen: list[str] = []
+        self._thread = threading.Thread(
+            target=self._pump, args=(process.stdout,), daemon=True
+        )
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        """Return the next line matching ``pattern`` (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self._seen.append(line)
             if re.search(pattern, line):
                 return line
-            if not line:
-                break
-    raise AssertionError(f"no line matching {pattern!r} within {timeout} s")
+        raise AssertionError(f"no line matching {pattern!r} within {timeout} s")
+
+    def rest(self, timeout: float) -> str:
+        """Everything written after the last line read, once stdout closes."""
+        self._thread.join(timeout)
+        lines = []
+        while (line := self._queue.get_nowait()) is not None:
+            lines.append(line)
+        return "".join(lines)
 
 
 @pytest.mark.e2e
@@ -69,9 +102,10 @@ def test_cli_serves_a_generation_and_exits_0_on_ctrl_c() -> None:
         text=True,
     )
     try:
-        line = _read_line(process, r"listening on http://", timeout=20)
+        lines = _Lines(process)
+        line = lines.wait_for(r"listening on http://", timeout=20)
         base_url = re.search(r"(http://\S+/api/v1)", line)[1]  # type: ignore[index]
-        assert "curl" in _read_line(process, r"^Try: curl", timeout=5)
+        assert "curl" in lines.wait_for(r"^Try: curl", timeout=20)
         with httpx.Client(
             base_url=base_url, headers={"Authorization": "Bearer t"}
         ) as http:
@@ -84,11 +118,17 @@ def test_cli_serves_a_generation_and_exits_0_on_ctrl_c() -> None:
                 assert time.monotonic() < deadline, data
             assert http.get(data["outputs"][0]).content.startswith(b"\x89PNG")
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
+        process.wait(timeout=20)
+        stdout = lines.rest(timeout=20)
+        assert process.stderr is not None
+        stderr = process.stderr.read()
     finally:
         if process.poll() is None:  # pragma: no cover - only when the test fails
             process.kill()
             process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
     assert process.returncode == 0
     assert "Traceback" not in stderr
     assert "Emulator stopped." in stdout
