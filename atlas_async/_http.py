@@ -296,7 +296,9 @@ class ApiSession:
             raise RuntimeError("ApiSession.open() was not called")
         url = httpx.URL(self.url_for(path_or_url))
         headers = {"User-Agent": USER_AGENT}
-        if auth and self._is_api_origin(url):
+        # An API path is on the API origin by construction: only absolute URLs
+        # need their origin checked (and parsed again) before they get the key.
+        if auth and (path_or_url.startswith("/") or self._is_api_origin(url)):
             headers["Authorization"] = self._authorization()
         call = Call(
             method, url, headers, json, files, retry, prediction_id, kind, model
@@ -344,26 +346,31 @@ class ApiSession:
                 outcome = exc
         elapsed = self._clock.now() - started
 
+        # Logging calls are guarded: their arguments (label, extra) cost more
+        # than the check, on every attempt.
+        debug = logger.isEnabledFor(logging.DEBUG)
         if isinstance(outcome, httpx.HTTPError):
             self.gate.record(None, None)
-            logger.debug(
-                "%s -> %s after %.3fs",
-                call.label,
-                type(outcome).__name__,
-                elapsed,
-                extra=call.extra,
-            )
+            if debug:
+                logger.debug(
+                    "%s -> %s after %.3fs",
+                    call.label,
+                    type(outcome).__name__,
+                    elapsed,
+                    extra=call.extra,
+                )
             failure = transport_failure(outcome, call)
             redact(failure, self._config.api_key)
             raise failure from outcome
 
-        logger.debug(
-            "%s -> %d in %.3fs",
-            call.label,
-            outcome.status_code,
-            elapsed,
-            extra=call.extra,
-        )
+        if debug:
+            logger.debug(
+                "%s -> %d in %.3fs",
+                call.label,
+                outcome.status_code,
+                elapsed,
+                extra=call.extra,
+            )
         error = redact(error_for(outcome, call), self._config.api_key)
         if error is None:
             self.gate.record(outcome.status_code, None)

@@ -44,7 +44,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -149,7 +149,7 @@ class SchedulerGate:
     rate budget (which may make it wait), then ``record`` with the answer.
     """
 
-    __slots__ = ("_budget", "_clock", "_limiter", "requests_sent")
+    __slots__ = ("_budget", "_clock", "_limiter", "_slot", "requests_sent")
 
     def __init__(
         self, limiter: anyio.CapacityLimiter, budget: RateBudget, clock: Clock
@@ -157,20 +157,13 @@ class SchedulerGate:
         self._limiter = limiter
         self._budget = budget
         self._clock = clock
+        self._slot = _Slot(self)
         self.requests_sent = 0
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> AbstractAsyncContextManager[None]:
         """Hold a concurrency slot, and wait until the budget lets a request go."""
-        async with self._limiter:
-            now = self._clock.now()
-            wait = self._budget.reserve(now)
-            while wait > 0.0:
-                await self._clock.sleep_until(now + wait)
-                # A Retry-After may have arrived while we slept: honour it too.
-                now = self._clock.now()
-                wait = self._budget.blocked_for(now)
-            yield
+        # One shared context object: the limiter tracks its borrowers by task.
+        return self._slot
 
     def record(self, status_code: int | None, retry_after: float | None) -> None:
         """Report one attempt's answer (None: no answer) to the budget."""
@@ -178,6 +171,45 @@ class SchedulerGate:
         if status_code == 429:
             logger.warning("rate limited (429); slowing every request of this client")
         self._budget.on_response(status_code, retry_after, self._clock.now())
+
+
+class _Slot:
+    """
+    `SchedulerGate.slot`: a concurrency token, then the rate budget.
+
+    Every HTTP attempt passes here, so it avoids anyio's generic paths: a free
+    token is taken without ``CapacityLimiter.acquire``'s two scheduling
+    checkpoints (a loop round trip per request, about a fifth of the SDK's own
+    CPU per poll; docs/performance.md). Only a full limiter waits.
+    """
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: SchedulerGate) -> None:
+        self._gate = gate
+
+    async def __aenter__(self) -> None:
+        gate = self._gate
+        limiter = gate._limiter
+        try:
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter.acquire()
+        try:
+            clock, budget = gate._clock, gate._budget
+            now = clock.now()
+            wait = budget.reserve(now)
+            while wait > 0.0:
+                await clock.sleep_until(now + wait)
+                # A Retry-After may have arrived while we slept: honour it too.
+                now = clock.now()
+                wait = budget.blocked_for(now)
+        except BaseException:
+            limiter.release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._gate._limiter.release()
 
 
 class Scheduler:
@@ -533,7 +565,18 @@ class Scheduler:
 
     async def _worker(self, receive: MemoryObjectReceiveStream[str]) -> None:
         async with receive:
-            async for prediction_id in receive:
+            while True:
+                # A queued id is taken without receive()'s checkpoint (one loop
+                # round trip per poll): the poll itself awaits the network.
+                try:
+                    prediction_id = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        prediction_id = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 self._queued -= 1
                 await self._poll(prediction_id)
 
