@@ -130,14 +130,78 @@ def emulator(
             process.wait()
 
 
-def run_json(command: Sequence[str], *, timeout: float) -> dict[str, Any]:
-    """Run a child benchmark process and return the JSON its last line prints."""
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(*, threshold: float = 0.2, max_wait: float = 30.0) -> float:
+    """
+    Wait (at most ``max_wait`` s) until other processes use < ``threshold`` cores.
+
+    Other work on a 2-core machine inflates the CPU time a benchmark measures
+    (shared caches, migrations); return the load last seen, in cores.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        before, started = busy_seconds(), time.monotonic()
+        time.sleep(0.5)
+        load = (busy_seconds() - before) / (time.monotonic() - started)
+        if load < threshold or time.monotonic() > deadline:
+            return load
+
+
+def run_measured(
+    command: Sequence[str], *, timeout: float, server_pid: int | None = None
+) -> dict[str, Any]:
+    """
+    `run_json` after `wait_quiet`, adding ``foreign_cores``: how many cores
+    other processes (neither the child nor the server) kept busy meanwhile.
+    """
+    wait_quiet()
+    server = process_cpu(server_pid) if server_pid else 0.0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy, started = busy_seconds(), time.monotonic()
+    result = run_json(command, timeout=timeout)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    if server_pid:
+        ours += process_cpu(server_pid) - server
+    result["foreign_cores"] = max(0.0, (busy_seconds() - busy - ours) / wall)
+    return result
+
+
+def quiet(runs: Sequence[dict[str, Any]], limit: float = 0.25) -> list[dict[str, Any]]:
+    """The runs other processes disturbed least (all of them if none was quiet)."""
+    calm = [r for r in runs if r.get("foreign_cores", 0.0) <= limit]
+    return calm or list(runs)
+
+
+def run_json(
+    command: Sequence[str], *, timeout: float, show_stderr: bool = False
+) -> dict[str, Any]:
+    """
+    Run a child benchmark process and return the JSON its last line prints.
+
+    The child's stderr is kept for the error message, or shown with
+    ``show_stderr`` (profiles).
+    """
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        stdout=subprocess.PIPE,
+        stderr=None if show_stderr else subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}"
+            f"{' '.join(command)} failed ({done.returncode}):\n"
+            f"{(done.stderr or '')[-2000:]}"
         )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

@@ -15,8 +15,10 @@ Rows (all through ``httpx.AsyncClient`` except the last):
 * ``aiohttp-native``: a bare ``aiohttp.ClientSession``, for reference: what
   the httpx interface itself costs on top of aiohttp.
 
-Each configuration runs ``--repeats`` times (median reported); ratios are
-against the ``httpx`` row of the same run.
+Each configuration runs ``--repeats`` times, each after waiting for the
+machine to be quiet; the median of the runs other processes disturbed least
+is reported (``foreign_cores`` in the JSON). Ratios are against the ``httpx``
+row of the same run.
 
 Usage::
 
@@ -170,7 +172,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                     if _common.can_pin():
                         command = ["taskset", "-c", str(_common.CLIENT_CORE), *command]
                     server_cpu = _common.process_cpu(server.pid)
-                    result = _common.run_json(command, timeout=60)
+                    result = _common.run_measured(
+                        command, timeout=60, server_pid=server.pid
+                    )
                     server_cpu = _common.process_cpu(server.pid) - server_cpu
                     result.update(
                         transport=transport,
@@ -193,11 +197,13 @@ def _summarise(runs: list[dict[str, Any]], levels: list[int]) -> dict[str, Any]:
     for concurrency in levels:
         medians: dict[str, dict[str, float]] = {}
         for transport in TRANSPORTS:
-            mine = [
-                r
-                for r in runs
-                if r["transport"] == transport and r["concurrency"] == concurrency
-            ]
+            mine = _common.quiet(
+                [
+                    r
+                    for r in runs
+                    if r["transport"] == transport and r["concurrency"] == concurrency
+                ]
+            )
             medians[transport] = {
                 key: _common.median([r[key] for r in mine])
                 for key in (
@@ -206,6 +212,7 @@ def _summarise(runs: list[dict[str, Any]], levels: list[int]) -> dict[str, Any]:
                     "p50_ms",
                     "p99_ms",
                     "server_cpu_share",
+                    "foreign_cores",
                 )
             }
             medians[transport]["errors"] = sum(r["errors"] for r in mine)

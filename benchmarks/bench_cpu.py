@@ -1,0 +1,274 @@
+"""
+Client CPU per poll: the SDK's scheduler against a bare loop of the same GETs.
+
+The emulator runs in its own process (core 1) with predictions that never
+finish. Each measurement is a fresh client process (core 0):
+
+* ``sdk``: an ``AtlasClient`` with ``FixedPolicy(0.001)`` polls ``--n``
+  predictions it submitted; every poll is due at once, so its
+  ``max_concurrent_requests`` (16) workers poll back to back, like the loop;
+* ``bare``: ``httpx.AsyncClient`` with the same transport, pool and headers,
+  16 workers each looping ``GET /model/prediction/{id}`` and ``response.json()``
+  over the same number of predictions.
+
+Both saturate the client core, so CPU per poll is the whole story: getrusage
+over ``--duration`` seconds after a warm-up, divided by the polls made
+(``client.statistics().polls`` for the SDK). Each run waits for the machine to
+be quiet and records how busy other processes kept it; each cell is the median
+of the quiet runs (other load inflates CPU time) among ``--repeats``; the
+ratio is sdk / bare with the same transport (target: at most 1.3).
+
+Usage::
+
+    python benchmarks/bench_cpu.py [--duration 3] [--repeats 3] [--profile]
+
+``--profile`` runs the SDK once under cProfile and prints the top functions.
+Writes ``benchmarks/results/cpu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import sys
+import time
+from typing import Any
+
+import _common
+import httpx
+
+from atlas_async._backoff import FixedPolicy
+from atlas_async._client import AtlasClient
+from atlas_async._http import USER_AGENT
+from atlas_async._transport import AiohttpTransport
+
+MODEL = "google/nano-banana-2/text-to-image"
+CONCURRENCY = 16  # the SDK's default max_concurrent_requests
+TRANSPORTS = ("httpx", "aiohttp")
+MODES = ("bare", "sdk")
+
+
+async def _sdk(
+    base_url: str, transport: str, n: int, warmup: float, duration: float
+) -> dict[str, Any]:
+    async with AtlasClient(
+        _common.KEY,
+        base_url=base_url,
+        transport=transport,  # type: ignore[arg-type]
+        poll=FixedPolicy(0.001),
+        max_concurrent_requests=CONCURRENCY,
+    ) as client:
+        futures = [
+            await client.submit_image(MODEL, prompt=f"cpu {i}") for i in range(n)
+        ]
+        await asyncio.sleep(warmup)
+        polls, cpu = client.statistics().polls, _common.cpu_seconds()
+        started = time.perf_counter()
+        await asyncio.sleep(duration)
+        elapsed = time.perf_counter() - started
+        polls = client.statistics().polls - polls
+        cpu = _common.cpu_seconds() - cpu
+        errors = client.statistics().retries
+        for future in futures:
+            future.cancel()
+    return _result(polls, cpu, elapsed, errors)
+
+
+async def _bare(
+    base_url: str, transport: str, n: int, warmup: float, duration: float
+) -> dict[str, Any]:
+    headers = {"User-Agent": USER_AGENT, "Authorization": f"Bearer {_common.KEY}"}
+    async with httpx.AsyncClient(
+        transport=AiohttpTransport(max_connections=CONCURRENCY)
+        if transport == "aiohttp"
+        else None,
+        limits=httpx.Limits(
+            max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY
+        ),
+        headers=headers,
+        timeout=httpx.Timeout(60.0, connect=10.0, pool=None),
+        follow_redirects=False,
+    ) as http:
+        urls = []
+        for index in range(n):
+            answer = await http.post(
+                f"{base_url}/model/generateImage",
+                json={"model": MODEL, "prompt": f"cpu {index}"},
+            )
+            urls.append(f"{base_url}/model/prediction/{answer.json()['data']['id']}")
+        counts = [0, 0]  # polls, errors
+        phase = {"stop": time.perf_counter() + warmup + duration}
+
+        async def worker(mine: list[str]) -> None:
+            while time.perf_counter() < phase["stop"]:
+                for url in mine:
+                    response = await http.get(url)
+                    counts[response.json()["code"] != 200] += 1
+
+        tasks = [
+            asyncio.ensure_future(worker(urls[w::CONCURRENCY]))
+            for w in range(CONCURRENCY)
+        ]
+        await asyncio.sleep(warmup)
+        polls, cpu = counts[0], _common.cpu_seconds()
+        started = time.perf_counter()
+        await asyncio.sleep(duration)
+        elapsed = time.perf_counter() - started
+        polls, cpu = counts[0] - polls, _common.cpu_seconds() - cpu
+        await asyncio.gather(*tasks)
+    return _result(polls, cpu, elapsed, counts[1])
+
+
+def _result(polls: int, cpu: float, elapsed: float, errors: int) -> dict[str, Any]:
+    return {
+        "polls": polls,
+        "errors": errors,
+        "elapsed_s": elapsed,
+        "polls_per_s": polls / elapsed,
+        "cpu_us_per_poll": 1e6 * cpu / max(polls, 1),
+        "cpu_share": cpu / elapsed,
+    }
+
+
+def _child(args: argparse.Namespace) -> int:
+    run = _sdk if args.mode == "sdk" else _bare
+    coroutine = run(args.base_url, args.transport, args.n, args.warmup, args.duration)
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        result = asyncio.run(coroutine)
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(35)
+    else:
+        result = asyncio.run(coroutine)
+    print(json.dumps(result))
+    return 0
+
+
+def _summary(runs: list[dict[str, Any]], transport: str) -> dict[str, Any]:
+    """Medians of the quiet runs of one transport, and the sdk / bare ratio."""
+    cells: dict[str, dict[str, float]] = {}
+    for mode in MODES:
+        mine = _common.quiet(
+            [r for r in runs if r["mode"] == mode and r["transport"] == transport]
+        )
+        cells[mode] = {
+            key: _common.median([r[key] for r in mine])
+            for key in ("cpu_us_per_poll", "polls_per_s", "foreign_cores")
+        }
+        cells[mode]["runs"] = len(mine)
+    bare, sdk = cells["bare"], cells["sdk"]
+    return {
+        "transport": transport,
+        "bare_cpu_us_per_poll": bare["cpu_us_per_poll"],
+        "sdk_cpu_us_per_poll": sdk["cpu_us_per_poll"],
+        "ratio": sdk["cpu_us_per_poll"] / bare["cpu_us_per_poll"],
+        "sdk_overhead_us_per_poll": sdk["cpu_us_per_poll"] - bare["cpu_us_per_poll"],
+        "bare_polls_per_s": bare["polls_per_s"],
+        "sdk_polls_per_s": sdk["polls_per_s"],
+        "quiet_runs": min(bare["runs"], sdk["runs"]),
+        "foreign_cores": max(bare["foreign_cores"], sdk["foreign_cores"]),
+    }
+
+
+def _command(
+    args: argparse.Namespace, base_url: str, mode: str, transport: str
+) -> list[str]:
+    command = [sys.executable, __file__, "--child", "--base-url", base_url]
+    command += ["--mode", mode, "--transport", transport, "--n", str(args.n)]
+    command += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+    if args.profile:
+        command.append("--profile")
+    if _common.can_pin():
+        command = ["taskset", "-c", str(_common.CLIENT_CORE), *command]
+    return command
+
+
+def main() -> int:
+    """Measure sdk and bare per transport; print the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--transport", choices=TRANSPORTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.duration = min(args.duration, 10.0)  # bounded, whatever is asked
+    args.repeats = max(1, min(args.repeats, 7))
+    args.n = max(CONCURRENCY, min(args.n, 2000))
+    if args.child:
+        return _child(args)
+    runs: list[dict[str, Any]] = []
+    latency = ["image=36000,36000"]  # never finishes: every poll is "processing"
+    with _common.emulator(latency=latency) as server:
+        if args.profile:
+            for transport in TRANSPORTS:
+                print(f"--- sdk, {transport}", file=sys.stderr)
+                _common.run_json(
+                    _command(args, server.base_url, "sdk", transport),
+                    timeout=120,
+                    show_stderr=True,
+                )
+            return 0
+        for repeat in range(args.repeats):
+            for transport in TRANSPORTS:
+                for mode in MODES:
+                    result = _common.run_measured(
+                        _command(args, server.base_url, mode, transport),
+                        timeout=60,
+                        server_pid=server.pid,
+                    )
+                    result.update(mode=mode, transport=transport, repeat=repeat)
+                    runs.append(result)
+                    print(
+                        f"  run {repeat + 1}/{args.repeats} {transport:<8} {mode:<5}"
+                        f" {result['polls_per_s']:7,.0f} polls/s"
+                        f" {result['cpu_us_per_poll']:6.0f} us/poll"
+                        f" (others busy: {result['foreign_cores']:.2f} cores)",
+                        file=sys.stderr,
+                    )
+    summary = [_summary(runs, transport) for transport in TRANSPORTS]
+    print(
+        _common.table(
+            [
+                "transport",
+                "bare µs/poll",
+                "SDK µs/poll",
+                "SDK / bare",
+                "SDK adds µs",
+                "bare polls/s",
+                "SDK polls/s",
+            ],
+            [
+                [
+                    row["transport"],
+                    row["bare_cpu_us_per_poll"],
+                    row["sdk_cpu_us_per_poll"],
+                    f"{row['ratio']:.2f}x",
+                    row["sdk_overhead_us_per_poll"],
+                    row["bare_polls_per_s"],
+                    row["sdk_polls_per_s"],
+                ]
+                for row in summary
+            ],
+        )
+    )
+    target = all(row["ratio"] <= 1.3 for row in summary)
+    print(f"  {'PASS' if target else 'FAIL'}  SDK CPU per poll <= 1.3x the bare loop")
+    path = _common.write_results(
+        "cpu", {"runs": runs, "summary": summary, "n": args.n, "target_met": target}
+    )
+    print(f"wrote {path}")
+    return 0 if target else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
