@@ -44,13 +44,13 @@ from ._backoff import BackoffPolicy, DurationBook, PollPlan, PollPolicy
 from ._errors import (
     AtlasError,
     NotFoundError,
-    PredictionFailedError,
     RateLimitError,
     ServerError,
     TransportError,
     UnexpectedResponseError,
 )
 from ._models import Kind, Prediction, PredictionStatus
+from ._wire import prediction_failure
 
 __all__ = [
     "Decision",
@@ -108,30 +108,10 @@ class Due:
     expired: Expired | None = None
 
 
-def default_failure(prediction: Prediction) -> PredictionFailedError | None:
-    """
-    The error a terminal prediction stands for, or None when it succeeded.
-
-    A failed, timed-out or canceled status is a failure, and so is a completed
-    prediction with no outputs. (``_wire.prediction_failure`` has the same
-    contract; the scheduler takes either.)
-    """
-    status = prediction.status
-    if status.is_success and prediction.outputs:
-        return None
-    if status.is_success:
-        message = f"prediction {prediction.id} completed with no outputs"
-    else:
-        detail = f": {prediction.error}" if prediction.error else ""
-        message = f"prediction {prediction.id} {status.value}{detail}"
-    return PredictionFailedError(
-        message,
-        prediction_id=prediction.id,
-        prediction=prediction,
-        error=prediction.error,
-        error_code=prediction.error_code,
-        status=status,
-    )
+#: The error a terminal prediction stands for, or None when it succeeded: failed,
+#: timed-out and canceled statuses, and a completed prediction with no outputs.
+#: The wire module owns that rule; the scheduler takes any such mapping.
+default_failure = prediction_failure
 
 
 def settle(

@@ -141,9 +141,9 @@ class TestDecisions:
         ("outcome", "message"),
         [
             pytest.param(snap(S.FAILED, error="bad prompt"), "failed: bad prompt"),
-            pytest.param(snap(S.TIMEOUT), "p1 timeout"),
-            pytest.param(snap(S.CANCELED), "p1 canceled"),
-            pytest.param(snap(S.COMPLETED), "completed with no outputs"),
+            pytest.param(snap(S.TIMEOUT), "p1 timed out on the server"),
+            pytest.param(snap(S.CANCELED), "p1 was canceled on the server"),
+            pytest.param(snap(S.COMPLETED), "completed without outputs"),
         ],
     )
     def test_server_failure_fails_the_prediction(
