@@ -57,6 +57,9 @@ async def test_thousand_concurrent_predictions_resolve_under_faults(
         server_error_rate=0.10,
         drop_rate=0.05,
         rps=200.0,  # the client offers 1,000 submits at once, then ~1,000 polls
+        # A small bucket: 16 concurrent requests overflow it however fast or
+        # slow this machine runs the client, so the 429 path always fires.
+        rps_burst=4.0,
         targets=["submit", "poll"],
     )
     # Images take 2-10 s on Atlas: 20-100 ms here, done by the default policy's
@@ -117,8 +120,11 @@ async def test_thousand_concurrent_predictions_resolve_under_faults(
     # The client's own accounting agrees, and nothing queued in httpx's pool.
     assert stats.in_flight == 0
     assert stats.completed == len(completed)
+    faulted = sum(server.faults.values())
     if transport == "httpx":
-        assert stats.polls == server.polls
+        # Each poll the server counted was one we sent; under a loaded machine a
+        # few of ours end in a fault before the server counts them.
+        assert 0 <= stats.polls - server.polls <= faulted
     else:
         # aiohttp re-sends a GET once, by itself, when a reused keep-alive
         # connection drops (RFC 9112 9.3.1); POSTs never.
