@@ -29,6 +29,7 @@ The field readers and the status synonyms are in `_wire_values`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -105,6 +106,30 @@ def _require_mapping(value: object) -> Mapping[str, Any]:
     return value
 
 
+# Snapshots are kept per prediction in flight (thousands at once): the key
+# strings JSON decoding makes afresh for every answer, and values every
+# snapshot repeats, are shared instead (docs/performance.md, memory).
+_REPEATED_VALUES = frozenset({"status", "model"})
+
+
+def _shared(text: str | None) -> str | None:
+    return sys.intern(text) if type(text) is str else text
+
+
+def _compact(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data`` with interned keys, nested objects alike, and shared status/model."""
+    return {
+        (sys.intern(k) if type(k) is str else k): (
+            _compact(v)
+            if type(v) is dict
+            else sys.intern(v)
+            if k in _REPEATED_VALUES and type(v) is str
+            else v
+        )
+        for k, v in data.items()
+    }
+
+
 def _prediction_hook(c: cattrs.Converter) -> Callable[[object, object], Prediction]:
     def hook(value: object, _type: object) -> Prediction:
         data = _require_mapping(value)
@@ -117,8 +142,8 @@ def _prediction_hook(c: cattrs.Converter) -> Callable[[object, object], Predicti
         return Prediction(
             id=prediction_id,
             status=_v.parse_status(wire.status),
-            status_raw=wire.status or "",
-            model=wire.model,
+            status_raw=_shared(wire.status) or "",
+            model=_shared(wire.model),
             outputs=outputs or (),
             error=wire.error,
             error_code=wire.error_code,
@@ -126,7 +151,7 @@ def _prediction_hook(c: cattrs.Converter) -> Callable[[object, object], Predicti
             has_nsfw_contents=wire.has_nsfw_contents,
             urls=wire.urls,
             metrics=wire.metrics,
-            raw=data,
+            raw=_compact(data),
         )
 
     return hook
