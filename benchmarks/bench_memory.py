@@ -1,0 +1,358 @@
+"""
+Memory per in-flight prediction, and timer lateness, at 10,000 in flight.
+
+The emulator runs in its own process (core 1) with predictions that never
+finish; each measurement is a fresh client process (core 0).
+
+* **memory** (``AtlasClient``, ``--n`` predictions submitted and pending):
+  - ``tracemalloc``: the traced bytes still allocated after the submits, minus
+    before, per prediction; split by where they were allocated, so the HTTP
+    library's own retained memory (httpx, httpcore, h11, aiohttp and its
+    helpers) is set apart. The SDK's share includes the latest snapshot kept
+    per prediction (its ``raw`` JSON object, allocated by ``json``).
+  - ``rss``: the resident-set (VmRSS) delta per prediction, in a run without
+    tracemalloc: everything included (allocator slack, the HTTP library).
+  The client's pool and caches are warmed up by 100 submits before the first
+  reading, and the predictions are polled once (so each holds a poll answer,
+  not just the submit's) before the second.
+* **lateness**: how late each poll starts (the moment the scheduler hands it to
+  ``fetch``) against the time its policy scheduled it, with ``--n`` predictions
+  on ``FixedPolicy(10 s, jitter 0.1)`` (about 1,000 polls/s) over HTTP to the
+  emulator: *steady* (submits paced at 1,000/s, measured from the first poll
+  round on) and *burst* (submitted as fast as possible, so the first round
+  arrives faster than the client's 16 requests at a time serve it); and
+  without HTTP (``fetch`` answers at once) at 2 s (5,000 polls/s): the
+  scheduler alone.
+
+Targets: at most 2 KB per prediction beyond the HTTP library; p99 lateness
+under 50 ms.
+
+Usage::
+
+    python benchmarks/bench_memory.py [--n 10000] [--duration 15]
+
+Writes ``benchmarks/results/memory.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import sys
+import time
+import tracemalloc
+from collections.abc import Mapping
+from typing import Any
+
+import _common
+import anyio
+
+from atlas_async._backoff import FixedPolicy
+from atlas_async._client import AtlasClient
+from atlas_async._models import Kind, Prediction, PredictionStatus
+from atlas_async._runner import Scheduler
+from atlas_async._schedule import Decision, PollCore, Rescheduled
+
+MODEL = "google/nano-banana-2/text-to-image"
+HTTP_LIBRARY = ("/httpx/", "/httpcore/", "/h11/", "/aiohttp/", "/multidict/", "/yarl/")
+WARMUP = 100
+CHILDREN = ("rss", "tracemalloc", "lateness-http", "lateness-burst", "lateness-no-http")
+# When each pending poll is due, by prediction id (filled by _TimedCore).
+SCHEDULED: dict[str, float] = {}
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+async def _submit_all(
+    client: AtlasClient, n: int, start: int = 0, *, rate: float | None = None
+) -> list[Any]:
+    """Submit ``n`` predictions, 100 at a time, at most ``rate`` a second."""
+    futures = []
+    began = time.monotonic()
+    for first in range(start, start + n, 100):
+        batch = range(first, min(first + 100, start + n))
+        futures += await asyncio.gather(
+            *(client.submit(Kind.IMAGE, MODEL, prompt=f"memory {i}") for i in batch)
+        )
+        if rate is not None:
+            ahead = began + (first + 100 - start) / rate - time.monotonic()
+            await asyncio.sleep(max(0.0, ahead))
+    return futures
+
+
+async def _memory(base_url: str, n: int, how: str) -> dict[str, Any]:
+    # Poll once, 5 s after the submit (after every submit of the run), then
+    # never again within the run: the state measured is "pending, polled once".
+    policy = FixedPolicy(3600.0, first=5.0)
+    async with AtlasClient(
+        _common.KEY, base_url=base_url, max_in_flight=n + 2 * WARMUP, poll=policy
+    ) as client:
+        warm = await _submit_all(client, WARMUP)
+        await asyncio.sleep(5.5)  # the warm-up ones are polled once too
+        gc.collect()
+        if how == "tracemalloc":
+            tracemalloc.start(1)
+            before = tracemalloc.take_snapshot()
+        rss = _rss()
+        futures = await _submit_all(client, n, WARMUP)
+        # Wait until every one has been polled once (5 s after its submit).
+        for _ in range(240):  # at most a minute
+            if client.statistics().polls >= n + WARMUP:
+                break
+            await asyncio.sleep(0.25)
+        polled = client.statistics().polls - WARMUP
+        gc.collect()
+        result: dict[str, Any] = {"n": n, "polled": polled, "how": how}
+        if how == "tracemalloc":
+            after = tracemalloc.take_snapshot()
+            tracemalloc.stop()
+            result.update(_breakdown(before, after, n))
+        else:
+            result["rss_bytes_per_prediction"] = (_rss() - rss) / n
+        for future in [*warm, *futures]:
+            future.cancel()
+    return result
+
+
+def _breakdown(
+    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int
+) -> dict[str, Any]:
+    by_file: dict[str, int] = {}
+    for stat in after.compare_to(before, "filename"):
+        name = stat.traceback[0].filename
+        by_file[name] = by_file.get(name, 0) + stat.size_diff
+    http = sum(size for name, size in by_file.items() if _is_http(name))
+    total = sum(by_file.values())
+    top = sorted(by_file.items(), key=lambda item: -item[1])[:12]
+    return {
+        "traced_bytes_per_prediction": total / n,
+        "http_library_bytes_per_prediction": http / n,
+        "sdk_bytes_per_prediction": (total - http) / n,
+        "top_files": {_short(name): size / n for name, size in top},
+    }
+
+
+def _is_http(filename: str) -> bool:
+    return any(part in filename for part in HTTP_LIBRARY)
+
+
+def _short(filename: str) -> str:
+    return filename.split("site-packages/")[-1].split("/work/main/")[-1]
+
+
+class _TimedCore(PollCore):
+    """PollCore that notes when each poll is due (for the lateness run only)."""
+
+    __slots__ = ()
+
+    def add(self, prediction_id: str, now: float, **options: Any) -> float:
+        at = super().add(prediction_id, now, **options)
+        SCHEDULED[prediction_id] = at
+        return at
+
+    def record(self, prediction_id: str, outcome: Any, now: float) -> Decision | None:
+        decision = super().record(prediction_id, outcome, now)
+        if isinstance(decision, Rescheduled):
+            SCHEDULED[prediction_id] = decision.at
+        return decision
+
+
+def _timed(scheduler: Scheduler, lateness: list[float]) -> None:
+    """Time every poll's start against its due time (instrumenting privates)."""
+    scheduler._core.__class__ = _TimedCore
+    fetch, clock = scheduler._fetch, scheduler._clock
+
+    async def timed_fetch(prediction_id: str) -> Prediction:
+        lateness.append(clock.now() - SCHEDULED[prediction_id])
+        return await fetch(prediction_id)
+
+    scheduler._fetch = timed_fetch
+
+
+async def _lateness_http(
+    base_url: str, n: int, duration: float, *, burst: bool
+) -> dict[str, Any]:
+    lateness: list[float] = []
+    policy = FixedPolicy(10.0, jitter=0.1)
+    async with AtlasClient(
+        _common.KEY, base_url=base_url, max_in_flight=n + 1, poll=policy
+    ) as client:
+        assert client._scheduler is not None
+        _timed(client._scheduler, lateness)
+        # Steady: submits paced at n / interval, so the first polls come due at
+        # the same rate as every later round (1,000 a second). Burst: as fast
+        # as the client can; then the first round arrives faster than 16
+        # requests at a time can serve it, and polls queue for a while.
+        rate = None if burst else n / policy.interval
+        futures = await _submit_all(client, n, rate=rate)
+        if burst:
+            lateness.clear()  # from the first poll round on
+        else:
+            await asyncio.sleep(policy.interval * 0.9)  # first round begins
+            lateness.clear()
+        cpu, started = _common.cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(duration)
+        cpu, elapsed = _common.cpu_seconds() - cpu, time.perf_counter() - started
+        for future in futures:
+            future.cancel()
+    return _lateness_summary(lateness, elapsed, cpu, n, policy.interval)
+
+
+async def _lateness_no_http(n: int, duration: float) -> dict[str, Any]:
+    lateness: list[float] = []
+
+    async def create(kind: Kind, model: str, params: Mapping[str, Any]) -> Prediction:
+        return Prediction(id=params["prompt"], status=PredictionStatus.PROCESSING)
+
+    async def fetch(prediction_id: str) -> Prediction:
+        await anyio.lowlevel.checkpoint()
+        return Prediction(id=prediction_id, status=PredictionStatus.PROCESSING)
+
+    policy = FixedPolicy(2.0, jitter=0.1)
+    scheduler = Scheduler(
+        create, fetch, max_in_flight=n + 1, poll=policy, rng=random.Random(1)
+    )
+    _timed(scheduler, lateness)
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        for index in range(n):
+            await scheduler.submit(
+                Kind.IMAGE, MODEL, {"prompt": f"p{index}"}, timeout=None
+            )
+        await asyncio.sleep(2.5)  # until every one is on its steady 2 s cycle
+        lateness.clear()
+        cpu, started = _common.cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(duration)
+        cpu, elapsed = _common.cpu_seconds() - cpu, time.perf_counter() - started
+        await scheduler.aclose()
+    return _lateness_summary(lateness, elapsed, cpu, n, policy.interval)
+
+
+def _lateness_summary(
+    lateness: list[float], elapsed: float, cpu: float, n: int, interval: float
+) -> dict[str, Any]:
+    return {
+        "n": n,
+        "interval_s": interval,
+        "polls": len(lateness),
+        "polls_per_s": len(lateness) / elapsed,
+        "cpu_share": cpu / elapsed,
+        "late_p50_ms": 1e3 * _common.percentile(lateness, 0.5),
+        "late_p99_ms": 1e3 * _common.percentile(lateness, 0.99),
+        "late_max_ms": 1e3 * max(lateness, default=float("nan")),
+    }
+
+
+def _child(args: argparse.Namespace) -> int:
+    if args.child in ("rss", "tracemalloc"):
+        result = asyncio.run(_memory(args.base_url, args.n, args.child))
+    elif args.child in ("lateness-http", "lateness-burst"):
+        burst = args.child == "lateness-burst"
+        result = asyncio.run(
+            _lateness_http(args.base_url, args.n, args.duration, burst=burst)
+        )
+    else:
+        result = asyncio.run(_lateness_no_http(args.n, args.duration))
+    print(json.dumps(result))
+    return 0
+
+
+def main() -> int:
+    """Run the four measurements, print them, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument(
+        "--child",
+        choices=CHILDREN,
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.n = max(100, min(args.n, 50_000))  # bounded, whatever is asked
+    args.duration = max(2.0, min(args.duration, 30.0))
+    if args.child:
+        return _child(args)
+    results: dict[str, Any] = {}
+    latency = ["image=36000,36000"]  # never finishes
+    with _common.emulator(latency=latency) as server:
+        for child in CHILDREN:
+            command = [sys.executable, __file__, "--child", child]
+            command += ["--base-url", server.base_url, "--n", str(args.n)]
+            command += ["--duration", str(args.duration)]
+            if _common.can_pin():
+                command = ["taskset", "-c", str(_common.CLIENT_CORE), *command]
+            results[child] = _common.run_measured(
+                command, timeout=180, server_pid=server.pid
+            )
+            print(f"  {child}: {results[child]}", file=sys.stderr)
+    memory = results["tracemalloc"]
+    print(f"\nmemory, {args.n:,} predictions in flight\n")
+    print(
+        _common.table(
+            ["measure", "bytes per prediction"],
+            [
+                [
+                    "SDK (tracemalloc, HTTP library excluded)",
+                    memory["sdk_bytes_per_prediction"],
+                ],
+                [
+                    "HTTP library (tracemalloc)",
+                    memory["http_library_bytes_per_prediction"],
+                ],
+                ["RSS delta (everything)", results["rss"]["rss_bytes_per_prediction"]],
+            ],
+        )
+    )
+    print("\nwhere the SDK's bytes were allocated (per prediction):")
+    for name, size in memory["top_files"].items():
+        print(f"  {size:8.1f}  {name}")
+    print(f"\ntimer lateness, {args.n:,} in flight\n")
+    print(
+        _common.table(
+            ["run", "polls/s", "client CPU", "p50 ms", "p99 ms", "max ms"],
+            [
+                [
+                    name,
+                    row["polls_per_s"],
+                    f"{100 * row['cpu_share']:.0f}%",
+                    row["late_p50_ms"],
+                    row["late_p99_ms"],
+                    row["late_max_ms"],
+                ]
+                for name, row in (
+                    ("HTTP (aiohttp), 10 s, steady", results["lateness-http"]),
+                    ("HTTP, first round after a burst", results["lateness-burst"]),
+                    ("no HTTP (scheduler only), 2 s", results["lateness-no-http"]),
+                )
+            ],
+        )
+    )
+    targets = {
+        "memory: <= 2 KB per prediction beyond the HTTP library": memory[
+            "sdk_bytes_per_prediction"
+        ]
+        <= 2048,
+        "lateness: p99 < 50 ms at 10,000 in flight": results["lateness-http"][
+            "late_p99_ms"
+        ]
+        < 50,
+    }
+    for check, ok in targets.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {check}")
+    path = _common.write_results("memory", {**results, "targets": targets})
+    print(f"wrote {path}")
+    return 0 if all(targets.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
