@@ -138,7 +138,7 @@ def busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_quiet(*, threshold: float = 0.2, max_wait: float = 30.0) -> float:
+def wait_quiet(*, threshold: float = 0.2, max_wait: float = 10.0) -> float:
     """
     Wait (at most ``max_wait`` s) until other processes use < ``threshold`` cores.
 
