@@ -63,6 +63,7 @@ from ._errors import (
     UnexpectedResponseError as UnexpectedResponseError,
 )
 from ._futures import PredictionFuture as PredictionFuture, as_completed as as_completed
+from ._gate import ClientStatistics as ClientStatistics
 from ._journal import (
     ItemState as ItemState,
     Journal as Journal,
@@ -75,7 +76,6 @@ from ._models import (
     PredictionStatus as PredictionStatus,
     UploadedMedia as UploadedMedia,
 )
-from ._runner import ClientStatistics as ClientStatistics
 
 __all__ = [
     # the client

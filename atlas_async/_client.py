@@ -55,10 +55,11 @@ from ._config import (
 from ._download import download_outputs
 from ._errors import ClientClosedError, ClientStateError
 from ._futures import PredictionFuture
+from ._gate import ClientStatistics
 from ._http import ApiSession, RetryMode
 from ._journal import Journal
 from ._models import Kind, ModelInfo, Prediction, UploadedMedia
-from ._runner import ClientStatistics, Scheduler
+from ._runner import Scheduler
 from ._transport import TransportOption
 from ._upload import FileInput, read_upload
 
