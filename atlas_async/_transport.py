@@ -15,10 +15,10 @@ Theory of operation:
   event loop known; a bad name or a missing extra fails earlier, in
   `check_transport`, when the client is built.
 * **Why aiohttp.** On this SDK's workload (small JSON polls over keep-alive
-  connections) the aiohttp transport costs about a third of httpx's default
-  transport in client CPU per request and does not collapse with concurrency
-  (``docs/performance.md``, measured by ``benchmarks/bench_transport.py``). It
-  runs only on asyncio; under trio httpx's default transport is the one.
+  connections) the aiohttp transport costs 0.6x httpx's default transport in
+  client CPU per request alone and 0.2-0.3x at 16-64 in flight, where httpcore's
+  pool degrades (``docs/performance.md``, ``benchmarks/bench_transport.py``).
+  It runs only on asyncio; under trio httpx's default transport is the one.
 * **Errors mean the same thing on both.** ``ApiSession`` decides whether a
   failed submit may be re-sent from the httpx exception type: only
   ``ConnectError``, ``ConnectTimeout`` and ``PoolTimeout`` prove a request never
