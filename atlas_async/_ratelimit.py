@@ -31,9 +31,6 @@ import attrs
 
 __all__ = ["RateBudget", "RateBudgetStatistics"]
 
-#: The shortest stretch a measured request rate is taken over, in seconds.
-_MIN_WINDOW = 0.1
-
 
 @attrs.frozen(kw_only=True)
 class RateBudgetStatistics:
@@ -212,12 +209,7 @@ class RateBudget:
 
     def _measured(self, now: float) -> float:
         elapsed = 0.0 if math.isnan(self._window_start) else now - self._window_start
-        # The rate over the part of the window that has passed: a 429 often comes
-        # within the first fraction of a second, and dividing that burst by a
-        # whole second cut the budget far below what the account allows (AIMD
-        # then needs minutes to climb back). The floor keeps a burst of
-        # simultaneous requests from reading as an absurd rate.
-        partial = self._window_count / max(elapsed, _MIN_WINDOW)
+        partial = self._window_count / max(elapsed, 1.0)
         return max(self._window_rate, partial, self._min_rate)
 
     def __repr__(self) -> str:
