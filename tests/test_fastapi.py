@@ -6,14 +6,11 @@ against the in-process emulator on a FakeClock.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import anyio
@@ -22,6 +19,7 @@ import attrs
 import httpx
 import pytest
 import respx
+from _examples import load_example
 from fastapi import FastAPI, Request
 
 from atlas_async import (
@@ -67,18 +65,7 @@ ORIGIN = "http://testserver"
 HOOK = f"{ORIGIN}/atlas/webhook"
 
 
-def load_example() -> ModuleType:
-    """Import examples/fastapi_app.py (examples/ is not a package)."""
-    path = Path(__file__).parent.parent / "examples" / "fastapi_app.py"
-    spec = importlib.util.spec_from_file_location("fastapi_app", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
+example = load_example("fastapi_app.py", "fastapi_app")
 
 
 @attrs.define

@@ -7,20 +7,18 @@ callers are plain httpx clients.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import anyio
 import attrs
 import httpx
 import pytest
+from _examples import load_example
 from fastapi import FastAPI
 
 from atlas_async import AtlasClient, FixedPolicy, PredictionStatus
@@ -35,18 +33,7 @@ SLOW = "z-image/turbo"  # never ends within a test
 LATENCY = {MODEL: (0.3, 0.3), SLOW: (10_000.0, 10_000.0)}
 
 
-def load_example() -> ModuleType:
-    """Import examples/fastapi_app.py (examples/ is not a package)."""
-    path = Path(__file__).parent.parent / "examples" / "fastapi_app.py"
-    spec = importlib.util.spec_from_file_location("fastapi_app_e2e", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
+example = load_example("fastapi_app.py", "fastapi_app_e2e")
 
 
 @attrs.define
