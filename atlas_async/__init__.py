@@ -19,15 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backoff import (
-    AdaptivePolicy as AdaptivePolicy,
-    BackoffPolicy as BackoffPolicy,
-    ExponentialPolicy as ExponentialPolicy,
-    FixedPolicy as FixedPolicy,
-    PollPolicy as PollPolicy,
+from ._batch.iterator import BatchIterator as BatchIterator
+from ._batch.journal import (
+    ItemState as ItemState,
+    Journal as Journal,
+    JournalEntry as JournalEntry,
 )
-from ._batch import BatchIterator as BatchIterator
-from ._batch_types import (
+from ._batch.types import (
     BatchProgress as BatchProgress,
     BatchResult as BatchResult,
     GenerationRequest as GenerationRequest,
@@ -36,9 +34,8 @@ from ._client import (
     DEFAULT_PREDICTION_TIMEOUTS as DEFAULT_PREDICTION_TIMEOUTS,
     AtlasClient as AtlasClient,
 )
-from ._clock import AnyioClock as AnyioClock, Clock as Clock
-from ._config import Timeouts as Timeouts
-from ._errors import (
+from ._core.config import Timeouts as Timeouts
+from ._core.errors import (
     APIError as APIError,
     AtlasError as AtlasError,
     AuthenticationError as AuthenticationError,
@@ -62,19 +59,25 @@ from ._errors import (
     TransportError as TransportError,
     UnexpectedResponseError as UnexpectedResponseError,
 )
-from ._futures import PredictionFuture as PredictionFuture, as_completed as as_completed
-from ._gate import ClientStatistics as ClientStatistics
-from ._journal import (
-    ItemState as ItemState,
-    Journal as Journal,
-    JournalEntry as JournalEntry,
-)
-from ._models import (
+from ._core.models import (
     Kind as Kind,
     ModelInfo as ModelInfo,
     Prediction as Prediction,
     PredictionStatus as PredictionStatus,
     UploadedMedia as UploadedMedia,
+)
+from ._core.policies import (
+    AdaptivePolicy as AdaptivePolicy,
+    BackoffPolicy as BackoffPolicy,
+    ExponentialPolicy as ExponentialPolicy,
+    FixedPolicy as FixedPolicy,
+    PollPolicy as PollPolicy,
+)
+from ._net.clock import AnyioClock as AnyioClock, Clock as Clock
+from ._net.gate import ClientStatistics as ClientStatistics
+from ._ops.futures import (
+    PredictionFuture as PredictionFuture,
+    as_completed as as_completed,
 )
 
 __all__ = [

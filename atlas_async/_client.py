@@ -41,27 +41,32 @@ import anyio.lowlevel
 import attrs
 import httpx
 
-from . import _wire
-from ._backoff import PollPolicy
-from ._batch import BatchIterator, ProgressCallback, RequestInput, generate_many
-from ._clock import AnyioClock, Clock
-from ._config import (
+from ._batch.iterator import (
+    BatchIterator,
+    ProgressCallback,
+    RequestInput,
+    generate_many,
+)
+from ._batch.journal import Journal
+from ._core.config import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     TimeoutArg,
     resolve_config,
 )
-from ._download import download_outputs
-from ._errors import ClientClosedError, ClientStateError
-from ._futures import PredictionFuture
-from ._gate import ClientStatistics
-from ._http import ApiSession, RetryMode
-from ._journal import Journal
-from ._models import Kind, ModelInfo, Prediction, UploadedMedia
-from ._runner import Scheduler
-from ._transport import TransportOption
-from ._upload import FileInput, read_upload
+from ._core.errors import ClientClosedError, ClientStateError
+from ._core.models import Kind, ModelInfo, Prediction, UploadedMedia
+from ._core.policies import PollPolicy
+from ._net.clock import AnyioClock, Clock
+from ._net.gate import ClientStatistics
+from ._net.session import ApiSession, RetryMode
+from ._net.transport import TransportOption
+from ._ops.download import download_outputs
+from ._ops.futures import PredictionFuture
+from ._ops.scheduler import Scheduler
+from ._ops.upload import FileInput, read_upload
+from ._wire import parse as _wire
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
-from ._cli_options import (
+from ._cli.options import (
     ApiKey,
     AsJson,
     BaseUrl,
@@ -43,7 +43,7 @@ from ._cli_options import (
     argument as _argument,
     option as _option,
 )
-from ._cli_run import Connection, connection, run
+from ._cli.run import Connection, connection, run
 
 if TYPE_CHECKING:
     import typer
@@ -203,7 +203,7 @@ def generate(
     fault: Fault = None,
 ) -> int:
     """Generate one prompt, wait for it, save the outputs, print their paths."""
-    from ._cli_calls import run_generate
+    from ._cli.calls import run_generate
 
     return run(
         lambda: run_generate(
@@ -254,7 +254,7 @@ def batch(
     fault: Fault = None,
 ) -> int:
     """Generate every request of FILE, resumably, saving outputs to --out."""
-    from ._cli_batch import BatchOptions, run_batch
+    from ._cli.batch import BatchOptions, run_batch
 
     options = BatchOptions(
         file=Path(file),
@@ -283,7 +283,7 @@ def get(
     emulator: UseEmulator = False,
 ) -> int:
     """Print a prediction's current state (one request, no waiting)."""
-    from ._cli_calls import run_get
+    from ._cli.calls import run_get
 
     conn = _connect(api_key, base_url, emulator, 20.0, 0, None)
     return run(lambda: run_get(conn, prediction_id, as_json=as_json))
@@ -300,7 +300,7 @@ def wait(
     emulator: UseEmulator = False,
 ) -> int:
     """Wait for a prediction to finish and print it (exit 1 if it failed)."""
-    from ._cli_calls import run_wait
+    from ._cli.calls import run_wait
 
     conn = _connect(api_key, base_url, emulator, 20.0, 0, None)
     return run(
@@ -319,7 +319,7 @@ def upload(
     emulator: UseEmulator = False,
 ) -> int:
     """Upload a local file; print the URL to pass as a model input."""
-    from ._cli_calls import run_upload
+    from ._cli.calls import run_upload
 
     conn = _connect(api_key, base_url, emulator, 20.0, 0, None)
     return run(lambda: run_upload(conn, Path(file), as_json=as_json))
@@ -333,7 +333,7 @@ def models(
     emulator: UseEmulator = False,
 ) -> int:
     """List the models in the catalog (no API key needed)."""
-    from ._cli_calls import run_models
+    from ._cli.calls import run_models
 
     conn = _connect(None, base_url, emulator, 20.0, 0, None)
     return run(lambda: run_models(conn, kind=kind, as_json=as_json))

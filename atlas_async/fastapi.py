@@ -55,11 +55,11 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ._backoff import PollPolicy
 from ._client import AtlasClient, Duration
-from ._errors import ClientStateError, ConfigurationError
-from ._futures import PredictionFuture
-from ._models import Kind
+from ._core.errors import ClientStateError, ConfigurationError
+from ._core.models import Kind
+from ._core.policies import PollPolicy
+from ._ops.futures import PredictionFuture
 from .webhooks import (
     DEFAULT_JWKS_URL,
     JWKSCache,

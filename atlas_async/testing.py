@@ -66,10 +66,13 @@ class FakeClock:
 
     Args:
         start: the initial reading of `now`.
+        wall: the initial reading of `wall` (seconds since the Unix epoch); it
+            moves with `now`. The default is 2026-01-01T00:00:00Z.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, wall: float = 1_767_225_600.0) -> None:
         self._now = float(start)
+        self._wall_offset = float(wall) - self._now
         self._sleepers: list[_Sleeper] = []
         self._seq = itertools.count()
         self._changed: anyio.Event | None = None
@@ -77,6 +80,10 @@ class FakeClock:
     def now(self) -> float:
         """Return the fake time in seconds."""
         return self._now
+
+    def wall(self) -> float:
+        """Return the fake Unix time: ``wall`` at start, moving with `now`."""
+        return self._now + self._wall_offset
 
     async def sleep_until(self, deadline: float) -> None:
         """Wait until the fake time reaches ``deadline``."""

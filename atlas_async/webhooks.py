@@ -74,9 +74,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from . import _convert
-from ._errors import ConfigurationError, UnexpectedResponseError
-from ._jwks import (
+from ._core.errors import ConfigurationError, UnexpectedResponseError
+from ._core.models import Kind, Prediction, PredictionStatus
+from ._net.jwks import (
     DEFAULT_JWKS_URL as DEFAULT_JWKS_URL,
     JWKSCache as JWKSCache,
     WebhookFailureReason as WebhookFailureReason,
@@ -87,7 +87,7 @@ from ._jwks import (
     non_negative_seconds as _seconds,
     parse_jwks as parse_jwks,
 )
-from ._models import Kind, Prediction, PredictionStatus
+from ._wire import convert as _convert
 
 __all__ = [
     "DEFAULT_JWKS_URL",

@@ -40,10 +40,10 @@ from typing import Any
 import _common
 import httpx
 
-from atlas_async._backoff import FixedPolicy
 from atlas_async._client import AtlasClient
-from atlas_async._http import USER_AGENT
-from atlas_async._transport import AiohttpTransport
+from atlas_async._core.policies import FixedPolicy
+from atlas_async._net.session import USER_AGENT
+from atlas_async._net.transport import AiohttpTransport
 
 MODEL = "google/nano-banana-2/text-to-image"
 CONCURRENCY = 16  # the SDK's default max_concurrent_requests

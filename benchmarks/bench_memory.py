@@ -50,11 +50,11 @@ from typing import Any
 import _common
 import anyio
 
-from atlas_async._backoff import FixedPolicy
 from atlas_async._client import AtlasClient
-from atlas_async._models import Kind, Prediction, PredictionStatus
-from atlas_async._runner import Scheduler
-from atlas_async._schedule import Decision, PollCore, Rescheduled
+from atlas_async._core.models import Kind, Prediction, PredictionStatus
+from atlas_async._core.policies import FixedPolicy
+from atlas_async._core.schedule import Decision, PollCore, Rescheduled
+from atlas_async._ops.scheduler import Scheduler
 
 MODEL = "google/nano-banana-2/text-to-image"
 HTTP_LIBRARY = ("/httpx/", "/httpcore/", "/h11/", "/aiohttp/", "/multidict/", "/yarl/")

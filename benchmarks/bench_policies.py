@@ -5,7 +5,7 @@ Two measurements of the same question, on the seeds' latency profiles (image
 uniform 2-10 s, video uniform 30-180 s):
 
 * **simulated** (exact, the default): the scheduler's pure core
-  (``atlas_async._schedule.PollCore``) on a simulated clock, with zero-latency
+  (``atlas_async._core.schedule.PollCore``) on a simulated clock, with zero-latency
   polls. Two scenarios: a *cold batch* (N predictions submitted at once to a
   fresh client, so the adaptive policy runs on its prior) and a *steady stream*
   (Poisson arrivals, about 20 in flight, so it runs on what it learned).
@@ -47,16 +47,16 @@ from typing import Any
 import _common
 import attrs
 
-from atlas_async._backoff import (
+from atlas_async._client import AtlasClient
+from atlas_async._core.models import Kind, Prediction, PredictionStatus
+from atlas_async._core.policies import (
     KIND_PRIORS,
     AdaptivePolicy,
     DurationBook,
     FixedPolicy,
     PollPolicy,
 )
-from atlas_async._client import AtlasClient
-from atlas_async._models import Kind, Prediction, PredictionStatus
-from atlas_async._schedule import PollCore, Resolved
+from atlas_async._core.schedule import PollCore, Resolved
 
 PROFILES: dict[str, tuple[Kind, str, float, float]] = {
     "image 2-10 s": (Kind.IMAGE, "google/nano-banana-2/text-to-image", 2.0, 10.0),

@@ -11,7 +11,7 @@ seconds or ``--requests`` requests, whichever comes first. Client CPU is
 Rows (all through ``httpx.AsyncClient`` except the last):
 
 * ``httpx``: httpx's default transport (httpcore), pool = ``c`` connections;
-* ``aiohttp``: ``atlas_async._transport.AiohttpTransport`` (httpx-aiohttp);
+* ``aiohttp``: ``atlas_async._net.transport.AiohttpTransport`` (httpx-aiohttp);
 * ``aiohttp-native``: a bare ``aiohttp.ClientSession``, for reference: what
   the httpx interface itself costs on top of aiohttp.
 
@@ -40,7 +40,7 @@ from typing import Any
 import _common
 import httpx
 
-from atlas_async._transport import AiohttpTransport
+from atlas_async._net.transport import AiohttpTransport
 
 MODEL = "google/nano-banana-2/text-to-image"
 TRANSPORTS = ("httpx", "aiohttp", "aiohttp-native")

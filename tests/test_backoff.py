@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from atlas_async._backoff import (
+from atlas_async._core.models import Kind
+from atlas_async._core.policies import (
     KIND_PRIORS,
     AdaptivePolicy,
     BackoffPolicy,
@@ -18,7 +19,6 @@ from atlas_async._backoff import (
     PollPolicy,
     _grow,
 )
-from atlas_async._models import Kind
 
 VIDEO = DurationModel.from_range(30.0, 180.0)
 IMAGE = DurationModel.from_range(2.0, 10.0)

@@ -18,11 +18,12 @@ import anyio
 import httpx
 import pytest
 
-from atlas_async._batch import generate_many
-from atlas_async._batch_input import load_requests
-from atlas_async._batch_types import BatchProgress, BatchResult, GenerationRequest
+from atlas_async._batch.input import load_requests
+from atlas_async._batch.iterator import generate_many
+from atlas_async._batch.journal import ItemState, Journal
+from atlas_async._batch.types import BatchProgress, BatchResult, GenerationRequest
 from atlas_async._client import AtlasClient
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     BatchTimeoutError,
     ClientClosedError,
     ConfigurationError,
@@ -36,8 +37,7 @@ from atlas_async._errors import (
     SubmissionUnknownError,
     TransportError,
 )
-from atlas_async._journal import ItemState, Journal
-from atlas_async._models import Kind
+from atlas_async._core.models import Kind
 from atlas_async.emulator import Emulator, EmulatorConfig, Faults
 from atlas_async.testing import FakeClock
 

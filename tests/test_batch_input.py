@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from atlas_async._batch_input import load_requests, parse_requests
-from atlas_async._batch_types import BatchResult, GenerationRequest
-from atlas_async._errors import ConfigurationError
-from atlas_async._models import Kind
+from atlas_async._batch.input import load_requests, parse_requests
+from atlas_async._batch.types import BatchResult, GenerationRequest
+from atlas_async._core.errors import ConfigurationError
+from atlas_async._core.models import Kind
 
 IMAGE = "google/nano-banana-2/text-to-image"
 

@@ -23,11 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from atlas_async import _cli_run, cli
-from atlas_async._batch_input import load_requests
-from atlas_async._cli_calls import parse_params
-from atlas_async._errors import ConfigurationError, NotFoundError
-from atlas_async._journal import Journal
+from atlas_async import cli
+from atlas_async._batch.input import load_requests
+from atlas_async._batch.journal import Journal
+from atlas_async._cli import run as _cli_run
+from atlas_async._cli.calls import parse_params
+from atlas_async._core.errors import ConfigurationError, NotFoundError
 
 IMAGE = "google/nano-banana-2/text-to-image"
 PNG = b"\x89PNG\r\n\x1a\n"

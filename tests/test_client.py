@@ -19,14 +19,14 @@ import pytest
 import respx
 
 from atlas_async._client import AtlasClient
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     ClientClosedError,
     ClientStateError,
     ConfigurationError,
     ServerError,
     SubmissionUnknownError,
 )
-from atlas_async._models import Kind, PredictionStatus
+from atlas_async._core.models import Kind, PredictionStatus
 from atlas_async.testing import FakeClock
 
 if sys.version_info < (3, 11):  # pragma: no cover

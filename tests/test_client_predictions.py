@@ -13,16 +13,16 @@ from contextlib import asynccontextmanager
 import pytest
 import sniffio
 
-from atlas_async._backoff import FixedPolicy
 from atlas_async._client import AtlasClient
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     InsufficientBalanceError,
     InvalidRequestError,
     PredictionFailedError,
     PredictionTimeoutError,
 )
-from atlas_async._futures import PredictionFuture
-from atlas_async._models import Kind, PredictionStatus
+from atlas_async._core.models import Kind, PredictionStatus
+from atlas_async._core.policies import FixedPolicy
+from atlas_async._ops.futures import PredictionFuture
 from atlas_async.emulator import Emulator, EmulatorConfig, Faults
 from atlas_async.testing import FakeClock
 

@@ -13,8 +13,8 @@ import respx
 import trio
 
 from atlas_async._client import AtlasClient
-from atlas_async._errors import ClientClosedError, ClientStateError
-from atlas_async._models import PredictionStatus
+from atlas_async._core.errors import ClientClosedError, ClientStateError
+from atlas_async._core.models import PredictionStatus
 from atlas_async.testing import FakeClock
 
 BASE = "https://api.atlascloud.ai/api/v1"

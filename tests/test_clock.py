@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from atlas_async._clock import AnyioClock
+from atlas_async._net.clock import AnyioClock
 
 
 @pytest.mark.anyio

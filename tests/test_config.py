@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from atlas_async._config import (
+from atlas_async._core.config import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUTS,
     ClientConfig,
@@ -19,7 +19,7 @@ from atlas_async._config import (
     origin_of,
     resolve_config,
 )
-from atlas_async._errors import ConfigurationError
+from atlas_async._core.errors import ConfigurationError
 
 KEY = "sk-test-key-0123"
 

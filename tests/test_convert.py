@@ -8,9 +8,14 @@ from typing import Any
 import cattrs
 import pytest
 
-from atlas_async import _convert
-from atlas_async._errors import UnexpectedResponseError
-from atlas_async._models import ModelInfo, Prediction, PredictionStatus, UploadedMedia
+from atlas_async._core.errors import UnexpectedResponseError
+from atlas_async._core.models import (
+    ModelInfo,
+    Prediction,
+    PredictionStatus,
+    UploadedMedia,
+)
+from atlas_async._wire import convert as _convert
 
 UTC = timezone.utc
 

@@ -14,10 +14,11 @@ import pytest
 import pytest_asyncio
 import respx
 
-from atlas_async import DownloadError, _download
-from atlas_async._download import download_outputs
-from atlas_async._errors import AtlasError, ConfigurationError
-from atlas_async._models import Prediction, PredictionStatus
+from atlas_async import DownloadError
+from atlas_async._core.errors import AtlasError, ConfigurationError
+from atlas_async._core.models import Prediction, PredictionStatus
+from atlas_async._ops import download as _download
+from atlas_async._ops.download import download_outputs
 from atlas_async.testing import FakeClock
 
 pytestmark = pytest.mark.asyncio

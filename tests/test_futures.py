@@ -7,13 +7,13 @@ import sys
 import anyio
 import pytest
 
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     ClientStateError,
     PredictionCancelledError,
     PredictionFailedError,
 )
-from atlas_async._futures import PredictionFuture, as_completed
-from atlas_async._models import Kind, Prediction, PredictionStatus
+from atlas_async._core.models import Kind, Prediction, PredictionStatus
+from atlas_async._ops.futures import PredictionFuture, as_completed
 
 pytestmark = pytest.mark.asyncio
 

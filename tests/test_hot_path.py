@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from atlas_async import _wire
-from atlas_async._backoff import FixedPolicy
 from atlas_async._client import AtlasClient
+from atlas_async._core.policies import FixedPolicy
+from atlas_async._wire import parse as _wire
 from atlas_async.emulator import Emulator, EmulatorConfig
 from atlas_async.testing import FakeClock
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import respx
 
-from atlas_async._config import resolve_config
-from atlas_async._errors import (
+from atlas_async._core.config import resolve_config
+from atlas_async._core.errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
@@ -26,8 +26,8 @@ from atlas_async._errors import (
     TransportError,
     UnexpectedResponseError,
 )
-from atlas_async._http import USER_AGENT, ApiSession, NullGate, RetryMode
-from atlas_async._models import Kind
+from atlas_async._core.models import Kind
+from atlas_async._net.session import USER_AGENT, ApiSession, NullGate, RetryMode
 from atlas_async.testing import FakeClock
 
 pytestmark = pytest.mark.asyncio
@@ -755,7 +755,7 @@ class TestUserAgent:
         """Run from a bare source tree, the User-Agent still gets a version."""
         from importlib.metadata import PackageNotFoundError
 
-        from atlas_async import _http
+        from atlas_async._net import session as _http
 
         def missing(name: str) -> str:
             raise PackageNotFoundError(name)

@@ -15,15 +15,15 @@ import anyio
 import attrs
 import pytest
 
-from atlas_async._errors import ConfigurationError, JournalError
-from atlas_async._journal import (
+from atlas_async._batch.journal import (
     ItemState,
     Journal,
     JournalEntry,
     batch_fingerprint,
     request_key,
 )
-from atlas_async._models import Kind, Prediction, PredictionStatus
+from atlas_async._core.errors import ConfigurationError, JournalError
+from atlas_async._core.models import Kind, Prediction, PredictionStatus
 
 pytestmark = pytest.mark.asyncio
 
@@ -451,8 +451,8 @@ async def do(journal: Journal, index: int, step: str) -> None:
 
 CRASH_SCRIPT = """
 import os, sys, anyio
-from atlas_async._journal import Journal
-from atlas_async._models import Kind
+from atlas_async._batch.journal import Journal
+from atlas_async._core.models import Kind
 sys.path.insert(0, {tests!r})
 from test_journal import REQUESTS
 

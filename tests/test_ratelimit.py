@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from atlas_async._ratelimit import RateBudget
+from atlas_async._core.ratelimit import RateBudget
 
 
 def waits(budget: RateBudget, now: float, n: int) -> list[float]:

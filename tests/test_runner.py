@@ -13,8 +13,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from atlas_async._backoff import ExponentialPolicy, FixedPolicy
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     AtlasError,
     AuthenticationError,
     ClientClosedError,
@@ -28,9 +27,10 @@ from atlas_async._errors import (
     RateLimitError,
     ServerError,
 )
-from atlas_async._futures import PredictionFuture
-from atlas_async._models import Kind, Prediction, PredictionStatus
-from atlas_async._runner import Scheduler, SchedulerGate
+from atlas_async._core.models import Kind, Prediction, PredictionStatus
+from atlas_async._core.policies import ExponentialPolicy, FixedPolicy
+from atlas_async._ops.futures import PredictionFuture
+from atlas_async._ops.scheduler import Scheduler, SchedulerGate
 from atlas_async.testing import FakeClock
 
 if sys.version_info < (3, 11):  # pragma: no cover

@@ -10,8 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from atlas_async._backoff import FixedPolicy
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     AtlasError,
     ClientClosedError,
     NotFoundError,
@@ -19,9 +18,10 @@ from atlas_async._errors import (
     PredictionTimeoutError,
     RateLimitError,
 )
-from atlas_async._futures import PredictionFuture
-from atlas_async._models import Kind, Prediction, PredictionStatus
-from atlas_async._runner import Scheduler
+from atlas_async._core.models import Kind, Prediction, PredictionStatus
+from atlas_async._core.policies import FixedPolicy
+from atlas_async._ops.futures import PredictionFuture
+from atlas_async._ops.scheduler import Scheduler
 from atlas_async.testing import FakeClock
 
 S = PredictionStatus

@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from atlas_async._backoff import BackoffPolicy, FixedPolicy
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     AtlasError,
     AuthenticationError,
     InvalidRequestError,
@@ -19,8 +18,9 @@ from atlas_async._errors import (
     TransportError,
     UnexpectedResponseError,
 )
-from atlas_async._models import Kind, Prediction, PredictionStatus
-from atlas_async._schedule import (
+from atlas_async._core.models import Kind, Prediction, PredictionStatus
+from atlas_async._core.policies import BackoffPolicy, FixedPolicy
+from atlas_async._core.schedule import (
     Due,
     Expired,
     Failed,

@@ -14,9 +14,9 @@ import pytest
 import respx
 
 from atlas_async._client import AtlasClient
-from atlas_async._config import resolve_config
-from atlas_async._errors import AtlasError, ConfigurationError
-from atlas_async._http import ApiSession
+from atlas_async._core.config import resolve_config
+from atlas_async._core.errors import AtlasError, ConfigurationError
+from atlas_async._net.session import ApiSession
 from atlas_async.testing import FakeClock
 
 pytestmark = pytest.mark.asyncio

@@ -9,17 +9,17 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from atlas_async import _transport
-from atlas_async._backoff import BackoffPolicy, FixedPolicy
 from atlas_async._client import AtlasClient
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     ConfigurationError,
     SubmissionUnknownError,
     TransportError,
     UnexpectedResponseError,
 )
-from atlas_async._models import PredictionStatus
-from atlas_async._transport import AiohttpTransport, choose_transport
+from atlas_async._core.models import PredictionStatus
+from atlas_async._core.policies import BackoffPolicy, FixedPolicy
+from atlas_async._net import transport as _transport
+from atlas_async._net.transport import AiohttpTransport, choose_transport
 from atlas_async.emulator import EmulatorConfig, Faults, FaultTarget, serve
 
 KEY = "sk-test-key-0123"

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from atlas_async import _wire
-from atlas_async._errors import (
+from atlas_async._core.errors import (
     APIError,
     AtlasError,
     AuthenticationError,
@@ -26,13 +25,14 @@ from atlas_async._errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from atlas_async._models import (
+from atlas_async._core.models import (
     Kind,
     ModelInfo,
     Prediction,
     PredictionStatus,
     UploadedMedia,
 )
+from atlas_async._wire import parse as _wire
 
 NOW = 1_700_000_000.0
 UTC = timezone.utc

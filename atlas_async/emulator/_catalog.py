@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from .._models import Kind
+from .._core.models import Kind
 
 __all__ = ["DEFAULT_CATALOG", "InputRule", "LatencyClass", "ModelSpec", "model_spec"]
 

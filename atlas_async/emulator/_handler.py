@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Callable
 
-from .._models import Kind
+from .._core.models import Kind
 from ..webhooks import WebhookSigner
 from . import _http
 from ._config import EmulatorConfig, FaultTarget

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from .._models import Kind
+from .._core.models import Kind
 from . import _media, _mp4
 from ._catalog import ModelSpec
 from ._config import EmulatorConfig

@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from atlas_async._client import AtlasClient
-from atlas_async._errors import AtlasError, ServerError, SubmissionUnknownError
-from atlas_async._models import Prediction, PredictionStatus
-from atlas_async._transport import TransportName
+from atlas_async._core.errors import AtlasError, ServerError, SubmissionUnknownError
+from atlas_async._core.models import Prediction, PredictionStatus
+from atlas_async._net.transport import TransportName
 from atlas_async.emulator import EmulatorConfig, Faults, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

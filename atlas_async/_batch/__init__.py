@@ -1,0 +1,1 @@
+"""The batch engine: driver, journal, records, request types and input."""

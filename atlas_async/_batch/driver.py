@@ -1,0 +1,297 @@
+"""
+The batch driver: the worker pool behind `generate_many` and each item's walk
+through the journal's state machine (the theory is in ``_batch``).
+
+A `Driver` is one run of one batch. `Driver.run` opens the journal, then runs
+``max_in_flight`` workers over a queue of indices; `Driver._item` takes one
+item to its outcome and never raises an `AtlasError` (it becomes the item's
+`BatchResult`), so one item's failure never reaches its siblings.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+import attrs
+from anyio.streams.memory import MemoryObjectSendStream
+
+from .._core import errors as errors
+from .._core.errors import (
+    AtlasError,
+    AuthenticationError,
+    BatchTimeoutError,
+    ClientStateError,
+    ConfigurationError,
+    InsufficientBalanceError,
+    NotFoundError,
+    PredictionCancelledError,
+    PredictionFailedError,
+    SubmissionUnknownError,
+)
+from .._core.models import Prediction
+from .._ops.download import _prepare_directory
+from .._ops.futures import PredictionFuture
+from .journal import ItemState, Journal, JournalEntry
+from .record import Record, open_journal, rebuild_error
+from .types import BatchProgress, BatchResult, GenerationRequest
+
+if TYPE_CHECKING:
+    import os
+
+    from .._client import AtlasClient
+
+__all__ = ["Driver", "Options", "ProgressCallback"]
+
+ProgressCallback = Callable[[BatchProgress], object]
+
+# Refusals about the account, not the item: no later submit can succeed either.
+_STOPS = (InsufficientBalanceError, AuthenticationError)
+
+
+def _never_left(error: AtlasError) -> bool:
+    """True when a failed submit provably created nothing on the server."""
+    if isinstance(error, SubmissionUnknownError):
+        return False
+    if isinstance(error, (errors.TransportError, ConfigurationError, *_STOPS)):
+        return True  # a connect error (the session retries nothing else), no key
+    # A 429 or 503 refusal, after the session's own retries.
+    return isinstance(error, errors.APIError) and error.status_code in (429, 503)
+
+
+@attrs.define
+class Options:
+    """The options of one `generate_many` call, checked."""
+
+    journal: Journal | str | os.PathLike[str] | None
+    max_in_flight: int | None
+    on_progress: ProgressCallback | None
+    download_to: Path | None
+    timeout: float | None
+    batch_timeout: float | None
+    resubmit_unknown: bool
+    download_concurrency: int
+
+
+class Driver:
+    """One run of one batch: the workers, the counters, the stop conditions."""
+
+    def __init__(
+        self,
+        client: AtlasClient,
+        requests: list[GenerationRequest],
+        options: Options,
+        send: MemoryObjectSendStream[BatchResult],
+    ) -> None:
+        self.client = client
+        self.requests = requests
+        self.options = options
+        self.send = send
+        self.record = Record(None)
+        self.entries: list[JournalEntry] | None = None
+        self.queue: deque[int] = deque()
+        self.progress = BatchProgress(total=len(requests))
+        self.stop_error: AtlasError | None = None  # set by a 402 / 401
+        self.expired = False  # the batch deadline passed
+        self.waiting: dict[int, PredictionFuture] = {}
+        self.downloads = anyio.CapacityLimiter(options.download_concurrency)
+
+    async def run(self) -> None:
+        options = self.options
+        if options.download_to is not None:
+            # Before anything is paid for: outputs must have somewhere to go.
+            options.download_to = await anyio.to_thread.run_sync(
+                _prepare_directory, options.download_to
+            )
+        async with open_journal(options.journal) as journal:
+            self.record = Record(journal)
+            if journal is not None:
+                self.entries = await journal.begin(self.requests)
+            self.queue = deque(self._order())
+            self._report()
+            limit = options.max_in_flight or self.client._config.max_in_flight
+            async with anyio.create_task_group() as outer:
+                if options.batch_timeout is not None:
+                    outer.start_soon(self._watchdog, options.batch_timeout)
+                async with anyio.create_task_group() as workers:
+                    for _ in range(min(limit, len(self.queue))):
+                        workers.start_soon(self._worker)
+                outer.cancel_scope.cancel()  # the watchdog has nothing left to do
+
+    def _order(self) -> list[int]:
+        # Replays first (instant), then attaches (already paid for), then new work.
+        if self.entries is None:
+            return list(range(len(self.requests)))
+        rank = {ItemState.SUBMITTED: 1, ItemState.PENDING: 2}
+        states = [entry.state for entry in self.entries]
+        return sorted(range(len(states)), key=lambda i: (rank.get(states[i], 0), i))
+
+    def _report(self, **changes: int) -> None:
+        progress = self.progress
+        self.progress = attrs.evolve(
+            progress, **{k: getattr(progress, k) + v for k, v in changes.items()}
+        )
+        if self.options.on_progress is not None:
+            self.options.on_progress(self.progress)
+
+    async def _watchdog(self, seconds: float) -> None:
+        clock = self.client._clock
+        await clock.sleep_until(clock.now() + seconds)
+        self.expired = True
+        for future in list(self.waiting.values()):
+            future.cancel()  # its worker reports BatchTimeoutError
+
+    async def _worker(self) -> None:
+        while self.queue:
+            result = await self._item(self.queue.popleft())
+            self._report(
+                done=1,
+                ok=int(result.ok),
+                failed=int(not result.ok),
+                resumed=int(result.resumed),
+            )
+            await self.send.send(result)
+
+    def _timed_out(self, prediction_id: str | None = None) -> BatchTimeoutError:
+        seconds = self.options.batch_timeout
+        what = f"prediction {prediction_id}" if prediction_id else "the item"
+        return BatchTimeoutError(
+            f"the batch timeout ({seconds:g}s) passed before {what} finished",
+            prediction_id=prediction_id,
+            timeout=seconds,
+        )
+
+    async def _item(self, index: int) -> BatchResult:
+        request = self.requests[index]
+        entry = self.entries[index] if self.entries is not None else None
+        state = entry.state if entry is not None else ItemState.PENDING
+        if entry is not None and state is ItemState.COMPLETED:
+            return await self._replay(index, entry)
+        if entry is not None and state is ItemState.FAILED:
+            return BatchResult(index, request, error=rebuild_error(entry), resumed=True)
+        if entry is not None and state in (ItemState.UNKNOWN, ItemState.SUBMITTING):
+            # `submitting` here: an open journal reused after a cancelled run.
+            if not self.options.resubmit_unknown:
+                error = SubmissionUnknownError(
+                    f"item {index} was sent by an earlier run and no answer came: "
+                    "it may exist and bill; resubmit it knowingly with "
+                    "resubmit_unknown=True (CLI: --resubmit-unknown)"
+                )
+                return BatchResult(index, request, error=error, resumed=True)
+            await self.record.reset_to_pending(index)
+            state = ItemState.PENDING
+        if self.expired:
+            attached = entry is not None and state is ItemState.SUBMITTED
+            pid = entry.prediction_id if entry is not None and attached else None
+            return BatchResult(index, request, error=self._timed_out(pid))
+        if entry is not None and state is ItemState.SUBMITTED:
+            assert entry.prediction_id is not None  # the journal's invariant
+            future = self.client.attach(
+                entry.prediction_id,
+                kind=entry.kind,
+                model=entry.model,
+                timeout=self.options.timeout,
+            )
+            self._report(in_flight=1)
+            return await self._wait(index, future)
+        if self.stop_error is not None:
+            return BatchResult(index, request, error=self.stop_error)
+        submitted = await self._submit(index, request)
+        if isinstance(submitted, BatchResult):
+            return submitted
+        self._report(in_flight=1, submitted=1)
+        return await self._wait(index, submitted)
+
+    async def _submit(
+        self, index: int, request: GenerationRequest
+    ) -> PredictionFuture | BatchResult:
+        await self.record.mark_submitting(index)
+        try:
+            future = await self.client.submit(
+                request.kind,
+                request.model,
+                timeout=self.options.timeout,
+                params=request.params,
+            )
+        except SubmissionUnknownError as exc:
+            await self.record.mark_unknown(index, str(exc))
+            return BatchResult(index, request, error=exc)
+        except ClientStateError as exc:
+            # The client is closing: no more submits. One that got its id just
+            # before keeps it for a resume; any other was never sent.
+            self.stop_error = self.stop_error or exc
+            if exc.prediction_id is not None:
+                await self.record.mark_submitted(index, exc.prediction_id)
+            else:
+                await self.record.reset_to_pending(index)
+            return BatchResult(index, request, error=exc)
+        except AtlasError as exc:
+            if isinstance(exc, _STOPS) and self.stop_error is None:
+                self.stop_error = exc
+            if _never_left(exc):
+                await self.record.reset_to_pending(index)
+            else:
+                await self.record.mark_failed(index, exc)
+            return BatchResult(index, request, error=exc)
+        await self.record.mark_submitted(index, future.id)
+        return future
+
+    async def _wait(self, index: int, future: PredictionFuture) -> BatchResult:
+        request = self.requests[index]
+        self.waiting[index] = future
+        try:
+            if self.expired:
+                future.cancel()
+            prediction = await future
+        except PredictionCancelledError as exc:
+            # Left `submitted`: a resumed run attaches to it again.
+            error: AtlasError = self._timed_out(future.id) if self.expired else exc
+            return self._ended(index, error)
+        except (PredictionFailedError, NotFoundError) as exc:
+            await self.record.mark_failed(index, exc)
+            return self._ended(index, exc)
+        except AtlasError as exc:
+            # Our deadline, a poll that kept failing, the client closing: the
+            # prediction may still finish, so it stays `submitted` for a resume.
+            return self._ended(index, exc)
+        finally:
+            del self.waiting[index]
+        await self.record.mark_completed(index, prediction)
+        try:
+            files = await self._download(index, prediction)
+        except AtlasError as exc:
+            # Completed without files: a resumed run downloads again.
+            return self._ended(index, exc)
+        self._report(in_flight=-1)
+        return BatchResult(index, request, prediction, files=files)
+
+    def _ended(self, index: int, error: AtlasError) -> BatchResult:
+        self._report(in_flight=-1)
+        return BatchResult(index, self.requests[index], error=error)
+
+    async def _download(self, index: int, prediction: Prediction) -> list[Path]:
+        directory = self.options.download_to
+        if directory is None or not prediction.outputs:
+            return []
+        async with self.downloads:
+            files = await self.client.download(
+                prediction, directory, name_prefix=f"{index:05d}-{prediction.id}"
+            )
+        await self.record.record_files(index, files)
+        return files
+
+    async def _replay(self, index: int, entry: JournalEntry) -> BatchResult:
+        request = self.requests[index]
+        prediction = entry.prediction
+        assert prediction is not None  # completed entries carry their snapshot
+        files: list[Path] = list(entry.files)
+        if not files:
+            try:
+                files = await self._download(index, prediction)
+            except AtlasError as exc:
+                return BatchResult(index, request, error=exc, resumed=True)
+        return BatchResult(index, request, prediction, files=files, resumed=True)

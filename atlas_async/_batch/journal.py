@@ -1,0 +1,600 @@
+"""
+The batch journal: one SQLite file that remembers every item of a batch, so a
+crash is a pause, not a loss, and nothing is paid twice.
+
+Theory of operation
+-------------------
+Each item walks one state machine (`_FROM` holds it as data), and every step is
+committed (WAL, ``synchronous=FULL``: durable at each commit, even on power loss)
+before the caller takes the next one::
+
+    pending ─▶ submitting ─▶ submitted(id) ─▶ completed(prediction, files)
+                   │  │            └────────▶ failed(error)
+                   │  └─▶ unknown ─▶ submitted(id) | failed
+    reset_to_pending: submitting | unknown | failed ─▶ pending
+
+``submitting`` is committed *before* the POST leaves and ``submitted`` as soon as
+the id arrives, so an item found in ``submitting`` when the file is opened was
+perhaps sent and never answered: it may exist and bill. `Journal.open` turns it
+into ``unknown`` and lists it in `Journal.recovered_unknown`; only an explicit
+`Journal.reset_to_pending` (``resubmit_unknown=True``) sends it again.
+
+The connection holds SQLite's exclusive lock for its whole life, so a second
+process on the same file is refused instead of submitting the same items again.
+That lock is also what makes the recovery sound: while we hold it, nobody can be
+between a ``submitting`` commit and its answer.
+
+sqlite3 blocks, so every call runs in a worker thread (``anyio.to_thread``) on
+one connection: a capacity limiter of one queues callers on the event loop, and
+a threading lock guards the connection itself. The API key never reaches this
+module; stored error messages have bearer tokens redacted all the same.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from .._core.errors import ConfigurationError, JournalError
+from .._core.models import Kind, Prediction, PredictionStatus
+
+__all__ = [
+    "ItemState",
+    "Journal",
+    "JournalEntry",
+    "JournalRequest",
+    "batch_fingerprint",
+    "request_key",
+]
+
+logger = logging.getLogger("atlas_async.journal")
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+_FORMAT = "atlas_async.journal"
+_APPLICATION_ID = 0x41544C53  # "ATLS": lets humans and file(1) spot our files
+_LOCK_TIMEOUT = 1.0  # seconds to wait for another holder before refusing
+_MAX_MESSAGE = 2000
+_NULL, _BUMP = object(), object()  # `_move` column values: store NULL, add one
+# "Authorization: Bearer x", "authorization=x", "bearer x": keep the label only.
+_SECRET = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?|bearer\s+)[^\s\"',]+"
+)
+
+
+class ItemState(enum.Enum):
+    """Where one batch item is; the module docstring draws the transitions."""
+
+    PENDING = "pending"  # not sent yet
+    SUBMITTING = "submitting"  # committed just before the POST; answer due
+    SUBMITTED = "submitted"  # the server gave an id: attach to it, never resend
+    COMPLETED = "completed"  # snapshot and outputs recorded (files once downloaded)
+    FAILED = "failed"  # refused, or failed on the server
+    UNKNOWN = "unknown"  # sent with no answer: may exist and bill
+
+
+_S = ItemState
+_FROM: dict[ItemState, frozenset[ItemState]] = {
+    _S.SUBMITTING: frozenset({_S.PENDING}),
+    _S.SUBMITTED: frozenset({_S.SUBMITTING, _S.UNKNOWN}),
+    _S.COMPLETED: frozenset({_S.SUBMITTED}),
+    _S.FAILED: frozenset({_S.PENDING, _S.SUBMITTING, _S.SUBMITTED, _S.UNKNOWN}),
+    _S.UNKNOWN: frozenset({_S.SUBMITTING}),
+    _S.PENDING: frozenset({_S.SUBMITTING, _S.UNKNOWN, _S.FAILED}),
+}
+
+
+class JournalRequest(Protocol):
+    """What the journal needs from a request; ``GenerationRequest`` fits."""
+
+    @property
+    def kind(self) -> Kind | str:
+        """The kind, or its string value."""
+
+    @property
+    def model(self) -> str:
+        """The model id."""
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The parameters sent flat in the body; JSON values only."""
+
+
+def _canonical(value: object) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"request parameters must be JSON: {exc}") from None
+
+
+def _request_dict(request: JournalRequest) -> dict[str, Any]:
+    kind = Kind.coerce(request.kind).value
+    return {"kind": kind, "model": request.model, "params": dict(request.params)}
+
+
+def request_key(request: JournalRequest) -> str:
+    """
+    Return a request's stable key: the sha256 (hex) of canonical JSON (sorted
+    keys, no whitespace) of its kind, model and params.
+
+    Raises:
+        ConfigurationError: the kind is unknown or a param is not JSON.
+    """
+    return hashlib.sha256(_canonical(_request_dict(request)).encode()).hexdigest()
+
+
+def batch_fingerprint(keys: Iterable[str]) -> str:
+    """Return a batch's fingerprint: the sha256 of its ordered request keys."""
+    text = _canonical(["atlas-batch-v1", list(keys)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _redact(message: str) -> str:
+    # The key never reaches us, but a foreign error's text might quote a header.
+    return _SECRET.sub(r"\1[redacted]", message)[:_MAX_MESSAGE]
+
+
+def _plain(_: object, __: object, value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _prediction_to_json(prediction: Prediction) -> str:
+    # Every modelled field but `outputs` (own column) and `raw` (unmodelled, and
+    # it may repeat large base64 outputs).
+    fields = attrs.asdict(
+        prediction,
+        filter=lambda a, _: a.name not in ("outputs", "raw"),
+        value_serializer=_plain,
+    )
+    return _canonical(fields)
+
+
+def _prediction_from_json(text: str, outputs: tuple[str, ...]) -> Prediction:
+    d = json.loads(text)
+    d["status"] = PredictionStatus(d["status"])
+    if d.get("created_at"):
+        d["created_at"] = datetime.fromisoformat(d["created_at"])
+    if d.get("has_nsfw_contents") is not None:
+        d["has_nsfw_contents"] = tuple(d["has_nsfw_contents"])
+    return Prediction(**d, outputs=outputs)
+
+
+def _paths(files: Sequence[str | os.PathLike[str]]) -> str:
+    return _canonical([os.fspath(f) for f in files])
+
+
+@attrs.frozen(kw_only=True)
+class JournalEntry:
+    """
+    One item as the journal last recorded it.
+
+    Attributes:
+        index: position in the batch (equal requests stay distinct by index).
+        key: `request_key` of the request; kind, model, params: the request.
+        state: the `ItemState`.
+        prediction_id: the server's id, from ``submitted`` on.
+        prediction: the snapshot recorded at completion (or failure), rebuilt.
+        outputs: the outputs recorded at completion.
+        files: the downloaded outputs' paths, once recorded.
+        error_type, error_message: why it failed or is unknown (no secrets).
+        attempts: how many times it entered ``submitting``.
+        created_at, updated_at: wall-clock epoch seconds.
+    """
+
+    index: int
+    key: str
+    kind: Kind
+    model: str
+    params: Mapping[str, Any]
+    state: ItemState
+    prediction_id: str | None = None
+    prediction: Prediction | None = None
+    outputs: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    error_type: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+_SCHEMA = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE items (idx INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+    "request TEXT NOT NULL, state TEXT NOT NULL, prediction_id TEXT, "
+    "prediction TEXT, outputs TEXT NOT NULL DEFAULT '[]', "
+    "files TEXT NOT NULL DEFAULT '[]', error_type TEXT, error_message TEXT, "
+    "attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, "
+    "updated_at REAL NOT NULL)",
+)
+_COLUMNS = (
+    "index", "key", "request", "state", "prediction_id", "prediction", "outputs",
+    "files", "error_type", "error_message", "attempts", "created_at", "updated_at",
+)  # fmt: skip
+_SELECT = f"SELECT {', '.join(_COLUMNS).replace('index', 'idx')} FROM items"
+_INTERRUPTED = (
+    "the previous run stopped while this submit was being sent; it may exist and "
+    "bill, so it is not sent again unless asked (resubmit_unknown=True)"
+)
+
+
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
+    d = dict(zip(_COLUMNS, row, strict=True))
+    request, outputs = json.loads(d.pop("request")), tuple(json.loads(d["outputs"]))
+    snapshot = d["prediction"]
+    d.update(
+        request,
+        state=ItemState(d["state"]),
+        kind=Kind(request["kind"]),
+        prediction=_prediction_from_json(snapshot, outputs) if snapshot else None,
+        outputs=outputs,
+        files=tuple(Path(f) for f in json.loads(d["files"])),
+    )
+    return JournalEntry(**d)
+
+
+class Journal:
+    """
+    A durable record of one batch in the SQLite file at ``path``.
+
+    Example::
+
+        async with Journal("run.db") as journal:
+            entries = await journal.begin(requests)  # new batch, or resume
+            await journal.mark_submitting(0)          # committed before the POST
+
+    Args:
+        path: the file; it and its parent directories are created if missing.
+        wall_clock: epoch seconds for the timestamps (tests inject a fake).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self._wall_clock = wall_clock
+        self._conn: sqlite3.Connection | None = None
+        self._guard = threading.Lock()
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._recovered: tuple[int, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r}, open={self._conn is not None})"
+
+    @property
+    def recovered_unknown(self) -> tuple[int, ...]:
+        """Indices `open` found in ``submitting`` and made ``unknown``."""
+        return self._recovered
+
+    async def __aenter__(self) -> Journal:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """
+        Open (or create) the file, take its lock, recover interrupted submits.
+
+        Raises:
+            JournalError: the file is corrupt, not a journal, from a newer
+                version, in use by another process, or cannot be created.
+        """
+        if self._conn is not None:
+            raise JournalError(f"journal {self.path} is already open")
+        self._limiter = anyio.CapacityLimiter(1)
+        self._conn = await self._thread(self._open_sync)
+
+    async def close(self) -> None:
+        """Close the file and release its lock; closing twice is harmless."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._thread(conn.close)
+
+    async def begin(self, requests: Sequence[JournalRequest]) -> list[JournalEntry]:
+        """
+        Record a new batch, or check that the file holds this same batch, and
+        return every item as recorded (completed ones too, to replay them).
+
+        Raises:
+            JournalError: the file holds another batch (other requests or order).
+            ConfigurationError: a request's kind is unknown or a param not JSON.
+        """
+        rows = [(_canonical(_request_dict(r)), request_key(r)) for r in requests]
+        fingerprint = batch_fingerprint(key for _, key in rows)
+        return await self._run(lambda conn: self._begin_sync(conn, fingerprint, rows))
+
+    async def items(
+        self, states: Iterable[ItemState] | None = None
+    ) -> list[JournalEntry]:
+        """Return the items in index order, or only those in ``states``."""
+        wanted = None if states is None else {s.value for s in states}
+
+        def query(conn: sqlite3.Connection) -> list[JournalEntry]:
+            rows = conn.execute(f"{_SELECT} ORDER BY idx")
+            return [_entry(r) for r in rows if wanted is None or r[3] in wanted]
+
+        return await self._run(query)
+
+    async def get(self, index: int) -> JournalEntry:
+        """Return one item; `JournalError` if the batch has no such index."""
+        return await self._run(lambda conn: self._get_sync(conn, index))
+
+    async def summary(self) -> dict[ItemState, int]:
+        """Return the number of items in each state (every state is a key)."""
+
+        def query(conn: sqlite3.Connection) -> dict[ItemState, int]:
+            counts = dict.fromkeys(ItemState, 0)
+            for state, n in conn.execute(
+                "SELECT state, COUNT(*) FROM items GROUP BY 1"
+            ):
+                counts[ItemState(state)] = n
+            return counts
+
+        return await self._run(query)
+
+    async def mark_submitting(self, index: int) -> None:
+        """``pending -> submitting``: await it *before* the POST is sent."""
+        await self._move(index, _S.SUBMITTING, attempts=_BUMP)
+
+    async def mark_submitted(self, index: int, prediction_id: str) -> None:
+        """``submitting | unknown -> submitted``: the id to attach to from now on."""
+        if not prediction_id:
+            raise JournalError(f"item {index}: a prediction id is required")
+        await self._move(
+            index,
+            _S.SUBMITTED,
+            prediction_id=prediction_id,
+            error_type=_NULL,
+            error_message=_NULL,
+        )
+
+    async def mark_completed(
+        self, index: int, prediction: Prediction, files: Sequence[Path] = ()
+    ) -> None:
+        """
+        ``submitted -> completed``, with the snapshot and its outputs.
+
+        Record it before downloading, so the paid result is safe; then add the
+        paths with `record_files`.
+        """
+        await self._move(
+            index,
+            _S.COMPLETED,
+            prediction_id=prediction.id,
+            prediction=_prediction_to_json(prediction),
+            outputs=_canonical(list(prediction.outputs)),
+            files=_paths(files),
+        )
+
+    async def record_files(self, index: int, files: Sequence[Path]) -> None:
+        """Record (replace) the downloaded paths of a ``completed`` item."""
+        await self._move(index, _S.COMPLETED, {_S.COMPLETED}, files=_paths(files))
+
+    async def mark_failed(
+        self,
+        index: int,
+        error_type: str,
+        message: str,
+        *,
+        prediction: Prediction | None = None,
+    ) -> None:
+        """
+        ``pending | submitting | submitted | unknown -> failed``.
+
+        Args:
+            error_type: the exception's type name, e.g. ``"PredictionFailedError"``.
+            message: its text; bearer tokens are redacted, length is bounded.
+            prediction: the last snapshot, kept so the failure can be rebuilt.
+        """
+        extra: dict[str, object] = {}
+        if prediction is not None:
+            extra = {
+                "prediction_id": prediction.id,
+                "prediction": _prediction_to_json(prediction),
+                "outputs": _canonical(list(prediction.outputs)),
+            }
+        await self._move(
+            index,
+            _S.FAILED,
+            error_type=error_type,
+            error_message=_redact(message),
+            **extra,
+        )
+
+    async def mark_unknown(
+        self, index: int, message: str, *, error_type: str = "SubmissionUnknownError"
+    ) -> None:
+        """``submitting -> unknown``: sent, no answer; it may exist and bill."""
+        await self._move(
+            index, _S.UNKNOWN, error_type=error_type, error_message=_redact(message)
+        )
+
+    async def reset_to_pending(self, index: int) -> None:
+        """
+        ``submitting | unknown | failed -> pending``, so the item is sent again.
+
+        Only for a submit that provably never left, or when the user asked to
+        resubmit (``resubmit_unknown=True``): an unknown item may already bill.
+        """
+        cleared = dict.fromkeys(
+            ("prediction_id", "prediction", "error_type", "error_message"), _NULL
+        )
+        await self._move(index, _S.PENDING, outputs="[]", files="[]", **cleared)
+
+    # -- the blocking side, in the worker thread ----------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._conn
+        if conn is None:
+            raise JournalError(
+                f"journal {self.path} is not open: use `async with Journal(...)`"
+            )
+        return await self._thread(lambda: fn(conn))
+
+    async def _thread(self, fn: Callable[[], _T]) -> _T:
+        def call() -> _T:
+            with self._guard:
+                try:
+                    return fn()
+                except sqlite3.Error as exc:
+                    raise JournalError(f"journal {self.path}: {exc}") from exc
+
+        # Never abandoned on cancel: a commit under way completes before we unwind.
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    def _open_sync(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=_LOCK_TIMEOUT,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # one connection, serialised by our lock
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            try:
+                # Exclusive before WAL: no shared-memory index, and the lock stays.
+                conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("BEGIN IMMEDIATE")  # take the lock now
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            except sqlite3.DatabaseError as exc:
+                if "locked" in str(exc):
+                    raise JournalError(
+                        f"journal {self.path} is in use by another process (or "
+                        "another Journal object): one run per journal at a time"
+                    ) from exc
+                raise self._not_a_journal(str(exc)) from exc
+            with conn:  # commits the BEGIN IMMEDIATE above, or rolls it back
+                self._prepare(conn, tables)
+        except BaseException:
+            conn.close()
+            raise
+        if self._recovered:
+            logger.warning(
+                "journal %s: interrupted submits are now 'unknown' (they may exist "
+                "and bill): items %s",
+                self.path,
+                list(self._recovered),
+            )
+        return conn
+
+    def _not_a_journal(self, why: str) -> JournalError:
+        return JournalError(
+            f"{self.path} is not a usable atlas_async journal ({why}): move it "
+            "away or choose another journal path"
+        )
+
+    def _prepare(self, conn: sqlite3.Connection, tables: set[str]) -> None:
+        if not tables:
+            conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("format", _FORMAT), ("schema_version", str(SCHEMA_VERSION))],
+            )
+        elif "meta" not in tables or "items" not in tables:
+            raise self._not_a_journal("a SQLite file, but not a journal")
+        meta = dict(conn.execute("SELECT name, value FROM meta"))
+        if meta.get("format") != _FORMAT:
+            raise self._not_a_journal("a SQLite file, but not a journal")
+        version = meta.get("schema_version", "")
+        if not version.isdigit() or int(version) > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} was written by a newer atlas_async (schema "
+                f"{version!r}; this one reads {SCHEMA_VERSION}): upgrade atlas_async"
+            )
+        stuck = conn.execute("SELECT idx FROM items WHERE state = 'submitting'")
+        self._recovered = tuple(r[0] for r in stuck.fetchall())
+        conn.execute(
+            "UPDATE items SET state = 'unknown', error_type = ?, error_message = ?, "
+            "updated_at = ? WHERE state = 'submitting'",
+            ("SubmissionUnknownError", _INTERRUPTED, self._wall_clock()),
+        )
+
+    def _begin_sync(
+        self, conn: sqlite3.Connection, fingerprint: str, rows: list[tuple[str, str]]
+    ) -> list[JournalEntry]:
+        conn.execute("BEGIN IMMEDIATE")
+        with conn:  # commit, or roll back on any error
+            found = conn.execute("SELECT value FROM meta WHERE name = 'fingerprint'")
+            stored = found.fetchone()
+            if stored is not None and stored[0] != fingerprint:
+                raise JournalError(
+                    f"journal {self.path} belongs to another batch (other requests "
+                    "or another order): pass the same requests to resume it, or use "
+                    "a new journal path for this batch"
+                )
+            if stored is None:
+                now = self._wall_clock()
+                conn.executemany(
+                    "INSERT INTO items (idx, key, request, state, created_at, "
+                    "updated_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+                    [(i, key, req, now, now) for i, (req, key) in enumerate(rows)],
+                )
+                conn.execute(
+                    "INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,)
+                )
+        return [_entry(r) for r in conn.execute(f"{_SELECT} ORDER BY idx")]
+
+    def _get_sync(self, conn: sqlite3.Connection, index: int) -> JournalEntry:
+        found = conn.execute(f"{_SELECT} WHERE idx = ?", (index,)).fetchone()
+        if found is None:
+            raise JournalError(f"journal {self.path} has no item {index}")
+        return _entry(found)
+
+    async def _move(
+        self,
+        index: int,
+        target: ItemState,
+        allowed: Iterable[ItemState] | None = None,
+        /,
+        **columns: object,
+    ) -> None:
+        sources = [s.value for s in (_FROM[target] if allowed is None else allowed)]
+        sets = ", ".join(
+            f"{c} = {c} + 1" if v is _BUMP else f"{c} = ?" for c, v in columns.items()
+        )
+        values = [None if v is _NULL else v for v in columns.values() if v is not _BUMP]
+        sql = (
+            f"UPDATE items SET state = ?, updated_at = ?, {sets} WHERE idx = ? "
+            f"AND state IN ({', '.join('?' * len(sources))})"
+        )
+
+        def update(conn: sqlite3.Connection) -> None:
+            # One conditional UPDATE, committed on return: check and change are atomic.
+            args = [target.value, self._wall_clock(), *values, index, *sources]
+            if conn.execute(sql, args).rowcount == 0:
+                state = self._get_sync(conn, index).state.value
+                raise JournalError(
+                    f"journal {self.path}: item {index} is {state}, so it cannot "
+                    f"become {target.value}"
+                )
+
+        await self._run(update)

@@ -1,0 +1,1 @@
+"""The command line's parts (the face is atlas_async.cli)."""

@@ -1,0 +1,288 @@
+"""
+What every ``atlas-async`` command shares: reaching Atlas (or the built-in
+emulator), running the command's coroutine, and turning errors into one line
+and an exit code.
+
+Theory of operation
+-------------------
+A command builds a `Connection` from its options and hands `run` a coroutine
+function. `run` is the only place that starts an event loop and the only place
+that catches errors, so every command reports them the same way::
+
+    ConfigurationError, JournalError, OSError   -> exit 2 (a usage problem:
+                                                   bad option, file, folder,
+                                                   journal, no key)
+    any other AtlasError                        -> exit 1
+    Ctrl-C                                      -> exit 130
+
+each as one line, ``atlas-async: error: ...``, never a traceback. A bug (any
+other exception) still shows its traceback: hiding it would help nobody.
+
+``--emulator`` serves the emulator on a loopback socket inside the same event
+loop (`open_client`), so the client talks real HTTP to it and needs no key.
+This module imports neither typer nor rich.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from .._client import AtlasClient
+from .._core.config import API_KEY_ENV
+from .._core.errors import AtlasError, ConfigurationError, JournalError
+from .._core.models import Prediction
+from .._core.policies import ExponentialPolicy
+
+if TYPE_CHECKING:
+    from ..emulator import EmulatorConfig
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "NO_KEY",
+    "Connection",
+    "connection",
+    "error_line",
+    "json_line",
+    "open_client",
+    "prediction_json",
+    "run",
+    "shown_path",
+    "with_client",
+]
+
+EXIT_OK = 0  # everything succeeded
+EXIT_FAILED = 1  # some item (or the one request) failed
+EXIT_USAGE = 2  # bad option, unreadable file, unwritable folder, journal, no key
+EXIT_INTERRUPTED = 130  # Ctrl-C, the shell's convention (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # stdout closed by its reader (128 + SIGPIPE)
+
+NO_KEY = (
+    f"no API key: set {API_KEY_ENV} (export {API_KEY_ENV}=...) or pass "
+    "--api-key; or add --emulator to try the built-in emulator"
+)
+_T = TypeVar("_T")
+_EMULATOR_KEY = "atlas-async-emulator"  # any key works against the emulator
+
+
+@attrs.frozen(kw_only=True)
+class Connection:
+    """Where a command sends its requests: Atlas, or an emulator it starts."""
+
+    api_key: str | None = attrs.field(default=None, repr=False)
+    base_url: str | None = None
+    emulator: EmulatorConfig | None = None
+
+    def require_key(self) -> None:
+        """Raise the `NO_KEY` usage error when Atlas needs a key we lack."""
+        if self.emulator is None and not (
+            (self.api_key or "").strip() or os.environ.get(API_KEY_ENV, "").strip()
+        ):
+            raise ConfigurationError(NO_KEY)
+
+
+def connection(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    emulator: bool,
+    time_scale: float = 1.0,
+    seed: int = 0,
+    faults: Iterable[str] = (),
+) -> Connection:
+    """
+    Build a `Connection` from the common options.
+
+    Raises:
+        ConfigurationError: a bad ``--fault`` or ``--time-scale``.
+    """
+    if not emulator:
+        return Connection(api_key=api_key, base_url=base_url)
+    from ..emulator import config_from_options
+
+    try:
+        config = config_from_options(
+            seed=seed, time_scale=time_scale, faults=tuple(faults)
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return Connection(api_key=api_key, emulator=config)
+
+
+@asynccontextmanager
+async def open_client(
+    conn: Connection, *, needs_key: bool = True, **options: Any
+) -> AsyncIterator[AtlasClient]:
+    """
+    Yield an open `AtlasClient` for ``conn``, serving the emulator first when
+    asked (its address goes to stderr).
+
+    Raises:
+        ConfigurationError: no key for Atlas (when ``needs_key``).
+    """
+    if conn.emulator is None:
+        if needs_key:
+            conn.require_key()
+        async with AtlasClient(
+            conn.api_key, base_url=conn.base_url, **options
+        ) as client:
+            yield client
+        return
+    from ..emulator import serve
+
+    async with serve(conn.emulator) as running:
+        scale = conn.emulator.time_scale
+        sys.stderr.write(
+            f"atlas-async: emulator on {running.base_url} (time scale {scale:g})\n"
+        )
+        # The default policy's priors are Atlas seconds (a video's first poll
+        # at 30 s); the emulator runs `scale` times faster, so poll faster too.
+        options.setdefault(
+            "poll",
+            ExponentialPolicy(first=1.0 / scale, factor=1.5, cap=5.0 / scale),
+        )
+        async with AtlasClient(
+            conn.api_key or _EMULATOR_KEY, base_url=running.base_url, **options
+        ) as client:
+            yield client
+
+
+async def with_client(
+    conn: Connection,
+    call: Callable[[AtlasClient], Awaitable[_T]],
+    *,
+    needs_key: bool = True,
+) -> _T:
+    """
+    Open a client for ``conn`` (see `open_client`), await ``call(client)`` with
+    it, close it, and return the result: commands print after the client (and
+    an ``--emulator``) has stopped.
+    """
+    async with open_client(conn, needs_key=needs_key) as client:
+        return await call(client)
+
+
+def error_line(message: str) -> None:
+    """Write one ``atlas-async: error: ...`` line to stderr."""
+    text = " ".join(str(message).split()) or "unknown error"
+    sys.stderr.write(f"atlas-async: error: {text}\n")
+    sys.stderr.flush()
+
+
+def json_line(value: object) -> None:
+    """Write one JSON object as one line to stdout."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def shown_path(path: Path) -> str:
+    """A path as a person wants to read it: relative to here when inside."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def prediction_json(prediction: Prediction) -> dict[str, Any]:
+    """The fields of a prediction a script wants, JSON-ready."""
+    return {
+        "id": prediction.id,
+        "status": prediction.status.value,
+        "model": prediction.model,
+        "outputs": list(prediction.outputs),
+        "error": prediction.error,
+        "error_code": prediction.error_code,
+        "created_at": prediction.created_at,
+        "has_nsfw_contents": prediction.has_nsfw_contents,
+    }
+
+
+def _describe(error: OSError) -> str:
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
+def _exit_code(error: BaseException) -> int | None:
+    """The exit code for an error we report as a line, or None for a bug."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    if isinstance(error, BrokenPipeError):
+        # Whoever read stdout stopped (`| head`): nothing to say, and nobody to
+        # say it to. Point stdout at devnull so the final flush stays quiet.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    if isinstance(error, ConfigurationError | JournalError):
+        error_line(str(error))
+        return EXIT_USAGE
+    if isinstance(error, AtlasError):
+        error_line(str(error))
+        return EXIT_FAILED
+    if isinstance(error, OSError):
+        error_line(_describe(error))
+        return EXIT_USAGE
+    if isinstance(error, KeyboardInterrupt):
+        sys.stderr.write(
+            "atlas-async: interrupted (a batch's journal keeps its progress: run "
+            "the same command again to resume)\n"
+        )
+        return EXIT_INTERRUPTED
+    return None
+
+
+def run(main: Callable[[], Awaitable[int]]) -> int:
+    """
+    Run a command's coroutine in a new event loop; return its exit code.
+
+    ``main`` is called inside the error handling, so building its arguments may
+    raise usage errors too.
+    """
+
+    async def call() -> int:
+        return await main()
+
+    logger = logging.getLogger("atlas_async")
+    handler = _StderrHandler(logging.WARNING)
+    handler.setFormatter(logging.Formatter("atlas-async: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        return asyncio.run(call())
+    except BaseException as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        return code
+    finally:
+        logger.removeHandler(handler)
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines (retries, recovered journal items) to whatever stderr is now.
+
+    Looked up at each record, not kept: while a progress bar is live, rich
+    swaps in a proxy that prints above the bar instead of through it.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001  logging's own convention
+            self.handleError(record)

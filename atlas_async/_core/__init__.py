@@ -1,0 +1,1 @@
+"""Pure vocabulary and decisions: no I/O, no clock, no global random state."""

@@ -1,0 +1,372 @@
+"""
+`ClientConfig`: everything `AtlasClient` needs to know before it sends a byte,
+resolved once from the constructor's arguments and the environment.
+
+Theory of operation:
+
+* `resolve_config` is the only place that reads settings. It takes the
+  environment as a plain mapping (the client passes ``os.environ``), so this
+  module stays pure: no I/O, no httpx, no clock, no global ``random``.
+* Every check that can fail on the user's input fails here, with a
+  `ConfigurationError` that says what to change. Later layers trust the config.
+* The API origin (scheme, host, port) is derived here, once. The HTTP layer sends
+  the ``Authorization`` header only to a URL with exactly this origin, so the key
+  never reaches an output host, a CDN, or a redirect target.
+* Plain ``http://`` is refused unless the host is a loopback address (the local
+  emulator) or the caller opted in with ``allow_insecure_http=True``: a bearer key
+  in clear text is a key given away.
+* A missing API key is *not* an error here: ``list_models`` needs no key. The
+  HTTP layer raises `ConfigurationError` on the first call that needs one.
+* Error messages never echo the key, and never echo a URL's userinfo or query
+  (someone may have pasted a key there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+import attrs
+
+from .errors import ConfigurationError
+from .safety import DEFAULT_PORTS, Origin, is_loopback_host, origin_of
+
+if TYPE_CHECKING:
+    import random
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONCURRENT_REQUESTS",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUTS",
+    "ClientConfig",
+    "Origin",
+    "RetryPolicy",
+    "TimeoutArg",
+    "Timeouts",
+    "is_loopback_host",
+    "origin_of",
+    "resolve_config",
+]
+
+API_KEY_ENV = "ATLASCLOUD_API_KEY"
+BASE_URL_ENV = "ATLASCLOUD_BASE_URL"
+DEFAULT_BASE_URL = "https://api.atlascloud.ai/api/v1"
+
+# perf-limits.md section 5: 16-32 requests in flight is the measured sweet spot
+# for httpx; the owned connection pool is sized to match, so httpcore never queues.
+DEFAULT_MAX_CONCURRENT_REQUESTS = 16
+# Predictions submitted and not yet terminal before further submits wait: enough
+# for any one account's limits, small enough to bound the scheduler's memory.
+DEFAULT_MAX_IN_FLIGHT = 1000
+DEFAULT_MAX_RETRIES = 4
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """
+    Per-request timeouts in seconds; None means no limit for that phase.
+
+    The same four phases as ``httpx.Timeout``. ``pool`` defaults to None: the
+    SDK's own limiter keeps requests below the pool size, and a pool timeout only
+    fires when requests queue inside httpx (perf-limits.md section 2b).
+
+    Example::
+
+        AtlasClient(timeout=Timeouts(connect=5, read=120, write=60))
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 60.0
+    write: float | None = 60.0
+    pool: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("connect", "read", "write", "pool"):
+            value = getattr(self, name)
+            # `not value > 0` also rejects NaN.
+            if value is not None and not value > 0:
+                raise ConfigurationError(
+                    f"timeout {name}={value!r} must be a positive number of seconds"
+                    " or None"
+                )
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+class _TimeoutLike(Protocol):
+    # Structural match for httpx.Timeout without importing httpx here.
+    @property
+    def connect(self) -> float | None: ...
+    @property
+    def read(self) -> float | None: ...
+    @property
+    def write(self) -> float | None: ...
+    @property
+    def pool(self) -> float | None: ...
+
+
+TimeoutArg = float | timedelta | Timeouts | _TimeoutLike | None
+"""What ``AtlasClient(timeout=...)`` accepts."""
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """
+    How the HTTP layer spaces its retries of one request.
+
+    The n-th retry (n = 1, 2, ...) waits
+    ``min(cap, base * factor ** (n - 1)) * uniform(1 - jitter, 1)``, or the
+    server's ``Retry-After`` (capped at ``retry_after_cap``) when that is longer.
+    At most ``max_retries`` retries follow the first attempt.
+    """
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    base: float = 0.5
+    factor: float = 2.0
+    cap: float = 8.0
+    jitter: float = 0.5
+    retry_after_cap: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigurationError(
+                f"max_retries={self.max_retries!r} must be an integer >= 0"
+            )
+        if not (self.base > 0 and self.factor >= 1 and self.cap >= self.base):
+            raise ConfigurationError(
+                "retry backoff needs base > 0, factor >= 1, cap >= base"
+            )
+        if not 0 <= self.jitter <= 1 or not self.retry_after_cap >= 0:
+            raise ConfigurationError(
+                "retry jitter must be in [0, 1], retry_after_cap >= 0"
+            )
+
+    def delay(
+        self, retry: int, *, retry_after: float | None, rng: random.Random
+    ) -> float:
+        """
+        Return the seconds to wait before retry number ``retry`` (1-based).
+
+        Args:
+            retry: 1 for the first retry, 2 for the second, ...
+            retry_after: the server's hint in seconds, or None.
+            rng: the injected source of jitter.
+        """
+        # Clamp the exponent first: factor ** 1000 overflows a float.
+        exponent = min(retry - 1, 64)
+        nominal = min(self.cap, self.base * self.factor**exponent)
+        delay = nominal * (1.0 - self.jitter * rng.random())
+        if retry_after is not None and retry_after > 0:
+            delay = max(delay, min(retry_after, self.retry_after_cap))
+        return delay
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig:
+    """
+    The resolved, validated settings of one `AtlasClient`.
+
+    Build it with `resolve_config`. ``api_key`` never appears in the repr.
+
+    Attributes:
+        api_key: the bearer key, or None when none was given (only ``list_models``
+            works then).
+        base_url: the API base without a trailing slash, e.g.
+            ``https://api.atlascloud.ai/api/v1``.
+        timeout: per-request timeouts; None keeps an injected ``http_client``'s
+            own timeouts (a client the SDK builds uses `DEFAULT_TIMEOUTS`).
+        retry: how the HTTP layer spaces retries.
+        allow_insecure_http: send the key over plain http to a non-loopback host.
+        max_in_flight: predictions submitted and not yet terminal.
+        max_concurrent_requests: HTTP requests in flight at once.
+        requests_per_second: a request budget (None: unlimited, but slows on 429).
+        poll: the poll policy option, passed through to the scheduler as given.
+    """
+
+    api_key: str | None = attrs.field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    timeout: Timeouts | None = None
+    retry: RetryPolicy = RetryPolicy()
+    allow_insecure_http: bool = False
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+    requests_per_second: float | None = None
+    poll: object = attrs.field(default=None, eq=False)
+
+    @property
+    def origin(self) -> Origin:
+        """The API origin; the only one that ever receives the key."""
+        origin = origin_of(self.base_url)
+        if origin is None:  # resolve_config validated base_url
+            raise AssertionError("unreachable")
+        return origin
+
+
+def resolve_config(
+    api_key: str | None = None,
+    base_url: str | None = None,
+    *,
+    env: Mapping[str, str],
+    timeout: TimeoutArg = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    allow_insecure_http: bool = False,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+    requests_per_second: float | None = None,
+    poll: object = None,
+) -> ClientConfig:
+    """
+    Resolve and validate the client's settings from arguments and ``env``.
+
+    Arguments win over the environment: ``api_key`` falls back to
+    ``ATLASCLOUD_API_KEY``, ``base_url`` to ``ATLASCLOUD_BASE_URL``, then to
+    `DEFAULT_BASE_URL`.
+
+    Example::
+
+        config = resolve_config(env={"ATLASCLOUD_API_KEY": "sk-..."})
+        config.origin  # Origin(scheme='https', host='api.atlascloud.ai', port=443)
+
+    Raises:
+        ConfigurationError: for a malformed key or base URL, plain http to a
+            non-loopback host without ``allow_insecure_http``, or an out-of-range
+            option.
+    """
+    return ClientConfig(
+        api_key=_resolve_key(api_key, env),
+        base_url=_resolve_base_url(base_url, env, allow_insecure_http),
+        timeout=_resolve_timeout(timeout),
+        retry=RetryPolicy(max_retries=max_retries),
+        allow_insecure_http=allow_insecure_http,
+        max_in_flight=_positive_int("max_in_flight", max_in_flight),
+        max_concurrent_requests=_positive_int(
+            "max_concurrent_requests", max_concurrent_requests
+        ),
+        requests_per_second=_positive_rate(requests_per_second),
+        poll=poll,
+    )
+
+
+def _resolve_key(api_key: str | None, env: Mapping[str, str]) -> str | None:
+    if api_key is None:
+        # An empty variable (``ATLASCLOUD_API_KEY=``) means "not set".
+        api_key = env.get(API_KEY_ENV, "").strip() or None
+        source = API_KEY_ENV
+        if api_key is None:
+            return None
+    else:
+        if not isinstance(api_key, str):
+            raise ConfigurationError(
+                f"api_key must be a str, not {type(api_key).__name__}"
+            )
+        source = "api_key"
+        # Keys copied from files often carry a trailing newline.
+        api_key = api_key.strip()
+        if not api_key:
+            raise ConfigurationError(
+                "api_key is empty: pass the key from your Atlas Cloud console, or"
+                f" leave it out and set {API_KEY_ENV}"
+            )
+    # A key with spaces or control characters would make an invalid header, and
+    # httpx's error for that quotes the header value: refuse it here, unquoted.
+    if not all("!" <= ch <= "~" for ch in api_key):
+        raise ConfigurationError(
+            f"the API key from {source} contains whitespace or non-ASCII"
+            " characters; copy it again from the Atlas Cloud console"
+        )
+    return api_key
+
+
+def _resolve_base_url(
+    base_url: str | None, env: Mapping[str, str], allow_insecure_http: bool
+) -> str:
+    if base_url is None:
+        base_url = env.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+        source = BASE_URL_ENV if BASE_URL_ENV in env else "the default"
+    else:
+        source = "base_url"
+    if not isinstance(base_url, str):
+        raise ConfigurationError(
+            f"base_url must be a str, not {type(base_url).__name__}"
+        )
+    try:
+        parts = urlsplit(base_url.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(
+            f"{source} is not a valid URL (bad host or port)"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ConfigurationError(
+            f"{source} must start with https:// (got scheme {parts.scheme!r}),"
+            f" e.g. {DEFAULT_BASE_URL}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            f"{source} must not contain credentials (user:password@); pass the"
+            f" key as api_key or set {API_KEY_ENV}"
+        )
+    if parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
+        raise ConfigurationError(f"{source} must not have a query string or fragment")
+    host = parts.hostname
+    if not host:
+        raise ConfigurationError(f"{source} has no host, e.g. {DEFAULT_BASE_URL}")
+    if scheme == "http" and not allow_insecure_http and not is_loopback_host(host):
+        raise ConfigurationError(
+            f"{source} uses plain http:// to {host}, which would send the API key"
+            " unencrypted; use https://, or pass allow_insecure_http=True if the"
+            " network path is trusted (loopback hosts are always allowed)"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _resolve_timeout(timeout: TimeoutArg) -> Timeouts | None:
+    if timeout is None or isinstance(timeout, Timeouts):
+        return timeout
+    if isinstance(timeout, timedelta):
+        timeout = timeout.total_seconds()
+    if isinstance(timeout, bool):
+        raise ConfigurationError("timeout must be seconds, a timedelta or Timeouts")
+    if isinstance(timeout, (int, float)):
+        # One number bounds each phase, like httpx; the pool wait stays unbounded
+        # because our limiter, not httpx's pool, is where requests queue.
+        seconds = float(timeout)
+        return Timeouts(connect=seconds, read=seconds, write=seconds, pool=None)
+    if all(hasattr(timeout, name) for name in ("connect", "read", "write", "pool")):
+        return Timeouts(
+            connect=timeout.connect,
+            read=timeout.read,
+            write=timeout.write,
+            pool=timeout.pool,
+        )
+    raise ConfigurationError(
+        "timeout must be seconds, a timedelta, atlas_async Timeouts or httpx.Timeout,"
+        f" not {type(timeout).__name__}"
+    )
+
+
+def _positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name}={value!r} must be an integer >= 1")
+    return value
+
+
+def _positive_rate(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(
+            f"requests_per_second={value!r} must be a positive number or None"
+        )
+    return float(value)

@@ -1,0 +1,62 @@
+"""
+What a finished prediction means: success, or the error its future raises.
+
+One rule for every source of a terminal snapshot (a poll, a submit answered at
+once, a webhook delivery): FAILED, TIMEOUT and CANCELED on the server give a
+`PredictionFailedError` with the server's ``error`` and ``error_code``, and so
+does a COMPLETED prediction with no outputs.
+"""
+
+from __future__ import annotations
+
+from .errors import PredictionFailedError
+from .models import Prediction, PredictionStatus
+
+__all__ = ["MESSAGE_LIMIT", "one_line", "prediction_failure"]
+
+#: The longest server text carried into an exception message.
+MESSAGE_LIMIT = 300
+
+_FAILURE_WORDS = {
+    PredictionStatus.FAILED: "failed",
+    PredictionStatus.TIMEOUT: "timed out on the server",
+    PredictionStatus.CANCELED: "was canceled on the server",
+}
+
+
+def one_line(text: str) -> str:
+    """Flatten ``text`` to one line and cap its length, for exception messages."""
+    flat = " ".join(text.split())
+    if len(flat) > MESSAGE_LIMIT:
+        return flat[: MESSAGE_LIMIT - 1] + "…"
+    return flat
+
+
+def prediction_failure(prediction: Prediction) -> PredictionFailedError | None:
+    """
+    The error to raise for a prediction that ended without a result, or None.
+
+    FAILED, TIMEOUT and CANCELED (on the server) give a `PredictionFailedError`
+    carrying the server's ``error`` text and numeric ``error_code``; so does a
+    COMPLETED prediction with no outputs. Any other status gives None: the
+    prediction succeeded or is still running.
+    """
+    status = prediction.status
+    if status in _FAILURE_WORDS:
+        message = f"prediction {prediction.id} {_FAILURE_WORDS[status]}"
+        if prediction.error:
+            message += f": {one_line(prediction.error)}"
+    elif status is PredictionStatus.COMPLETED and not prediction.outputs:
+        message = f"prediction {prediction.id} completed without outputs"
+    else:
+        return None
+    if prediction.error_code is not None:
+        message += f" (error code {prediction.error_code})"
+    return PredictionFailedError(
+        message,
+        prediction_id=prediction.id,
+        prediction=prediction,
+        error=prediction.error,
+        error_code=prediction.error_code,
+        status=status,
+    )

@@ -1,0 +1,449 @@
+"""
+The scheduler core: which prediction to poll when, and what each answer means.
+
+Pure (sans-I/O, after h11's ``Connection`` and trio's ``Deadlines``): every
+time-dependent method takes ``now``, jitter comes from an injected
+`random.Random`, and nothing here sleeps or sends. `_runner` is the only driver.
+
+Theory of operation
+-------------------
+Each registered prediction has one state record (id, kind, model, its frozen
+`PollPlan`, registration time, absolute deadline, polls made, last status,
+consecutive errors, end of its 404 grace window) and at most two entries in one
+heap of due events: its next poll, and its deadline. Entries are never removed
+from the middle of the heap; a stale one (cancelled prediction, superseded poll)
+is skipped when it reaches the top (lazy deletion), and the heap is rebuilt when
+more than half of it is stale.
+
+Invariants:
+
+* a prediction is *in flight* from the moment `PollCore.due` hands it out until
+  `PollCore.record` gets its answer; it has no poll entry meanwhile, so it is
+  never polled twice at once;
+* its deadline entry stays in the heap while it lives, so a deadline passes on
+  time even while a poll is in flight or waiting for the rate budget;
+* every answer becomes exactly one `Decision`; a prediction that reached
+  `Resolved`, `Failed` or `Expired` is forgotten, and a late answer for it
+  returns None.
+
+`PollCore.due` pops everything due within ``slack`` (1 ms by default): uvloop
+rounds timers to the millisecond, and a loop that re-sleeps for the
+sub-millisecond remainder spins (perf-limits.md section 3).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable
+
+import attrs
+
+from .errors import (
+    AtlasError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from .models import Kind, Prediction, PredictionStatus
+from .outcome import prediction_failure
+from .policies import BackoffPolicy, DurationBook, PollPlan, PollPolicy
+
+__all__ = [
+    "Decision",
+    "Due",
+    "Expired",
+    "Failed",
+    "PollCore",
+    "Rescheduled",
+    "Resolved",
+    "default_failure",
+    "settle",
+]
+
+# Answers worth polling again after: the server or the path to it may recover.
+_TRANSIENT = (RateLimitError, ServerError, TransportError, UnexpectedResponseError)
+
+
+@attrs.frozen(slots=True)
+class Resolved:
+    """The prediction completed with outputs."""
+
+    prediction: Prediction
+
+
+@attrs.frozen(slots=True)
+class Failed:
+    """The prediction ended without a result; ``error`` is what its future raises."""
+
+    error: AtlasError
+
+
+@attrs.frozen(slots=True)
+class Rescheduled:
+    """Poll again at ``at`` (absolute time)."""
+
+    at: float
+
+
+@attrs.frozen(slots=True)
+class Expired:
+    """The deadline passed: ``last_status`` was the last status seen."""
+
+    last_status: PredictionStatus | None
+    timeout: float | None
+
+
+Decision = Resolved | Failed | Rescheduled | Expired
+
+
+@attrs.frozen(slots=True)
+class Due:
+    """One item from `PollCore.due`: poll it now, or (``expired``) it timed out."""
+
+    prediction_id: str
+    expired: Expired | None = None
+
+
+#: The error a terminal prediction stands for, or None when it succeeded: failed,
+#: timed-out and canceled statuses, and a completed prediction with no outputs.
+#: The wire module owns that rule; the scheduler takes any such mapping.
+default_failure = prediction_failure
+
+
+def settle(
+    prediction: Prediction,
+    failure: Callable[[Prediction], AtlasError | None] = default_failure,
+) -> Resolved | Failed | None:
+    """Return the final decision for a terminal ``prediction``, None if it runs on."""
+    if not prediction.status.is_terminal:
+        return None
+    error = failure(prediction)
+    return Resolved(prediction) if error is None else Failed(error)
+
+
+class _State:
+    __slots__ = (
+        "alive",
+        "deadline",
+        "deadline_queued",
+        "errors",
+        "grace_until",
+        "id",
+        "in_flight",
+        "kind",
+        "last_status",
+        "learn",
+        "model",
+        "plan",
+        "poll_queued",
+        "polls",
+        "prev_elapsed",
+        "submitted_at",
+        "timeout",
+        "token",
+    )
+
+    def __init__(
+        self,
+        prediction_id: str,
+        kind: Kind,
+        model: str | None,
+        plan: PollPlan,
+        now: float,
+        deadline: float,
+        timeout: float | None,
+        grace_until: float,
+        learn: bool,
+    ) -> None:
+        self.id = prediction_id
+        self.kind = kind
+        self.model = model
+        self.plan = plan
+        self.submitted_at = now
+        self.deadline = deadline
+        self.timeout = timeout
+        self.grace_until = grace_until
+        self.learn = learn
+        self.polls = 0
+        self.errors = 0
+        self.prev_elapsed = 0.0
+        self.last_status: PredictionStatus | None = None
+        self.token = 0
+        self.in_flight = False
+        self.alive = True
+        self.poll_queued = False
+        self.deadline_queued = False
+
+
+# A heap entry: (time, sequence, token, state). The sequence number is unique, so
+# tuples never compare past it. token -1 marks a deadline entry.
+_Entry = tuple[float, int, int, _State]
+_DEADLINE = -1
+
+
+class PollCore:
+    """
+    The pure scheduler core: a heap of due polls and deadlines, and decisions.
+
+    Example::
+
+        core = PollCore(random.Random(7))
+        core.add("p1", 0.0, kind=Kind.IMAGE, model="m", policy=FixedPolicy(2.0),
+                 deadline=60.0)
+        assert core.due(1.9) == [] and core.due(2.0) == [Due("p1")]
+        core.record("p1", snapshot, 2.1)   # Resolved | Failed | Rescheduled | Expired
+
+    Args:
+        rng: the source of all jitter.
+        durations: learned durations per model (a fresh `DurationBook` if None).
+        retry: the delay after a failed poll.
+        not_found_grace: seconds after registration during which a 404 means
+            "not visible yet" and is retried.
+        max_consecutive_errors: transient poll failures in a row before the
+            prediction fails with the last error.
+        failure: maps a terminal prediction to its error (None: success).
+    """
+
+    __slots__ = (
+        "_failure",
+        "_grace",
+        "_heap",
+        "_live",
+        "_max_errors",
+        "_retry",
+        "_rng",
+        "_seq",
+        "_states",
+        "durations",
+    )
+
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        durations: DurationBook | None = None,
+        retry: BackoffPolicy | None = None,
+        not_found_grace: float = 30.0,
+        max_consecutive_errors: int = 20,
+        failure: Callable[[Prediction], AtlasError | None] = default_failure,
+    ) -> None:
+        self._rng = rng
+        self.durations = durations if durations is not None else DurationBook()
+        self._retry = retry if retry is not None else BackoffPolicy()
+        self._grace = not_found_grace
+        self._max_errors = max_consecutive_errors
+        self._failure = failure
+        self._states: dict[str, _State] = {}
+        self._heap: list[_Entry] = []
+        self._seq = 0
+        self._live = 0  # heap entries that are not stale
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __contains__(self, prediction_id: object) -> bool:
+        return prediction_id in self._states
+
+    def add(
+        self,
+        prediction_id: str,
+        now: float,
+        *,
+        kind: Kind,
+        model: str | None,
+        policy: PollPolicy,
+        deadline: float = math.inf,
+        timeout: float | None = None,
+        learn: bool = True,
+        first_poll: float | None = None,
+    ) -> float:
+        """
+        Register a prediction; return the time of its first poll.
+
+        Args:
+            prediction_id: the id; must not be registered already.
+            now: the registration time (durations are measured from it).
+            kind: the prediction's kind (picks the duration prior).
+            model: the model id, or None when unknown.
+            policy: its poll policy; planned once, here.
+            deadline: absolute time after which it expires (``inf``: never).
+            timeout: the relative timeout, for the error message only.
+            learn: feed its duration to the model's statistics when it completes
+                (False for predictions whose start we did not see).
+            first_poll: poll first at this absolute time instead of the plan's.
+
+        Raises:
+            ValueError: if the id is registered already.
+        """
+        if prediction_id in self._states:
+            raise ValueError(f"prediction {prediction_id} is already scheduled")
+        plan = policy.plan(self.durations.get(kind, model))
+        state = _State(
+            prediction_id,
+            kind,
+            model,
+            plan,
+            now,
+            deadline,
+            timeout,
+            now + self._grace,
+            learn,
+        )
+        self._states[prediction_id] = state
+        if deadline < math.inf:
+            state.deadline_queued = True
+            self._push(deadline, _DEADLINE, state)
+        at = now + plan.delay(0.0, 0, self._rng) if first_poll is None else first_poll
+        state.poll_queued = True
+        self._push(at, state.token, state)
+        return at
+
+    def remove(self, prediction_id: str) -> bool:
+        """Forget a prediction (cancelled); return False if it was not registered."""
+        state = self._states.get(prediction_id)
+        if state is None:
+            return False
+        self._kill(state)
+        return True
+
+    def due(self, now: float, slack: float = 0.001) -> list[Due]:
+        """
+        Pop everything due by ``now + slack``: polls to start, and expirations.
+
+        A prediction handed out for polling is in flight until `record`.
+        """
+        limit = now + slack
+        heap = self._heap
+        out: list[Due] = []
+        while heap and heap[0][0] <= limit:
+            _, _, token, state = heapq.heappop(heap)
+            if not self._valid(token, state):
+                continue
+            self._live -= 1
+            if token == _DEADLINE:
+                state.deadline_queued = False
+                out.append(Due(state.id, self._expire(state)))
+                continue
+            state.poll_queued = False
+            if state.deadline <= limit:
+                out.append(Due(state.id, self._expire(state)))
+            else:
+                state.in_flight = True
+                out.append(Due(state.id))
+        return out
+
+    def next_wakeup(self) -> float:
+        """The time of the earliest live entry, or ``math.inf`` when idle."""
+        heap = self._heap
+        while heap and not self._valid(heap[0][2], heap[0][3]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else math.inf
+
+    def polls(self, prediction_id: str) -> int:
+        """Answers recorded for a prediction so far (0 if unknown)."""
+        state = self._states.get(prediction_id)
+        return 0 if state is None else state.polls
+
+    def errors(self, prediction_id: str) -> int:
+        """Consecutive failed polls of a prediction (0 if unknown)."""
+        state = self._states.get(prediction_id)
+        return 0 if state is None else state.errors
+
+    def record(
+        self, prediction_id: str, outcome: Prediction | AtlasError, now: float
+    ) -> Decision | None:
+        """
+        Turn one poll's answer into a decision.
+
+        Args:
+            prediction_id: the prediction that was polled.
+            outcome: the snapshot fetched, or the `AtlasError` the poll raised.
+            now: when the answer came.
+
+        Returns:
+            The decision, or None if the prediction is no longer in flight (it was
+            cancelled or expired while the poll ran).
+        """
+        state = self._states.get(prediction_id)
+        if state is None or not state.in_flight:
+            return None
+        state.in_flight = False
+        state.polls += 1
+        elapsed = now - state.submitted_at
+        if isinstance(outcome, Prediction):
+            state.errors = 0
+            state.last_status = outcome.status
+            final = settle(outcome, self._failure)
+            if final is not None:
+                if state.learn and isinstance(final, Resolved):
+                    self._learn(state, elapsed)
+                self._kill(state)
+                return final
+            if now >= state.deadline:
+                return self._expire(state)
+            state.prev_elapsed = elapsed
+            return self._schedule(
+                state, now + state.plan.delay(elapsed, state.polls, self._rng)
+            )
+        return self._record_error(state, outcome, now)
+
+    def _record_error(self, state: _State, error: AtlasError, now: float) -> Decision:
+        if error.prediction_id is None:
+            error.prediction_id = state.id
+        state.errors += 1
+        if isinstance(error, NotFoundError):
+            retry = now < state.grace_until
+        else:
+            retry = isinstance(error, _TRANSIENT) and state.errors <= self._max_errors
+        if not retry:
+            self._kill(state)
+            return Failed(error)
+        if now >= state.deadline:
+            return self._expire(state)
+        retry_after = getattr(error, "retry_after", None)
+        delay = self._retry.delay(state.errors, rng=self._rng, retry_after=retry_after)
+        return self._schedule(state, now + delay)
+
+    def _learn(self, state: _State, elapsed: float) -> None:
+        # The job ended between the previous poll and this one: take the midpoint.
+        # Done at the first poll, it may have ended any time since submission, and
+        # the midpoint (elapsed / 2) pulls an over-slow prior down geometrically.
+        previous = state.prev_elapsed if state.polls > 1 else 0.0
+        self.durations.observe(state.kind, state.model, (previous + elapsed) / 2.0)
+
+    def _schedule(self, state: _State, at: float) -> Rescheduled:
+        state.token += 1
+        state.poll_queued = True
+        self._push(at, state.token, state)
+        return Rescheduled(at)
+
+    def _expire(self, state: _State) -> Expired:
+        self._kill(state)
+        return Expired(state.last_status, state.timeout)
+
+    def _valid(self, token: int, state: _State) -> bool:
+        if not state.alive:
+            return False
+        if token == _DEADLINE:
+            return state.deadline_queued
+        return state.poll_queued and token == state.token
+
+    def _push(self, at: float, token: int, state: _State) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, token, state))
+        self._live += 1
+
+    def _kill(self, state: _State) -> None:
+        state.alive = False
+        del self._states[state.id]
+        # Its entries still in the heap are stale now; count them out.
+        self._live -= int(state.poll_queued) + int(state.deadline_queued)
+        state.in_flight = state.poll_queued = state.deadline_queued = False
+        if len(self._heap) > 2 * self._live + 64:
+            self._heap = [e for e in self._heap if self._valid(e[2], e[3])]
+            heapq.heapify(self._heap)
+            self._live = len(self._heap)

@@ -1,0 +1,1 @@
+"""HTTP: the session, one attempt, transports, the gate, retries, the real clock."""

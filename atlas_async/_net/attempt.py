@@ -1,0 +1,217 @@
+"""
+How one HTTP attempt ends: a success, a failure worth retrying, or a final error.
+Part of `_http`, which re-exports `RetryMode`; kept apart so each module stays
+readable.
+
+Theory of operation:
+
+* `error_for` turns an answer into the `AtlasError` it amounts to (through
+  ``_wire.error_from_response``, so errors inside HTTP 200 count), or None.
+  Redirects are errors: following one would carry the key off the API origin.
+* `transport_failure` turns an httpx exception into a `TransportError`, or into
+  `SubmissionUnknownError` for a submit that may have reached the server.
+* `RetryableError` wraps a failure the call's `RetryMode` allows to retry; the
+  session unwraps it once the retries are spent.
+* `redact` scrubs the key from errors built from what the server said: a
+  misbehaving gateway may echo the Authorization header in its error text.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+import httpx
+
+from .._core.errors import (
+    APIError,
+    AtlasError,
+    SubmissionUnknownError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from .._core.models import Kind
+from .._wire import parse as _wire
+
+__all__ = [
+    "Call",
+    "RetryMode",
+    "RetryableError",
+    "error_for",
+    "redact",
+    "retries_status",
+    "short",
+    "transport_failure",
+]
+
+_E = TypeVar("_E", bound="BaseException | None")
+
+# Failures that prove the request never left: no connection was made, or no
+# pooled connection was free to carry it. Only these may re-send a submit.
+_NEVER_SENT: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+# Worth another try for an idempotent request: the network or the peer failed.
+_TRANSIENT: tuple[type[httpx.HTTPError], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+_IDEMPOTENT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+# The server refused a submit without acting on it (docs: 429 rate limit, 503
+# temporarily unavailable). A 500 may have half-created it: never retried.
+_SUBMIT_RETRY_STATUSES = frozenset({429, 503})
+
+
+class RetryMode(enum.Enum):
+    """Which failures `ApiSession.request` may retry on its own."""
+
+    NONE = "none"
+    """No retries: the caller (the poll scheduler) decides when to try again."""
+    IDEMPOTENT = "idempotent"
+    """Retry 408, 429, 5xx and network failures with jittered backoff."""
+    SUBMIT = "submit"
+    """Retry only never-sent failures and 429/503 refusals; never re-send."""
+
+
+class RetryableError(Exception):
+    """Internal: this attempt failed in a way the retry mode allows to retry."""
+
+    def __init__(self, error: AtlasError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def retries_status(mode: RetryMode, status: int) -> bool:
+    """True when ``mode`` allows retrying an error answer with this status."""
+    if mode is RetryMode.IDEMPOTENT:
+        return status in _IDEMPOTENT_RETRY_STATUSES
+    return mode is RetryMode.SUBMIT and status in _SUBMIT_RETRY_STATUSES
+
+
+@attrs.frozen
+class Call:
+    """One logical request, the same for each of its attempts."""
+
+    method: str
+    url: httpx.URL
+    headers: dict[str, str] = attrs.field(repr=False)
+    json: Any = attrs.field(repr=False)
+    files: Mapping[str, tuple[str, bytes, str]] | None = attrs.field(repr=False)
+    retry: RetryMode
+    prediction_id: str | None
+    kind: Kind | None
+    model: str | None
+
+    @property
+    def label(self) -> str:
+        # Path only: a query string may carry a signed token.
+        about = f" (prediction {self.prediction_id})" if self.prediction_id else ""
+        return f"{self.method} {self.url.path}{about}"
+
+    @property
+    def public_url(self) -> str:
+        return str(self.url.copy_with(query=None, fragment=None))
+
+    @property
+    def extra(self) -> dict[str, str]:
+        return {"prediction_id": self.prediction_id} if self.prediction_id else {}
+
+
+def error_for(response: httpx.Response, call: Call) -> AtlasError | None:
+    """The error this answer amounts to (errors inside a 2xx too), or None."""
+    status = response.status_code
+    if 300 <= status < 400:
+        # Following would carry the key to wherever Location points; the API
+        # itself never redirects, so this is a misconfigured base_url or proxy.
+        return UnexpectedResponseError(
+            f"{call.method} {call.url.path} answered {status} (a redirect);"
+            " atlas_async does not follow redirects from the API, so that the"
+            " Authorization header never leaves its origin: check base_url",
+            status_code=status,
+            prediction_id=call.prediction_id,
+        )
+    return _wire.error_from_response(
+        status,
+        response.headers,
+        response.content,
+        now=time.time(),
+        prediction_id=call.prediction_id,
+    )
+
+
+def transport_failure(exc: httpx.HTTPError, call: Call) -> Exception:
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    method, url = call.method, call.public_url
+    if call.retry is RetryMode.SUBMIT and not isinstance(exc, _NEVER_SENT):
+        # Anything not provably unsent may have reached the server: report it and
+        # never re-send (docs: "blindly retrying creates (and bills) a second task").
+        unknown = SubmissionUnknownError(
+            f"{method} {url} was sent and no answer came ({detail}); the"
+            " prediction may exist and be billed, so it was not re-sent: check"
+            " the Atlas Cloud console before submitting again",
+            method=method,
+            url=url,
+            kind=call.kind,
+            model=call.model,
+        )
+        unknown.__cause__ = exc
+        return unknown
+    error = TransportError(
+        f"{method} {url} got no usable answer ({detail})",
+        method=method,
+        url=url,
+        prediction_id=call.prediction_id,
+    )
+    error.__cause__ = exc
+    # A submit that got here was provably never sent: safe to send again.
+    if call.retry is RetryMode.SUBMIT or (
+        call.retry is RetryMode.IDEMPOTENT and isinstance(exc, _TRANSIENT)
+    ):
+        return RetryableError(error, None)
+    return error
+
+
+_REDACTED = "[redacted]"
+
+
+def redact(error: _E, secret: str | None) -> _E:
+    """
+    Remove the key from an error built from what the server or network said.
+
+    A misbehaving gateway may echo the Authorization header back in its error
+    text ("invalid key sk-..."); that text must not carry the key into logs or
+    tracebacks.
+    """
+    if error is None or not secret:
+        return error
+    target = error.error if isinstance(error, RetryableError) else error
+    if isinstance(target, AtlasError):
+        target.message = target.message.replace(secret, _REDACTED)
+        target.args = (target.message,)
+        if hasattr(target, "body"):
+            target.body = _redact_value(target.body, secret)
+    return error
+
+
+def _redact_value(value: object, secret: str) -> object:
+    if isinstance(value, str):
+        return value.replace(secret, _REDACTED)
+    if isinstance(value, Mapping):
+        return {key: _redact_value(item, secret) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(item, secret) for item in value]
+    return value
+
+
+def short(error: AtlasError) -> str:
+    if isinstance(error, APIError) and error.status_code is not None:
+        return f"{error.status_code} {type(error).__name__}"
+    cause = error.__cause__
+    return type(cause).__name__ if cause is not None else type(error).__name__

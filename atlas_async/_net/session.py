@@ -1,0 +1,427 @@
+"""
+`ApiSession`: one HTTP request to the Atlas API, with auth, error mapping and
+the retry rules. Everything above this module sees `RawResponse` or an
+`AtlasError`, never an httpx exception.
+
+Theory of operation:
+
+* **One boundary.** httpx exceptions are caught here and nowhere else, and
+  re-raised once as `TransportError` (``from exc``). Error answers are
+  classified by ``_wire.error_from_response``; this module only decides whether
+  to try again.
+* **The key goes to one origin.** ``Authorization`` is added per request, only
+  when the request URL's origin equals the API origin from `ClientConfig`, and
+  redirects are never followed, so no header ever crosses to another host. An
+  injected ``http_client`` is never mutated: headers travel on each request.
+* **Never twice, for submits.** `RetryMode.SUBMIT` retries only what provably
+  never reached the server (a connect failure, or no pool slot) and what the
+  server explicitly refused (429, 503). A request that was sent and got no
+  answer raises `SubmissionUnknownError` and is never re-sent: the prediction
+  may exist and bill. `RetryMode.IDEMPOTENT` (GETs, uploads) retries 408, 429,
+  5xx and network failures. `RetryMode.NONE` is for callers that schedule their
+  own retries (the poll scheduler).
+* **Every attempt passes the gate.** ``async with gate.slot()`` bounds the
+  requests in flight and spends the shared rate budget; ``gate.record()`` then
+  reports the outcome (status, ``Retry-After``), so a 429 slows the whole client.
+  Waits between retries happen outside the slot, on the injected `Clock`.
+* **Logs carry no secrets.** DEBUG per attempt (method, path, status, elapsed),
+  WARNING per retry; never headers, never query strings, never the key. Records
+  about a prediction carry its id in the text and in ``extra``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any, Protocol
+
+import attrs
+import httpx
+
+from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
+from .._core.errors import APIError, ConfigurationError
+from .._core.models import Kind
+from .attempt import (
+    Call,
+    RetryableError,
+    RetryMode,
+    error_for,
+    redact,
+    retries_status,
+    short,
+    transport_failure,
+)
+from .clock import AnyioClock, Clock
+from .transport import TransportOption, build_transport, check_transport
+
+__all__ = [
+    "USER_AGENT",
+    "ApiSession",
+    "NullGate",
+    "RawResponse",
+    "RequestGate",
+    "RetryMode",
+    "logger",
+]
+
+logger = logging.getLogger("atlas_async")
+
+
+def _package_version() -> str:
+    try:
+        return version("atlas-async")
+    except PackageNotFoundError:  # running from a source tree, not installed
+        return "0+unknown"
+
+
+USER_AGENT = f"atlas-async/{_package_version()}"
+
+
+class RequestGate(Protocol):
+    """
+    Admission control every HTTP attempt passes: the scheduler's concurrency
+    limit and shared rate budget.
+
+    Example::
+
+        async with gate.slot():
+            response = await send()
+        gate.record(response.status_code, retry_after=None)
+    """
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Wait for a concurrency slot and budget; hold it for one attempt."""
+        ...
+
+    def record(self, status_code: int | None, retry_after: float | None) -> None:
+        """
+        Report one attempt's outcome.
+
+        Args:
+            status_code: the HTTP status, or None when no answer came.
+            retry_after: the server's ``Retry-After`` in seconds, when given.
+        """
+        ...
+
+
+class NullGate:
+    """A gate that admits everything at once and ignores outcomes."""
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        yield
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Admit at once."""
+        return self._slot()
+
+    def record(self, status_code: int | None, retry_after: float | None) -> None:
+        """Ignore the outcome."""
+
+    def __repr__(self) -> str:
+        return "NullGate()"
+
+
+@attrs.frozen(kw_only=True)
+class RawResponse:
+    """
+    A successful (2xx) answer, fully read: what the ``_wire`` parsers take.
+
+    Attributes:
+        status_code: the HTTP status.
+        headers: the response headers (case-insensitive lookups).
+        content: the body bytes.
+        elapsed: seconds the last attempt took, on the session's clock.
+    """
+
+    status_code: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    content: bytes = attrs.field(repr=False)
+    elapsed: float = 0.0
+
+
+class ApiSession:
+    """
+    Sends requests to the Atlas API through one ``httpx.AsyncClient``.
+
+    The session builds and owns a client unless one is injected: with
+    ``http_client=`` it uses that client as is and never closes it; otherwise it
+    builds one around the transport that ``transport=`` names (see `_transport`:
+    ``"auto"``, ``"httpx"``, ``"aiohttp"``, or an httpx transport) and owns both.
+
+    Example::
+
+        async with ApiSession(config) as session:
+            raw = await session.request("GET", "/models", retry=RetryMode.IDEMPOTENT,
+                                        auth=False)
+
+    Args:
+        config: the resolved client settings.
+        http_client: an ``httpx.AsyncClient`` to use and leave open.
+        transport: ``"auto"`` (None), ``"httpx"``, ``"aiohttp"``, or an httpx
+            transport for the client the session builds.
+        clock: where retries wait (default: the real clock).
+        rng: jitter for retry delays (default: a fresh ``random.Random()``).
+        gate: admission for every attempt (default: `NullGate`); assignable.
+
+    Attributes:
+        attempts: HTTP attempts made (each retry counts).
+        retries: attempts that were retries.
+        transport_name: the transport in use once open: ``"httpx"``,
+            ``"aiohttp"``, ``"custom"`` (one passed in) or ``"injected"`` (the
+            ``http_client``'s own); None before `open`.
+    """
+
+    gate: RequestGate
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        transport: TransportOption = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        gate: RequestGate | None = None,
+    ) -> None:
+        if http_client is not None and transport not in (None, "auto"):
+            raise ConfigurationError(
+                "pass http_client or transport, not both (a transport goes inside"
+                " the client)"
+            )
+        check_transport(transport)
+        self._config = config
+        self._origin: Origin = config.origin
+        self._injected = http_client
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = http_client
+        self.transport_name: str | None = None
+        self._clock: Clock = clock if clock is not None else AnyioClock()
+        self._rng = rng if rng is not None else random.Random()
+        self.gate = gate if gate is not None else NullGate()
+        # Counters for ClientStatistics: every attempt, and the retries among them.
+        self.attempts = 0
+        self.retries = 0
+        # Per-request timeouts only when the user chose them; otherwise an injected
+        # client keeps its own, and the client we build carries the defaults.
+        self._timeout: httpx.Timeout | Any = (
+            _to_httpx_timeout(config.timeout)
+            if config.timeout is not None
+            else httpx.USE_CLIENT_DEFAULT
+        )
+
+    @property
+    def owns_client(self) -> bool:
+        """True when the session built the httpx client and will close it."""
+        return self._injected is None
+
+    async def open(self) -> None:
+        """Build and open the owned httpx client (no-op for an injected one)."""
+        if self._injected is not None:
+            self.transport_name = "injected"
+            return
+        limit = self._config.max_concurrent_requests
+        # Chosen now, not in __init__: "auto" depends on the running event loop.
+        transport, self.transport_name = build_transport(
+            self._transport, max_connections=limit
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=_to_httpx_timeout(self._config.timeout or DEFAULT_TIMEOUTS),
+            # Keep-alive as large as the pool: a smaller keep-alive cap makes
+            # httpx close and reopen connections under load (perf-limits.md 2).
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            follow_redirects=False,
+        )
+        await self._client.__aenter__()
+
+    async def aclose(self) -> None:
+        """Close the owned httpx client; an injected one stays open."""
+        if self._injected is None and self._client is not None:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> ApiSession:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def url_for(self, path_or_url: str) -> str:
+        """Return the absolute URL for an API path (``/models``) or a full URL."""
+        if path_or_url.startswith(("https://", "http://")):
+            return path_or_url
+        if not path_or_url.startswith("/"):
+            raise ValueError(f"API paths start with '/': {path_or_url!r}")
+        return self._config.base_url + path_or_url
+
+    async def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        json: Any = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        retry: RetryMode,
+        prediction_id: str | None = None,
+        auth: bool = True,
+        kind: Kind | None = None,
+        model: str | None = None,
+    ) -> RawResponse:
+        """
+        Send one request, retrying as ``retry`` allows, and return its 2xx answer.
+
+        ``path_or_url`` is an API path (``/models``) or an absolute URL, which
+        gets the key only on the API origin. ``files`` maps multipart fields to
+        ``(filename, data, content_type)``. ``prediction_id`` labels errors and
+        logs; ``kind`` and ``model`` label a `SubmissionUnknownError`.
+
+        Raises:
+            ConfigurationError: the key is needed and none was configured.
+            APIError: an error answer, also inside a 2xx (subclass per status).
+            UnexpectedResponseError: the API answered with a redirect.
+            SubmissionUnknownError: a ``SUBMIT`` was sent and no answer came.
+            TransportError: no usable answer after the allowed retries.
+        """
+        if self._client is None:
+            raise RuntimeError("ApiSession.open() was not called")
+        url = httpx.URL(self.url_for(path_or_url))
+        headers = {"User-Agent": USER_AGENT}
+        # An API path is on the API origin by construction: only absolute URLs
+        # need their origin checked (and parsed again) before they get the key.
+        if auth and (path_or_url.startswith("/") or self._is_api_origin(url)):
+            headers["Authorization"] = self._authorization()
+        call = Call(
+            method, url, headers, json, files, retry, prediction_id, kind, model
+        )
+        policy = self._config.retry
+        retries = 0
+        while True:
+            try:
+                return await self._attempt(self._client, call)
+            except RetryableError as failure:
+                if retries >= policy.max_retries:
+                    raise failure.error from failure.error.__cause__
+                retries += 1
+                self.retries += 1
+                delay = policy.delay(
+                    retries, retry_after=failure.retry_after, rng=self._rng
+                )
+                logger.warning(
+                    "%s failed (%s); retry %d of %d in %.2fs",
+                    call.label,
+                    short(failure.error),
+                    retries,
+                    policy.max_retries,
+                    delay,
+                    extra=call.extra,
+                )
+                await self._clock.sleep_until(self._clock.now() + delay)
+
+    async def _attempt(self, client: httpx.AsyncClient, call: Call) -> RawResponse:
+        started = self._clock.now()
+        outcome: httpx.Response | httpx.HTTPError
+        async with self.gate.slot():
+            self.attempts += 1
+            try:
+                request = client.build_request(
+                    call.method,
+                    call.url,
+                    json=call.json,
+                    files=call.files,
+                    headers=call.headers,
+                    timeout=self._timeout,
+                )
+                outcome = await client.send(request, follow_redirects=False)
+            except httpx.HTTPError as exc:
+                outcome = exc
+            else:
+                # The body is read and the stream closed. httpx's response and its
+                # stream point at each other: ~40 objects of cyclic garbage per
+                # request, which only the garbage collector frees. Unlinking them
+                # lets reference counting free them now (docs/performance.md).
+                outcome.stream = _SPENT
+        elapsed = self._clock.now() - started
+
+        # Logging calls are guarded: their arguments (label, extra) cost more
+        # than the check, on every attempt.
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if isinstance(outcome, httpx.HTTPError):
+            self.gate.record(None, None)
+            if debug:
+                logger.debug(
+                    "%s -> %s after %.3fs",
+                    call.label,
+                    type(outcome).__name__,
+                    elapsed,
+                    extra=call.extra,
+                )
+            failure = transport_failure(outcome, call)
+            redact(failure, self._config.api_key)
+            raise failure from outcome
+
+        if debug:
+            logger.debug(
+                "%s -> %d in %.3fs",
+                call.label,
+                outcome.status_code,
+                elapsed,
+                extra=call.extra,
+            )
+        error = redact(error_for(outcome, call), self._config.api_key)
+        if error is None:
+            self.gate.record(outcome.status_code, None)
+            return RawResponse(
+                status_code=outcome.status_code,
+                headers=outcome.headers,
+                content=outcome.content,
+                elapsed=elapsed,
+            )
+        # Classify by the API's own code: a 429 may arrive inside an HTTP 200.
+        status = outcome.status_code
+        retry_after = None
+        if isinstance(error, APIError):
+            status = error.status_code or status
+            retry_after = error.retry_after
+        self.gate.record(status, retry_after)
+        if retries_status(call.retry, status):
+            raise RetryableError(error, retry_after)
+        raise error
+
+    def _is_api_origin(self, url: httpx.URL) -> bool:
+        return origin_of(str(url)) == self._origin
+
+    def _authorization(self) -> str:
+        key = self._config.api_key
+        if key is None:
+            raise ConfigurationError(
+                "no API key: pass AtlasClient(api_key=...) or set the"
+                " ATLASCLOUD_API_KEY environment variable (list_models works"
+                " without one)"
+            )
+        return f"Bearer {key}"
+
+    def __repr__(self) -> str:
+        owner = "owned" if self.owns_client else "injected"
+        return f"ApiSession(base_url={self._config.base_url!r}, client={owner})"
+
+
+_SPENT = httpx.ByteStream(b"")
+
+
+def _to_httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=timeouts.connect,
+        read=timeouts.read,
+        write=timeouts.write,
+        pool=timeouts.pool,
+    )

@@ -1,0 +1,277 @@
+"""
+Which httpx transport carries the client's requests.
+
+httpx stays the interface everywhere above this module (``httpx.AsyncClient``,
+``httpx.Request``, ``httpx.Response``, httpx's exceptions); only the transport
+under the client is pluggable.
+
+Theory of operation:
+
+* **The choice.** ``AtlasClient(transport=...)`` takes ``"auto"`` (the default),
+  ``"httpx"``, ``"aiohttp"`` or any ``httpx.AsyncBaseTransport``. ``"auto"``
+  picks the aiohttp-backed transport when the ``aiohttp`` extra is installed
+  and the client is entered under asyncio, else httpx's own. The choice is made
+  in `build_transport`, when the client is entered, because only then is the
+  event loop known; a bad name or a missing extra fails earlier, in
+  `check_transport`, when the client is built.
+* **Why aiohttp.** On this SDK's workload (small JSON polls over keep-alive
+  connections) the aiohttp transport costs 0.6x httpx's default transport in
+  client CPU per request alone and 0.2-0.3x at 16-64 in flight, where httpcore's
+  pool degrades (``docs/performance.md``, ``benchmarks/bench_transport.py``).
+  It runs only on asyncio; under trio httpx's default transport is the one.
+* **Errors mean the same thing on both.** ``ApiSession`` decides whether a
+  failed submit may be re-sent from the httpx exception type: only
+  ``ConnectError``, ``ConnectTimeout`` and ``PoolTimeout`` prove a request never
+  left. httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` (including a
+  server that hung up after reading the request) to ``ConnectTimeout``, and some
+  versions to a ``PoolTimeout`` subclass: a dropped submit would be re-sent and
+  billed twice. `AiohttpTransport` therefore re-maps aiohttp's exceptions
+  itself, by what they prove: no connection (``ConnectError`` /
+  ``ConnectTimeout``), a timeout while waiting for the answer (``ReadTimeout``),
+  a hang-up (``RemoteProtocolError``, httpx's own type for it), anything else
+  on the wire (``ReadError``). The response body stream is re-mapped too.
+* **The pool.** Both transports get a pool as large as
+  ``max_concurrent_requests``. The scheduler's limiter admits at most that many
+  requests at once, so neither pool ever queues (no ``PoolTimeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import httpx
+import sniffio
+
+from .._core.errors import ConfigurationError
+
+__all__ = [
+    "TRANSPORT_NAMES",
+    "AiohttpTransport",
+    "TransportName",
+    "TransportOption",
+    "aiohttp_installed",
+    "build_transport",
+    "check_transport",
+    "choose_transport",
+]
+
+TransportName = Literal["auto", "httpx", "aiohttp"]
+TransportOption = TransportName | httpx.AsyncBaseTransport | None
+"""What ``AtlasClient(transport=...)`` accepts; None means ``"auto"``."""
+
+TRANSPORT_NAMES: tuple[str, ...] = ("auto", "httpx", "aiohttp")
+
+_EXTRA_HINT = "pip install 'atlas-async[aiohttp]'"
+
+
+def aiohttp_installed() -> bool:
+    """True when the ``aiohttp`` extra (aiohttp and httpx-aiohttp) is importable."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("aiohttp", "httpx_aiohttp")
+    )
+
+
+def check_transport(option: object) -> None:
+    """
+    Validate a ``transport=`` option when the client is built.
+
+    Raises:
+        ConfigurationError: for an unknown name, a value that is neither a name
+            nor an ``httpx.AsyncBaseTransport``, or ``"aiohttp"`` without the
+            extra installed.
+    """
+    if option is None or isinstance(option, httpx.AsyncBaseTransport):
+        return
+    if not isinstance(option, str) or option not in TRANSPORT_NAMES:
+        raise ConfigurationError(
+            "transport must be 'auto', 'httpx', 'aiohttp' or an"
+            f" httpx.AsyncBaseTransport, not {option!r}"
+        )
+    if option == "aiohttp" and not aiohttp_installed():
+        raise ConfigurationError(
+            f"transport='aiohttp' needs the aiohttp extra: {_EXTRA_HINT}"
+        )
+
+
+def choose_transport(option: str | None, library: str) -> Literal["httpx", "aiohttp"]:
+    """
+    Resolve a transport name for the async library the client runs under.
+
+    Args:
+        option: ``"auto"`` (or None), ``"httpx"`` or ``"aiohttp"``.
+        library: ``sniffio.current_async_library()``: ``"asyncio"`` or ``"trio"``.
+
+    Raises:
+        ConfigurationError: ``"aiohttp"`` asked for outside asyncio.
+    """
+    if option == "httpx":
+        return "httpx"
+    if option == "aiohttp":
+        if library != "asyncio":
+            raise ConfigurationError(
+                f"transport='aiohttp' runs only under asyncio, not {library}; use"
+                " transport='auto' or 'httpx'"
+            )
+        return "aiohttp"
+    return "aiohttp" if library == "asyncio" and aiohttp_installed() else "httpx"
+
+
+def build_transport(
+    option: TransportOption, *, max_connections: int
+) -> tuple[httpx.AsyncBaseTransport | None, str]:
+    """
+    Build the transport for a client entered now, in the running event loop.
+
+    Returns ``(transport, name)``: the transport to give ``httpx.AsyncClient``
+    (None: httpx builds its default one from the client's ``limits``) and the
+    name shown in ``ApiSession.transport_name`` (``"httpx"``, ``"aiohttp"`` or
+    ``"custom"`` for one passed in).
+
+    Args:
+        option: the ``transport=`` option, validated by `check_transport`.
+        max_connections: the pool size, at least ``max_concurrent_requests``.
+    """
+    if isinstance(option, httpx.AsyncBaseTransport):
+        return option, "custom"
+    name = choose_transport(option, sniffio.current_async_library())
+    if name == "httpx":
+        return None, "httpx"
+    return AiohttpTransport(max_connections=max_connections), "aiohttp"
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """
+    httpx-aiohttp's transport, with aiohttp's exceptions mapped by what they prove.
+
+    Asyncio only. The aiohttp session is created on the first request (it needs
+    the running loop) and closed by `aclose`.
+
+    Example::
+
+        transport = AiohttpTransport(max_connections=16)
+        async with httpx.AsyncClient(transport=transport) as http:
+            ...
+
+    Args:
+        max_connections: the connection pool's size (aiohttp's ``limit``).
+    """
+
+    def __init__(self, *, max_connections: int) -> None:
+        from httpx_aiohttp import AiohttpTransport as _Inner
+
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+        )
+        self._inner: httpx.AsyncBaseTransport = _Inner(limits=limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; every network failure is an ``httpx.TransportError``."""
+        try:
+            response = await self._inner.handle_async_request(request)
+        except _catchable() as exc:
+            mapped = _remap(exc, request)
+            if mapped is None:
+                raise
+            raise mapped from _origin(exc)
+        response.stream = _MappedStream(response.stream, request)
+        return response
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session and its connections."""
+        await self._inner.aclose()
+
+    def __repr__(self) -> str:
+        return "AiohttpTransport()"
+
+
+class _MappedStream(httpx.AsyncByteStream):
+    """A response body whose read errors are re-mapped like the request's."""
+
+    __slots__ = ("_inner", "_request")
+
+    def __init__(self, inner: Any, request: httpx.Request) -> None:
+        self._inner = inner
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except _catchable() as exc:
+            mapped = _remap(exc, self._request)
+            if mapped is None:
+                raise
+            raise mapped from _origin(exc)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        except _catchable() as exc:
+            mapped = _remap(exc, self._request)
+            if mapped is None:
+                raise
+            raise mapped from _origin(exc)
+
+
+def _origin(exc: BaseException) -> BaseException:
+    """The aiohttp exception behind one httpx-aiohttp has already mapped."""
+    cause = exc.__cause__
+    if isinstance(exc, httpx.HTTPError) and cause is not None:
+        return cause
+    return exc
+
+
+@functools.cache
+def _catchable() -> tuple[type[BaseException], ...]:
+    """What the wrapped transport may raise for a network failure."""
+    import aiohttp
+
+    return (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def _remap(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
+    """
+    Return the httpx exception ``exc`` stands for, or None to re-raise it as is
+    (an httpx error of httpx's own making).
+    """
+    origin = _origin(exc)
+    mapped = _classify(origin)
+    if mapped is None:
+        return None
+    error_type, message = mapped
+    return error_type(message or str(origin) or type(origin).__name__, request=request)
+
+
+def _classify(origin: BaseException) -> tuple[type[httpx.TransportError], str] | None:
+    import aiohttp
+
+    # Most specific first: several aiohttp types are also OSError / TimeoutError.
+    if isinstance(origin, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout, ""  # no connection was made: never sent
+    if isinstance(origin, aiohttp.ClientConnectorError):
+        return httpx.ConnectError, ""  # refused, DNS, TLS handshake: never sent
+    if isinstance(origin, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout, ""  # sent, and no answer in time
+    if isinstance(origin, aiohttp.ServerDisconnectedError):
+        # httpx's own type and wording for a peer that hung up mid-exchange.
+        return (
+            httpx.RemoteProtocolError,
+            "Server disconnected without sending a response.",
+        )
+    if isinstance(origin, aiohttp.ClientHttpProxyError):
+        return httpx.ProxyError, ""
+    if isinstance(origin, aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError, ""  # a malformed status line or header
+    if isinstance(origin, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol, ""
+    if isinstance(origin, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+        # A truncated body, a reset, a failed write: on the wire, perhaps after
+        # the request went out, so never "provably unsent".
+        return httpx.ReadError, ""
+    return None

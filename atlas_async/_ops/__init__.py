@@ -1,0 +1,1 @@
+"""Operations on predictions: the scheduler, futures, downloads, uploads."""

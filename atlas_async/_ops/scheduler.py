@@ -1,0 +1,570 @@
+"""
+`Scheduler`: the one task that drives every prediction of a client.
+
+Theory of operation
+-------------------
+The scheduler owns the pure `PollCore` and runs as one task (`Scheduler.run`,
+started with ``task_group.start``) plus ``max_concurrent_requests`` poll workers.
+The driver loop is the whole of it::
+
+    now = clock.now()
+    for item in core.due(now):           # everything due within 1 ms
+        expired -> fail the future with PredictionTimeoutError
+        due     -> hand the id to a worker
+    sleep until core.next_wakeup()       # cancelled early by new, earlier work
+
+A worker calls ``fetch(prediction_id)``, gives the answer to ``core.record`` and
+applies the decision to the prediction's `PredictionFuture`. Polls wait in the
+heap, never in the HTTP pool: at most ``max_concurrent_requests`` are started.
+
+`Scheduler.gate` is the `RequestGate` the HTTP session passes every attempt
+through (submits, polls, and their retries): one `anyio.CapacityLimiter` of
+``max_concurrent_requests`` tokens and one AIMD `RateBudget`. The scheduler
+itself never holds a slot around ``create`` / ``fetch``, since the session takes
+one per attempt.
+
+`Scheduler.deliver` is the hybrid wait's other source: a terminal snapshot from
+outside polling (a verified webhook) ends the pending future at once, through
+the same decision a poll answer gets (`settle` with the ``failure`` mapping),
+and takes the prediction out of the heap. Whichever source ends a prediction
+first wins; the future resolves once, so a later delivery or poll answer for it
+is a no-op. Without deliveries, polling alone ends every prediction.
+
+One poll's failure (an `AtlasError` from ``fetch``) becomes that prediction's
+outcome. Any other exception is a bug: it propagates out of `run` and tears the
+client's task group down; it is never logged and dropped. On close, every
+pending future fails with `ClientClosedError` (the server jobs go on; ``attach``
+resumes them) and no task is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._core.errors import (
+    AtlasError,
+    ClientClosedError,
+    ClientStateError,
+    ConfigurationError,
+    PredictionTimeoutError,
+)
+from .._core.models import Kind, Prediction
+from .._core.policies import AdaptivePolicy, BackoffPolicy, DurationBook, PollPolicy
+from .._core.ratelimit import RateBudget
+from .._core.schedule import (
+    Decision,
+    Expired,
+    Failed,
+    PollCore,
+    Rescheduled,
+    Resolved,
+    default_failure,
+    settle,
+)
+from .._net.clock import AnyioClock, Clock
+from .._net.gate import ClientStatistics, SchedulerGate
+from .futures import PredictionFuture, as_completed
+
+__all__ = ["ClientStatistics", "Scheduler", "SchedulerGate"]
+
+logger = logging.getLogger("atlas_async")
+
+CreateFn = Callable[[Kind, str, Mapping[str, Any]], Awaitable[Prediction]]
+FetchFn = Callable[[str], Awaitable[Prediction]]
+Duration = float | timedelta
+
+_NEW, _RUNNING, _CLOSED = "new", "running", "closed"
+
+
+def _seconds(value: Duration | None) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not seconds > 0:
+        raise ConfigurationError(f"timeout must be > 0 seconds, got {value!r}")
+    return seconds
+
+
+def _log(level: int, message: str, prediction_id: str, *args: object) -> None:
+    logger.log(
+        level, message, prediction_id, *args, extra={"prediction_id": prediction_id}
+    )
+
+
+class Scheduler:
+    """
+    Submits predictions and polls them all from one task.
+
+    Args:
+        create: ``create(kind, model, params) -> Prediction``: one submit.
+        fetch: ``fetch(prediction_id) -> Prediction``: one poll, no retry.
+        clock: where time is read and slept (`AnyioClock` by default).
+        max_in_flight: submitted predictions not yet finished; ``submit`` waits
+            beyond it.
+        max_concurrent_requests: HTTP requests at once (submits and polls).
+        requests_per_second: the rate budget (None: unlimited until a 429).
+        poll: the `PollPolicy`, or one per kind (default `AdaptivePolicy`).
+        retry: the delay after a failed poll.
+        not_found_grace: seconds a fresh prediction may answer 404.
+        failure: maps a terminal prediction to its error (None: success).
+        rng: the source of jitter.
+
+    Construct it inside the event loop, then ``await task_group.start(s.run)``.
+    """
+
+    def __init__(
+        self,
+        create: CreateFn,
+        fetch: FetchFn,
+        *,
+        clock: Clock | None = None,
+        max_in_flight: int = 1000,
+        max_concurrent_requests: int = 16,
+        requests_per_second: float | None = None,
+        poll: PollPolicy | Mapping[Kind | str, PollPolicy] | None = None,
+        retry: BackoffPolicy | None = None,
+        not_found_grace: float = 30.0,
+        failure: Callable[[Prediction], AtlasError | None] = default_failure,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_in_flight < 1 or max_concurrent_requests < 1:
+            raise ConfigurationError(
+                "max_in_flight and max_concurrent_requests must be >= 1"
+            )
+        self._create = create
+        self._fetch = fetch
+        self._clock: Clock = clock if clock is not None else AnyioClock()
+        self._failure = failure
+        self._policies = self._resolve_policies(poll)
+        self._core = PollCore(
+            rng if rng is not None else random.Random(),
+            durations=DurationBook(),
+            retry=retry,
+            not_found_grace=not_found_grace,
+            failure=failure,
+        )
+        self._workers = max_concurrent_requests
+        self._limiter = anyio.CapacityLimiter(max_concurrent_requests)
+        self._budget = RateBudget(requests_per_second)
+        self._gate = SchedulerGate(self._limiter, self._budget, self._clock)
+        self._submit_slots = anyio.Semaphore(max_in_flight)
+        self._futures: dict[str, PredictionFuture] = {}
+        self._holding: set[str] = set()  # ids holding a max_in_flight slot
+        self._polling: dict[str, anyio.CancelScope] = {}
+        self._send: MemoryObjectSendStream[str] | None = None
+        self._queued = 0
+        self._state = _NEW
+        self._run_scope: anyio.CancelScope | None = None
+        self._sleep_scope: anyio.CancelScope | None = None
+        self._sleeping_until = math.inf
+        self._stopped = anyio.Event()
+        # submitted, attached, completed, failed, timed_out, cancelled, polls,
+        # retries, delivered
+        self._counts: Counter[str] = Counter()
+        # One bound method shared by every future (64 bytes each otherwise).
+        self._canceller = self._cancelled
+
+    @staticmethod
+    def _resolve_policies(
+        poll: PollPolicy | Mapping[Kind | str, PollPolicy] | None,
+    ) -> dict[Kind, PollPolicy]:
+        default = AdaptivePolicy()
+        if poll is None or isinstance(poll, PollPolicy):
+            return dict.fromkeys(Kind, poll or default)
+        given = {Kind.coerce(kind): policy for kind, policy in poll.items()}
+        return {kind: given.get(kind, default) for kind in Kind}
+
+    @property
+    def gate(self) -> SchedulerGate:
+        """The `RequestGate` to give the HTTP session."""
+        return self._gate
+
+    @property
+    def durations(self) -> DurationBook:
+        """What the adaptive policy has learned, per model."""
+        return self._core.durations
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Drive every prediction until `aclose` (start with ``task_group.start``)."""
+        if self._state != _NEW:
+            raise ClientStateError("a Scheduler runs only once")
+        send, receive = anyio.create_memory_object_stream[str](math.inf)
+        self._send = send
+        try:
+            with anyio.CancelScope() as self._run_scope:
+                async with anyio.create_task_group() as tg, send, receive:
+                    for _ in range(self._workers):
+                        tg.start_soon(self._worker, receive.clone())
+                    self._state = _RUNNING
+                    task_status.started()
+                    await self._drive()
+        finally:
+            self._state = _CLOSED
+            self._close_pending()
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        """
+        Stop polling; pending futures fail with `ClientClosedError`.
+
+        Returns once the driver and its workers have exited. Idempotent.
+        """
+        was_running = self._state == _RUNNING
+        self._state = _CLOSED
+        self._close_pending()
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+        if was_running:
+            await self._stopped.wait()
+
+    def _check_running(self) -> None:
+        if self._state == _CLOSED:
+            raise ClientClosedError("the client is closed")
+        if self._state != _RUNNING:
+            raise ClientStateError(
+                "the client is not running: use it inside `async with`"
+            )
+
+    def _close_pending(self) -> None:
+        for prediction_id, future in list(self._futures.items()):
+            self._core.remove(prediction_id)
+            self._finish(prediction_id)
+            future._fail(
+                ClientClosedError(
+                    f"the client closed before prediction {prediction_id} finished",
+                    prediction_id=prediction_id,
+                )
+            )
+
+    # -- public operations ---------------------------------------------------
+
+    async def submit(
+        self,
+        kind: Kind | str,
+        model: str,
+        params: Mapping[str, Any],
+        *,
+        # The prediction's deadline (the API's name), not this call's: submit
+        # returns as soon as the server has answered.
+        timeout: Duration | None,
+        policy: PollPolicy | None = None,
+    ) -> PredictionFuture:
+        """
+        Create a prediction and start polling it; return its future.
+
+        Waits while ``max_in_flight`` submitted predictions are pending. The
+        deadline (``timeout`` seconds, None for none) is fixed once, when the
+        server has answered. An error from ``create`` propagates and nothing is
+        registered.
+
+        Raises:
+            ClientClosedError: if the client is closed (or closed while the submit
+                was in flight; ``prediction_id`` then names the new prediction).
+        """
+        self._check_running()
+        kind = Kind.coerce(kind)
+        seconds = _seconds(timeout)
+        await self._submit_slots.acquire()
+        try:
+            self._check_running()
+            prediction = await self._create(kind, model, params)
+        except BaseException:
+            self._submit_slots.release()
+            raise
+        pid = prediction.id
+        self._counts["submitted"] += 1
+        if self._state != _RUNNING:
+            self._submit_slots.release()
+            raise ClientClosedError(
+                f"the client closed while prediction {pid} was being submitted",
+                prediction_id=pid,
+            )
+        if pid in self._futures:
+            # The server handed out an id we already follow: share its future.
+            self._submit_slots.release()
+            return self._futures[pid]
+        future = PredictionFuture(
+            pid, kind=kind, model=model, latest=prediction, canceller=self._canceller
+        )
+        _log(logging.DEBUG, "prediction %s submitted (%s)", pid, model)
+        final = settle(prediction, self._failure)
+        if final is not None:  # answered synchronously (e.g. enable_sync_mode)
+            self._submit_slots.release()
+            self._apply(future, final)
+            return future
+        self._futures[pid] = future
+        self._holding.add(pid)
+        now = self._clock.now()
+        deadline = math.inf if seconds is None else now + seconds
+        at = self._core.add(
+            pid,
+            now,
+            kind=kind,
+            model=model,
+            policy=policy or self._policies[kind],
+            deadline=deadline,
+            timeout=seconds,
+        )
+        self._poke(at)
+        return future
+
+    def attach(
+        self,
+        prediction_id: str,
+        *,
+        kind: Kind | str = Kind.IMAGE,
+        model: str | None = None,
+        timeout: Duration | None = None,
+        policy: PollPolicy | None = None,
+    ) -> PredictionFuture:
+        """
+        Follow an existing prediction by id; poll it at once, then by its policy.
+
+        Attaching an id that is already followed returns the same future. Attached
+        predictions do not count toward ``max_in_flight``, and teach the adaptive
+        policy nothing (their start time is unknown).
+        """
+        self._check_running()
+        existing = self._futures.get(prediction_id)
+        if existing is not None:
+            return existing
+        kind = Kind.coerce(kind)
+        seconds = _seconds(timeout)
+        future = PredictionFuture(
+            prediction_id, kind=kind, model=model, canceller=self._canceller
+        )
+        self._futures[prediction_id] = future
+        self._counts["attached"] += 1
+        now = self._clock.now()
+        at = self._core.add(
+            prediction_id,
+            now,
+            kind=kind,
+            model=model,
+            policy=policy or self._policies[kind],
+            deadline=math.inf if seconds is None else now + seconds,
+            timeout=seconds,
+            learn=False,
+            first_poll=now,
+        )
+        _log(logging.DEBUG, "prediction %s attached", prediction_id)
+        self._poke(at)
+        return future
+
+    def deliver(self, prediction: Prediction) -> bool:
+        """
+        Apply a snapshot that came from outside polling (a webhook); the hybrid wait.
+
+        If ``prediction.id`` is pending here and the snapshot is terminal, its
+        future ends at once with the decision a poll answer would have made
+        (success, or the ``failure`` mapping's error) and its polling stops: a
+        poll in flight is abandoned, and the prediction leaves the heap. A
+        non-terminal snapshot only updates ``future.latest``; polling goes on.
+
+        Synchronous and idempotent: call it from the client's event loop, as
+        often as deliveries come.
+
+        Returns:
+            True when this call ended the prediction; False for an id not
+            pending here (unknown, already ended, or a redelivery), for a
+            non-terminal snapshot, and when the scheduler is not running.
+        """
+        pid = prediction.id
+        future = self._futures.get(pid)
+        if future is None or self._state != _RUNNING:
+            return False
+        final = settle(prediction, self._failure)
+        future._update(prediction)
+        if final is None:
+            return False
+        # The same end as a poll answer, minus learning: the delivery says that
+        # the job ended, not when, so the duration model is left alone.
+        self._core.remove(pid)
+        self._counts["delivered"] += 1
+        _log(logging.DEBUG, "prediction %s ended by a delivery", pid)
+        self._apply(future, final)
+        return True
+
+    def as_completed(
+        self, futures: Iterable[PredictionFuture]
+    ) -> AsyncIterator[PredictionFuture]:
+        """Iterate over ``futures`` in completion order (see `as_completed`)."""
+        return as_completed(futures)
+
+    def statistics(self) -> ClientStatistics:
+        """Return a snapshot of the counters."""
+        counts = self._counts
+        return ClientStatistics(
+            in_flight=len(self._futures),
+            submitted=counts["submitted"],
+            attached=counts["attached"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            timed_out=counts["timed_out"],
+            cancelled=counts["cancelled"],
+            requests_sent=self._gate.requests_sent,
+            polls=counts["polls"],
+            retries=counts["retries"],
+            rate_limited=self._budget.statistics().rate_limited,
+            requests_per_second=self._budget.rate,
+            concurrent_requests=int(self._limiter.borrowed_tokens),
+            queued_polls=self._queued,
+            delivered=counts["delivered"],
+        )
+
+    # -- the driver and its workers ------------------------------------------
+
+    async def _drive(self) -> None:
+        assert self._send is not None
+        core, send, clock = self._core, self._send, self._clock
+        while True:
+            for item in core.due(clock.now()):
+                if item.expired is not None:
+                    # Every prediction the core holds has a pending future.
+                    self._apply(self._futures[item.prediction_id], item.expired)
+                else:
+                    self._queued += 1
+                    send.send_nowait(item.prediction_id)
+            wake = core.next_wakeup()
+            with anyio.CancelScope() as scope:
+                self._sleep_scope, self._sleeping_until = scope, wake
+                if wake == math.inf:
+                    await anyio.sleep_forever()
+                else:
+                    await clock.sleep_until(wake)
+            self._sleep_scope, self._sleeping_until = None, math.inf
+
+    def _poke(self, at: float) -> None:
+        # Wake the driver only if the new work is due before it planned to wake.
+        if self._sleep_scope is not None and at < self._sleeping_until:
+            self._sleep_scope.cancel()
+            self._sleeping_until = -math.inf
+
+    async def _worker(self, receive: MemoryObjectReceiveStream[str]) -> None:
+        async with receive:
+            while True:
+                # A queued id is taken without receive()'s checkpoint (one loop
+                # round trip per poll): the poll itself awaits the network.
+                try:
+                    prediction_id = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        prediction_id = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
+                self._queued -= 1
+                await self._poll(prediction_id)
+
+    async def _poll(self, pid: str) -> None:
+        future = self._futures.get(pid)
+        if future is None:
+            return  # cancelled or expired while queued
+        if self._core.errors(pid):
+            self._counts["retries"] += 1
+        self._counts["polls"] += 1
+        outcome: Prediction | AtlasError | None = None
+        with anyio.CancelScope() as scope:
+            self._polling[pid] = scope
+            try:
+                outcome = await self._fetch(pid)
+            except AtlasError as exc:
+                outcome = exc
+            finally:
+                if self._polling.get(pid) is scope:
+                    del self._polling[pid]
+        if outcome is None:
+            return  # the poll was cancelled: the future is already settled
+        decision = self._core.record(pid, outcome, self._clock.now())
+        if decision is None:
+            return
+        if isinstance(outcome, Prediction):
+            latest = future.latest
+            # An answer identical to the last one keeps the old snapshot: the new
+            # one then dies young instead of outliving a garbage-collector
+            # generation per poll (at 10,000 in flight, full collections came
+            # every few seconds and paused polling for ~100 ms).
+            if latest is None or outcome != latest or outcome.raw != latest.raw:
+                future._update(outcome)
+        elif isinstance(decision, Rescheduled):
+            _log(
+                logging.INFO, "prediction %s: poll failed (%s), retrying", pid, outcome
+            )
+        self._apply(future, decision)
+
+    def _apply(self, future: PredictionFuture, decision: Decision) -> None:
+        pid = future.id
+        if isinstance(decision, Rescheduled):
+            self._poke(decision.at)
+            return
+        self._finish(pid)
+        if isinstance(decision, Resolved):
+            self._counts["completed"] += 1
+            _log(logging.DEBUG, "prediction %s completed", pid)
+            future._resolve(decision.prediction)
+        elif isinstance(decision, Failed):
+            self._counts["failed"] += 1
+            _log(logging.INFO, "prediction %s failed: %s", pid, decision.error)
+            future._fail(decision.error)
+        else:
+            self._counts["timed_out"] += 1
+            future._fail(self._timeout_error(future, decision))
+
+    def _timeout_error(
+        self, future: PredictionFuture, expired: Expired
+    ) -> PredictionTimeoutError:
+        status = expired.last_status
+        shown = "none seen" if status is None else status.value
+        limit = "its deadline" if expired.timeout is None else f"{expired.timeout:g}s"
+        _log(
+            logging.WARNING,
+            "prediction %s timed out after %s (last status: %s)",
+            future.id,
+            limit,
+            shown,
+        )
+        return PredictionTimeoutError(
+            f"prediction {future.id} did not finish within {limit} "
+            f"(last status: {shown})",
+            prediction_id=future.id,
+            prediction=future.latest,
+            last_status=status,
+            timeout=expired.timeout,
+        )
+
+    def _finish(self, pid: str) -> None:
+        """Forget a settled prediction: free its in-flight slot, stop its poll."""
+        self._futures.pop(pid, None)
+        if pid in self._holding:
+            self._holding.discard(pid)
+            self._submit_slots.release()
+        scope = self._polling.pop(pid, None)
+        if scope is not None:
+            scope.cancel()
+
+    def _cancelled(self, future: PredictionFuture) -> None:
+        pid = future.id
+        if self._futures.get(pid) is not future:
+            return
+        self._core.remove(pid)
+        self._finish(pid)
+        self._counts["cancelled"] += 1
+        _log(logging.DEBUG, "prediction %s cancelled locally", pid)
+
+    def __repr__(self) -> str:
+        return f"<Scheduler {self._state} in_flight={len(self._futures)}>"

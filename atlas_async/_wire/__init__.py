@@ -1,0 +1,1 @@
+"""The wire: answers decoded once, parsed into the SDK's values."""
