@@ -17,23 +17,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+import typing as _typing
 
-from ._batch.iterator import BatchIterator as BatchIterator
-from ._batch.journal import (
-    ItemState as ItemState,
-    Journal as Journal,
-    JournalEntry as JournalEntry,
-)
 from ._batch.types import (
     BatchProgress as BatchProgress,
     BatchResult as BatchResult,
     GenerationRequest as GenerationRequest,
 )
-from ._client import (
-    DEFAULT_PREDICTION_TIMEOUTS as DEFAULT_PREDICTION_TIMEOUTS,
-    AtlasClient as AtlasClient,
-)
+from ._core.clock import Clock as Clock
 from ._core.config import Timeouts as Timeouts
 from ._core.errors import (
     APIError as APIError,
@@ -68,17 +59,44 @@ from ._core.models import (
 )
 from ._core.policies import (
     AdaptivePolicy as AdaptivePolicy,
-    BackoffPolicy as BackoffPolicy,
     ExponentialPolicy as ExponentialPolicy,
     FixedPolicy as FixedPolicy,
     PollPolicy as PollPolicy,
 )
-from ._net.clock import AnyioClock as AnyioClock, Clock as Clock
-from ._net.gate import ClientStatistics as ClientStatistics
-from ._ops.futures import (
-    PredictionFuture as PredictionFuture,
-    as_completed as as_completed,
-)
+from ._core.retry import BackoffPolicy as BackoffPolicy, Retry as Retry
+from ._core.statistics import ClientStatistics as ClientStatistics
+
+if _typing.TYPE_CHECKING:
+    from ._batch.iterator import BatchIterator as BatchIterator
+    from ._batch.journal import (
+        ItemState as ItemState,
+        Journal as Journal,
+        JournalEntry as JournalEntry,
+    )
+    from ._client import (
+        DEFAULT_PREDICTION_TIMEOUTS as DEFAULT_PREDICTION_TIMEOUTS,
+        AtlasClient as AtlasClient,
+    )
+    from ._net.clock import AnyioClock as AnyioClock
+    from ._ops.futures import (
+        PredictionFuture as PredictionFuture,
+        as_completed as as_completed,
+    )
+
+# Imported on first use (PEP 562), so `import atlas_async` stays pure: httpx
+# imports rich and click for its own command line whenever they are installed,
+# and the journal brings sqlite3. The names above cost only attrs.
+_LAZY: dict[str, str] = {
+    "AtlasClient": "._client",
+    "DEFAULT_PREDICTION_TIMEOUTS": "._client",
+    "BatchIterator": "._batch.iterator",
+    "Journal": "._batch.journal",
+    "JournalEntry": "._batch.journal",
+    "ItemState": "._batch.journal",
+    "PredictionFuture": "._ops.futures",
+    "as_completed": "._ops.futures",
+    "AnyioClock": "._net.clock",
+}
 
 __all__ = [
     # the client
@@ -103,6 +121,7 @@ __all__ = [
     "FixedPolicy",
     "ExponentialPolicy",
     "BackoffPolicy",
+    "Retry",
     # errors
     "APIError",
     "AtlasError",
@@ -138,9 +157,20 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is not None:
+        from importlib import import_module
+
+        value = getattr(import_module(module, __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     if name == "__version__":
         from importlib.metadata import version
 
         return version("atlas-async")
     raise AttributeError(f"module 'atlas_async' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,33 +1,33 @@
 """
-`AtlasClient`: the lifecycle, the raw operations, and the public one-shot calls.
+`AtlasClient`: the composition root, the lifecycle, and the public calls.
 
 Theory of operation:
 
+* **Built one way.** Entering the client builds its parts in dependency order,
+  each given what it needs and nothing above it: the `RequestGate` (one
+  concurrency limit and one rate budget), the `ApiSession` that passes every
+  attempt through the gate, the `Operations` (one request and one parse each),
+  and the `Scheduler`, which sees the operations only as its
+  `PredictionSource`. Nothing below calls back into the client.
 * **Structured lifecycle** (httpx ``ClientState``, trio nurseries). A client is
   UNOPENED when built, OPENED inside ``async with``, CLOSED after. Entering opens
-  the httpx client (if the client owns it) and an anyio task group, where the
-  poll scheduler runs; leaving stops the background work, waits for the task
-  group, then closes httpx. Using the client outside that block raises
-  `ClientStateError` (`ClientClosedError` after it), never a confusing httpx error.
-* **One event loop.** The loop that entered the client owns it: httpx
-  connections, anyio primitives and the task group all belong to that loop. Any
-  call from another loop (or another async library) raises `ClientStateError`.
-  No ``__del__`` and no module-level client: nothing closes on a loop it does not
+  the session and an anyio task group, where the poll scheduler runs; leaving
+  stops the background work, waits for the task group, then closes the session.
+  Using the client outside that block raises `ClientStateError`
+  (`ClientClosedError` after it), never a confusing httpx error.
+* **One event loop.** The loop that entered the client owns it: connections,
+  anyio primitives and the task group all belong to that loop. Any call from
+  another loop (or another async library) raises `ClientStateError`. No
+  ``__del__`` and no module-level client: nothing closes on a loop it does not
   own.
-* **Raw operations are thin.** Each one is: check the state, one
-  `ApiSession.request` with the right `RetryMode`, one ``_wire`` parser. Waiting
-  for predictions lives in the scheduler, which calls `_create_prediction` and
-  `_fetch_prediction` (see `_start_background`).
+* **One clock, one rng.** The `Clock` and the `random.Random` given here (or the
+  real ones) are the only ones every part uses.
 """
 
 from __future__ import annotations
 
-import enum
-import logging
 import os
 import random
-import sys
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -41,13 +41,16 @@ import anyio.lowlevel
 import attrs
 import httpx
 
+from ._batch.host import HostCalls
 from ._batch.iterator import (
+    DEFAULT_DOWNLOAD_CONCURRENCY,
     BatchIterator,
     ProgressCallback,
     RequestInput,
     generate_many,
 )
 from ._batch.journal import Journal
+from ._core.clock import Clock
 from ._core.config import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_IN_FLIGHT,
@@ -55,29 +58,27 @@ from ._core.config import (
     TimeoutArg,
     resolve_config,
 )
-from ._core.errors import ClientClosedError, ClientStateError
+from ._core.errors import ConfigurationError
 from ._core.models import Kind, ModelInfo, Prediction, UploadedMedia
+from ._core.outcome import prediction_failure
 from ._core.policies import PollPolicy
-from ._net.clock import AnyioClock, Clock
-from ._net.gate import ClientStatistics
-from ._net.session import ApiSession, RetryMode
+from ._core.retry import BackoffPolicy, Retry
+from ._core.statistics import ClientStatistics
+from ._net.clock import AnyioClock
+from ._net.gate import RequestGate
+from ._net.session import ApiSession, check_session_options
 from ._net.transport import TransportOption
-from ._ops.download import download_outputs
 from ._ops.futures import PredictionFuture
+from ._ops.lifecycle import Lifecycle
+from ._ops.operations import Operations
 from ._ops.scheduler import Scheduler
-from ._ops.upload import FileInput, read_upload
-from ._wire import parse as _wire
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+from ._ops.upload import FileInput
 
 __all__ = ["DEFAULT_PREDICTION_TIMEOUTS", "AtlasClient", "FileInput"]
 
-logger = logging.getLogger("atlas_async")
-
 #: The deadline a prediction gets when the call names none, per kind, in seconds.
-#: Generous: the seeds' slowest video is 3 minutes, but heavy 1080p videos have
-#: been seen past 15 (atlas-api.md 11.4); a deadline is a safety net, not a guess.
+#: Generous: typical videos take 1-3 minutes, but heavy 1080p ones have been seen
+#: past 15; a deadline is a safety net, not a guess.
 DEFAULT_PREDICTION_TIMEOUTS: Mapping[Kind, float] = {
     Kind.IMAGE: 600.0,
     Kind.VIDEO: 1800.0,
@@ -85,12 +86,6 @@ DEFAULT_PREDICTION_TIMEOUTS: Mapping[Kind, float] = {
 }
 
 Duration = float | timedelta
-
-
-class _State(enum.Enum):
-    UNOPENED = "unopened"  # built; ``async with`` not entered yet
-    OPENED = "opened"  # inside ``async with``: the only state that sends requests
-    CLOSED = "closed"  # ``async with`` has ended; a client is never reopened
 
 
 class AtlasClient:
@@ -128,6 +123,10 @@ class AtlasClient:
             ``FakeClock``).
         rng: the source of jitter (tests pass a seeded ``random.Random``).
         max_retries: retries of one idempotent request (or refused submit).
+        retry: the whole retry of one HTTP request, a `Retry` (attempts,
+            backoff, deadline); overrides ``max_retries``.
+        poll_retry: the retry of a failed poll: a `BackoffPolicy` (the spacing;
+            20 failures in a row end the prediction) or a `Retry`.
         allow_insecure_http: allow plain ``http://`` to a non-loopback host.
 
     Raises:
@@ -150,6 +149,8 @@ class AtlasClient:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        retry: Retry | None = None,
+        poll_retry: BackoffPolicy | Retry | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
         self._config = resolve_config(
@@ -164,53 +165,73 @@ class AtlasClient:
             requests_per_second=requests_per_second,
             poll=poll,
         )
+        if retry is not None:
+            if not isinstance(retry, Retry):
+                raise ConfigurationError(f"retry must be a Retry, got {retry!r}")
+            self._config = attrs.evolve(self._config, retry=retry)
+        if poll_retry is not None and not isinstance(
+            poll_retry, (Retry, BackoffPolicy)
+        ):
+            raise ConfigurationError(
+                f"poll_retry must be a BackoffPolicy or a Retry, got {poll_retry!r}"
+            )
+        check_session_options(http_client, transport)
+        self._poll_retry = poll_retry
+        self._http_client = http_client
+        self._transport = transport
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._rng = rng if rng is not None else random.Random()
-        self._session = ApiSession(
-            self._config,
-            http_client=http_client,
-            transport=transport,
-            clock=self._clock,
-            rng=self._rng,
-        )
-        self._state = _State.UNOPENED
-        self._closing = False
-        self._loop: anyio.lowlevel.EventLoopToken | None = None
-        self._exit_stack: AsyncExitStack | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._life = Lifecycle("AtlasClient")
+        self._session: ApiSession | None = None
+        self._operations: Operations | None = None
         self._scheduler: Scheduler | None = None
+        self._host = HostCalls(
+            clock=self._clock,
+            max_in_flight=self._config.max_in_flight,
+            start_soon=self._life.start_soon,
+            submit=self.submit,
+            attach=self.attach,
+            download=self.download,
+        )
 
     # -- lifecycle -----------------------------------------------------------
 
     async def __aenter__(self) -> AtlasClient:
-        if self._state is _State.OPENED:
-            raise ClientStateError(
-                "this AtlasClient is already open: enter `async with` once per client"
-            )
-        if self._state is _State.CLOSED:
-            raise ClientClosedError(
-                "this AtlasClient is closed and cannot be reopened: create a new"
-                " AtlasClient"
-            )
-        loop = anyio.lowlevel.current_token()
-        stack = AsyncExitStack()
-        try:
-            await stack.enter_async_context(self._session)
-            task_group = await stack.enter_async_context(anyio.create_task_group())
-            self._loop, self._task_group = loop, task_group
-            self._state = _State.OPENED
-            await self._start_background(task_group)
-        except BaseException:
-            # A half-open client is unusable (httpx clients never reopen): stop
-            # whatever background work did start, then close the rest.
-            self._state = _State.CLOSED
-            if self._task_group is not None:
-                self._task_group.cancel_scope.cancel()
-            self._task_group = None
-            await stack.aclose()
-            raise
-        self._exit_stack = stack
+        await self._life.open(self._open_parts, self._start)
         return self
+
+    async def _open_parts(self, stack: AsyncExitStack) -> None:
+        config, clock, rng = self._config, self._clock, self._rng
+        # One way, bottom up: each part gets what it needs, nothing above it.
+        gate = RequestGate(
+            config.max_concurrent_requests, config.requests_per_second, clock
+        )
+        session = ApiSession(
+            config,
+            http_client=self._http_client,
+            transport=self._transport,
+            clock=clock,
+            rng=rng,
+            gate=gate,
+        )
+        operations = Operations(session, clock=clock, rng=rng)
+        self._scheduler = Scheduler(
+            operations,
+            gate=gate,
+            clock=clock,
+            rng=rng,
+            poll=config.poll,  # type: ignore[arg-type]  # validated by Scheduler
+            retry=self._poll_retry,
+            max_in_flight=config.max_in_flight,
+            max_concurrent_requests=config.max_concurrent_requests,
+            failure=prediction_failure,
+        )
+        await stack.enter_async_context(session)
+        self._session, self._operations = session, operations
+
+    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+        assert self._scheduler is not None
+        await task_group.start(self._scheduler.run)
 
     async def __aexit__(
         self,
@@ -218,136 +239,16 @@ class AtlasClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        stack = self._exit_stack
-        if self._state is not _State.OPENED or stack is None:
-            raise ClientStateError("this AtlasClient is not open")
-        self._closing = True
-        try:
-            try:
-                await self._stop_background()
-            finally:
-                # Task group first (background work may still send), then httpx.
-                suppress = await stack.__aexit__(exc_type, exc, tb)
-        except BaseExceptionGroup as group:
-            # anyio wraps the block's own exception in a group: give the caller
-            # back exactly what their code raised.
-            if exc is not None and list(group.exceptions) == [exc]:
-                return False
-            raise
-        finally:
-            self._state = _State.CLOSED
-            self._exit_stack = self._task_group = None
-        return suppress
+        return await self._life.close(self._drain, exc_type, exc, tb)
 
-    async def _start_background(self, task_group: anyio.abc.TaskGroup) -> None:
-        """
-        Start the poll scheduler; called by ``__aenter__`` once the client is open.
-
-        The scheduler's gate goes to the HTTP session, so submits, polls, retries
-        and uploads share one concurrency limit and one rate budget.
-        """
-        config = self._config
-        scheduler = Scheduler(
-            self._create_prediction,
-            self._fetch_prediction,
-            clock=self._clock,
-            rng=self._rng,
-            poll=config.poll,  # type: ignore[arg-type]  # validated by Scheduler
-            max_in_flight=config.max_in_flight,
-            max_concurrent_requests=config.max_concurrent_requests,
-            requests_per_second=config.requests_per_second,
-            failure=_wire.prediction_failure,
-        )
-        self._session.gate = scheduler.gate
-        self._scheduler = scheduler
-        await task_group.start(scheduler.run)
-
-    async def _stop_background(self) -> None:
-        """
-        Stop the background work; called first by ``__aexit__``.
-
-        The scheduler drains first: its pending futures fail with
-        `ClientClosedError` (the server jobs live on; ``attach`` resumes them).
-        Raw operations still work until this returns; public calls already raise
-        `ClientClosedError`.
-        """
+    async def _drain(self) -> None:
+        # Pending futures fail with ClientClosedError; the server jobs live on
+        # and ``attach`` resumes them.
         if self._scheduler is not None:
             await self._scheduler.aclose()
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
 
-    def _require_open(self, *, internal: bool = False) -> None:
-        """Raise unless the client is open, on this event loop."""
-        if self._state is _State.UNOPENED:
-            raise ClientStateError(
-                "this AtlasClient is not open yet: use"
-                " `async with AtlasClient() as client:` and call it inside the block"
-            )
-        if self._state is _State.CLOSED or (self._closing and not internal):
-            raise ClientClosedError(
-                "this AtlasClient is closed: its `async with` block has ended;"
-                " create a new AtlasClient"
-            )
-        if anyio.lowlevel.current_token() != self._loop:
-            raise ClientStateError(
-                "this AtlasClient belongs to another event loop: a client can only"
-                " be used from the loop (and thread) that entered `async with`;"
-                " create one client per event loop"
-            )
-
-    # -- raw operations for the scheduler ---------------------------------------
-
-    async def _create_prediction(
-        self, kind: Kind | str, model: str, params: Mapping[str, Any]
-    ) -> Prediction:
-        """
-        Submit one prediction: one POST, never re-sent once it may have arrived.
-
-        Raises:
-            SubmissionUnknownError: sent, and no answer came.
-            APIError: refused (429/503 only after the allowed retries).
-        """
-        self._require_open(internal=True)
-        kind = Kind.coerce(kind)
-        raw = await self._session.request(
-            "POST",
-            _wire.submit_path(kind),
-            json=_wire.build_submit_body(model, params),
-            retry=RetryMode.SUBMIT,
-            kind=kind,
-            model=model,
-        )
-        prediction = _wire.parse_submit(
-            raw.status_code, raw.headers, raw.content, now=time.time()
-        )
-        logger.debug(
-            "submitted prediction %s (%s, %s)",
-            prediction.id,
-            kind.value,
-            model,
-            extra={"prediction_id": prediction.id},
-        )
-        return prediction
-
-    async def _fetch_prediction(self, prediction_id: str) -> Prediction:
-        """One poll: one GET, no retry (the scheduler decides when to try again)."""
-        self._require_open(internal=True)
-        return await self._get(prediction_id, RetryMode.NONE)
-
-    async def _get(self, prediction_id: str, retry: RetryMode) -> Prediction:
-        raw = await self._session.request(
-            "GET",
-            _wire.prediction_path(prediction_id),
-            retry=retry,
-            prediction_id=prediction_id,
-        )
-        return _wire.parse_prediction(
-            raw.status_code,
-            raw.headers,
-            raw.content,
-            now=time.time(),
-            prediction_id=prediction_id,
-        )
+    def _require_open(self) -> None:
+        self._life.require_open()
 
     # -- predictions, driven by the scheduler -----------------------------------
 
@@ -356,6 +257,12 @@ class AtlasClient:
         if self._scheduler is None:  # pragma: no cover - set whenever open
             raise AssertionError("unreachable")
         return self._scheduler
+
+    def _running_operations(self) -> Operations:
+        self._require_open()
+        if self._operations is None:  # pragma: no cover - set whenever open
+            raise AssertionError("unreachable")
+        return self._operations
 
     async def submit(
         self,
@@ -535,6 +442,7 @@ class AtlasClient:
         timeout: float | None = None,
         batch_timeout: float | None = None,
         resubmit_unknown: bool = False,
+        download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY,
     ) -> BatchIterator:
         """
         Run a batch and yield a `BatchResult` per item, in completion order.
@@ -564,13 +472,14 @@ class AtlasClient:
             timeout: per item, seconds until its deadline.
             batch_timeout: seconds for the whole batch.
             resubmit_unknown: resend items whose earlier submit got no answer.
+            download_concurrency: predictions downloading at once.
 
         Raises:
             ConfigurationError: an invalid request or option (nothing is sent).
         """
         self._require_open()
         return generate_many(
-            self,
+            self._host,
             requests,
             journal=journal,
             max_in_flight=max_in_flight,
@@ -579,6 +488,7 @@ class AtlasClient:
             timeout=timeout,
             batch_timeout=batch_timeout,
             resubmit_unknown=resubmit_unknown,
+            download_concurrency=download_concurrency,
         )
 
     def statistics(self) -> ClientStatistics:
@@ -612,8 +522,7 @@ class AtlasClient:
             APIError: another error answer.
             TransportError: no usable answer after the retries.
         """
-        self._require_open()
-        return await self._get(prediction_id, RetryMode.IDEMPOTENT)
+        return await self._running_operations().get(prediction_id)
 
     async def upload_media(
         self, file: FileInput, *, filename: str | None = None
@@ -640,24 +549,7 @@ class AtlasClient:
                 stream is not binary.
             APIError: the server refused it (e.g. 413 above 50 MB).
         """
-        self._require_open()
-        data, upload_name, content_type = await read_upload(file, filename)
-        raw = await self._session.request(
-            "POST",
-            _wire.UPLOAD_PATH,
-            files={"file": (upload_name, data, content_type)},
-            # A repeated upload only leaves a second temporary file behind.
-            retry=RetryMode.IDEMPOTENT,
-        )
-        media = _wire.parse_upload(
-            raw.status_code, raw.headers, raw.content, now=time.time()
-        )
-        return attrs.evolve(
-            media,
-            filename=media.filename or upload_name,
-            size=media.size if media.size is not None else len(data),
-            content_type=media.content_type or content_type,
-        )
+        return await self._running_operations().upload(file, filename)
 
     async def list_models(self) -> list[ModelInfo]:
         """
@@ -668,13 +560,7 @@ class AtlasClient:
             models = await client.list_models()
             videos = [m.model for m in models if m.kind is Kind.VIDEO]
         """
-        self._require_open()
-        raw = await self._session.request(
-            "GET", _wire.MODELS_PATH, retry=RetryMode.IDEMPOTENT, auth=False
-        )
-        return _wire.parse_models(
-            raw.status_code, raw.headers, raw.content, now=time.time()
-        )
+        return await self._running_operations().list_models()
 
     async def download(
         self,
@@ -702,22 +588,20 @@ class AtlasClient:
             DownloadError: an output could not be fetched or written.
             ConfigurationError: the directory cannot be created or written.
         """
-        self._require_open()
-        http = self._session._client
-        if http is None:  # pragma: no cover - set whenever open
-            raise AssertionError("unreachable")
-        return await download_outputs(
-            prediction,
-            directory,
-            http=http,
-            api_origin=self._config.base_url,
-            clock=self._clock,
-            rng=self._rng,
-            **options,
-        )
+        operations = self._running_operations()
+        return await operations.download(prediction, directory, **options)
+
+    @property
+    def transport_name(self) -> str | None:
+        """
+        What carries this client's requests, once open: ``"httpx"``,
+        ``"aiohttp"``, ``"custom"`` (a transport passed in) or ``"injected"``
+        (an ``http_client``'s own); None before ``async with``.
+        """
+        return None if self._session is None else self._session.transport_name
 
     def __repr__(self) -> str:
         return (
             f"AtlasClient(base_url={self._config.base_url!r},"
-            f" state={self._state.value})"
+            f" state={self._life.state.value})"
         )

@@ -35,6 +35,11 @@ ended (a client that hung up leaves no polling behind). `wait_done` waits for a
 future with a timeout and returns early when the HTTP client disconnects:
 Starlette does not cancel a plain handler when its client goes away.
 
+**Nothing shared between apps.** The module keeps no state of its own: the
+client lives on the app (and in the lifespan state), a webhook router's
+verifier on each app it is included in, and `follow`'s count of open blocks on
+the future, so two apps in one process share nothing.
+
 This module is never imported by ``atlas_async`` itself: it needs ``fastapi``
 and ``cryptography``.
 """
@@ -51,11 +56,20 @@ from contextlib import (
 from typing import Annotated, Any
 
 import anyio
+import attrs
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+
+from ._core.extras import missing_extra
+
+try:
+    from fastapi import APIRouter, Depends, FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+except ModuleNotFoundError as exc:
+    missing = (exc.name or "fastapi").partition(".")[0]
+    raise missing_extra(missing, "fastapi", feature="atlas_async.fastapi") from exc
 
 from ._client import AtlasClient, Duration
+from ._core.clock import Clock
 from ._core.errors import ClientStateError, ConfigurationError
 from ._core.models import Kind
 from ._core.policies import PollPolicy
@@ -93,6 +107,8 @@ DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
 # Not authentic, so no retry can help: 401. The rest of the non-retryable
 # reasons describe a malformed delivery: 400.
 _UNAUTHORIZED = frozenset({"bad_signature", "unknown_key", "stale_timestamp"})
+# Where an app keeps its webhook routers' verifiers: ``{router source: _Keys}``.
+_KEYS_STATE = "atlas_webhook_keys"
 
 
 # --- the client's lifecycle ----------------------------------------------------
@@ -184,7 +200,9 @@ AtlasClientDep = Annotated[AtlasClient, Depends(get_atlas_client)]
 
 # --- waiting inside a request ----------------------------------------------------
 
-_FOLLOWERS: dict[PredictionFuture, int] = {}
+
+def _follower(future: PredictionFuture) -> None:
+    """One open `follow` block, as a (no-op) done callback of its future."""
 
 
 @contextmanager
@@ -221,14 +239,17 @@ def follow(
     future = client.attach(
         prediction_id, kind=kind, model=model, timeout=timeout, poll=poll
     )
-    _FOLLOWERS[future] = _FOLLOWERS.get(future, 0) + 1
+    # The count of open blocks lives on the future itself, as registrations of
+    # `_follower`: it belongs to the client (so to one app) and goes with it,
+    # and this module keeps no state shared by the apps of a process.
+    future.add_done_callback(_follower)
     try:
         yield future
     finally:
-        left = _FOLLOWERS.pop(future) - 1
-        if left:
-            _FOLLOWERS[future] = left
-        else:
+        others = future.remove_done_callback(_follower) - 1
+        for _ in range(others):
+            future.add_done_callback(_follower)
+        if others <= 0:
             future.cancel()  # a no-op once it has ended
 
 
@@ -284,32 +305,51 @@ async def _cancel_on_disconnect(request: Request, scope: anyio.CancelScope) -> N
 # --- the webhook endpoint ------------------------------------------------------
 
 
-class _Keys:
-    """The router's verifier, built on first use when it fetches Atlas's JWKS."""
+@attrs.frozen(eq=False)
+class _Source:
+    """One router's configuration of its keys; each app builds its own from it."""
 
-    def __init__(
-        self,
-        verifier: WebhookVerifier | None,
-        jwks_url: str,
-        http_client: httpx.AsyncClient | None,
-    ) -> None:
-        self._verifier = verifier
-        self._jwks_url = jwks_url
-        self._http = http_client
+    verifier: WebhookVerifier | None
+    jwks_url: str
+    http_client: httpx.AsyncClient | None
+    clock: Clock | None
+
+
+class _Keys:
+    """One app's verifier for one router, built on first use when it fetches
+    Atlas's JWKS, with the HTTP client it may own."""
+
+    def __init__(self, source: _Source) -> None:
+        self._source = source
+        self._verifier = source.verifier
         self._owned: httpx.AsyncClient | None = None
 
     def verifier(self) -> WebhookVerifier:
         if self._verifier is None:
-            if self._http is None:
-                self._owned = self._http = httpx.AsyncClient(timeout=10.0)
-            self._verifier = WebhookVerifier(JWKSCache(self._http, self._jwks_url))
+            http = self._source.http_client
+            if http is None:
+                http = self._owned = httpx.AsyncClient(timeout=10.0)
+            cache = JWKSCache(http, self._source.jwks_url, clock=self._source.clock)
+            self._verifier = WebhookVerifier(cache, clock=self._source.clock)
         return self._verifier
 
     async def aclose(self) -> None:
         owned, self._owned = self._owned, None
         if owned is not None:
             await owned.aclose()
-            self._http = self._verifier = None
+
+
+def _keys_of(app: Any, source: _Source) -> _Keys:
+    # On the app, not in the router: a router included in two apps gives each
+    # its own key cache and replay memory.
+    table: dict[_Source, _Keys] | None = getattr(app.state, _KEYS_STATE, None)
+    if table is None:
+        table = {}
+        setattr(app.state, _KEYS_STATE, table)
+    keys = table.get(source)
+    if keys is None:
+        keys = table[source] = _Keys(source)
+    return keys
 
 
 def webhook_router(
@@ -318,6 +358,7 @@ def webhook_router(
     verifier: WebhookVerifier | None = None,
     jwks_url: str | None = None,
     http_client: httpx.AsyncClient | None = None,
+    clock: Clock | None = None,
     on_event: Callable[[WebhookEvent], Awaitable[None]] | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     include_in_schema: bool = False,
@@ -328,6 +369,10 @@ def webhook_router(
     Each delivery is verified, then its prediction goes to the app's client
     (`AtlasClient.deliver`), which resolves the waiting future at once when this
     process follows it. See the module docstring for the status codes.
+
+    The router keeps no state of its own: each app it is included in gets its
+    own verifier (key cache and replay memory), kept on the app and closed with
+    it.
 
     Example::
 
@@ -343,6 +388,8 @@ def webhook_router(
             only without ``verifier``.
         http_client: the client the JWKS is fetched with (never closed here); by
             default the router opens one and closes it with the app.
+        clock: the default verifier's and key cache's clock (default: the real
+            one); only without ``verifier``, which has its own.
         on_event: an async hook called with each verified, non-replayed event
             after the client has seen it (at least once, as Atlas delivers: make
             it idempotent). If it raises, the answer is a 500 and Atlas retries.
@@ -350,18 +397,24 @@ def webhook_router(
         include_in_schema: list the route in the OpenAPI schema.
 
     Raises:
-        ConfigurationError: both ``verifier`` and ``jwks_url`` were given.
+        ConfigurationError: ``verifier`` with ``jwks_url`` or ``clock``.
     """
-    if verifier is not None and jwks_url is not None:
-        raise ConfigurationError("give either verifier or jwks_url, not both")
-    keys = _Keys(verifier, jwks_url or DEFAULT_JWKS_URL, http_client)
+    if verifier is not None and (jwks_url is not None or clock is not None):
+        raise ConfigurationError(
+            "give either verifier or jwks_url/clock, not both: the verifier has"
+            " its own keys and clock"
+        )
+    source = _Source(verifier, jwks_url or DEFAULT_JWKS_URL, http_client, clock)
 
     @asynccontextmanager
     async def close_keys(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await keys.aclose()
+            table = getattr(app.state, _KEYS_STATE, None) or {}
+            keys = table.pop(source, None)
+            if keys is not None:
+                await keys.aclose()
 
     router = APIRouter(lifespan=close_keys)
 
@@ -369,7 +422,7 @@ def webhook_router(
         body = await _read_body(request, max_body_size)
         if body is None:
             return _answer(413, "too_large")
-        verifier = keys.verifier()
+        verifier = _keys_of(request.app, source).verifier()
         try:
             event = await verifier.averify(request.headers, body)
         except WebhookVerificationError as exc:

@@ -28,18 +28,21 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.lowlevel
 import attrs
 
+from ._core.errors import AtlasError
+from ._core.models import Kind, Prediction, PredictionStatus
+
 if TYPE_CHECKING:
     from .emulator import Emulator, EmulatorConfig, RunningEmulator
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "FakeSource", "snapshot"]
 
 
 @attrs.define(eq=False)
@@ -191,6 +194,136 @@ async def _wait_all_tasks_blocked() -> None:
                 break
         else:
             return
+
+
+def snapshot(
+    prediction_id: str,
+    status: PredictionStatus | str = PredictionStatus.PROCESSING,
+    *,
+    model: str | None = "m",
+) -> Prediction:
+    """
+    A `Prediction` snapshot for tests; a completed one carries one output URL.
+
+    Example::
+
+        snapshot("p1", "completed").outputs == ("https://cdn.test/p1.png",)
+    """
+    status = PredictionStatus(status)
+    outputs = (f"https://cdn.test/{prediction_id}.png",) if status.is_success else ()
+    return Prediction(
+        id=prediction_id,
+        status=status,
+        status_raw=status.value,
+        outputs=outputs,
+        model=model,
+    )
+
+
+class _Gate(Protocol):
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
+
+    def record(self, status_code: int | None, retry_after: float | None) -> None: ...
+
+
+#: What a scripted answer may be: a snapshot, an error to raise, or a status
+#: (turned into a snapshot of the polled id).
+Answer = Prediction | AtlasError | PredictionStatus
+
+
+class FakeSource:
+    """
+    A scripted `PredictionSource` (``create``, ``fetch``) for scheduler tests.
+
+    Each call passes the ``gate`` like the HTTP session does (a slot around the
+    call, then ``record`` with its status), waits ``latency`` on the clock, and
+    answers from a script; it records what it saw.
+
+    Example::
+
+        source = FakeSource(clock)
+        source.script("p0", PredictionStatus.PROCESSING, PredictionStatus.COMPLETED)
+        scheduler = Scheduler(source, clock=clock, ...)
+
+    Attributes:
+        gate: the admission to pass (None: none), e.g. the client's gate.
+        default: the answers of an id with no script.
+        create_answer: what ``create`` answers (ids are ``p0``, ``p1``, ...
+            unless the params carry an ``id``).
+        latency: fake seconds each call takes, holding its slot.
+        created: ``(time, id)`` of each create.
+        fetches: ``(time, id)`` of each fetch.
+        max_concurrent: the most calls seen holding a slot at once.
+    """
+
+    def __init__(self, clock: FakeClock, *, gate: _Gate | None = None) -> None:
+        self.clock = clock
+        self.gate = gate
+        self.scripts: dict[str, list[Answer]] = {}
+        self.default: Sequence[Answer] = (
+            PredictionStatus.PROCESSING,
+            PredictionStatus.COMPLETED,
+        )
+        self.created: list[tuple[float, str]] = []
+        self.fetches: list[tuple[float, str]] = []
+        self.create_answer: Answer = PredictionStatus.PROCESSING
+        self.latency = 0.0
+        self.concurrent = 0
+        self.max_concurrent = 0
+        self._next = 0
+
+    def script(self, prediction_id: str, *answers: Answer) -> None:
+        """Answer polls of ``prediction_id`` in order; the last answer repeats."""
+        self.scripts[prediction_id] = list(answers)
+
+    def fetch_times(self, prediction_id: str) -> list[float]:
+        """When ``prediction_id`` was fetched (rounded to 0.1 ms)."""
+        return [round(t, 4) for t, p in self.fetches if p == prediction_id]
+
+    async def create(
+        self, kind: Kind, model: str, params: Mapping[str, Any]
+    ) -> Prediction:
+        """Create the next prediction; answers ``create_answer``."""
+        prediction_id = str(params.get("id", f"p{self._next}"))
+        self._next += 1
+        self.created.append((self.clock.now(), prediction_id))
+        return await self._call(prediction_id, self.create_answer)
+
+    async def fetch(self, prediction_id: str) -> Prediction:
+        """Poll once: the next scripted answer for the id."""
+        self.fetches.append((self.clock.now(), prediction_id))
+        script = self.scripts.setdefault(prediction_id, list(self.default))
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        return await self._call(prediction_id, answer)
+
+    async def _call(self, prediction_id: str, answer: Answer) -> Prediction:
+        gate = self.gate
+        async with gate.slot() if gate is not None else _no_slot():
+            self.concurrent += 1
+            self.max_concurrent = max(self.max_concurrent, self.concurrent)
+            try:
+                if self.latency:
+                    await self.clock.sleep(self.latency)
+            finally:
+                self.concurrent -= 1
+        if isinstance(answer, AtlasError):
+            if gate is not None:
+                status = getattr(answer, "status_code", None)
+                gate.record(status, getattr(answer, "retry_after", None))
+            raise answer
+        if gate is not None:
+            gate.record(200, None)
+        if isinstance(answer, Prediction):
+            return answer
+        return snapshot(prediction_id, answer)
+
+    def __repr__(self) -> str:
+        return f"<FakeSource created={len(self.created)} fetches={len(self.fetches)}>"
+
+
+@asynccontextmanager
+async def _no_slot() -> AsyncIterator[None]:
+    yield
 
 
 try:

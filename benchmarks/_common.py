@@ -5,7 +5,8 @@ CPU pinning, CPU clocks, percentiles, tables and the JSON results.
 Every benchmark runs the emulator as a separate process
 (``python -m atlas_async.emulator``) pinned to core 1 and itself on core 0,
 when the machine has two cores and ``taskset`` exists, so the server's work
-never lands on the client's CPU clock (perf-limits.md section 0).
+never lands on the client's CPU clock (as in docs/performance.md, "What the
+HTTP layer costs").
 """
 
 from __future__ import annotations

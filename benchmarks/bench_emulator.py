@@ -4,9 +4,9 @@ How many polls per second the emulator serves on one core.
 The emulator runs in its own process (``python -m atlas_async.emulator``),
 pinned with ``taskset`` to one core when taskset exists; this process is the
 client, pinned to another core, and speaks raw HTTP/1.1 over keep-alive asyncio
-streams (about 15-40 us of client CPU a request, perf-limits.md section 2), so
-the server is what saturates. Each worker submits one long-running prediction,
-then polls it in a closed loop until the time is up.
+streams (about 15-40 us of client CPU a request; docs/performance.md, "What
+the HTTP layer costs"), so the server is what saturates. Each worker submits one
+long-running prediction, then polls it in a closed loop until the time is up.
 
 Usage::
 

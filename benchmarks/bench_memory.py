@@ -51,9 +51,11 @@ import _common
 import anyio
 
 from atlas_async._client import AtlasClient
+from atlas_async._core.clock import Clock
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import FixedPolicy
 from atlas_async._core.schedule import Decision, PollCore, Rescheduled
+from atlas_async._ops.operations import PredictionSource
 from atlas_async._ops.scheduler import Scheduler
 
 MODEL = "google/nano-banana-2/text-to-image"
@@ -166,16 +168,28 @@ class _TimedCore(PollCore):
         return decision
 
 
+class _TimedSource:
+    """A source that notes how late each poll starts against its due time."""
+
+    def __init__(
+        self, inner: PredictionSource, clock: Clock, lateness: list[float]
+    ) -> None:
+        self.inner, self.clock, self.lateness = inner, clock, lateness
+
+    async def create(
+        self, kind: Kind, model: str, params: Mapping[str, Any]
+    ) -> Prediction:
+        return await self.inner.create(kind, model, params)
+
+    async def fetch(self, prediction_id: str) -> Prediction:
+        self.lateness.append(self.clock.now() - SCHEDULED[prediction_id])
+        return await self.inner.fetch(prediction_id)
+
+
 def _timed(scheduler: Scheduler, lateness: list[float]) -> None:
     """Time every poll's start against its due time (instrumenting privates)."""
     scheduler._core.__class__ = _TimedCore
-    fetch, clock = scheduler._fetch, scheduler._clock
-
-    async def timed_fetch(prediction_id: str) -> Prediction:
-        lateness.append(clock.now() - SCHEDULED[prediction_id])
-        return await fetch(prediction_id)
-
-    scheduler._fetch = timed_fetch
+    scheduler._source = _TimedSource(scheduler._source, scheduler._clock, lateness)
 
 
 async def _lateness_http(
@@ -210,16 +224,19 @@ async def _lateness_http(
 async def _lateness_no_http(n: int, duration: float) -> dict[str, Any]:
     lateness: list[float] = []
 
-    async def create(kind: Kind, model: str, params: Mapping[str, Any]) -> Prediction:
-        return Prediction(id=params["prompt"], status=PredictionStatus.PROCESSING)
+    class Source:
+        async def create(
+            self, kind: Kind, model: str, params: Mapping[str, Any]
+        ) -> Prediction:
+            return Prediction(id=params["prompt"], status=PredictionStatus.PROCESSING)
 
-    async def fetch(prediction_id: str) -> Prediction:
-        await anyio.lowlevel.checkpoint()
-        return Prediction(id=prediction_id, status=PredictionStatus.PROCESSING)
+        async def fetch(self, prediction_id: str) -> Prediction:
+            await anyio.lowlevel.checkpoint()
+            return Prediction(id=prediction_id, status=PredictionStatus.PROCESSING)
 
     policy = FixedPolicy(2.0, jitter=0.1)
     scheduler = Scheduler(
-        create, fetch, max_in_flight=n + 1, poll=policy, rng=random.Random(1)
+        Source(), max_in_flight=n + 1, poll=policy, rng=random.Random(1)
     )
     _timed(scheduler, lateness)
     async with anyio.create_task_group() as tg:

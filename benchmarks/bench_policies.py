@@ -1,8 +1,9 @@
 """
 Poll policies compared: requests per completed prediction and detection lag.
 
-Two measurements of the same question, on the seeds' latency profiles (image
-uniform 2-10 s, video uniform 30-180 s):
+Two measurements of the same question, on the latency profiles of the
+vendor's Predictions guide (image uniform 2-10 s, video uniform 30-180 s;
+docs/wire.md, "Typical durations"):
 
 * **simulated** (exact, the default): the scheduler's pure core
   (``atlas_async._core.schedule.PollCore``) on a simulated clock, with zero-latency
@@ -22,7 +23,7 @@ prediction's ``created_at`` (the emulator's clock as wall time, to the
 millisecond) plus the ``metrics.predict_time`` it reports, divided by S.
 
 Policies: the default ``AdaptivePolicy()`` against ``FixedPolicy`` 5 s and 2 s
-(the seeds' advice for video and images) and 0.5 s and 0.1 s (peer SDKs). The
+(the guide's advice for video and images) and 0.5 s and 0.1 s (peer SDKs). The
 baseline of each ratio is fixed 5 s of the same run.
 
 Usage::

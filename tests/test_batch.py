@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from atlas_async._batch.input import load_requests
-from atlas_async._batch.iterator import generate_many
 from atlas_async._batch.journal import ItemState, Journal
 from atlas_async._batch.types import BatchProgress, BatchResult, GenerationRequest
 from atlas_async._client import AtlasClient
@@ -625,8 +624,8 @@ class TestBadInput:
                 client.generate_many([image("ok")], timeout=0)
             with pytest.raises(ConfigurationError, match="batch_timeout"):
                 client.generate_many([image("ok")], batch_timeout=-1)
-            with pytest.raises(ConfigurationError):
-                generate_many(client, [image("ok")], download_concurrency=0)
+            with pytest.raises(ConfigurationError, match="download_concurrency"):
+                client.generate_many([image("ok")], download_concurrency=0)
         assert harness.submits() == 0
 
     async def test_a_malformed_line_is_reported_by_number_while_others_proceed(

@@ -121,6 +121,23 @@ def usage_error(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
+class StepClock:
+    """A clock that reads ``start`` once, then ``then`` ever after."""
+
+    def __init__(self, *, start: float, then: float) -> None:
+        self.readings = iter([start])
+        self.then = then
+
+    def now(self) -> float:
+        return next(self.readings, self.then)
+
+    def wall(self) -> float:
+        return 1_767_225_600.0
+
+    async def sleep_until(self, deadline: float) -> None:
+        raise AssertionError("the command line never sleeps on its clock")
+
+
 def pngs(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.png"))
 
@@ -155,6 +172,17 @@ class TestBatch:
         assert all(Path(r["files"][0]).exists() for r in results)
         assert summary["summary"]["ok"] == 3
         assert summary["summary"]["failed"] == 0
+
+    def test_the_elapsed_time_comes_from_the_injected_clock(
+        self, prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The summary's elapsed seconds are read from main's clock, not the OS."""
+        out = tmp_path / "out"
+        argv = ["batch", str(prompts), *EMU, "--out", str(out), "--json"]
+        code = cli.main(argv, clock=StepClock(start=100.0, then=102.5))
+        summary = json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]
+        assert code == 0
+        assert summary["elapsed_seconds"] == 2.5
 
     def test_a_rerun_resumes_from_the_journal(
         self, prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

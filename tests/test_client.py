@@ -7,7 +7,8 @@ import io
 import json
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 import respx
 
 from atlas_async._client import AtlasClient
+from atlas_async._core.config import resolve_config
 from atlas_async._core.errors import (
     ClientClosedError,
     ClientStateError,
@@ -27,6 +29,14 @@ from atlas_async._core.errors import (
     SubmissionUnknownError,
 )
 from atlas_async._core.models import Kind, PredictionStatus
+from atlas_async._core.policies import (
+    DurationModel,
+    FixedPolicy,
+    PollPlan,
+    PollPolicy,
+)
+from atlas_async._net.session import ApiSession
+from atlas_async._ops.operations import Operations
 from atlas_async.testing import FakeClock
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -78,11 +88,8 @@ class TestLifecycle:
             pytest.param(lambda c: c.get_prediction("p1"), id="get_prediction"),
             pytest.param(lambda c: c.list_models(), id="list_models"),
             pytest.param(lambda c: c.upload_media(PNG), id="upload_media"),
-            pytest.param(lambda c: c._fetch_prediction("p1"), id="_fetch_prediction"),
-            pytest.param(
-                lambda c: c._create_prediction("image", "m/x", {}),
-                id="_create_prediction",
-            ),
+            pytest.param(lambda c: c.submit_image("m/x", prompt="p"), id="submit"),
+            pytest.param(lambda c: c.attach("p1"), id="attach"),
         ],
     )
     async def test_use_before_entering_explains_async_with(
@@ -152,15 +159,20 @@ class TestLifecycle:
         assert route.call_count == 1
 
     async def test_owned_http_client_is_closed_on_exit(
-        self, make_client: ClientFactory
+        self, router: respx.Router
     ) -> None:
-        """The httpx client the SDK built is closed when the block ends."""
-        client = make_client()
-        async with client:
-            http = client._session._client
-            assert http is not None
-            assert not http.is_closed
-        assert http.is_closed
+        """The httpx client the SDK built is closed (its transport too) on exit."""
+
+        class Recording(httpx.MockTransport):
+            closed = False
+
+            async def aclose(self) -> None:
+                self.closed = True
+
+        transport = Recording(router.handler)
+        async with AtlasClient(KEY, transport=transport):
+            assert not transport.closed
+        assert transport.closed
 
     async def test_injected_http_client_stays_open(
         self, router: respx.Router, make_client: ClientFactory
@@ -204,21 +216,20 @@ class TestLifecycle:
             assert "state=opened" in repr(client)
         assert KEY not in repr(client)
 
-    async def test_options_for_the_scheduler_are_kept(
-        self, make_client: ClientFactory
+    async def test_options_for_the_scheduler_take_effect(
+        self, router: respx.Router, make_client: ClientFactory
     ) -> None:
-        """Scheduler options are validated and stored on the config."""
-        policy = object()
-        client = make_client(
-            max_in_flight=50,
-            max_concurrent_requests=8,
-            requests_per_second=5,
-            poll=policy,
-        )
-        config = client._config
-        assert (config.max_in_flight, config.max_concurrent_requests) == (50, 8)
-        assert config.requests_per_second == 5.0
-        assert config.poll is policy
+        """Scheduler options are validated, then used: the rate budget is in force."""
+        router.get("/models").mock(return_value=httpx.Response(200, json=envelope([])))
+        async with make_client(
+            max_in_flight=50, max_concurrent_requests=8, requests_per_second=5
+        ) as client:
+            await client.list_models()
+            stats = client.statistics()
+        assert stats.requests_per_second == 5.0
+        assert stats.requests_sent == 1
+        with pytest.raises(ConfigurationError, match="max_in_flight"):
+            make_client(max_in_flight=0)
 
     async def test_key_and_base_url_come_from_the_environment(
         self, monkeypatch: pytest.MonkeyPatch
@@ -227,8 +238,17 @@ class TestLifecycle:
         monkeypatch.setenv("ATLASCLOUD_API_KEY", "sk-from-env")
         monkeypatch.setenv("ATLASCLOUD_BASE_URL", "http://127.0.0.1:8787/api/v1")
         client = AtlasClient()
-        assert client._config.api_key == "sk-from-env"
-        assert client._config.base_url == "http://127.0.0.1:8787/api/v1"
+        assert "http://127.0.0.1:8787/api/v1" in repr(client)
+        seen: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json=envelope(prediction()))
+
+        async with AtlasClient(transport=httpx.MockTransport(answer)) as client:
+            await client.get_prediction("p1")
+        assert seen[0].headers["Authorization"] == "Bearer sk-from-env"
+        assert str(seen[0].url).startswith("http://127.0.0.1:8787/api/v1/")
 
     async def test_plain_http_to_remote_host_is_refused(self) -> None:
         """The http safety rule applies to the client's own constructor."""
@@ -239,97 +259,81 @@ class TestLifecycle:
         )
 
 
-class _Background(AtlasClient):
-    """A client whose background work stands in for the scheduler."""
-
-    events: list[str]
-    during_stop: list[object]
-
-    async def _start_background(self, task_group: anyio.abc.TaskGroup) -> None:
-        self.events, self.during_stop = ["started"], []
-        task_group.start_soon(self._forever)
-
-    async def _forever(self) -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            self.events.append("cancelled")
-
-    async def _stop_background(self) -> None:
-        # The scheduler may still poll while draining; users may not.
-        self.during_stop.append(await self._fetch_prediction("p1"))
-        try:
-            await self.get_prediction("p1")
-        except ClientClosedError as exc:
-            self.during_stop.append(exc)
-        await super()._stop_background()
+class _CrashingPlan:
+    def delay(self, elapsed: float, polls: int, rng: random.Random) -> float:
+        if polls:
+            raise ValueError("scheduler bug")
+        return 0.0
 
 
-class TestBackgroundHooks:
-    async def test_background_work_starts_on_enter_and_stops_on_exit(
-        self, router: respx.Router, clock: FakeClock
+class _CrashingPolicy(PollPolicy):
+    """A poll policy with a bug: planning the poll after the first raises."""
+
+    def plan(self, durations: DurationModel) -> PollPlan:
+        return _CrashingPlan()
+
+
+class TestBackground:
+    async def test_pending_predictions_fail_with_client_closed_on_exit(
+        self, router: respx.Router, make_client: ClientFactory
     ) -> None:
-        """The task group runs background work for the block and cancels it after."""
-        router.get("/model/prediction/p1").mock(
-            return_value=httpx.Response(200, json=prediction())
+        """Leaving the block stops polling: pending futures get ClientClosedError."""
+        router.post("/model/generateImage").mock(
+            return_value=httpx.Response(200, json=prediction("p1", "created"))
         )
-        client = _Background(KEY, transport=httpx.MockTransport(router.handler))
-        async with client:
-            assert client.events == ["started"]
-        assert client.events == ["started", "cancelled"]
-        first, second = client.during_stop
-        assert getattr(first, "id", None) == "p1"
-        assert isinstance(second, ClientClosedError)
+        async with make_client(poll=FixedPolicy(3600.0)) as client:
+            future = await client.submit_image("m/x", prompt="a fox")
+            assert not future.done()
+        assert isinstance(future.exception(), ClientClosedError)
+        assert future.exception().prediction_id == "p1"  # type: ignore[union-attr]
+        with pytest.raises(ClientClosedError):
+            await client.get_prediction("p1")
 
     async def test_background_crash_surfaces_from_the_block(
-        self, router: respx.Router
+        self, router: respx.Router, make_client: ClientFactory
     ) -> None:
-        """A crash in background work cancels the block and is raised, not lost."""
-
-        class Crashing(AtlasClient):
-            async def _start_background(self, task_group: anyio.abc.TaskGroup) -> None:
-                task_group.start_soon(self._crash)
-
-            async def _crash(self) -> None:
-                raise ValueError("scheduler bug")
-
-        client = Crashing(KEY, transport=httpx.MockTransport(router.handler))
-        with pytest.raises(BaseExceptionGroup) as info:
-            async with client:
+        """A bug in the scheduler cancels the block and is raised, not lost."""
+        router.post("/model/generateImage").mock(
+            return_value=httpx.Response(200, json=prediction("p1", "created"))
+        )
+        router.get("/model/prediction/p1").mock(
+            return_value=httpx.Response(200, json=prediction("p1"))
+        )
+        with pytest.raises(BaseExceptionGroup) as info:  # noqa: PT012
+            async with make_client(poll=_CrashingPolicy()) as client:
+                await client.submit_image("m/x", prompt="a fox")
                 await anyio.sleep_forever()
-        assert info.group_contains(ValueError, match="scheduler bug")
+        assert info.group_contains(ValueError, match="scheduler bug", depth=None)
         assert "state=closed" in repr(client)
 
-    async def test_failure_while_opening_leaves_a_closed_client(
-        self, router: respx.Router
-    ) -> None:
-        """If starting background work fails, the client is closed, not half-open."""
 
-        class Broken(AtlasClient):
-            async def _start_background(self, task_group: anyio.abc.TaskGroup) -> None:
-                task_group.start_soon(anyio.sleep_forever)
-                raise RuntimeError("scheduler failed to start")
-
-        client = Broken(KEY, transport=httpx.MockTransport(router.handler))
-        # The guard turns a regression (waiting on the started task) into a failure.
-        with anyio.fail_after(5), pytest.raises(RuntimeError, match="failed to start"):
-            await client.__aenter__()
-        assert "state=closed" in repr(client)
-        assert client._session._client is not None
-        assert client._session._client.is_closed
+@asynccontextmanager
+async def operations(
+    router: respx.Router, clock: FakeClock
+) -> AsyncIterator[Operations]:
+    """The raw operations over a session on the mocked API, as the client has them."""
+    config = resolve_config(KEY, env={})
+    session = ApiSession(
+        config,
+        transport=httpx.MockTransport(router.handler),
+        clock=clock,
+        rng=random.Random(0),
+    )
+    async with session:
+        yield Operations(session, clock=clock, rng=random.Random(0))
 
 
 class TestRawOperations:
-    async def test_create_prediction_posts_a_flat_body_once(
-        self, router: respx.Router, make_client: ClientFactory
+    async def test_create_posts_a_flat_body_once(
+        self, router: respx.Router, clock: FakeClock
     ) -> None:
         """A submit posts {model, **params} to the kind's path and parses the id."""
         route = router.post("/model/generateVideo").mock(
             return_value=httpx.Response(200, json=prediction("v1", "created"))
         )
-        async with make_client() as client:
-            created = await client._create_prediction(
-                "video", "kwaivgi/kling", {"prompt": "a fox", "duration": 5}
+        async with operations(router, clock) as ops:
+            created = await ops.create(
+                Kind.VIDEO, "kwaivgi/kling", {"prompt": "a fox", "duration": 5}
             )
         assert created.id == "v1"
         assert created.status is PredictionStatus.CREATED
@@ -340,7 +344,7 @@ class TestRawOperations:
             "duration": 5,
         }
 
-    async def test_create_prediction_read_timeout_is_unknown_not_resent(
+    async def test_create_read_timeout_is_unknown_not_resent(
         self, router: respx.Router, make_client: ClientFactory
     ) -> None:
         """A lost answer to a submit raises SubmissionUnknownError after one send."""
@@ -349,20 +353,20 @@ class TestRawOperations:
         )
         async with make_client() as client:
             with pytest.raises(SubmissionUnknownError) as info:
-                await client._create_prediction(Kind.IMAGE, "m/x", {"prompt": "p"})
+                await client.submit_image("m/x", prompt="p")
         assert route.call_count == 1
         assert (info.value.kind, info.value.model) == (Kind.IMAGE, "m/x")
 
-    async def test_fetch_prediction_does_not_retry(
-        self, router: respx.Router, make_client: ClientFactory
+    async def test_fetch_does_not_retry(
+        self, router: respx.Router, clock: FakeClock
     ) -> None:
         """The scheduler's poll is one GET: it decides itself when to try again."""
         route = router.get("/model/prediction/p1").mock(
             return_value=httpx.Response(503)
         )
-        async with make_client() as client:
+        async with operations(router, clock) as ops:
             with pytest.raises(ServerError) as info:
-                await client._fetch_prediction("p1")
+                await ops.fetch("p1")
         assert route.call_count == 1
         assert info.value.prediction_id == "p1"
 

@@ -1,7 +1,7 @@
 """
-The wire fixtures F1-F19 (atlas-api.md section 15) and every status code of
-section 11.1, driven through the public client over respx: what a user gets back
-for each answer the real API is known to give.
+The wire fixtures F1-F19 (docs/wire.md, "Sample answers") and every status code
+of its "Error answers", driven through the public client over respx: what a user
+gets back for each answer the real API is known to give.
 """
 
 from __future__ import annotations

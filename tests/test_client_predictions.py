@@ -269,7 +269,7 @@ class TestUnderTrio:
         """Under trio the scheduler submits, polls and resolves a generation."""
         assert sniffio.current_async_library() == "trio"
         async with opened(EmulatorConfig(seed=8)) as (client, emulator, _):
-            assert client._session.transport_name == "custom"
+            assert client.transport_name == "custom"
             prediction = await client.generate_image(IMAGE, prompt="a fox")
             stats = client.statistics()
         assert prediction.status is PredictionStatus.COMPLETED

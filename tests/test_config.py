@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 import httpx
@@ -13,7 +12,6 @@ from atlas_async._core.config import (
     DEFAULT_TIMEOUTS,
     ClientConfig,
     Origin,
-    RetryPolicy,
     Timeouts,
     is_loopback_host,
     origin_of,
@@ -299,50 +297,3 @@ class TestLimits:
         """Limits outside their range are ConfigurationErrors."""
         with pytest.raises(ConfigurationError):
             resolve_config(KEY, env={}, **kwargs)  # type: ignore[arg-type]
-
-
-class TestRetryPolicy:
-    def test_delays_grow_exponentially_up_to_the_cap(self) -> None:
-        """Without jitter the n-th retry waits base * factor**(n-1), capped."""
-        policy = RetryPolicy(jitter=0.0)
-        rng = random.Random(0)
-        delays = [policy.delay(n, retry_after=None, rng=rng) for n in range(1, 8)]
-        assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-
-    def test_jitter_stays_within_its_band(self) -> None:
-        """With jitter 0.5 each delay lies between half and all of the nominal."""
-        policy = RetryPolicy()
-        rng = random.Random(7)
-        for n in range(1, 6):
-            nominal = min(8.0, 0.5 * 2 ** (n - 1))
-            assert nominal / 2 <= policy.delay(n, retry_after=None, rng=rng) <= nominal
-
-    def test_huge_retry_numbers_do_not_overflow(self) -> None:
-        """The exponent is clamped, so a large retry number still returns the cap."""
-        assert (
-            RetryPolicy(jitter=0).delay(5000, retry_after=None, rng=random.Random())
-            == 8.0
-        )
-
-    def test_retry_after_is_honoured_up_to_its_cap(self) -> None:
-        """A server hint lengthens the wait, but never beyond retry_after_cap."""
-        policy = RetryPolicy(jitter=0.0)
-        rng = random.Random(0)
-        assert policy.delay(1, retry_after=7.0, rng=rng) == 7.0
-        assert policy.delay(1, retry_after=3600.0, rng=rng) == 60.0
-        assert policy.delay(4, retry_after=1.0, rng=rng) == 4.0
-
-    @pytest.mark.parametrize(
-        "kwargs",
-        [
-            pytest.param({"base": 0}, id="base"),
-            pytest.param({"factor": 0.5}, id="factor"),
-            pytest.param({"cap": 0.1}, id="cap"),
-            pytest.param({"jitter": 2}, id="jitter"),
-            pytest.param({"retry_after_cap": -1}, id="retry-after-cap"),
-        ],
-    )
-    def test_invalid_policy_is_refused(self, kwargs: dict[str, float]) -> None:
-        """Nonsensical backoff parameters are refused at construction."""
-        with pytest.raises(ConfigurationError):
-            RetryPolicy(**kwargs)  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +37,12 @@ from atlas_async import (
     RateLimitError,
     TransportError,
 )
-from atlas_async.emulator import Emulator, EmulatorConfig, http_sender
+from atlas_async.emulator import (
+    Emulator,
+    EmulatorConfig,
+    WebhookSigning,
+    http_sender,
+)
 from atlas_async.fastapi import (
     AtlasClientDep,
     atlas_lifespan,
@@ -63,6 +67,8 @@ MODEL = "google/nano-banana-2/text-to-image"
 SLOW = "z-image/turbo"  # never ends within a test
 ORIGIN = "http://testserver"
 HOOK = f"{ORIGIN}/atlas/webhook"
+# Unix time at the start of every FakeClock here: deliveries are signed at it.
+WALL = 1_767_225_600.0
 
 
 example = load_example("fastapi_app.py", "fastapi_app")
@@ -89,8 +95,12 @@ class Stack:
 
 
 def emulator_for(clock: FakeClock, **options: Any) -> tuple[Emulator, Any]:
-    """An emulator on ``clock`` whose webhooks go to the app set on the holder."""
+    """An emulator on ``clock`` whose webhooks go to the app set on the holder.
+
+    Its Unix time is the clock's ``wall()``, so a verifier on ``clock`` accepts
+    its signatures."""
     target: dict[str, httpx.AsyncClient] = {}
+    options.setdefault("epoch", clock.wall())
 
     async def send(url: str, headers: Mapping[str, str], body: bytes) -> int:
         return await http_sender(target["http"])(url, headers, body)
@@ -133,7 +143,7 @@ async def example_stack(
     *, webhooks: bool = True, verifier: WebhookVerifier | None = None, **client: Any
 ) -> AsyncIterator[Stack]:
     """The example app on the emulator; webhooks (when on) delivered in-process."""
-    clock = FakeClock()
+    clock = FakeClock(wall=WALL)
     emulator, target = emulator_for(clock)
     settings = example.Settings(
         public_webhook_url=HOOK if webhooks else None,
@@ -142,7 +152,7 @@ async def example_stack(
     )
     app = example.create_app(
         settings,
-        verifier=verifier or WebhookVerifier(emulator.signer.jwks()),
+        verifier=verifier or WebhookVerifier(emulator.signer.jwks(), clock=clock),
         **{**client_options(emulator, clock), **client},
     )
     async with running(app) as http, emulator:
@@ -151,14 +161,14 @@ async def example_stack(
 
 
 def sign(
-    signer: WebhookSigner,
+    signer: WebhookSigning,
     session_id: str,
     *,
     status: str = "completed",
-    timestamp: float | None = None,
+    timestamp: float = WALL,
     body: bytes | None = None,
 ) -> tuple[dict[str, str], bytes]:
-    """A delivery for ``session_id``, signed now (or at ``timestamp``)."""
+    """A delivery for ``session_id``, signed at WALL (or at ``timestamp``)."""
     if body is None:
         outputs = ["https://cdn.test/a.png"] if status == "completed" else []
         body = build_body(
@@ -170,7 +180,7 @@ def sign(
         body,
         webhook_id=session_id,
         event_type="image.task.terminal",
-        timestamp=time.time() if timestamp is None else timestamp,
+        timestamp=timestamp,
     )
     return headers, body
 
@@ -188,11 +198,14 @@ async def router_app(
     signer: WebhookSigner | None = None,
     **router: Any,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, Emulator, FakeClock]]:
-    """A bare app: atlas_lifespan plus the webhook router, on the emulator."""
-    clock = FakeClock()
+    """A bare app: atlas_lifespan plus the webhook router, on the emulator; the
+    router's verifier (``signer``'s, or the one it builds) reads ``clock``."""
+    clock = FakeClock(wall=WALL)
     emulator, _ = emulator_for(clock)
     if signer is not None:
-        router.setdefault("verifier", WebhookVerifier(signer.jwks()))
+        router.setdefault("verifier", WebhookVerifier(signer.jwks(), clock=clock))
+    if "verifier" not in router:
+        router.setdefault("clock", clock)
     app = FastAPI(lifespan=atlas_lifespan(**client_options(emulator, clock)))
     app.include_router(webhook_router(**router))
     async with running(app) as http:
@@ -324,7 +337,7 @@ class TestWebhookRouter:
             elif tamper == "forged":
                 body = body.replace(b"a.png", b"b.png")
             elif tamper == "stale":
-                headers, body = sign(signer, future.id, timestamp=time.time() - 3600)
+                headers, body = sign(signer, future.id, timestamp=WALL - 3600)
             elif tamper == "no-headers":
                 headers = {}
             else:
@@ -349,7 +362,7 @@ class TestWebhookRouter:
             replay = await post(http, delivery)
             redelivery = await post(
                 http,
-                sign(signer, future.id, status="failed", timestamp=time.time() + 1),
+                sign(signer, future.id, status="failed", timestamp=WALL + 1),
             )
             assert (await future).status is PredictionStatus.COMPLETED
         assert [r.json()["status"] for r in (first, replay, redelivery)] == [
@@ -466,18 +479,55 @@ class TestWebhookRouter:
         """A router mounted on an app with no client says so in the log."""
         signer = WebhookSigner.generate()
         app = FastAPI()
-        app.include_router(webhook_router(verifier=WebhookVerifier(signer.jwks())))
+        verifier = WebhookVerifier(signer.jwks(), clock=FakeClock(wall=WALL))
+        app.include_router(webhook_router(verifier=verifier))
         with caplog.at_level(logging.WARNING, logger="atlas_async"):
             async with running(app) as http:
                 answer = await post(http, sign(signer, "p"))
         assert answer.json() == {"status": "accepted"}
         assert "no AtlasClient" in caplog.text
 
-    async def test_verifier_and_jwks_url_together_are_refused(self) -> None:
-        """Two sources of keys is a configuration error."""
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            pytest.param({"jwks_url": DEFAULT_JWKS_URL}, id="jwks-url"),
+            pytest.param({"clock": FakeClock()}, id="clock"),
+        ],
+    )
+    async def test_a_verifier_with_keys_or_a_clock_of_the_router_is_refused(
+        self, extra: dict[str, Any]
+    ) -> None:
+        """A verifier has its own keys and clock: two of either is a mistake."""
         verifier = WebhookVerifier(WebhookSigner.generate().jwks())
         with pytest.raises(ConfigurationError):
-            webhook_router(verifier=verifier, jwks_url=DEFAULT_JWKS_URL)
+            webhook_router(verifier=verifier, **extra)
+
+    async def test_one_router_in_two_apps_gives_each_its_own_keys_and_memory(
+        self,
+    ) -> None:
+        """Each app builds its own verifier from the router: it fetches the key
+        set itself and remembers its own deliveries, so one delivery posted to
+        both apps resolves the wait in each (no "replay" in the second)."""
+        signer = WebhookSigner.generate()
+        clock = FakeClock(wall=WALL)
+        emulator, _ = emulator_for(clock)
+        router = webhook_router(clock=clock)
+        apps = [
+            FastAPI(lifespan=atlas_lifespan(**client_options(emulator, clock)))
+            for _ in range(2)
+        ]
+        for app in apps:
+            app.include_router(router)
+        with respx.mock(assert_all_called=True) as mock:
+            route = mock.get(DEFAULT_JWKS_URL).respond(json=signer.jwks())
+            async with running(apps[0]) as first, running(apps[1]) as second:
+                ours = await submit(apps[0].state.atlas_client)
+                theirs = apps[1].state.atlas_client.attach(ours.id)
+                delivery = sign(signer, ours.id)
+                answers = [await post(http, delivery) for http in (first, second)]
+                assert (ours.done(), theirs.done()) == (True, True)
+        assert [answer.json() for answer in answers] == [{"status": "resolved"}] * 2
+        assert route.call_count == 2
 
 
 class TestFollowAndWait:
@@ -495,6 +545,21 @@ class TestFollowAndWait:
                 assert client.statistics().in_flight == 1
             assert outer.cancelled()
             assert client.statistics().in_flight == 0
+
+    async def test_two_apps_following_one_id_stop_independently(self) -> None:
+        """Two clients (two apps' worth) follow the same id: the last block out of
+        one cancels that client's future only, and the other keeps polling."""
+        clock = FakeClock()
+        emulator, _ = emulator_for(clock)
+        options = client_options(emulator, clock)
+        async with AtlasClient(**options) as one, AtlasClient(**options) as other:
+            with follow(other, "p") as theirs:
+                with follow(one, "p") as ours:
+                    assert ours is not theirs
+                assert ours.cancelled()
+                assert not theirs.cancelled()
+                assert other.statistics().in_flight == 1
+            assert theirs.cancelled()
 
     async def test_a_finished_future_is_left_alone(self) -> None:
         """Leaving after the prediction ended changes nothing."""
@@ -681,13 +746,17 @@ class TestExampleApp:
 
     async def test_events_of_a_closed_client_end_with_an_error_event(self) -> None:
         """Errors from attaching become the stream's last event, not a crash."""
-        stream = example._events
-        clock = FakeClock()
-        emulator, _ = emulator_for(clock)
-        async with AtlasClient(**client_options(emulator, clock)) as client:
-            pass
-        chunks = [chunk async for chunk in stream(client, "p", "image")]
-        assert chunks[-1].startswith("event: error\n")
+        async with example_stack(webhooks=False) as stack:
+            closed = stack.client
+        stack.app.state.atlas_client = closed  # what a request at shutdown sees
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(stack.app), base_url=ORIGIN
+        ) as late:
+            answer = await late.get("/predictions/p/events")
+        assert answer.status_code == 200
+        last = answer.text.strip().split("\n\n")[-1]
+        assert last.startswith("event: error\n")
+        assert json.loads(last.split("data: ", 1)[1])["error"] == "ClientClosedError"
 
     @pytest.mark.parametrize(
         ("error", "status"),
@@ -722,9 +791,22 @@ class TestExampleApp:
     async def test_atlas_errors_become_http_statuses(
         self, error: AtlasError, status: int
     ) -> None:
-        """Each error maps to the status a caller can act on."""
-        answer = await example._atlas_error(None, error)
+        """Each error a handler lets out maps to the status a caller can act on."""
+        app: FastAPI = example.create_app(
+            example.Settings(),
+            verifier=WebhookVerifier(WebhookSigner.generate().jwks()),
+            api_key="key",
+        )
+
+        @app.get("/raises")
+        async def raises() -> None:
+            raise error
+
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+            answer = await http.get("/raises")
         assert answer.status_code == status
+        assert answer.json()["error"] == type(error).__name__
         if isinstance(error, RateLimitError):
             assert answer.headers["retry-after"] == "2"
 

@@ -34,7 +34,7 @@ def failure(pid: str = "p1") -> PredictionFailedError:
 class TestState:
     async def test_pending_future_reports_its_identity(self) -> None:
         """A new future has its id, kind and model, status UNKNOWN, not done."""
-        future = PredictionFuture("p1", kind=Kind.VIDEO, model="m")
+        future, _resolver = PredictionFuture.pair("p1", kind=Kind.VIDEO, model="m")
         assert (future.id, future.kind, future.model) == ("p1", Kind.VIDEO, "m")
         assert future.status is S.UNKNOWN
         assert future.latest is None
@@ -44,14 +44,14 @@ class TestState:
     async def test_model_falls_back_to_the_servers(self) -> None:
         """Without a model given, the latest snapshot's model is reported."""
         assert PredictionFuture("p0", kind=Kind.IMAGE).model is None
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
-        future._update(Prediction(id="p1", status=S.QUEUED, model="srv/m"))
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
+        resolver.update(Prediction(id="p1", status=S.QUEUED, model="srv/m"))
         assert future.model == "srv/m"
         assert future.status is S.QUEUED
 
     async def test_result_and_exception_refuse_a_pending_future(self) -> None:
         """result() and exception() never block: pending raises ClientStateError."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
+        future, _resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
         with pytest.raises(ClientStateError, match="not done"):
             future.result()
         with pytest.raises(RuntimeError, match="not done"):
@@ -59,9 +59,9 @@ class TestState:
 
     async def test_resolved_future_returns_its_result(self) -> None:
         """A resolved future gives its prediction without waiting."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
         done = snap(S.COMPLETED)
-        assert future._resolve(done)
+        assert resolver.resolve(done)
         assert future.result() is done
         assert future.exception() is None
         assert future.latest is done
@@ -70,9 +70,9 @@ class TestState:
 
     async def test_failed_future_raises_its_error(self) -> None:
         """A failed future raises from result() and await, and returns it."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
         error = failure()
-        future._fail(error)
+        resolver.fail(error)
         assert future.exception() is error
         with pytest.raises(PredictionFailedError):
             future.result()
@@ -85,24 +85,26 @@ class TestExactlyOnce:
     @pytest.mark.parametrize("first", ["resolve", "fail", "cancel"])
     async def test_later_resolutions_are_ignored(self, first: str) -> None:
         """Whatever settles a future first wins; everything after is ignored."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
         if first == "resolve":
-            assert future._resolve(snap(S.COMPLETED))
+            assert resolver.resolve(snap(S.COMPLETED))
         elif first == "fail":
-            assert future._fail(failure())
+            assert resolver.fail(failure())
         else:
             assert future.cancel()
-        outcome = (future._result, future._error)
-        assert not future._resolve(snap(S.COMPLETED, pid="other"))
-        assert not future._fail(failure("other"))
-        assert not future._update(snap(S.PROCESSING))
+        outcome = (future.latest, future.exception())
+        assert not resolver.resolve(snap(S.COMPLETED, pid="other"))
+        assert not resolver.fail(failure("other"))
+        assert not resolver.update(snap(S.PROCESSING))
         assert not future.cancel()
-        assert (future._result, future._error) == outcome
+        assert (future.latest, future.exception()) == outcome
 
     async def test_cancel_calls_the_canceller_once(self) -> None:
         """cancel() tells the scheduler once, and raises for awaiters."""
         calls: list[PredictionFuture] = []
-        future = PredictionFuture("p1", kind=Kind.IMAGE, canceller=calls.append)
+        future, _resolver = PredictionFuture.pair(
+            "p1", kind=Kind.IMAGE, canceller=calls.append
+        )
         assert future.cancel()
         assert not future.cancel()
         assert calls == [future]
@@ -114,7 +116,7 @@ class TestExactlyOnce:
 class TestWaiting:
     async def test_many_awaiters_get_the_same_result(self) -> None:
         """Every task awaiting one future gets the same prediction."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
         results: list[Prediction] = []
 
         async def waiter() -> None:
@@ -125,14 +127,16 @@ class TestWaiting:
             for _ in range(5):
                 tg.start_soon(waiter)
             await anyio.wait_all_tasks_blocked()
-            future._update(snap(S.PROCESSING))
+            resolver.update(snap(S.PROCESSING))
             await anyio.wait_all_tasks_blocked()
-            future._resolve(done)
+            resolver.resolve(done)
         assert results == [done] * 5
 
     async def test_updates_yield_each_status_change_then_end(self) -> None:
         """updates() yields one snapshot per status change, ending at the terminal."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE, latest=snap(S.CREATED))
+        future, resolver = PredictionFuture.pair(
+            "p1", kind=Kind.IMAGE, latest=snap(S.CREATED)
+        )
         seen: list[PredictionStatus] = []
 
         async def consume() -> None:
@@ -143,14 +147,14 @@ class TestWaiting:
             tg.start_soon(consume)
             for status in (S.CREATED, S.PROCESSING, S.PROCESSING):
                 await anyio.wait_all_tasks_blocked()
-                future._update(snap(status))
+                resolver.update(snap(status))
             await anyio.wait_all_tasks_blocked()
-            future._resolve(snap(S.COMPLETED))
+            resolver.resolve(snap(S.COMPLETED))
         assert seen == [S.CREATED, S.PROCESSING, S.COMPLETED]
 
     async def test_updates_distinguish_unknown_raw_statuses(self) -> None:
         """Two different unknown wire statuses are two changes."""
-        future = PredictionFuture(
+        future, resolver = PredictionFuture.pair(
             "p1", kind=Kind.IMAGE, latest=snap(S.UNKNOWN, raw="a")
         )
         seen: list[str] = []
@@ -162,14 +166,16 @@ class TestWaiting:
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             await anyio.wait_all_tasks_blocked()
-            future._update(snap(S.UNKNOWN, raw="b"))
+            resolver.update(snap(S.UNKNOWN, raw="b"))
             await anyio.wait_all_tasks_blocked()
-            future._resolve(snap(S.COMPLETED))
+            resolver.resolve(snap(S.COMPLETED))
         assert seen == ["a", "b", "completed"]
 
     async def test_updates_raise_when_ending_without_a_terminal_snapshot(self) -> None:
         """A future cancelled mid-way makes updates() raise after the last change."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE, latest=snap(S.PROCESSING))
+        future, _resolver = PredictionFuture.pair(
+            "p1", kind=Kind.IMAGE, latest=snap(S.PROCESSING)
+        )
         future.cancel()
         seen: list[Prediction] = []
         with pytest.raises(PredictionCancelledError):
@@ -178,9 +184,9 @@ class TestWaiting:
 
     async def test_updates_end_normally_after_a_terminal_failure(self) -> None:
         """A server failure ends updates() at the FAILED snapshot, no raise."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
-        future._update(snap(S.FAILED))
-        future._fail(failure())
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
+        resolver.update(snap(S.FAILED))
+        resolver.fail(failure())
         assert [s.status for s in await _collect(future)] == [S.FAILED]
 
 
@@ -197,31 +203,33 @@ async def _collect(
 class TestCallbacks:
     async def test_done_callbacks_run_once_on_completion(self) -> None:
         """Callbacks fire once when done, and at once if already done."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
         calls: list[str] = []
         future.add_done_callback(lambda f: calls.append("a"))
-        future._resolve(snap(S.COMPLETED))
-        future._fail(failure())
+        resolver.resolve(snap(S.COMPLETED))
+        resolver.fail(failure())
         future.add_done_callback(lambda f: calls.append("b"))
         assert calls == ["a", "b"]
 
     async def test_removed_callback_does_not_run(self) -> None:
         """remove_done_callback returns how many registrations it dropped."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE)
+        future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
         calls: list[PredictionFuture] = []
         assert future.remove_done_callback(calls.append) == 0
         future.add_done_callback(calls.append)
         future.add_done_callback(calls.append)
         assert future.remove_done_callback(calls.append) == 2
-        future._resolve(snap(S.COMPLETED))
+        resolver.resolve(snap(S.COMPLETED))
         assert calls == []
 
 
 class TestAsCompleted:
     async def test_futures_come_in_completion_order(self) -> None:
         """as_completed yields each future once, in the order they finish."""
-        futures = [PredictionFuture(f"p{i}", kind=Kind.IMAGE) for i in range(3)]
-        futures[1]._resolve(snap(S.COMPLETED, "p1"))
+        pairs = [PredictionFuture.pair(f"p{i}", kind=Kind.IMAGE) for i in range(3)]
+        futures = [future for future, _ in pairs]
+        resolvers = [resolver for _, resolver in pairs]
+        resolvers[1].resolve(snap(S.COMPLETED, "p1"))
         order: list[str] = []
 
         async def consume() -> None:
@@ -231,18 +239,20 @@ class TestAsCompleted:
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             await anyio.wait_all_tasks_blocked()
-            futures[2]._fail(failure("p2"))
+            resolvers[2].fail(failure("p2"))
             await anyio.wait_all_tasks_blocked()
-            futures[0]._resolve(snap(S.COMPLETED, "p0"))
+            resolvers[0].resolve(snap(S.COMPLETED, "p0"))
         assert order == ["p1", "p2", "p0"]
 
     async def test_abandoned_iteration_unregisters(self) -> None:
         """aclose() stops listening; later completions go nowhere."""
-        futures = [PredictionFuture(f"p{i}", kind=Kind.IMAGE) for i in range(2)]
+        pairs = [PredictionFuture.pair(f"p{i}", kind=Kind.IMAGE) for i in range(2)]
+        futures = [future for future, _ in pairs]
+        resolvers = [resolver for _, resolver in pairs]
         iterator = as_completed(futures)
         assert iterator.__aiter__() is iterator
         await iterator.aclose()
-        futures[0]._resolve(snap(S.COMPLETED, "p0"))
+        resolvers[0].resolve(snap(S.COMPLETED, "p0"))
         with pytest.raises(StopAsyncIteration):
             await iterator.__anext__()
 
@@ -250,6 +260,6 @@ class TestAsCompleted:
 class TestMemory:
     async def test_a_pending_future_is_small(self) -> None:
         """A pending future has no __dict__ and stays well under 200 bytes."""
-        future = PredictionFuture("p1", kind=Kind.IMAGE, model="m")
+        future, _resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE, model="m")
         assert not hasattr(future, "__dict__")
         assert sys.getsizeof(future) < 200

@@ -1,7 +1,12 @@
-"""Tests for the batch journal: real SQLite files in tmp_path, no mocks."""
+"""Tests for the batch journal: real SQLite files in tmp_path, no mocks.
+
+The journal is reached through its public methods; a test that must see or
+change the file itself opens it with its own ``sqlite3`` connection.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import sys
@@ -15,15 +20,26 @@ import anyio
 import attrs
 import pytest
 
-from atlas_async._batch.journal import (
+from atlas_async import (
+    AtlasError,
+    ConfigurationError,
+    InvalidRequestError,
     ItemState,
     Journal,
     JournalEntry,
-    batch_fingerprint,
-    request_key,
+    JournalError,
+    Kind,
+    NotFoundError,
+    Prediction,
+    PredictionFailedError,
+    PredictionStatus,
+    PredictionTimeoutError,
+    RateLimitError,
+    ServerError,
+    SubmissionUnknownError,
 )
-from atlas_async._core.errors import ConfigurationError, JournalError
-from atlas_async._core.models import Kind, Prediction, PredictionStatus
+from atlas_async._batch.journal import batch_fingerprint, request_key
+from atlas_async.testing import FakeClock
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,19 +78,40 @@ def completed(prediction_id: str = "p-0") -> Prediction:
     )
 
 
-class FakeWallClock:
-    """Epoch seconds that move only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "run.db"
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
+    """Every connection ``sqlite3.connect`` hands out during the test."""
+    made: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def spy(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        made.append(connect(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
+    return made
+
+
+def tamper(path: Path, sql: str, *args: object) -> None:
+    """Change the closed journal's file behind its back."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, args)
+    conn.close()
+
+
+def stored(path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Read the closed journal's file directly."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
 
 
 async def begin(path: Path) -> list[JournalEntry]:
@@ -115,19 +152,17 @@ class TestKeys:
 
 class TestOpen:
     async def test_new_file_is_wal_with_full_sync_and_a_schema_version(
-        self, path: Path
+        self, path: Path, connections: list[sqlite3.Connection]
     ) -> None:
         """A new journal is in WAL mode, fsyncs every commit, and records its schema."""
-        async with Journal(path) as journal:
-            conn = journal._conn
-            assert conn is not None
+        async with Journal(path):
+            [conn] = connections  # the journal's own, as sqlite3 handed it out
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
             assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
-        with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            meta = dict(conn.execute("SELECT name, value FROM meta"))
-        conn.close()
-        assert meta == {"format": "atlas_async.journal", "schema_version": "1"}
+        assert stored(path, "PRAGMA journal_mode") == [("wal",)]
+        meta = dict(stored(path, "SELECT name, value FROM meta"))
+        assert meta == {"format": "atlas_async.journal", "schema_version": "2"}
+        assert stored(path, "PRAGMA application_id") == [(0x41544C53,)]
 
     async def test_missing_parent_directories_are_created(self, tmp_path: Path) -> None:
         """The journal's directory is created when it does not exist."""
@@ -168,13 +203,11 @@ class TestOpen:
         with pytest.raises(JournalError, match="not a journal"):
             await Journal(path).open()
 
-    async def test_newer_schema_is_refused(self, path: Path) -> None:
+    @pytest.mark.parametrize("version", ["3", "99", "two"])
+    async def test_newer_schema_is_refused(self, path: Path, version: str) -> None:
         """A journal written by a newer version asks for an upgrade."""
         await begin(path)
-        conn = sqlite3.connect(path)
-        conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
-        conn.commit()
-        conn.close()
+        tamper(path, "UPDATE meta SET value = ? WHERE name = 'schema_version'", version)
         with pytest.raises(JournalError, match=r"newer atlas_async.*upgrade"):
             await Journal(path).open()
 
@@ -205,15 +238,32 @@ class TestOpen:
         assert "open=False" in repr(journal)
 
     async def test_a_database_failure_mid_run_is_a_journal_error(
-        self, path: Path
+        self, path: Path, connections: list[sqlite3.Connection]
     ) -> None:
         """sqlite3's own errors never escape: they arrive as JournalError."""
         async with Journal(path) as journal:
             await journal.begin(REQUESTS)
-            assert journal._conn is not None
-            journal._conn.close()  # as if the file system went away under us
+            assert journal.is_open
+            connections[0].close()  # as if the file system went away under us
             with pytest.raises(JournalError, match="closed database"):
                 await journal.mark_submitting(0)
+
+    async def test_is_open_follows_open_and_close(self, path: Path) -> None:
+        """`is_open` is True exactly between open and close."""
+        journal = Journal(path)
+        seen = [journal.is_open]
+        async with journal:
+            seen.append(journal.is_open)
+        seen.append(journal.is_open)
+        assert seen == [False, True, False]
+
+    async def test_importing_the_journal_does_not_load_sqlite3(self) -> None:
+        """sqlite3 is loaded by Journal.open, not by importing the package."""
+        probe = (
+            "import sys, atlas_async._batch.journal; print('sqlite3' in sys.modules)"
+        )
+        done = await anyio.run_process([sys.executable, "-c", probe])
+        assert done.stdout.decode().strip() == "False"
 
 
 class TestBegin:
@@ -276,13 +326,13 @@ SENT = "submitting submitted"
 class TestTransitions:
     async def test_happy_path_records_everything(self, path: Path) -> None:
         """pending -> submitting -> submitted -> completed keeps id, outputs, files."""
-        clock = FakeWallClock()
-        async with Journal(path, wall_clock=clock) as journal:
+        clock = FakeClock(wall=1_000.0)
+        async with Journal(path, clock=clock) as journal:
             await journal.begin(REQUESTS)
             await journal.mark_submitting(0)
             assert (await journal.get(0)).state is ItemState.SUBMITTING
             await journal.mark_submitted(0, "p-0")
-            clock.now = 1_005.0
+            clock.advance(5.0)
             await journal.mark_completed(0, completed())
             await journal.record_files(0, [Path("/out/p-0-0.png")])
             entry = await journal.get(0)
@@ -393,8 +443,15 @@ class TestTransitions:
             "InvalidRequestError",
             None,
         )
+        assert isinstance(refused.error, InvalidRequestError)
+        assert refused.error.status_code == 400  # the text's code, read once
         assert moderated.prediction == failed
         assert moderated.error_message == "content policy"
+        assert isinstance(moderated.error, PredictionFailedError)
+        assert (moderated.error.error_code, moderated.error.prediction) == (
+            1039,
+            failed,
+        )
 
     async def test_failed_item_can_be_retried_knowingly(self, path: Path) -> None:
         """Resetting a failed item clears its id, snapshot, outputs and error."""
@@ -572,3 +629,311 @@ class TestSecrets:
         assert all("[redacted]" in m and secret not in m for m in messages)
         stored = b"".join(p.read_bytes() for p in path.parent.glob("run.db*"))
         assert secret.encode() not in stored
+
+
+def failed_snapshot(prediction_id: str = "p-0") -> Prediction:
+    """A snapshot of a prediction the server failed (content moderation)."""
+    return Prediction(
+        id=prediction_id,
+        status=PredictionStatus.FAILED,
+        status_raw="failed",
+        error="content policy",
+        error_code=1039,
+    )
+
+
+async def record_and_reread(path: Path, record: Any) -> JournalEntry:
+    """Run ``record(journal)`` on item 0, then read item 0 from a new journal."""
+    async with Journal(path) as journal:
+        await journal.begin(REQUESTS)
+        await journal.mark_submitting(0)
+        await record(journal)
+    async with Journal(path) as journal:
+        return await journal.get(0)
+
+
+class TestStructuredErrors:
+    async def test_an_api_error_comes_back_with_every_field(self, path: Path) -> None:
+        """Status code, request id, Retry-After and id survive a reopen, no parsing."""
+        error = RateLimitError(
+            "slow down: 10 per second",
+            status_code=429,
+            request_id="req-7",
+            retry_after=2.5,
+            prediction_id="p-0",
+        )
+        entry = await record_and_reread(path, lambda j: j.mark_failed(0, error))
+        again = entry.error
+        assert type(again) is RateLimitError
+        assert (again.message, again.status_code, again.request_id) == (
+            "slow down: 10 per second",
+            429,
+            "req-7",
+        )
+        assert (again.retry_after, again.prediction_id) == (2.5, "p-0")
+        assert str(again) == str(error) == entry.error_message
+        assert entry.error_type == "RateLimitError"
+
+    async def test_a_prediction_failure_comes_back_with_its_snapshot(
+        self, path: Path
+    ) -> None:
+        """PredictionFailedError keeps error, code, status and its last snapshot."""
+        snapshot = failed_snapshot()
+        error = PredictionFailedError(
+            "prediction p-0 failed: content policy",
+            prediction_id="p-0",
+            prediction=snapshot,
+            error="content policy",
+            error_code=1039,
+            status=PredictionStatus.FAILED,
+        )
+
+        async def record(journal: Journal) -> None:
+            await journal.mark_submitted(0, "p-0")
+            await journal.mark_failed(0, error)  # the snapshot comes from the error
+
+        entry = await record_and_reread(path, record)
+        again = entry.error
+        assert isinstance(again, PredictionFailedError)
+        assert (again.prediction_id, again.error, again.error_code) == (
+            "p-0",
+            "content policy",
+            1039,
+        )
+        assert again.status is PredictionStatus.FAILED
+        assert again.prediction == snapshot == entry.prediction
+
+    async def test_a_timeout_keeps_its_last_status_and_limit(self, path: Path) -> None:
+        """Fields of other error classes (last status, timeout) are kept too."""
+        error = PredictionTimeoutError(
+            "prediction p-0 did not finish in 60s",
+            prediction_id="p-0",
+            last_status=PredictionStatus.PROCESSING,
+            timeout=60.0,
+        )
+        entry = await record_and_reread(path, lambda j: j.mark_failed(0, error))
+        again = entry.error
+        assert isinstance(again, PredictionTimeoutError)
+        assert isinstance(again, TimeoutError)
+        assert (again.last_status, again.timeout) == (PredictionStatus.PROCESSING, 60.0)
+
+    async def test_an_unknown_submit_keeps_what_was_sent(self, path: Path) -> None:
+        """mark_unknown with the exception keeps its method, URL, kind and model."""
+        error = SubmissionUnknownError(
+            "read timeout after sending",
+            method="POST",
+            url="https://api.example/api/v1/model/generateImage",
+            kind=Kind.IMAGE,
+            model="m",
+        )
+        entry = await record_and_reread(path, lambda j: j.mark_unknown(0, error))
+        again = entry.error
+        assert entry.state is ItemState.UNKNOWN
+        assert isinstance(again, SubmissionUnknownError)
+        assert (again.method, again.url, again.kind, again.model) == (
+            "POST",
+            "https://api.example/api/v1/model/generateImage",
+            Kind.IMAGE,
+            "m",
+        )
+
+    async def test_an_unknown_submit_given_as_text_is_a_submission_unknown_error(
+        self, path: Path
+    ) -> None:
+        """mark_unknown with a text records a SubmissionUnknownError with it."""
+        entry = await record_and_reread(path, lambda j: j.mark_unknown(0, "no answer"))
+        assert isinstance(entry.error, SubmissionUnknownError)
+        assert (entry.error_type, str(entry.error)) == (
+            "SubmissionUnknownError",
+            "no answer",
+        )
+
+    async def test_a_subclass_outside_the_tree_comes_back_as_its_nearest_parent(
+        self, path: Path
+    ) -> None:
+        """An application's own subclass is rebuilt as the SDK class it extends."""
+
+        class TeapotError(ServerError):
+            pass
+
+        error = TeapotError("i'm a teapot", status_code=518)
+        entry = await record_and_reread(path, lambda j: j.mark_failed(0, error))
+        assert type(entry.error) is ServerError
+        assert entry.error.status_code == 518
+        assert entry.error_type == "TeapotError"
+
+    @pytest.mark.parametrize(
+        ("name", "message", "expected", "text"),
+        [
+            pytest.param(
+                "NotFoundError",
+                "404: no such prediction",
+                NotFoundError,
+                "404: no such prediction",
+                id="known-name",
+            ),
+            pytest.param(
+                "EmulatorStopped",
+                "the emulator stopped",
+                AtlasError,
+                "the emulator stopped",
+                id="a-label",
+            ),
+        ],
+    )
+    async def test_a_failure_given_by_name_is_rebuilt_from_it(
+        self, path: Path, name: str, message: str, expected: type, text: str
+    ) -> None:
+        """A name of the tree gives that class; any other name is a plain AtlasError."""
+        entry = await record_and_reread(path, lambda j: j.mark_failed(0, name, message))
+        assert type(entry.error) is expected
+        assert str(entry.error) == text
+        assert (entry.error_type, entry.error_message) == (name, message)
+
+    async def test_secrets_in_error_fields_never_reach_the_file(
+        self, path: Path
+    ) -> None:
+        """Every text field of the record is redacted, not only the message."""
+        secret = "sk-live-0123456789abcdef"
+        error = PredictionFailedError(
+            f"failed (Authorization: Bearer {secret})",
+            prediction_id="p-0",
+            error=f"upstream said: bearer {secret}",
+        )
+        entry = await record_and_reread(path, lambda j: j.mark_failed(0, error))
+        assert isinstance(entry.error, PredictionFailedError)
+        assert secret not in str(entry.error)
+        assert entry.error.error == "upstream said: bearer [redacted]"
+        files = b"".join(p.read_bytes() for p in path.parent.glob("run.db*"))
+        assert secret.encode() not in files
+
+    async def test_a_retry_clears_the_recorded_error(self, path: Path) -> None:
+        """reset_to_pending forgets the error; mark_submitted does too."""
+
+        async def record(journal: Journal) -> None:
+            await journal.mark_unknown(0, "no answer")
+            await journal.mark_submitted(0, "p-0")
+
+        entry = await record_and_reread(path, record)
+        assert (entry.error, entry.error_type, entry.error_message) == (
+            None,
+            None,
+            None,
+        )
+
+
+class TestTamperedRows:
+    """A row changed outside atlas_async is a JournalError naming the item."""
+
+    async def failed_journal(self, path: Path) -> None:
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_failed(1, ServerError("boom", status_code=500))
+            await journal.mark_submitting(2)
+            await journal.mark_submitted(2, "p-2")
+            await journal.mark_completed(2, completed("p-2"))
+
+    @pytest.mark.parametrize(
+        ("sql", "value", "item", "problem"),
+        [
+            pytest.param(
+                "UPDATE items SET error = ? WHERE idx = 1",
+                json.dumps({"type": "NoSuchError", "message": "x"}),
+                1,
+                "unknown error type 'NoSuchError'",
+                id="unknown-error-type",
+            ),
+            pytest.param(
+                "UPDATE items SET error = ? WHERE idx = 1",
+                '{"type": "ServerError", "message": ',
+                1,
+                "Expecting value",
+                id="broken-error-json",
+            ),
+            pytest.param(
+                "UPDATE items SET error = ? WHERE idx = 1",
+                json.dumps({"type": "ServerError", "message": "x", "status_code": "x"}),
+                1,
+                "status_code",
+                id="error-field-of-the-wrong-type",
+            ),
+            pytest.param(
+                "UPDATE items SET error = ? WHERE idx = 1",
+                json.dumps(["ServerError", "x"]),
+                1,
+                "expected a JSON object",
+                id="error-not-an-object",
+            ),
+            pytest.param(
+                "UPDATE items SET prediction = ? WHERE idx = 2",
+                json.dumps({"id": "p-2", "status": "exploded"}),
+                2,
+                "status",
+                id="unknown-prediction-status",
+            ),
+            pytest.param(
+                "UPDATE items SET prediction = ? WHERE idx = 2",
+                "{not json",
+                2,
+                "Expecting property name",
+                id="broken-prediction-json",
+            ),
+            pytest.param(
+                "UPDATE items SET request = ? WHERE idx = 0",
+                json.dumps({"model": "m", "params": {}}),
+                0,
+                "'kind' is missing",
+                id="request-without-kind",
+            ),
+            pytest.param(
+                "UPDATE items SET files = ? WHERE idx = 2",
+                "7",
+                2,
+                "int",
+                id="files-not-a-list",
+            ),
+        ],
+    )
+    async def test_a_damaged_row_is_reported_with_its_index(
+        self, path: Path, sql: str, value: str, item: int, problem: str
+    ) -> None:
+        """Resuming, listing and getting the item all say which item is damaged."""
+        await self.failed_journal(path)
+        tamper(path, sql, value)
+        async with Journal(path) as journal:
+            with pytest.raises(JournalError) as caught:
+                await journal.begin(REQUESTS)
+            with pytest.raises(JournalError, match=f"item {item} cannot be read"):
+                await journal.get(item)
+            with pytest.raises(JournalError, match=f"item {item} cannot be read"):
+                await journal.items()
+        message = str(caught.value)
+        assert f"item {item} cannot be read" in message
+        assert problem in message
+        assert str(path) in message
+
+    async def test_an_unknown_state_is_reported(self, path: Path) -> None:
+        """A state the journal never writes is a JournalError, not a ValueError."""
+        await self.failed_journal(path)
+        tamper(path, "UPDATE items SET state = 'exploded' WHERE idx = 0")
+        async with Journal(path) as journal:
+            with pytest.raises(JournalError, match=r"unknown states \['exploded'\]"):
+                await journal.summary()
+            with pytest.raises(JournalError, match="item 0 cannot be read"):
+                await journal.get(0)
+            assert (await journal.get(1)).state is ItemState.FAILED  # others still read
+
+
+class TestClock:
+    async def test_recovery_stamps_the_clock_wall_time(self, path: Path) -> None:
+        """Every timestamp, recovery's too, is the injected clock's wall()."""
+        clock = FakeClock(wall=2_000.0)
+        async with Journal(path, clock=clock) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(1)
+        clock.advance(60.0)
+        async with Journal(path, clock=clock) as journal:
+            entries = await journal.items()
+        assert entries[1].state is ItemState.UNKNOWN
+        assert (entries[1].created_at, entries[1].updated_at) == (2_000.0, 2_060.0)
+        assert (entries[0].created_at, entries[0].updated_at) == (2_000.0, 2_000.0)

@@ -42,15 +42,7 @@ CORE_FORBIDDEN = frozenset(
 STDLIB_ONLY_SKIP = frozenset({"__future__", "typing", "typing_extensions"})
 
 # Known exceptions, each with its reason; the list only ever shrinks.
-_EMULATOR_BORROWS = "the emulator borrows the SDK's Kind and webhook signer"
-ALLOWED: dict[tuple[str, str], str] = {
-    ("atlas_async.emulator._catalog", "atlas_async._core.models"): _EMULATOR_BORROWS,
-    ("atlas_async.emulator._handler", "atlas_async._core.models"): _EMULATOR_BORROWS,
-    ("atlas_async.emulator._handler", "atlas_async.webhooks"): _EMULATOR_BORROWS,
-    ("atlas_async.emulator._serve", "atlas_async.webhooks"): _EMULATOR_BORROWS,
-    ("atlas_async.emulator._state", "atlas_async._core.models"): _EMULATOR_BORROWS,
-    ("atlas_async.emulator._webhooks", "atlas_async.webhooks"): _EMULATOR_BORROWS,
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _layer(module: str) -> str:

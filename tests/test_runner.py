@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,9 +29,10 @@ from atlas_async._core.errors import (
 )
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import ExponentialPolicy, FixedPolicy
+from atlas_async._net.gate import RequestGate
 from atlas_async._ops.futures import PredictionFuture
-from atlas_async._ops.scheduler import Scheduler, SchedulerGate
-from atlas_async.testing import FakeClock
+from atlas_async._ops.scheduler import Scheduler
+from atlas_async.testing import FakeClock, FakeSource, snapshot
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -44,67 +45,7 @@ Answer = Prediction | AtlasError | PredictionStatus
 
 def snap(pid: str, status: PredictionStatus = S.PROCESSING) -> Prediction:
     """A snapshot; completed ones carry an output."""
-    outputs = (f"https://cdn/{pid}.png",) if status is S.COMPLETED else ()
-    return Prediction(id=pid, status=status, outputs=outputs, model="m")
-
-
-class FakeApi:
-    """
-    Scripted ``create``/``fetch`` that pass the scheduler's gate like the HTTP
-    session does, and count what they saw.
-    """
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.gate: SchedulerGate | None = None
-        self.scripts: dict[str, list[Answer]] = {}
-        self.default: Sequence[Answer] = (S.PROCESSING, S.COMPLETED)
-        self.created: list[tuple[float, str]] = []
-        self.fetches: list[tuple[float, str]] = []
-        self.create_answer: Answer = S.PROCESSING
-        self.latency = 0.0
-        self.concurrent = 0
-        self.max_concurrent = 0
-        self._next = 0
-
-    def script(self, pid: str, *answers: Answer) -> None:
-        """Answer polls of ``pid`` in order; the last answer repeats."""
-        self.scripts[pid] = list(answers)
-
-    def fetch_times(self, pid: str) -> list[float]:
-        """When ``pid`` was fetched."""
-        return [round(t, 4) for t, p in self.fetches if p == pid]
-
-    async def _call(self, pid: str, answer: Answer) -> Prediction:
-        assert self.gate is not None
-        async with self.gate.slot():
-            self.concurrent += 1
-            self.max_concurrent = max(self.max_concurrent, self.concurrent)
-            try:
-                if self.latency:
-                    await self.clock.sleep(self.latency)
-            finally:
-                self.concurrent -= 1
-        if isinstance(answer, AtlasError):
-            status = getattr(answer, "status_code", None)
-            self.gate.record(status, getattr(answer, "retry_after", None))
-            raise answer
-        self.gate.record(200, None)
-        return answer if isinstance(answer, Prediction) else snap(pid, answer)
-
-    async def create(
-        self, kind: Kind, model: str, params: Mapping[str, Any]
-    ) -> Prediction:
-        pid = str(params.get("id", f"p{self._next}"))
-        self._next += 1
-        self.created.append((self.clock.now(), pid))
-        return await self._call(pid, self.create_answer)
-
-    async def fetch(self, pid: str) -> Prediction:
-        self.fetches.append((self.clock.now(), pid))
-        script = self.scripts.setdefault(pid, list(self.default))
-        answer = script.pop(0) if len(script) > 1 else script[0]
-        return await self._call(pid, answer)
+    return snapshot(pid, status)
 
 
 @pytest.fixture
@@ -113,18 +54,21 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def api(clock: FakeClock) -> FakeApi:
-    return FakeApi(clock)
+def api(clock: FakeClock) -> FakeSource:
+    return FakeSource(clock)
 
 
 @asynccontextmanager
-async def running(api: FakeApi, **options: Any) -> AsyncIterator[Scheduler]:
+async def running(api: FakeSource, **options: Any) -> AsyncIterator[Scheduler]:
     """A running scheduler on the fake API, with autojump, closed on exit."""
     options.setdefault("poll", FixedPolicy(2.0))
-    sched = Scheduler(
-        api.create, api.fetch, clock=api.clock, rng=random.Random(7), **options
+    gate = RequestGate(
+        options.get("max_concurrent_requests", 16),
+        options.pop("requests_per_second", None),
+        api.clock,
     )
-    api.gate = sched.gate
+    sched = Scheduler(api, gate=gate, clock=api.clock, rng=random.Random(7), **options)
+    api.gate = gate
     async with api.clock.autojump(), anyio.create_task_group() as tg:
         await tg.start(sched.run)
         try:
@@ -141,7 +85,7 @@ async def submit(sched: Scheduler, pid: str, **options: Any) -> Any:
 
 class TestSubmit:
     async def test_submit_resolves_with_the_completed_prediction(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A submitted prediction is polled until completed, then awaited."""
         api.script("a", S.PROCESSING, S.PROCESSING, S.COMPLETED)
@@ -149,7 +93,7 @@ class TestSubmit:
             future = await submit(sched, "a")
             assert future.status is S.PROCESSING
             prediction = await future
-        assert prediction.outputs == ("https://cdn/a.png",)
+        assert prediction.outputs == ("https://cdn.test/a.png",)
         assert api.fetch_times("a") == [2.0, 4.0, 6.0]
         stats = sched.statistics()
         assert (stats.submitted, stats.completed, stats.polls, stats.in_flight) == (
@@ -161,7 +105,7 @@ class TestSubmit:
         assert stats.requests_sent == 4
 
     async def test_adaptive_poll_times_are_pinned_for_a_seed(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A video on the default policy and seed 7 polls exactly at these times."""
         api.script("v", *[S.PROCESSING] * 4, S.COMPLETED)
@@ -170,7 +114,7 @@ class TestSubmit:
             await future
         assert api.fetch_times("v") == [29.0285, 32.8878, 37.1621, 40.9563, 45.1351]
 
-    async def test_policy_per_kind_and_per_submit(self, api: FakeApi) -> None:
+    async def test_policy_per_kind_and_per_submit(self, api: FakeSource) -> None:
         """A per-kind mapping picks the policy; a submit's own policy wins."""
         poll = {"image": FixedPolicy(1.0), Kind.VIDEO: FixedPolicy(3.0)}
         async with running(api, poll=poll) as sched:
@@ -186,7 +130,7 @@ class TestSubmit:
         assert api.fetch_times("o") == [5.0, 12.5]
 
     async def test_create_error_propagates_and_registers_nothing(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A submit that fails raises to its caller and leaves nothing pending."""
         api.create_answer = InvalidRequestError("bad", status_code=400)
@@ -199,7 +143,7 @@ class TestSubmit:
         assert api.fetches[0][1] == "b"
 
     async def test_failed_prediction_raises_prediction_failed(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A server-side failure makes the future raise PredictionFailedError."""
         api.script("a", S.PROCESSING, S.FAILED)
@@ -211,7 +155,7 @@ class TestSubmit:
         assert sched.statistics().failed == 1
 
     async def test_synchronous_answer_resolves_without_polling(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A submit answered with a finished prediction needs no poll."""
         api.create_answer = S.COMPLETED
@@ -221,27 +165,27 @@ class TestSubmit:
             assert (await future).status is S.COMPLETED
         assert api.fetches == []
 
-    async def test_duplicate_id_shares_the_future(self, api: FakeApi) -> None:
+    async def test_duplicate_id_shares_the_future(self, api: FakeSource) -> None:
         """If the server repeats an id, the second submit gets the same future."""
         async with running(api) as sched:
             first = await submit(sched, "a")
             assert await submit(sched, "a") is first
 
-    async def test_invalid_timeout_is_refused(self, api: FakeApi) -> None:
+    async def test_invalid_timeout_is_refused(self, api: FakeSource) -> None:
         """A zero or negative timeout is a configuration error."""
         async with running(api) as sched:
             with pytest.raises(ConfigurationError):
                 await submit(sched, "a", timeout=0)
 
-    async def test_invalid_limits_are_refused(self, api: FakeApi) -> None:
+    async def test_invalid_limits_are_refused(self, api: FakeSource) -> None:
         """Limits below one are refused at construction."""
         with pytest.raises(ConfigurationError):
-            Scheduler(api.create, api.fetch, max_in_flight=0)
+            Scheduler(api, max_in_flight=0)
 
 
 class TestDeadlines:
     async def test_deadline_raises_timeout_with_id_and_last_status(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """Past its deadline a future raises PredictionTimeoutError with the status."""
         api.script("a", S.QUEUED, S.PROCESSING)
@@ -260,7 +204,7 @@ class TestDeadlines:
         assert "(last status: processing)" in str(error)
         assert sched.statistics().timed_out == 1
 
-    async def test_deadline_passes_while_a_poll_hangs(self, api: FakeApi) -> None:
+    async def test_deadline_passes_while_a_poll_hangs(self, api: FakeSource) -> None:
         """A poll stuck in flight does not hold the deadline back."""
         api.latency = 100.0
         async with running(api) as sched:
@@ -275,7 +219,7 @@ class TestDeadlines:
 
 
 class TestCancel:
-    async def test_cancel_stops_polling(self, api: FakeApi) -> None:
+    async def test_cancel_stops_polling(self, api: FakeSource) -> None:
         """After cancel() no more polls happen and awaiters get the error."""
         async with running(api) as sched:
             api.default = (S.PROCESSING,)
@@ -288,7 +232,7 @@ class TestCancel:
         assert api.fetch_times("a") == [2.0, 4.0]
         assert sched.statistics().cancelled == 1
 
-    async def test_cancel_interrupts_a_poll_in_flight(self, api: FakeApi) -> None:
+    async def test_cancel_interrupts_a_poll_in_flight(self, api: FakeSource) -> None:
         """Cancelling during a slow poll abandons the poll at once."""
         api.latency = 0.0
         async with running(api) as sched:
@@ -300,7 +244,7 @@ class TestCancel:
             await anyio.wait_all_tasks_blocked()
             assert sched.statistics().concurrent_requests == 0
 
-    async def test_cancel_while_queued_skips_the_poll(self, api: FakeApi) -> None:
+    async def test_cancel_while_queued_skips_the_poll(self, api: FakeSource) -> None:
         """A prediction cancelled while waiting for a worker is never fetched."""
         async with running(api, max_concurrent_requests=1) as sched:
             await submit(sched, "a")
@@ -313,7 +257,7 @@ class TestCancel:
             await api.clock.sleep(5.0)
         assert api.fetch_times("b") == []
 
-    async def test_cancel_after_completion_is_refused(self, api: FakeApi) -> None:
+    async def test_cancel_after_completion_is_refused(self, api: FakeSource) -> None:
         """A finished future cannot be cancelled."""
         async with running(api) as sched:
             future = await submit(sched, "a")
@@ -323,7 +267,7 @@ class TestCancel:
 
 class TestRateLimit:
     async def test_429_slows_the_budget_and_successes_restore_it(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A 429 halves the shared rate; later successes bring it back."""
         api.script(
@@ -339,7 +283,7 @@ class TestRateLimit:
             assert sched.statistics().requests_per_second == 2.0
         assert sched.statistics().retries == 1
 
-    async def test_retry_after_holds_back_every_request(self, api: FakeApi) -> None:
+    async def test_retry_after_holds_back_every_request(self, api: FakeSource) -> None:
         """A Retry-After of 10 s on one poll delays the next request of any kind."""
         api.script(
             "a", RateLimitError("slow", status_code=429, retry_after=10.0), S.COMPLETED
@@ -357,14 +301,16 @@ class TestRateLimit:
 
 
 class TestNotFound:
-    async def test_404_within_the_grace_window_is_retried(self, api: FakeApi) -> None:
+    async def test_404_within_the_grace_window_is_retried(
+        self, api: FakeSource
+    ) -> None:
         """A fresh prediction that 404s a few times still resolves."""
         missing = NotFoundError("not found", status_code=404)
         api.script("a", missing, missing, S.COMPLETED)
         async with running(api) as sched:
             assert (await (await submit(sched, "a"))).status is S.COMPLETED
 
-    async def test_404_after_the_grace_window_fails(self, api: FakeApi) -> None:
+    async def test_404_after_the_grace_window_fails(self, api: FakeSource) -> None:
         """A prediction still 404 after the grace window fails with NotFoundError."""
         api.script("a", NotFoundError("not found", status_code=404))
         async with running(api, not_found_grace=10.0) as sched:
@@ -374,7 +320,7 @@ class TestNotFound:
         assert caught.value.prediction_id == "a"
 
     async def test_permanent_poll_error_fails_the_prediction(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A 401 while polling fails that prediction only."""
         api.script("a", AuthenticationError("no", status_code=401))
@@ -387,7 +333,7 @@ class TestNotFound:
 
 
 class TestLimits:
-    async def test_max_in_flight_makes_submit_wait(self, api: FakeApi) -> None:
+    async def test_max_in_flight_makes_submit_wait(self, api: FakeSource) -> None:
         """The third submit waits until one of two pending predictions finishes."""
         api.script("a", S.COMPLETED)
         api.script("b", *[S.PROCESSING] * 5, S.COMPLETED)
@@ -398,7 +344,7 @@ class TestLimits:
             assert api.created[2] == (2.0, "c")
 
     async def test_max_concurrent_requests_bounds_create_and_fetch(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """With 3 slots, 12 submits and their polls never run more than 3 at once."""
         api.latency = 0.5
@@ -414,7 +360,7 @@ class TestLimits:
 
 
 class TestAwaiters:
-    async def test_many_awaiters_share_one_outcome(self, api: FakeApi) -> None:
+    async def test_many_awaiters_share_one_outcome(self, api: FakeSource) -> None:
         """Ten tasks awaiting one future all get the same prediction."""
         results: list[Prediction] = []
         async with running(api) as sched:
@@ -429,7 +375,7 @@ class TestAwaiters:
         assert len(results) == 10
         assert all(r is results[0] for r in results)
 
-    async def test_each_future_is_resolved_exactly_once(self, api: FakeApi) -> None:
+    async def test_each_future_is_resolved_exactly_once(self, api: FakeSource) -> None:
         """A late answer after a timeout never changes the outcome."""
         api.latency = 0.0
         async with running(api) as sched:
@@ -442,7 +388,9 @@ class TestAwaiters:
         stats = sched.statistics()
         assert (stats.timed_out, stats.completed) == (1, 0)
 
-    async def test_as_completed_yields_in_completion_order(self, api: FakeApi) -> None:
+    async def test_as_completed_yields_in_completion_order(
+        self, api: FakeSource
+    ) -> None:
         """as_completed gives futures in the order they finished."""
         api.script("slow", S.PROCESSING, S.PROCESSING, S.COMPLETED)
         api.script("fast", S.COMPLETED)
@@ -453,7 +401,7 @@ class TestAwaiters:
 
 
 class TestAttach:
-    async def test_attach_polls_at_once_and_resolves(self, api: FakeApi) -> None:
+    async def test_attach_polls_at_once_and_resolves(self, api: FakeSource) -> None:
         """An attached id is polled at once; attaching again gives the same future."""
         api.script("x", S.PROCESSING, S.COMPLETED)
         async with running(api) as sched:
@@ -469,7 +417,7 @@ class TestAttach:
 
 class TestLifecycle:
     async def test_close_fails_pending_futures_and_leaves_no_task(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """Closing with pending futures fails them with ClientClosedError."""
         api.default = (S.PROCESSING,)
@@ -487,14 +435,14 @@ class TestLifecycle:
         with pytest.raises(ClientClosedError):
             await submit(sched, "late")
 
-    async def test_use_before_run_is_refused(self, api: FakeApi) -> None:
+    async def test_use_before_run_is_refused(self, api: FakeSource) -> None:
         """Submitting to a scheduler that is not running raises ClientStateError."""
-        sched = Scheduler(api.create, api.fetch)
+        sched = Scheduler(api)
         with pytest.raises(ClientStateError, match="async with"):
             sched.attach("x")
         await sched.aclose()
 
-    async def test_run_twice_is_refused(self, api: FakeApi) -> None:
+    async def test_run_twice_is_refused(self, api: FakeSource) -> None:
         """A scheduler runs once."""
         async with running(api) as sched:
             pass
@@ -502,7 +450,7 @@ class TestLifecycle:
             await sched.run()
 
     async def test_closing_during_a_submit_names_the_new_prediction(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """If the client closes while create is in flight, the error carries the id."""
         api.latency = 5.0
@@ -518,15 +466,16 @@ class TestLifecycle:
         assert caught.value.prediction_id == "a"
 
     async def test_unexpected_exception_tears_the_task_group_down(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A bug in fetch propagates out of run instead of being swallowed."""
 
-        async def broken(pid: str) -> Prediction:
-            raise KeyError("bug")
+        class Broken(FakeSource):
+            async def fetch(self, prediction_id: str) -> Prediction:
+                raise KeyError("bug")
 
-        sched = Scheduler(api.create, broken, clock=api.clock, poll=FixedPolicy(1.0))
-        api.gate = sched.gate
+        api = Broken(api.clock)
+        sched = Scheduler(api, clock=api.clock, poll=FixedPolicy(1.0))
         futures: list[PredictionFuture] = []
 
         async def host() -> None:
@@ -541,7 +490,7 @@ class TestLifecycle:
         assert isinstance(futures[0].exception(), ClientClosedError)
 
     async def test_log_records_carry_the_prediction_id(
-        self, api: FakeApi, caplog: pytest.LogCaptureFixture
+        self, api: FakeSource, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Records about a prediction name it in the message and in extra."""
         api.script("a", ServerError("down", status_code=503), S.COMPLETED)
@@ -558,7 +507,7 @@ class TestDeliver:
     """`Scheduler.deliver`: the hybrid wait's webhook side, polling as the fallback."""
 
     async def test_a_delivery_resolves_at_once_without_another_poll(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A terminal delivery ends the future at the current time and stops polling."""
         async with running(api, poll=FixedPolicy(60.0)) as sched:
@@ -569,7 +518,7 @@ class TestDeliver:
             prediction = await future
             assert api.clock.now() == 5.0
             await api.clock.sleep(600.0)  # no poll is left for it in the heap
-        assert prediction.outputs == ("https://cdn/a.png",)
+        assert prediction.outputs == ("https://cdn.test/a.png",)
         assert api.fetch_times("a") == []
         stats = sched.statistics()
         assert (stats.delivered, stats.completed, stats.polls, stats.in_flight) == (
@@ -589,7 +538,7 @@ class TestDeliver:
         ],
     )
     async def test_a_failed_delivery_fails_the_future_as_a_poll_would(
-        self, api: FakeApi, delivered: Prediction
+        self, api: FakeSource, delivered: Prediction
     ) -> None:
         """A failure (or an empty success) goes through the scheduler's failure map."""
         async with running(api, poll=FixedPolicy(60.0)) as sched:
@@ -601,7 +550,9 @@ class TestDeliver:
         assert future.latest is delivered
         assert (sched.statistics().failed, sched.statistics().delivered) == (1, 1)
 
-    async def test_a_redelivery_or_an_unknown_id_is_a_no_op(self, api: FakeApi) -> None:
+    async def test_a_redelivery_or_an_unknown_id_is_a_no_op(
+        self, api: FakeSource
+    ) -> None:
         """Only the first delivery counts; ids not pending here are ignored."""
         async with running(api, poll=FixedPolicy(60.0)) as sched:
             future = await submit(sched, "a")
@@ -614,7 +565,7 @@ class TestDeliver:
         assert sched.statistics().delivered == 1
 
     async def test_a_non_terminal_delivery_updates_the_status_and_polling_goes_on(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """A running snapshot moves ``latest``; the next poll still ends the wait."""
         api.script("a", S.COMPLETED)
@@ -627,7 +578,7 @@ class TestDeliver:
         assert sched.statistics().delivered == 0
 
     async def test_polling_resolves_the_prediction_when_no_delivery_comes(
-        self, api: FakeApi
+        self, api: FakeSource
     ) -> None:
         """Without a webhook the slow fallback poll ends the wait, and a late
         delivery is a no-op."""
@@ -639,7 +590,7 @@ class TestDeliver:
             assert not sched.deliver(snap("a", S.COMPLETED))
         assert sched.statistics().delivered == 0
 
-    async def test_a_delivery_abandons_a_poll_in_flight(self, api: FakeApi) -> None:
+    async def test_a_delivery_abandons_a_poll_in_flight(self, api: FakeSource) -> None:
         """A delivery during a slow poll ends the wait; the poll's answer is dropped."""
         api.default = (S.FAILED,)
         async with running(api, poll=FixedPolicy(60.0)) as sched:
@@ -653,7 +604,7 @@ class TestDeliver:
             assert (await future).status is S.COMPLETED
         assert api.fetch_times("a") == [60.0]
 
-    async def test_a_delivery_frees_the_in_flight_slot(self, api: FakeApi) -> None:
+    async def test_a_delivery_frees_the_in_flight_slot(self, api: FakeSource) -> None:
         """With max_in_flight=1, the next submit goes through once a delivery ends
         the first prediction."""
         async with running(api, poll=FixedPolicy(60.0), max_in_flight=1) as sched:
@@ -662,7 +613,7 @@ class TestDeliver:
             await submit(sched, "b")
             assert api.clock.now() == 0.0
 
-    async def test_a_delivery_after_close_is_refused(self, api: FakeApi) -> None:
+    async def test_a_delivery_after_close_is_refused(self, api: FakeSource) -> None:
         """Once the scheduler closed, a delivery changes nothing."""
         async with running(api, poll=FixedPolicy(60.0)) as sched:
             future = await submit(sched, "a")
@@ -672,7 +623,7 @@ class TestDeliver:
 
 
 class TestScale:
-    async def test_ten_thousand_predictions_all_resolve(self, api: FakeApi) -> None:
+    async def test_ten_thousand_predictions_all_resolve(self, api: FakeSource) -> None:
         """10,000 predictions on a FakeClock all complete, each exactly once."""
         done: list[str] = []
         async with running(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,7 +11,6 @@ import anyio
 import pytest
 
 from atlas_async._core.errors import (
-    AtlasError,
     ClientClosedError,
     NotFoundError,
     PredictionCancelledError,
@@ -20,9 +19,10 @@ from atlas_async._core.errors import (
 )
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import FixedPolicy
+from atlas_async._net.gate import RequestGate
 from atlas_async._ops.futures import PredictionFuture
 from atlas_async._ops.scheduler import Scheduler
-from atlas_async.testing import FakeClock
+from atlas_async.testing import FakeClock, FakeSource
 
 S = PredictionStatus
 
@@ -32,48 +32,11 @@ def anyio_backend() -> str:
     return "trio"
 
 
-class TrioApi:
-    """Scripted create/fetch passing the scheduler's gate; counts concurrency."""
+class TrioApi(FakeSource):
+    """The scripted source, with the trio tests' own defaults and helpers."""
 
     def __init__(self) -> None:
-        self.clock = FakeClock()
-        self.sched: Scheduler | None = None
-        self.scripts: dict[str, list[PredictionStatus | AtlasError]] = {}
-        self.fetches: list[tuple[float, str]] = []
-        self.latency = 0.0
-        self.concurrent = self.max_concurrent = 0
-        self._next = 0
-
-    async def _call(
-        self, pid: str, answer: PredictionStatus | AtlasError
-    ) -> Prediction:
-        assert self.sched is not None
-        gate = self.sched.gate
-        async with gate.slot():
-            self.concurrent += 1
-            self.max_concurrent = max(self.max_concurrent, self.concurrent)
-            try:
-                await self.clock.sleep(self.latency)
-            finally:
-                self.concurrent -= 1
-        if isinstance(answer, AtlasError):
-            gate.record(getattr(answer, "status_code", None), None)
-            raise answer
-        gate.record(200, None)
-        outputs = ("https://cdn/x.png",) if answer is S.COMPLETED else ()
-        return Prediction(id=pid, status=answer, outputs=outputs)
-
-    async def create(
-        self, kind: Kind, model: str, params: Mapping[str, Any]
-    ) -> Prediction:
-        pid = str(params.get("id", f"p{self._next}"))
-        self._next += 1
-        return await self._call(pid, S.PROCESSING)
-
-    async def fetch(self, pid: str) -> Prediction:
-        self.fetches.append((self.clock.now(), pid))
-        script = self.scripts.setdefault(pid, [S.PROCESSING, S.COMPLETED])
-        return await self._call(pid, script.pop(0) if len(script) > 1 else script[0])
+        super().__init__(FakeClock())
 
     def times(self, pid: str) -> list[float]:
         return [t for t, p in self.fetches if p == pid]
@@ -82,10 +45,12 @@ class TrioApi:
 @asynccontextmanager
 async def running(api: TrioApi, **options: Any) -> AsyncIterator[Scheduler]:
     options.setdefault("poll", FixedPolicy(2.0))
-    sched = Scheduler(
-        api.create, api.fetch, clock=api.clock, rng=random.Random(7), **options
+    api.gate = gate = RequestGate(
+        options.get("max_concurrent_requests", 16),
+        options.pop("requests_per_second", None),
+        api.clock,
     )
-    api.sched = sched
+    sched = Scheduler(api, gate=gate, clock=api.clock, rng=random.Random(7), **options)
     async with api.clock.autojump(), anyio.create_task_group() as tg:
         await tg.start(sched.run)
         try:

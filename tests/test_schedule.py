@@ -362,7 +362,7 @@ class TestRemove:
             add(core, f"p{i}", deadline=1e6)
         for i in range(990):
             core.remove(f"p{i}")
-        assert len(core._heap) <= 2 * 10 * 2 + 64
+        assert core.heap_size <= 2 * 10 * 2 + 64
         assert len(core.due(2.0)) == 10
 
 

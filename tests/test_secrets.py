@@ -58,12 +58,13 @@ def _poll(client: AtlasClient) -> Awaitable[object]:
     return client.get_prediction("p1")
 
 
-def _fetch(client: AtlasClient) -> Awaitable[object]:
-    return client._fetch_prediction("p1")
+async def _fetch(client: AtlasClient) -> object:
+    # Polled by the scheduler until its failures in a row are spent.
+    return await client.attach("p1")
 
 
 def _submit(client: AtlasClient) -> Awaitable[object]:
-    return client._create_prediction("image", "m/x", {"prompt": "a fox"})
+    return client.submit_image("m/x", prompt="a fox")
 
 
 def _respond(path: str, method: str, *responses: Any) -> Callable[[respx.Router], None]:
@@ -72,7 +73,7 @@ def _respond(path: str, method: str, *responses: Any) -> Callable[[respx.Router]
         if len(responses) == 1 and not isinstance(responses[0], BaseException):
             route.mock(return_value=responses[0])
         else:
-            route.mock(side_effect=list(responses) * 10)
+            route.mock(side_effect=list(responses) * 30)
 
     return mock
 
@@ -236,7 +237,7 @@ class TestReprs:
         texts = [repr(config), str(config), repr(session), repr(client)]
         async with client:
             texts.append(repr(client))
-            texts.append(repr(client._session))
+            texts.append(repr(client.statistics()))
         texts.append(repr(client))
         assert all(SECRET not in text for text in texts)
 
@@ -247,7 +248,9 @@ class TestReprs:
         monkeypatch.setenv("ATLASCLOUD_API_KEY", SECRET)
         client = AtlasClient()
         assert SECRET not in repr(client)
-        assert SECRET not in repr(client._config)
+        assert SECRET not in repr(
+            resolve_config(None, env={"ATLASCLOUD_API_KEY": SECRET})
+        )
 
 
 class TestConfigurationErrors:
@@ -300,7 +303,7 @@ class TestSuccessLogs:
             return_value=httpx.Response(200, json={"code": 200, "data": []})
         )
         async with make_client(router, FakeClock()) as client:
-            await client._create_prediction("image", "m/x", {"prompt": "p"})
+            await client.submit_image("m/x", prompt="p")
             await client.get_prediction("p1")
             await client.upload_media(b"bytes")
             await client.list_models()

@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx
 import pytest
 
 from atlas_async._client import AtlasClient
 from atlas_async._core.errors import (
+    ClientClosedError,
     ConfigurationError,
     SubmissionUnknownError,
     TransportError,
@@ -28,10 +30,8 @@ IMAGE = "google/nano-banana-2/text-to-image"
 FAST = FixedPolicy(0.005)
 
 
-def quick_retries(client: AtlasClient) -> None:
-    """Retry failed polls after milliseconds, not the default 1 s, 2 s, 4 s..."""
-    assert client._scheduler is not None
-    client._scheduler._core._retry = BackoffPolicy(initial=0.005, cap=0.02)
+#: Retry failed polls after milliseconds, not the default 1 s, 2 s, 4 s...
+QUICK_RETRIES = BackoffPolicy(initial=0.005, cap=0.02)
 
 
 class TestChoice:
@@ -98,13 +98,10 @@ class TestSelectionInTheClient:
     ) -> None:
         """Under asyncio with the extra, the default client sends through aiohttp."""
         async with AtlasClient(KEY, max_concurrent_requests=7) as client:
-            session = client._session
-            assert session.transport_name == "aiohttp"
-            http = session._client
-            assert http is not None
-            inner = http._transport
-            assert isinstance(inner, AiohttpTransport)
-            assert inner._inner.limits.max_connections == 7  # type: ignore[attr-defined]
+            assert client.transport_name == "aiohttp"
+        transport, name = _transport.build_transport("aiohttp", max_connections=7)
+        assert isinstance(transport, AiohttpTransport)
+        assert (name, transport.max_connections) == ("aiohttp", 7)
 
     @pytest.mark.asyncio
     async def test_httpx_by_name_keeps_httpx_pool_at_the_limit(self) -> None:
@@ -112,42 +109,41 @@ class TestSelectionInTheClient:
         async with AtlasClient(
             KEY, transport="httpx", max_concurrent_requests=9
         ) as client:
-            assert client._session.transport_name == "httpx"
-            http = client._session._client
-            assert http is not None
-            pool = http._transport._pool  # type: ignore[attr-defined]
-            assert pool._max_connections == 9
-            assert pool._max_keepalive_connections == 9
+            assert client.transport_name == "httpx"
 
     @pytest.mark.anyio
     @pytest.mark.parametrize("anyio_backend", ["trio"])
     async def test_default_under_trio_is_httpx(self, anyio_backend: str) -> None:
         """Under trio, auto falls back to httpx's own transport."""
         async with AtlasClient(KEY) as client:
-            assert client._session.transport_name == "httpx"
+            assert client.transport_name == "httpx"
 
     @pytest.mark.anyio
     @pytest.mark.parametrize("anyio_backend", ["trio"])
     async def test_aiohttp_by_name_under_trio_fails_on_enter(
         self, anyio_backend: str
     ) -> None:
-        """Entering a client that asked for aiohttp under trio raises a clear error."""
+        """Entering a client that asked for aiohttp under trio raises a clear error,
+        and leaves the client closed, not half-open."""
         client = AtlasClient(KEY, transport="aiohttp")
-        with pytest.raises(ConfigurationError, match="only under asyncio"):
-            async with client:
-                pass
+        # The guard turns a regression (waiting on a started task) into a failure.
+        with anyio.fail_after(5), pytest.raises(ConfigurationError, match="asyncio"):
+            await client.__aenter__()
+        assert "state=closed" in repr(client)
+        with pytest.raises(ClientClosedError):
+            await client.get_prediction("p1")
 
     @pytest.mark.asyncio
     async def test_injected_transport_and_client_are_reported(self) -> None:
         """A transport instance is used as given; an http_client keeps its own."""
         mock = httpx.MockTransport(lambda request: httpx.Response(204))
         async with AtlasClient(KEY, transport=mock) as client:
-            assert client._session.transport_name == "custom"
+            assert client.transport_name == "custom"
         async with (
             httpx.AsyncClient() as http,
             AtlasClient(KEY, http_client=http) as client,
         ):
-            assert client._session.transport_name == "injected"
+            assert client.transport_name == "injected"
 
 
 # -- the aiohttp transport against real sockets --------------------------------
@@ -263,7 +259,7 @@ class TestAiohttpAgainstTheEmulator:
         ):
             prediction = await client.generate_image(IMAGE, prompt="a fox")
             models = await client.list_models()
-        assert client._session.transport_name == "aiohttp"
+        assert client.transport_name == "aiohttp"
         assert prediction.status is PredictionStatus.COMPLETED
         assert prediction.outputs[0].startswith(emu.origin)
         assert models
@@ -299,10 +295,13 @@ class TestAiohttpAgainstTheEmulator:
         async with (
             serve(config) as emu,
             AtlasClient(
-                KEY, base_url=emu.base_url, transport="aiohttp", poll=FAST
+                KEY,
+                base_url=emu.base_url,
+                transport="aiohttp",
+                poll=FAST,
+                poll_retry=QUICK_RETRIES,
             ) as client,
         ):
-            quick_retries(client)
             futures = [
                 await client.submit_image(IMAGE, prompt=f"fox {i}") for i in range(8)
             ]

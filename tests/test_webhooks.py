@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import atlas_async as atlas
 from atlas_async import Kind, PredictionStatus
+from atlas_async._wire.parse import parse_prediction
+from atlas_async.testing import FakeClock
 from atlas_async.webhooks import (
     DEFAULT_JWKS_URL,
     HEADER_EVENT,
@@ -41,7 +43,7 @@ SESSION = "session-123"
 JWKS_HOST = "https://api.atlascloud.test"
 JWKS_PATH = "/api/v1/webhooks/jwks.json"
 JWKS_URL = JWKS_HOST + JWKS_PATH
-# F18 in atlas-api.md section 15, verbatim.
+# F18 (docs/wire.md, "Sample answers"), verbatim.
 F18 = {
     "session_id": SESSION,
     "event_type": "image.task.terminal",
@@ -57,16 +59,6 @@ F18 = {
 RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
 RFC8037_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 RFC8037_THUMBPRINT = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
-
-
-class ManualClock:
-    """A clock callable that reads whatever the test set."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def encode(document: object) -> bytes:
@@ -100,12 +92,13 @@ def signer() -> WebhookSigner:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(NOW)
+def clock() -> FakeClock:
+    """The verifier's clock: its wall() reads NOW until a test advances it."""
+    return FakeClock(wall=NOW)
 
 
 @pytest.fixture
-def verifier(signer: WebhookSigner, clock: ManualClock) -> WebhookVerifier:
+def verifier(signer: WebhookSigner, clock: FakeClock) -> WebhookVerifier:
     return WebhookVerifier(signer.jwks(), clock=clock)
 
 
@@ -203,7 +196,7 @@ class TestRoundTrip:
         assert verifier.verify(headers, body).timestamp == NOW
 
     def test_key_mapping_works_like_a_jwks(
-        self, signer: WebhookSigner, clock: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock
     ) -> None:
         """A {kid: public key} mapping is accepted in place of a JWKS document."""
         verifier = WebhookVerifier({"k1": signer.public_key}, clock=clock)
@@ -397,21 +390,20 @@ class TestTolerance:
         self,
         signer: WebhookSigner,
         verifier: WebhookVerifier,
-        clock: ManualClock,
+        clock: FakeClock,
         offset: int,
         accepted: bool,
     ) -> None:
         """The default window is 300 s into the past and into the future."""
-        headers, body = signed(signer)
-        clock.now = NOW - offset
+        headers, body = signed(signer, timestamp=NOW + offset)
 
         if accepted:
-            assert verifier.verify(headers, body).timestamp == NOW
+            assert verifier.verify(headers, body).timestamp == NOW + offset
         else:
             assert reason_of(verifier, headers, body) == "stale_timestamp"
 
     def test_tolerance_accepts_a_timedelta(
-        self, signer: WebhookSigner, clock: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock
     ) -> None:
         """tolerance=timedelta(seconds=10) narrows the window to 10 s."""
         verifier = WebhookVerifier(
@@ -419,19 +411,26 @@ class TestTolerance:
         )
         headers, body = signed(signer)
 
-        clock.now = NOW + 10
+        clock.advance(10)
         assert verifier.verify(headers, body).timestamp == NOW
-        clock.now = NOW + 11
+        clock.advance(1)
         assert reason_of(verifier, headers, body) == "stale_timestamp"
 
     def test_stale_delivery_fails_before_the_key_is_looked_up(
-        self, clock: ManualClock, verifier: WebhookVerifier
+        self, clock: FakeClock, verifier: WebhookVerifier
     ) -> None:
         """An old delivery with an unknown key id reports the timestamp."""
         headers, body = signed(WebhookSigner.generate(kid="k2"))
-        clock.now = NOW + 3600
+        clock.advance(3600)
 
         assert reason_of(verifier, headers, body) == "stale_timestamp"
+
+    def test_a_bare_callable_is_not_a_clock(self, signer: WebhookSigner) -> None:
+        """The verifier and the key cache want a Clock, not time.time."""
+        with pytest.raises(atlas.ConfigurationError, match="Clock"):
+            WebhookVerifier(signer.jwks(), clock=lambda: NOW)  # type: ignore[arg-type]
+        with pytest.raises(atlas.ConfigurationError, match="Clock"):
+            JWKSCache(httpx.AsyncClient(), clock=lambda: NOW)  # type: ignore[arg-type]
 
     @pytest.mark.parametrize(
         ("option", "value"),
@@ -680,7 +679,7 @@ class TestReplay:
         assert verifier.is_replay(verifier.verify(headers, body)) is False
 
     def test_replay_memory_is_bounded(
-        self, signer: WebhookSigner, clock: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock
     ) -> None:
         """Beyond replay_cache_size, the least recently seen delivery is forgotten."""
         verifier = WebhookVerifier(signer.jwks(), clock=clock, replay_cache_size=2)
@@ -921,6 +920,70 @@ class TestPrediction:
         assert isinstance(event, WebhookEvent)
 
 
+# Literal deliveries, each with the (status, id) both readers must give it.
+DELIVERIES = [
+    pytest.param(F18, PredictionStatus.COMPLETED, id="F18"),
+    pytest.param(
+        with_payload({"id": "pred-7", "status": "failed"}),
+        PredictionStatus.FAILED,
+        id="ok-failed-own-id",
+    ),
+    pytest.param(
+        # The case the two readers used to disagree on: COMPLETED under pred-7
+        # through parse_prediction, FAILED under the session id when verified.
+        with_payload(
+            {"id": "pred-7", "status": "completed", "outputs": ["https://cdn/a"]},
+            status="ERROR",
+            error="worker crashed",
+        ),
+        PredictionStatus.FAILED,
+        id="error-completed",
+    ),
+    pytest.param(
+        with_payload({"status": "timeout"}, status="ERROR"),
+        PredictionStatus.TIMEOUT,
+        id="error-timeout",
+    ),
+    pytest.param(
+        with_payload({"request_id": "req-9"}), PredictionStatus.COMPLETED, id="ok-bare"
+    ),
+    pytest.param(
+        with_payload(None, status="ERROR"), PredictionStatus.FAILED, id="none"
+    ),
+]
+
+
+class TestOneReader:
+    @pytest.mark.parametrize(("document", "expected"), DELIVERIES)
+    def test_verifier_and_parse_prediction_agree_on_status_and_id(
+        self,
+        signer: WebhookSigner,
+        verifier: WebhookVerifier,
+        document: dict[str, Any],
+        expected: PredictionStatus,
+    ) -> None:
+        """A verified delivery and parse_prediction of its body give one answer."""
+        headers, body = signed(signer, document)
+
+        verified = verifier.verify(headers, body).prediction
+        parsed = parse_prediction(200, {}, body, now=NOW)
+
+        assert (verified.status, verified.id) == (expected, SESSION)
+        assert (parsed.status, parsed.id) == (expected, SESSION)
+        assert parsed == verified
+
+    def test_a_malformed_delivery_is_refused_by_both(
+        self, signer: WebhookSigner, verifier: WebhookVerifier
+    ) -> None:
+        """A delivery without an envelope status is malformed either way."""
+        document = {key: value for key, value in F18.items() if key != "status"}
+        headers, body = signed(signer, document)
+
+        assert reason_of(verifier, headers, body) == "malformed_body"
+        with pytest.raises(atlas.UnexpectedResponseError, match="status"):
+            parse_prediction(200, {}, body, now=NOW)
+
+
 def jwks_router(*responses: httpx.Response | Exception) -> tuple[Any, Any]:
     router = respx.Router(base_url=JWKS_HOST)
     route = router.get(JWKS_PATH).mock(side_effect=list(responses))
@@ -1017,18 +1080,19 @@ class TestFetchJWKS:
 
 class TestJWKSCache:
     @pytest.fixture
-    def monotonic(self) -> ManualClock:
-        return ManualClock(1000.0)
+    def monotonic(self) -> FakeClock:
+        """The cache's clock, apart from the verifier's: ages are on its now()."""
+        return FakeClock(1000.0)
 
     def make(
-        self, router: Any, monotonic: ManualClock, **options: Any
+        self, router: Any, monotonic: FakeClock, **options: Any
     ) -> tuple[JWKSCache, httpx.AsyncClient]:
         http = httpx.AsyncClient(transport=httpx.MockTransport(router.handler))
         return JWKSCache(http, JWKS_URL, clock=monotonic, **options), http
 
     @pytest.mark.asyncio
     async def test_first_delivery_fetches_the_key_set(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """An empty cache fetches once, then serves later deliveries from memory."""
         router, route = jwks_router(jwks_response(signer))
@@ -1044,7 +1108,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_unknown_kid_refreshes_the_key_set(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """A delivery signed by a rotated-in key triggers one refresh and verifies."""
         rotated = WebhookSigner.generate(kid="k2")
@@ -1055,7 +1119,7 @@ class TestJWKSCache:
         verifier = WebhookVerifier(cache, clock=clock)
         async with http:
             await verifier.averify(*signed(signer))
-            monotonic.now += 61
+            monotonic.advance(61)
             event = await verifier.averify(*signed(rotated))
 
         assert event.key_id == "k2"
@@ -1063,7 +1127,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_refreshes_are_rate_limited(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """Unknown key ids within min_refresh_interval cause no further fetches."""
         router, route = jwks_router(jwks_response(signer), jwks_response(signer))
@@ -1075,20 +1139,20 @@ class TestJWKSCache:
         async with http:
             await verifier.averify(*signed(signer))
             for _ in range(5):
-                monotonic.now += 10
+                monotonic.advance(10)
                 with pytest.raises(WebhookVerificationError) as info:
                     await verifier.averify(*signed(stranger))
                 assert info.value.reason == "unknown_key"
             assert route.call_count == 1
 
-            monotonic.now += 10
+            monotonic.advance(10)
             with pytest.raises(WebhookVerificationError):
                 await verifier.averify(*signed(stranger))
         assert route.call_count == 2
 
     @pytest.mark.asyncio
     async def test_concurrent_misses_share_one_fetch(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """Many deliveries arriving on a cold cache fetch the key set once."""
         router, route = jwks_router(jwks_response(signer), jwks_response(signer))
@@ -1112,7 +1176,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_unreachable_key_set_is_retryable(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """When the key set cannot be fetched, the delivery fails as retryable."""
         router, _ = jwks_router(httpx.Response(503))
@@ -1128,7 +1192,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_rate_limited_miss_after_a_failure_stays_retryable(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """Within the interval after a failed fetch, misses report the outage."""
         router, route = jwks_router(httpx.Response(500))
@@ -1144,7 +1208,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_malformed_key_set_is_retryable(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """A fetched document that is not a key set counts as unavailable."""
         router, _ = jwks_router(httpx.Response(200, json={"keys": "none"}))
@@ -1158,7 +1222,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_stale_keys_are_refetched_and_revoked_keys_drop_out(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """After max_age the set is refetched, and a key no longer in it fails."""
         replacement = WebhookSigner.generate(kid="k2")
@@ -1167,7 +1231,7 @@ class TestJWKSCache:
         verifier = WebhookVerifier(cache, clock=clock)
         async with http:
             await verifier.averify(*signed(signer))
-            monotonic.now += 3600
+            monotonic.advance(3600)
             with pytest.raises(WebhookVerificationError) as info:
                 await verifier.averify(*signed(signer))
 
@@ -1177,7 +1241,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_stale_keys_keep_working_while_the_key_set_is_down(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """A failed refresh of a stale set keeps verifying with the known keys."""
         router, route = jwks_router(jwks_response(signer), httpx.Response(502))
@@ -1185,7 +1249,7 @@ class TestJWKSCache:
         verifier = WebhookVerifier(cache, clock=clock)
         async with http:
             await verifier.averify(*signed(signer))
-            monotonic.now += 7200
+            monotonic.advance(7200)
             event = await verifier.averify(*signed(signer))
 
         assert event.key_id == "k1"
@@ -1193,14 +1257,14 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_header_checks_run_before_any_fetch(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """Deliveries failing cheap checks never reach the JWKS endpoint."""
         router, route = jwks_router(jwks_response(signer))
         cache, http = self.make(router, monotonic)
         verifier = WebhookVerifier(cache, clock=clock)
         headers, body = signed(signer)
-        clock.now = NOW + 3600
+        clock.advance(3600)
         async with http:
             with pytest.raises(WebhookVerificationError) as info:
                 await verifier.averify(headers, body)
@@ -1210,7 +1274,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_explicit_refresh_loads_keys_for_sync_verify(
-        self, signer: WebhookSigner, clock: ManualClock, monotonic: ManualClock
+        self, signer: WebhookSigner, clock: FakeClock, monotonic: FakeClock
     ) -> None:
         """await cache.refresh() fills the cache, after which verify() works."""
         router, _ = jwks_router(jwks_response(signer))
@@ -1227,7 +1291,7 @@ class TestJWKSCache:
 
     @pytest.mark.asyncio
     async def test_explicit_refresh_raises_when_it_fails(
-        self, monotonic: ManualClock
+        self, monotonic: FakeClock
     ) -> None:
         """refresh() reports a failed fetch as jwks_unavailable."""
         router, _ = jwks_router(httpx.ConnectError("down"))

@@ -1,4 +1,4 @@
-"""The wire contract (atlas-api.md 3-7, 11, 15): paths, bodies, envelopes, errors."""
+"""The wire contract (docs/wire.md): paths, bodies, envelopes, errors."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _prediction(**fields: Any) -> Prediction:
     return Prediction(**{"id": "p-1", "status": Status.PROCESSING, **fields})
 
 
-# --- atlas-api.md section 15, verbatim ----------------------------------------
+# --- docs/wire.md, "Sample answers": the bodies verbatim -----------------------
 
 F1 = {"code": 200, "data": {"id": "prediction_abc123", "status": "starting"}}
 F2_DATA = {
@@ -171,7 +171,8 @@ F19 = {
     "has_nsfw_contents": [False],
 }
 
-# The seeds' failed bodies: Chinese wrapped in {"data"}, Korean bare.
+# The Predictions guide's failed bodies: the Chinese copy wraps it in {"data"},
+# the Korean one is bare (docs/wire.md, "Envelopes").
 SEED_ERROR = "Invalid parameter: resolution not supported by this model"
 SEED_ZH = {
     "data": {
@@ -437,7 +438,7 @@ class TestFixtures:
         expected_type: type,
         expected: dict[str, object],
     ) -> None:
-        """Each section 15 fixture parses to the pinned model or error."""
+        """Each sample answer (F1-F19) parses to the pinned model or error."""
         result = _outcome(
             lambda: parse(status_code, {}, _json(payload), now=NOW, **kwargs)
         )
@@ -464,7 +465,7 @@ class TestFixtures:
 
 class TestSeeds:
     def test_chinese_seed_failed_body_parses(self) -> None:
-        """The Chinese seed's wrapped failed body reads as FAILED with its text."""
+        """The Chinese guide's wrapped failed body reads as FAILED with its text."""
         prediction = _poll(SEED_ZH)
         assert (prediction.id, prediction.status, prediction.outputs) == (
             "prediction-id",
@@ -474,7 +475,7 @@ class TestSeeds:
         assert prediction.error == SEED_ERROR
 
     def test_korean_seed_bare_failed_body_parses_with_polled_id(self) -> None:
-        """The Korean seed's bare failed body reads as FAILED under the polled id."""
+        """The Korean guide's bare failed body reads as FAILED under the polled id."""
         prediction = _poll(SEED_KO, prediction_id="p-ko")
         assert (prediction.id, prediction.status, prediction.error) == (
             "p-ko",
@@ -553,7 +554,7 @@ class TestErrorFromResponse:
         request_id: str | None,
         retry_after: float | None,
     ) -> None:
-        """Each 11.1 status gives its class with status, text, request id, wait."""
+        """Each documented status gives its class, status, text, request id, wait."""
         payload = {"code": status_code, "msg": "server says no", "data": None, **extra}
         error = _wire.error_from_response(
             status_code, headers, _json(payload), now=NOW, prediction_id="p-1"
@@ -581,7 +582,7 @@ class TestErrorFromResponse:
         assert error.status_code == status_code
 
     def test_unlisted_5xx_is_server_error(self) -> None:
-        """Every 5xx is a ServerError, listed in 11.1 or not."""
+        """Every 5xx is a ServerError, documented or not."""
         error = _wire.error_from_response(599, {}, b"", now=NOW)
         assert type(error) is ServerError
         assert error.message == "HTTP 599"
@@ -1080,14 +1081,17 @@ class TestParsePrediction:
         )
         assert info.value.body == payload
 
-    def test_webhook_payload_keeps_its_own_id(self) -> None:
-        """A webhook payload that names its id is read under that id."""
+    def test_webhook_delivery_is_named_by_its_session_id(self) -> None:
+        """A delivery read here is the prediction its session_id names, exactly as
+        WebhookVerifier reads it (the one delivery reader)."""
         payload = {
             "session_id": "session-123",
             "event_type": "image.task.terminal",
+            "status": "OK",
             "payload": {"id": "pred-7", "status": "failed"},
         }
-        assert _poll(payload).id == "pred-7"
+        prediction = _poll(payload)
+        assert (prediction.id, prediction.status) == ("session-123", Status.FAILED)
 
 
 class TestParseUpload:

@@ -34,8 +34,9 @@ from .._core.errors import (
     SubmissionUnknownError,
 )
 from .._core.models import Prediction
-from .._ops.download import _prepare_directory
+from .._ops.download import prepare_directory
 from .._ops.futures import PredictionFuture
+from .host import BatchHost
 from .journal import ItemState, Journal, JournalEntry
 from .record import Record, open_journal, rebuild_error
 from .types import BatchProgress, BatchResult, GenerationRequest
@@ -43,7 +44,6 @@ from .types import BatchProgress, BatchResult, GenerationRequest
 if TYPE_CHECKING:
     import os
 
-    from .._client import AtlasClient
 
 __all__ = ["Driver", "Options", "ProgressCallback"]
 
@@ -82,12 +82,12 @@ class Driver:
 
     def __init__(
         self,
-        client: AtlasClient,
+        host: BatchHost,
         requests: list[GenerationRequest],
         options: Options,
         send: MemoryObjectSendStream[BatchResult],
     ) -> None:
-        self.client = client
+        self.host = host
         self.requests = requests
         self.options = options
         self.send = send
@@ -105,15 +105,15 @@ class Driver:
         if options.download_to is not None:
             # Before anything is paid for: outputs must have somewhere to go.
             options.download_to = await anyio.to_thread.run_sync(
-                _prepare_directory, options.download_to
+                prepare_directory, options.download_to
             )
-        async with open_journal(options.journal) as journal:
+        async with open_journal(options.journal, clock=self.host.clock) as journal:
             self.record = Record(journal)
             if journal is not None:
                 self.entries = await journal.begin(self.requests)
             self.queue = deque(self._order())
             self._report()
-            limit = options.max_in_flight or self.client._config.max_in_flight
+            limit = options.max_in_flight or self.host.max_in_flight
             async with anyio.create_task_group() as outer:
                 if options.batch_timeout is not None:
                     outer.start_soon(self._watchdog, options.batch_timeout)
@@ -139,7 +139,7 @@ class Driver:
             self.options.on_progress(self.progress)
 
     async def _watchdog(self, seconds: float) -> None:
-        clock = self.client._clock
+        clock = self.host.clock
         await clock.sleep_until(clock.now() + seconds)
         self.expired = True
         for future in list(self.waiting.values()):
@@ -190,7 +190,7 @@ class Driver:
             return BatchResult(index, request, error=self._timed_out(pid))
         if entry is not None and state is ItemState.SUBMITTED:
             assert entry.prediction_id is not None  # the journal's invariant
-            future = self.client.attach(
+            future = self.host.attach(
                 entry.prediction_id,
                 kind=entry.kind,
                 model=entry.model,
@@ -211,14 +211,14 @@ class Driver:
     ) -> PredictionFuture | BatchResult:
         await self.record.mark_submitting(index)
         try:
-            future = await self.client.submit(
+            future = await self.host.submit(
                 request.kind,
                 request.model,
                 timeout=self.options.timeout,
                 params=request.params,
             )
         except SubmissionUnknownError as exc:
-            await self.record.mark_unknown(index, str(exc))
+            await self.record.mark_unknown(index, exc)
             return BatchResult(index, request, error=exc)
         except ClientStateError as exc:
             # The client is closing: no more submits. One that got its id just
@@ -278,7 +278,7 @@ class Driver:
         if directory is None or not prediction.outputs:
             return []
         async with self.downloads:
-            files = await self.client.download(
+            files = await self.host.download(
                 prediction, directory, name_prefix=f"{index:05d}-{prediction.id}"
             )
         await self.record.record_files(index, files)

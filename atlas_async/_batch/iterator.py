@@ -39,6 +39,7 @@ the batch and is raised from the iterator.
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
 from collections.abc import Iterable, Mapping
@@ -54,17 +55,16 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._core.errors import (
     ClientClosedError,
-    ClientStateError,
     ConfigurationError,
 )
 from .driver import Driver, Options, ProgressCallback
+from .host import BatchHost
 from .journal import Journal
 from .types import BatchResult, GenerationRequest
 
 if TYPE_CHECKING:
     import os
 
-    from .._client import AtlasClient
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -128,11 +128,11 @@ class BatchIterator:
 
     def __init__(
         self,
-        client: AtlasClient,
+        host: BatchHost,
         requests: list[GenerationRequest],
         options: Options,
     ) -> None:
-        self._client = client
+        self._host = host
         self._requests = requests
         self._options = options
         self._shared: _Shared | None = None
@@ -152,19 +152,21 @@ class BatchIterator:
         await self.aclose()
 
     def _start(self) -> _Shared:
-        client = self._client
-        client._running_scheduler()  # open, and on this loop
-        task_group = client._task_group
-        if task_group is None:  # pragma: no cover - set whenever open
-            raise ClientStateError("the client is not open")
-        workers = self._options.max_in_flight or client._config.max_in_flight
+        host = self._host
+        workers = self._options.max_in_flight or host.max_in_flight
         send, receive = anyio.create_memory_object_stream[BatchResult](
             max(1, min(workers, len(self._requests)))
         )
         shared = _Shared(anyio.CancelScope(), receive, anyio.Event())
-        driver = Driver(client, self._requests, self._options, send)
+        driver = Driver(host, self._requests, self._options, send)
+        try:
+            # Raises ClientStateError unless the client is open, on this loop.
+            host.start_soon(functools.partial(_drive, driver, shared), "atlas-batch")
+        except BaseException:
+            send.close()
+            receive.close()
+            raise
         weakref.finalize(self, _abandon, shared)
-        task_group.start_soon(_drive, driver, shared, name="atlas-batch")
         return shared
 
     async def __anext__(self) -> BatchResult:
@@ -217,7 +219,7 @@ async def _drive(driver: Driver, shared: _Shared) -> None:
 
 
 def generate_many(
-    client: AtlasClient,
+    host: BatchHost,
     requests: Iterable[RequestInput],
     *,
     journal: Journal | str | os.PathLike[str] | None = None,
@@ -230,11 +232,11 @@ def generate_many(
     download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY,
 ) -> BatchIterator:
     """
-    Run ``requests`` on ``client`` and yield a `BatchResult` per item, in
+    Run ``requests`` on ``host`` and yield a `BatchResult` per item, in
     completion order. ``AtlasClient.generate_many`` is the usual way in.
 
     Args:
-        client: an open `AtlasClient`.
+        host: the open client's `BatchHost`.
         requests: `GenerationRequest` values, or mappings
             ``{"kind": "image", "model": ..., **params}`` (kind defaults to image).
         journal: a `Journal`, or the path of one, to make the run resumable.
@@ -274,4 +276,4 @@ def generate_many(
         resubmit_unknown=resubmit_unknown,
         download_concurrency=download_concurrency,
     )
-    return BatchIterator(client, items, options)
+    return BatchIterator(host, items, options)

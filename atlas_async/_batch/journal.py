@@ -24,34 +24,50 @@ process on the same file is refused instead of submitting the same items again.
 That lock is also what makes the recovery sound: while we hold it, nobody can be
 between a ``submitting`` commit and its answer.
 
+A failure is kept as its class name and text (for people) and as a record that
+rebuilds it (``error``: class, message, status code, request id, Retry-After...).
+``_wire.convert`` encodes it and the snapshots; a row it cannot read is reported
+as a `JournalError` naming the item. Schema 2 added ``error``: `open` fills it
+for a schema 1 file in the transaction that takes the lock, so no row is lost.
+
 sqlite3 blocks, so every call runs in a worker thread (``anyio.to_thread``) on
 one connection: a capacity limiter of one queues callers on the event loop, and
-a threading lock guards the connection itself. The API key never reaches this
-module; stored error messages have bearer tokens redacted all the same.
+a threading lock guards the connection itself (`open` imports sqlite3: importing
+the package does not). Rows are stamped with the `Clock`'s wall time. The API
+key never reaches this module; stored texts are redacted all the same.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import logging
 import os
-import re
-import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import attrs
 
-from .._core.errors import ConfigurationError, JournalError
-from .._core.models import Kind, Prediction, PredictionStatus
+from .._core.clock import Clock
+from .._core.errors import AtlasError, JournalError, PredictionError
+from .._core.models import Kind, Prediction
+from .._core.safety import redact_text
+from .._net.clock import wall_time
+from .._wire import convert as codec
+from .keys import (
+    JournalRequest,
+    batch_fingerprint,
+    canonical,
+    request_dict,
+    request_key,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = [
     "ItemState",
@@ -65,16 +81,14 @@ __all__ = [
 logger = logging.getLogger("atlas_async.journal")
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _FORMAT = "atlas_async.journal"
 _APPLICATION_ID = 0x41544C53  # "ATLS": lets humans and file(1) spot our files
 _LOCK_TIMEOUT = 1.0  # seconds to wait for another holder before refusing
 _MAX_MESSAGE = 2000
 _NULL, _BUMP = object(), object()  # `_move` column values: store NULL, add one
-# "Authorization: Bearer x", "authorization=x", "bearer x": keep the label only.
-_SECRET = re.compile(
-    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?|bearer\s+)[^\s\"',]+"
-)
+_FAILURE = ("error_type", "error_message", "error")  # the columns of a failure
+_NO_ERROR = dict.fromkeys(_FAILURE, _NULL)
 
 
 class ItemState(enum.Enum):
@@ -99,85 +113,34 @@ _FROM: dict[ItemState, frozenset[ItemState]] = {
 }
 
 
-class JournalRequest(Protocol):
-    """What the journal needs from a request; ``GenerationRequest`` fits."""
-
-    @property
-    def kind(self) -> Kind | str:
-        """The kind, or its string value."""
-
-    @property
-    def model(self) -> str:
-        """The model id."""
-
-    @property
-    def params(self) -> Mapping[str, Any]:
-        """The parameters sent flat in the body; JSON values only."""
-
-
-def _canonical(value: object) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"request parameters must be JSON: {exc}") from None
-
-
-def _request_dict(request: JournalRequest) -> dict[str, Any]:
-    kind = Kind.coerce(request.kind).value
-    return {"kind": kind, "model": request.model, "params": dict(request.params)}
-
-
-def request_key(request: JournalRequest) -> str:
-    """
-    Return a request's stable key: the sha256 (hex) of canonical JSON (sorted
-    keys, no whitespace) of its kind, model and params.
-
-    Raises:
-        ConfigurationError: the kind is unknown or a param is not JSON.
-    """
-    return hashlib.sha256(_canonical(_request_dict(request)).encode()).hexdigest()
-
-
-def batch_fingerprint(keys: Iterable[str]) -> str:
-    """Return a batch's fingerprint: the sha256 of its ordered request keys."""
-    text = _canonical(["atlas-batch-v1", list(keys)])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _redact(message: str) -> str:
+def _redact(text: str) -> str:
     # The key never reaches us, but a foreign error's text might quote a header.
-    return _SECRET.sub(r"\1[redacted]", message)[:_MAX_MESSAGE]
+    return redact_text(text)[:_MAX_MESSAGE]
 
 
-def _plain(_: object, __: object, value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _prediction_to_json(prediction: Prediction) -> str:
-    # Every modelled field but `outputs` (own column) and `raw` (unmodelled, and
-    # it may repeat large base64 outputs).
-    fields = attrs.asdict(
-        prediction,
-        filter=lambda a, _: a.name not in ("outputs", "raw"),
-        value_serializer=_plain,
-    )
-    return _canonical(fields)
-
-
-def _prediction_from_json(text: str, outputs: tuple[str, ...]) -> Prediction:
-    d = json.loads(text)
-    d["status"] = PredictionStatus(d["status"])
-    if d.get("created_at"):
-        d["created_at"] = datetime.fromisoformat(d["created_at"])
-    if d.get("has_nsfw_contents") is not None:
-        d["has_nsfw_contents"] = tuple(d["has_nsfw_contents"])
-    return Prediction(**d, outputs=outputs)
+def _error_columns(
+    error: AtlasError | str, message: str = "", snapshot: Prediction | None = None
+) -> dict[str, object]:
+    if isinstance(error, AtlasError):
+        name, text = type(error).__name__, str(error)
+        record = codec.error_to_record(error)
+    else:  # a failure known by name and text only
+        name, text = error, message
+        record = codec.error_record_from_text(name, text, snapshot=snapshot)
+    fields = {k: _redact(v) if isinstance(v, str) else v for k, v in record.items()}
+    return dict(zip(_FAILURE, (name, _redact(text), canonical(fields)), strict=True))
 
 
 def _paths(files: Sequence[str | os.PathLike[str]]) -> str:
-    return _canonical([os.fspath(f) for f in files])
+    return canonical([os.fspath(f) for f in files])
+
+
+def _snapshot_columns(prediction: Prediction) -> dict[str, object]:
+    return {
+        "prediction_id": prediction.id,
+        "prediction": canonical(codec.prediction_to_record(prediction)),
+        "outputs": canonical(list(prediction.outputs)),
+    }
 
 
 @attrs.frozen(kw_only=True)
@@ -194,6 +157,7 @@ class JournalEntry:
         outputs: the outputs recorded at completion.
         files: the downloaded outputs' paths, once recorded.
         error_type, error_message: why it failed or is unknown (no secrets).
+        error: that error rebuilt, same class and fields (not compared by ==).
         attempts: how many times it entered ``submitting``.
         created_at, updated_at: wall-clock epoch seconds.
     """
@@ -210,6 +174,7 @@ class JournalEntry:
     files: tuple[Path, ...] = ()
     error_type: str | None = None
     error_message: str | None = None
+    error: AtlasError | None = attrs.field(default=None, eq=False)
     attempts: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -222,32 +187,19 @@ _SCHEMA = (
     "prediction TEXT, outputs TEXT NOT NULL DEFAULT '[]', "
     "files TEXT NOT NULL DEFAULT '[]', error_type TEXT, error_message TEXT, "
     "attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, "
-    "updated_at REAL NOT NULL)",
+    "updated_at REAL NOT NULL, error TEXT)",  # error: last, as schema 1 -> 2 adds it
 )
 _COLUMNS = (
     "index", "key", "request", "state", "prediction_id", "prediction", "outputs",
     "files", "error_type", "error_message", "attempts", "created_at", "updated_at",
+    "error",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(_COLUMNS).replace('index', 'idx')} FROM items"
+_TAMPERED = "changed outside atlas_async? move it away or choose another journal path"
 _INTERRUPTED = (
     "the previous run stopped while this submit was being sent; it may exist and "
     "bill, so it is not sent again unless asked (resubmit_unknown=True)"
 )
-
-
-def _entry(row: tuple[Any, ...]) -> JournalEntry:
-    d = dict(zip(_COLUMNS, row, strict=True))
-    request, outputs = json.loads(d.pop("request")), tuple(json.loads(d["outputs"]))
-    snapshot = d["prediction"]
-    d.update(
-        request,
-        state=ItemState(d["state"]),
-        kind=Kind(request["kind"]),
-        prediction=_prediction_from_json(snapshot, outputs) if snapshot else None,
-        outputs=outputs,
-        files=tuple(Path(f) for f in json.loads(d["files"])),
-    )
-    return JournalEntry(**d)
 
 
 class Journal:
@@ -262,24 +214,28 @@ class Journal:
 
     Args:
         path: the file; it and its parent directories are created if missing.
-        wall_clock: epoch seconds for the timestamps (tests inject a fake).
+        clock: whose ``wall()`` stamps the rows (the client's, or a test's
+            ``FakeClock``); by default the system's wall time.
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        wall_clock: Callable[[], float] = time.time,
+        self, path: str | os.PathLike[str], *, clock: Clock | None = None
     ) -> None:
         self.path = Path(path)
-        self._wall_clock = wall_clock
+        self._wall: Callable[[], float] = wall_time if clock is None else clock.wall
         self._conn: sqlite3.Connection | None = None
+        self._db_errors: tuple[type[Exception], ...] = ()  # sqlite3's, once open
         self._guard = threading.Lock()
         self._limiter: anyio.CapacityLimiter | None = None
         self._recovered: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
-        return f"Journal({str(self.path)!r}, open={self._conn is not None})"
+        return f"Journal({str(self.path)!r}, open={self.is_open})"
+
+    @property
+    def is_open(self) -> bool:
+        """True between `open` and `close`."""
+        return self._conn is not None
 
     @property
     def recovered_unknown(self) -> tuple[int, ...]:
@@ -295,7 +251,7 @@ class Journal:
 
     async def open(self) -> None:
         """
-        Open (or create) the file, take its lock, recover interrupted submits.
+        Open (or create) the file, take its lock, upgrade it, recover submits.
 
         Raises:
             JournalError: the file is corrupt, not a journal, from a newer
@@ -321,7 +277,7 @@ class Journal:
             JournalError: the file holds another batch (other requests or order).
             ConfigurationError: a request's kind is unknown or a param not JSON.
         """
-        rows = [(_canonical(_request_dict(r)), request_key(r)) for r in requests]
+        rows = [(canonical(request_dict(r)), request_key(r)) for r in requests]
         fingerprint = batch_fingerprint(key for _, key in rows)
         return await self._run(lambda conn: self._begin_sync(conn, fingerprint, rows))
 
@@ -333,7 +289,7 @@ class Journal:
 
         def query(conn: sqlite3.Connection) -> list[JournalEntry]:
             rows = conn.execute(f"{_SELECT} ORDER BY idx")
-            return [_entry(r) for r in rows if wanted is None or r[3] in wanted]
+            return [self._entry(r) for r in rows if wanted is None or r[3] in wanted]
 
         return await self._run(query)
 
@@ -345,11 +301,11 @@ class Journal:
         """Return the number of items in each state (every state is a key)."""
 
         def query(conn: sqlite3.Connection) -> dict[ItemState, int]:
-            counts = dict.fromkeys(ItemState, 0)
-            for state, n in conn.execute(
-                "SELECT state, COUNT(*) FROM items GROUP BY 1"
-            ):
-                counts[ItemState(state)] = n
+            found = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY 1"))
+            counts = {state: found.pop(state.value, 0) for state in ItemState}
+            if found:
+                unknown = f"unknown states {sorted(found)}"
+                raise JournalError(f"journal {self.path}: {unknown}: {_TAMPERED}")
             return counts
 
         return await self._run(query)
@@ -362,13 +318,7 @@ class Journal:
         """``submitting | unknown -> submitted``: the id to attach to from now on."""
         if not prediction_id:
             raise JournalError(f"item {index}: a prediction id is required")
-        await self._move(
-            index,
-            _S.SUBMITTED,
-            prediction_id=prediction_id,
-            error_type=_NULL,
-            error_message=_NULL,
-        )
+        await self._move(index, _S.SUBMITTED, prediction_id=prediction_id, **_NO_ERROR)
 
     async def mark_completed(
         self, index: int, prediction: Prediction, files: Sequence[Path] = ()
@@ -379,14 +329,8 @@ class Journal:
         Record it before downloading, so the paid result is safe; then add the
         paths with `record_files`.
         """
-        await self._move(
-            index,
-            _S.COMPLETED,
-            prediction_id=prediction.id,
-            prediction=_prediction_to_json(prediction),
-            outputs=_canonical(list(prediction.outputs)),
-            files=_paths(files),
-        )
+        columns = _snapshot_columns(prediction)
+        await self._move(index, _S.COMPLETED, files=_paths(files), **columns)
 
     async def record_files(self, index: int, files: Sequence[Path]) -> None:
         """Record (replace) the downloaded paths of a ``completed`` item."""
@@ -395,8 +339,8 @@ class Journal:
     async def mark_failed(
         self,
         index: int,
-        error_type: str,
-        message: str,
+        error: AtlasError | str,
+        message: str = "",
         *,
         prediction: Prediction | None = None,
     ) -> None:
@@ -404,32 +348,22 @@ class Journal:
         ``pending | submitting | submitted | unknown -> failed``.
 
         Args:
-            error_type: the exception's type name, e.g. ``"PredictionFailedError"``.
-            message: its text; bearer tokens are redacted, length is bounded.
-            prediction: the last snapshot, kept so the failure can be rebuilt.
+            error: the exception (`JournalEntry.error` rebuilds it), or for a
+                failure without one its type name, e.g. ``"ServerError"``.
+            message: the text, with a type name only (redacted, bounded).
+            prediction: the last snapshot; by default a `PredictionError`'s.
         """
-        extra: dict[str, object] = {}
+        if prediction is None and isinstance(error, PredictionError):
+            prediction = error.prediction
+        columns = _error_columns(error, message, prediction)
         if prediction is not None:
-            extra = {
-                "prediction_id": prediction.id,
-                "prediction": _prediction_to_json(prediction),
-                "outputs": _canonical(list(prediction.outputs)),
-            }
-        await self._move(
-            index,
-            _S.FAILED,
-            error_type=error_type,
-            error_message=_redact(message),
-            **extra,
-        )
+            columns.update(_snapshot_columns(prediction))
+        await self._move(index, _S.FAILED, **columns)
 
-    async def mark_unknown(
-        self, index: int, message: str, *, error_type: str = "SubmissionUnknownError"
-    ) -> None:
-        """``submitting -> unknown``: sent, no answer; it may exist and bill."""
-        await self._move(
-            index, _S.UNKNOWN, error_type=error_type, error_message=_redact(message)
-        )
+    async def mark_unknown(self, index: int, error: AtlasError | str) -> None:
+        """``submitting -> unknown``, with the error or its text: it may bill."""
+        how = ("SubmissionUnknownError", error) if isinstance(error, str) else (error,)
+        await self._move(index, _S.UNKNOWN, **_error_columns(*how))
 
     async def reset_to_pending(self, index: int) -> None:
         """
@@ -438,9 +372,7 @@ class Journal:
         Only for a submit that provably never left, or when the user asked to
         resubmit (``resubmit_unknown=True``): an unknown item may already bill.
         """
-        cleared = dict.fromkeys(
-            ("prediction_id", "prediction", "error_type", "error_message"), _NULL
-        )
+        cleared = dict.fromkeys(("prediction_id", "prediction", *_FAILURE), _NULL)
         await self._move(index, _S.PENDING, outputs="[]", files="[]", **cleared)
 
     # -- the blocking side, in the worker thread ----------------------------------
@@ -458,13 +390,16 @@ class Journal:
             with self._guard:
                 try:
                     return fn()
-                except sqlite3.Error as exc:
+                except self._db_errors as exc:
                     raise JournalError(f"journal {self.path}: {exc}") from exc
 
         # Never abandoned on cancel: a commit under way completes before we unwind.
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
     def _open_sync(self) -> sqlite3.Connection:
+        import sqlite3  # here, not at the top: `import atlas_async` stays light
+
+        self._db_errors = (sqlite3.Error,)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -525,18 +460,33 @@ class Journal:
         if meta.get("format") != _FORMAT:
             raise self._not_a_journal("a SQLite file, but not a journal")
         version = meta.get("schema_version", "")
-        if not version.isdigit() or int(version) > SCHEMA_VERSION:
+        if version == "1":
+            self._upgrade_from_1(conn)
+        elif version != str(SCHEMA_VERSION):
             raise JournalError(
                 f"journal {self.path} was written by a newer atlas_async (schema "
                 f"{version!r}; this one reads {SCHEMA_VERSION}): upgrade atlas_async"
             )
         stuck = conn.execute("SELECT idx FROM items WHERE state = 'submitting'")
         self._recovered = tuple(r[0] for r in stuck.fetchall())
+        error = _error_columns("SubmissionUnknownError", _INTERRUPTED)
         conn.execute(
             "UPDATE items SET state = 'unknown', error_type = ?, error_message = ?, "
-            "updated_at = ? WHERE state = 'submitting'",
-            ("SubmissionUnknownError", _INTERRUPTED, self._wall_clock()),
+            "error = ?, updated_at = ? WHERE state = 'submitting'",
+            (*error.values(), self._wall()),
         )
+
+    def _upgrade_from_1(self, conn: sqlite3.Connection) -> None:
+        # In the transaction `_open_sync` began: all of it is committed, or none.
+        conn.execute("ALTER TABLE items ADD COLUMN error TEXT")
+        failed = conn.execute(
+            "SELECT idx, error_type, error_message, prediction_id, prediction "
+            "FROM items WHERE error_type IS NOT NULL"
+        ).fetchall()
+        record = codec.error_record_from_text  # its parameters: the columns above
+        records = [(canonical(record(*row[1:])), row[0]) for row in failed]
+        conn.executemany("UPDATE items SET error = ? WHERE idx = ?", records)
+        conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
 
     def _begin_sync(
         self, conn: sqlite3.Connection, fingerprint: str, rows: list[tuple[str, str]]
@@ -552,7 +502,7 @@ class Journal:
                     "a new journal path for this batch"
                 )
             if stored is None:
-                now = self._wall_clock()
+                now = self._wall()
                 conn.executemany(
                     "INSERT INTO items (idx, key, request, state, created_at, "
                     "updated_at) VALUES (?, ?, ?, 'pending', ?, ?)",
@@ -561,13 +511,41 @@ class Journal:
                 conn.execute(
                     "INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,)
                 )
-        return [_entry(r) for r in conn.execute(f"{_SELECT} ORDER BY idx")]
+        return [self._entry(r) for r in conn.execute(f"{_SELECT} ORDER BY idx")]
 
     def _get_sync(self, conn: sqlite3.Connection, index: int) -> JournalEntry:
         found = conn.execute(f"{_SELECT} WHERE idx = ?", (index,)).fetchone()
         if found is None:
             raise JournalError(f"journal {self.path} has no item {index}")
-        return _entry(found)
+        return self._entry(found)
+
+    def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
+        d = dict(zip(_COLUMNS, row, strict=True))
+        try:
+            request, outputs = json.loads(d.pop("request")), json.loads(d["outputs"])
+            snapshot, error = d["prediction"], d["error"]
+            if snapshot:
+                d["prediction"] = codec.prediction_from_record(
+                    json.loads(snapshot), outputs
+                )
+            if error:
+                d["error"] = codec.error_from_record(
+                    json.loads(error), prediction=d["prediction"]
+                )
+            d.update(
+                request,
+                state=ItemState(d["state"]),
+                kind=Kind(request["kind"]),
+                outputs=tuple(outputs),
+                files=tuple(Path(f) for f in json.loads(d["files"])),
+            )
+            return JournalEntry(**d)
+        except (ValueError, TypeError, KeyError) as exc:
+            why = f"{exc} is missing" if isinstance(exc, KeyError) else str(exc)
+            raise JournalError(
+                f"journal {self.path}: item {d['index']} cannot be read ({why}); "
+                f"{_TAMPERED}"
+            ) from None
 
     async def _move(
         self,
@@ -589,7 +567,7 @@ class Journal:
 
         def update(conn: sqlite3.Connection) -> None:
             # One conditional UPDATE, committed on return: check and change are atomic.
-            args = [target.value, self._wall_clock(), *values, index, *sources]
+            args = [target.value, self._wall(), *values, index, *sources]
             if conn.execute(sql, args).rowcount == 0:
                 state = self._get_sync(conn, index).state.value
                 raise JournalError(

@@ -13,15 +13,14 @@ exact.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 
-from .._core import errors as errors
-from .._core.errors import AtlasError, PredictionError, PredictionFailedError
+from .._core.clock import Clock
+from .._core.errors import AtlasError
 from .._core.models import Prediction
 from .journal import Journal, JournalEntry
 
@@ -31,16 +30,19 @@ __all__ = ["Record", "open_journal", "rebuild_error"]
 @asynccontextmanager
 async def open_journal(
     journal: Journal | str | os.PathLike[str] | None,
+    *,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Journal | None]:
     """
     Yield ``journal`` ready for use: opened (and closed after) when it is a path
     or a `Journal` not open yet; an open `Journal` is used as is and left open.
+    A path becomes a `Journal` on ``clock`` (the client's).
     """
     if journal is None:
         yield None
         return
-    owned = not isinstance(journal, Journal) or journal._conn is None
-    opened = journal if isinstance(journal, Journal) else Journal(journal)
+    owned = not isinstance(journal, Journal) or not journal.is_open
+    opened = journal if isinstance(journal, Journal) else Journal(journal, clock=clock)
     if owned:
         await opened.open()
     try:
@@ -81,21 +83,16 @@ class Record:
                 await self.journal.record_files(index, files)
 
     async def mark_failed(self, index: int, error: AtlasError) -> None:
-        """Commit a failure, with the last snapshot when the error has one."""
+        """Commit a failure: the error's record, and its snapshot when it has one."""
         if self.journal is not None:
-            prediction = (
-                error.prediction if isinstance(error, PredictionError) else None
-            )
             with anyio.CancelScope(shield=True):
-                await self.journal.mark_failed(
-                    index, type(error).__name__, str(error), prediction=prediction
-                )
+                await self.journal.mark_failed(index, error)
 
-    async def mark_unknown(self, index: int, message: str) -> None:
-        """Commit ``unknown``: sent, and no answer came."""
+    async def mark_unknown(self, index: int, error: AtlasError | str) -> None:
+        """Commit ``unknown``: sent, and no answer came (the error, or its text)."""
         if self.journal is not None:
             with anyio.CancelScope(shield=True):
-                await self.journal.mark_unknown(index, message)
+                await self.journal.mark_unknown(index, error)
 
     async def reset_to_pending(self, index: int) -> None:
         """Commit ``pending``: it provably never left, or resubmitting was asked."""
@@ -104,54 +101,14 @@ class Record:
                 await self.journal.reset_to_pending(index)
 
 
-# Errors whose constructor takes just a message (other keywords are optional).
-_SIMPLE: dict[str, type[AtlasError]] = {
-    name: cls
-    for name in errors.__all__
-    if isinstance(cls := getattr(errors, name), type)
-    and issubclass(cls, AtlasError)
-    and not issubclass(cls, PredictionError)
-}
-_PREDICTION: dict[str, type[PredictionError]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.PredictionFailedError,
-        errors.PredictionTimeoutError,
-        errors.PredictionCancelledError,
-    )
-}
-_STATUS_PREFIX = re.compile(r"(\d{3}): (.*)", re.DOTALL)
-
-
 def rebuild_error(entry: JournalEntry) -> AtlasError:
     """
-    Rebuild the error a ``failed`` entry recorded: the same type when known, the
-    same text, the status code of an `APIError`, the snapshot's details for a
-    `PredictionFailedError`.
+    Return the error a ``failed`` entry recorded: the same class, message and
+    fields (status code, request id, Retry-After, the snapshot ...), as the
+    journal rebuilt it from its record; never parsed back from the text.
     """
+    if entry.error is not None:
+        return entry.error
+    # No record: the row was written by hand (the journal always writes one).
     message = entry.error_message or "failed in an earlier run"
-    name = entry.error_type or ""
-    prediction = entry.prediction
-    pid = entry.prediction_id
-    if name in _PREDICTION:
-        if name == "PredictionFailedError" and prediction is not None:
-            return PredictionFailedError(
-                message,
-                prediction_id=pid or prediction.id,
-                prediction=prediction,
-                error=prediction.error,
-                error_code=prediction.error_code,
-                status=prediction.status,
-            )
-        return _PREDICTION[name](
-            message, prediction_id=pid or "", prediction=prediction
-        )
-    cls = _SIMPLE.get(name, AtlasError)
-    if issubclass(cls, errors.APIError):
-        # str(APIError) is "400: text (request id ...)"; keep the code apart.
-        found = _STATUS_PREFIX.fullmatch(message)
-        if found:
-            error = cls(found[2], status_code=int(found[1]))
-            error.prediction_id = pid  # kept out of str(): the text names it already
-            return error
-    return cls(message)
+    return AtlasError(message, prediction_id=entry.prediction_id)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,9 @@ from .._batch.input import ParsedRequests, RequestProblem, load_requests
 from .._batch.journal import ItemState, Journal
 from .._batch.types import BatchProgress, BatchResult
 from .._client import AtlasClient
+from .._core.clock import Clock
 from .._core.errors import JournalError
-from .._ops.download import _prepare_directory
+from .._ops.download import prepare_directory
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -109,14 +109,17 @@ def _remove_temporaries(directory: Path) -> int:
 class _Reporter:
     """Prints results (stdout) and progress (stderr) for one batch run."""
 
-    def __init__(self, parsed: ParsedRequests, options: BatchOptions) -> None:
+    def __init__(
+        self, parsed: ParsedRequests, options: BatchOptions, clock: Clock
+    ) -> None:
         self.parsed = parsed
+        self.clock = clock
         self.as_json = options.as_json
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.started = time.monotonic()
+        self.started = clock.now()
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("generating"),
@@ -190,7 +193,7 @@ class _Reporter:
     def summary(self, out: Path, journal: Path | None) -> int:
         """Print the summary; return the exit code."""
         counts, total = self.counts, self.parsed.total
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock.now() - self.started
         unknown = self.errors["SubmissionUnknownError"]
         resumable = sum(n for name, n in self.errors.items() if name in _RESUMABLE)
         if self.as_json:
@@ -288,11 +291,11 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     """Run the ``batch`` command; return its exit code (see the module)."""
     conn.require_key()
     parsed = load_requests(options.file, kind=options.kind, model=options.model)
-    out = await anyio.to_thread.run_sync(_prepare_directory, options.out)
+    out = await anyio.to_thread.run_sync(prepare_directory, options.out)
     name = JOURNAL_NAME if conn.emulator is None else EMULATOR_JOURNAL_NAME
     journal_path = options.journal or out / name
-    reporter = _Reporter(parsed, options)
-    journal = Journal(journal_path)
+    reporter = _Reporter(parsed, options, conn.clock)
+    journal = Journal(journal_path, clock=conn.clock)
     async with journal:
         if parsed.requests:
             await _begin(journal, parsed, reporter, emulator=conn.emulator is not None)

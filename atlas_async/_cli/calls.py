@@ -24,7 +24,7 @@ from .._batch.types import GenerationRequest
 from .._client import AtlasClient
 from .._core.errors import ConfigurationError
 from .._core.models import Kind, Prediction
-from .._ops.download import _prepare_directory
+from .._ops.download import prepare_directory
 from .run import (
     EXIT_OK,
     Connection,
@@ -103,7 +103,7 @@ async def run_generate(
         {"prompt": prompt, **parse_params(params)},
     )
     conn.require_key()
-    directory = await anyio.to_thread.run_sync(_prepare_directory, out)
+    directory = await anyio.to_thread.run_sync(prepare_directory, out)
 
     async def call(client: AtlasClient) -> tuple[Prediction, list[Path]]:
         future = await client.submit(

@@ -20,7 +20,11 @@ other exception) still shows its traceback: hiding it would help nobody.
 
 ``--emulator`` serves the emulator on a loopback socket inside the same event
 loop (`open_client`), so the client talks real HTTP to it and needs no key.
-This module imports neither typer nor rich.
+
+The commands read the time only from their `Connection`'s clock, which
+`connection` takes from `use_clock` (``cli.main(argv, clock=...)``): the real
+`AnyioClock` unless a test passes its own. This module imports neither typer
+nor rich, nor the client until a command opens one.
 """
 
 from __future__ import annotations
@@ -31,20 +35,31 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from .._client import AtlasClient
+from .._core.clock import Clock
 from .._core.config import API_KEY_ENV
 from .._core.errors import AtlasError, ConfigurationError, JournalError
+from .._core.extras import require
 from .._core.models import Prediction
 from .._core.policies import ExponentialPolicy
+from .._net.clock import AnyioClock
+from . import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 
 if TYPE_CHECKING:
+    from .._client import AtlasClient
     from ..emulator import EmulatorConfig
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -65,14 +80,10 @@ __all__ = [
     "prediction_json",
     "run",
     "shown_path",
+    "use_clock",
     "with_client",
 ]
 
-EXIT_OK = 0  # everything succeeded
-EXIT_FAILED = 1  # some item (or the one request) failed
-EXIT_USAGE = 2  # bad option, unreadable file, unwritable folder, journal, no key
-EXIT_INTERRUPTED = 130  # Ctrl-C, the shell's convention (128 + SIGINT)
-EXIT_BROKEN_PIPE = 141  # stdout closed by its reader (128 + SIGPIPE)
 
 NO_KEY = (
     f"no API key: set {API_KEY_ENV} (export {API_KEY_ENV}=...) or pass "
@@ -80,15 +91,29 @@ NO_KEY = (
 )
 _T = TypeVar("_T")
 _EMULATOR_KEY = "atlas-async-emulator"  # any key works against the emulator
+# The clock of the command line running in this context (None: the real one).
+_clock: ContextVar[Clock | None] = ContextVar("atlas_async_cli_clock", default=None)
+
+
+@contextlib.contextmanager
+def use_clock(clock: Clock | None) -> Iterator[None]:
+    """Within the block, commands read the time from ``clock`` (None: the real one)."""
+    token = _clock.set(clock)
+    try:
+        yield
+    finally:
+        _clock.reset(token)
 
 
 @attrs.frozen(kw_only=True)
 class Connection:
-    """Where a command sends its requests: Atlas, or an emulator it starts."""
+    """Where a command sends its requests (Atlas, or an emulator it starts), and
+    the clock it reads the time from."""
 
     api_key: str | None = attrs.field(default=None, repr=False)
     base_url: str | None = None
     emulator: EmulatorConfig | None = None
+    clock: Clock = attrs.field(factory=AnyioClock, eq=False)
 
     def require_key(self) -> None:
         """Raise the `NO_KEY` usage error when Atlas needs a key we lack."""
@@ -112,9 +137,13 @@ def connection(
 
     Raises:
         ConfigurationError: a bad ``--fault`` or ``--time-scale``.
+        MissingExtraError: ``--emulator`` without the emulator extra.
     """
+    chosen = _clock.get()
+    clock = chosen if chosen is not None else AnyioClock()
     if not emulator:
-        return Connection(api_key=api_key, base_url=base_url)
+        return Connection(api_key=api_key, base_url=base_url, clock=clock)
+    require("uvicorn", "emulator", feature="--emulator")
     from ..emulator import config_from_options
 
     try:
@@ -123,7 +152,7 @@ def connection(
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    return Connection(api_key=api_key, emulator=config)
+    return Connection(api_key=api_key, emulator=config, clock=clock)
 
 
 @asynccontextmanager
@@ -137,6 +166,8 @@ async def open_client(
     Raises:
         ConfigurationError: no key for Atlas (when ``needs_key``).
     """
+    from .._client import AtlasClient
+
     if conn.emulator is None:
         if needs_key:
             conn.require_key()

@@ -31,10 +31,11 @@ from urllib.parse import urlsplit
 import attrs
 
 from .errors import ConfigurationError
+from .retry import BackoffPolicy, Retry
 from .safety import DEFAULT_PORTS, Origin, is_loopback_host, origin_of
 
 if TYPE_CHECKING:
-    import random
+    pass
 
 __all__ = [
     "API_KEY_ENV",
@@ -46,7 +47,8 @@ __all__ = [
     "DEFAULT_TIMEOUTS",
     "ClientConfig",
     "Origin",
-    "RetryPolicy",
+    "HTTP_BACKOFF",
+    "http_retry",
     "TimeoutArg",
     "Timeouts",
     "is_loopback_host",
@@ -58,8 +60,9 @@ API_KEY_ENV = "ATLASCLOUD_API_KEY"
 BASE_URL_ENV = "ATLASCLOUD_BASE_URL"
 DEFAULT_BASE_URL = "https://api.atlascloud.ai/api/v1"
 
-# perf-limits.md section 5: 16-32 requests in flight is the measured sweet spot
-# for httpx; the owned connection pool is sized to match, so httpcore never queues.
+# 16-32 requests in flight is the measured sweet spot for httpx (docs/performance.md,
+# "What the HTTP layer costs"); the owned connection pool is sized to match, so
+# httpcore never queues.
 DEFAULT_MAX_CONCURRENT_REQUESTS = 16
 # Predictions submitted and not yet terminal before further submits wait: enough
 # for any one account's limits, small enough to bound the scheduler's memory.
@@ -74,7 +77,8 @@ class Timeouts:
 
     The same four phases as ``httpx.Timeout``. ``pool`` defaults to None: the
     SDK's own limiter keeps requests below the pool size, and a pool timeout only
-    fires when requests queue inside httpx (perf-limits.md section 2b).
+    fires when requests queue inside httpx (docs/performance.md, "What the HTTP
+    layer costs").
 
     Example::
 
@@ -116,56 +120,28 @@ TimeoutArg = float | timedelta | Timeouts | _TimeoutLike | None
 """What ``AtlasClient(timeout=...)`` accepts."""
 
 
-@attrs.frozen(kw_only=True)
-class RetryPolicy:
+#: How the HTTP layer spaces its retries of one request: 0.5 s, 1 s, 2 s, ...
+#: up to 8 s, each minus up to half at random; a ``Retry-After`` up to 60 s is
+#: a floor.
+HTTP_BACKOFF = BackoffPolicy(
+    initial=0.5, factor=2.0, cap=8.0, jitter=0.5, retry_after_cap=60.0
+)
+
+
+def http_retry(max_retries: int = DEFAULT_MAX_RETRIES) -> Retry:
     """
-    How the HTTP layer spaces its retries of one request.
+    The retry of one HTTP request: ``max_retries`` retries after the first try.
 
-    The n-th retry (n = 1, 2, ...) waits
-    ``min(cap, base * factor ** (n - 1)) * uniform(1 - jitter, 1)``, or the
-    server's ``Retry-After`` (capped at ``retry_after_cap``) when that is longer.
-    At most ``max_retries`` retries follow the first attempt.
+    Raises:
+        ConfigurationError: ``max_retries`` is not an integer >= 0.
     """
-
-    max_retries: int = DEFAULT_MAX_RETRIES
-    base: float = 0.5
-    factor: float = 2.0
-    cap: float = 8.0
-    jitter: float = 0.5
-    retry_after_cap: float = 60.0
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ConfigurationError(
-                f"max_retries={self.max_retries!r} must be an integer >= 0"
-            )
-        if not (self.base > 0 and self.factor >= 1 and self.cap >= self.base):
-            raise ConfigurationError(
-                "retry backoff needs base > 0, factor >= 1, cap >= base"
-            )
-        if not 0 <= self.jitter <= 1 or not self.retry_after_cap >= 0:
-            raise ConfigurationError(
-                "retry jitter must be in [0, 1], retry_after_cap >= 0"
-            )
-
-    def delay(
-        self, retry: int, *, retry_after: float | None, rng: random.Random
-    ) -> float:
-        """
-        Return the seconds to wait before retry number ``retry`` (1-based).
-
-        Args:
-            retry: 1 for the first retry, 2 for the second, ...
-            retry_after: the server's hint in seconds, or None.
-            rng: the injected source of jitter.
-        """
-        # Clamp the exponent first: factor ** 1000 overflows a float.
-        exponent = min(retry - 1, 64)
-        nominal = min(self.cap, self.base * self.factor**exponent)
-        delay = nominal * (1.0 - self.jitter * rng.random())
-        if retry_after is not None and retry_after > 0:
-            delay = max(delay, min(retry_after, self.retry_after_cap))
-        return delay
+    if (
+        not isinstance(max_retries, int)
+        or isinstance(max_retries, bool)
+        or max_retries < 0
+    ):
+        raise ConfigurationError(f"max_retries={max_retries!r} must be an integer >= 0")
+    return Retry(attempts=max_retries + 1, backoff=HTTP_BACKOFF)
 
 
 @attrs.frozen(kw_only=True)
@@ -193,7 +169,7 @@ class ClientConfig:
     api_key: str | None = attrs.field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     timeout: Timeouts | None = None
-    retry: RetryPolicy = RetryPolicy()
+    retry: Retry = attrs.field(factory=http_retry)
     allow_insecure_http: bool = False
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
@@ -243,7 +219,7 @@ def resolve_config(
         api_key=_resolve_key(api_key, env),
         base_url=_resolve_base_url(base_url, env, allow_insecure_http),
         timeout=_resolve_timeout(timeout),
-        retry=RetryPolicy(max_retries=max_retries),
+        retry=http_retry(max_retries),
         allow_insecure_http=allow_insecure_http,
         max_in_flight=_positive_int("max_in_flight", max_in_flight),
         max_concurrent_requests=_positive_int(

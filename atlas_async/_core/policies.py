@@ -20,10 +20,12 @@ far too often. Each prediction is planned from what was known when it started.
 
 `DurationModel` is the learning: per model, the running mean and variance of the
 logarithm of how long completed predictions took, seeded with a prior per kind
-(the seeds' table: image 2-10 s, video 30-180 s, audio 5-30 s), in O(1) memory.
-`DurationBook` holds one per (kind, model), bounded. `BackoffPolicy` is the
-bounded jittered exponential used after a failed poll, honouring a server's
-``Retry-After`` up to a cap.
+(image 2-10 s and video 30-180 s as the vendor's Predictions guide gives them,
+audio 5-30 s our own estimate; docs/wire.md, "Typical durations"), in O(1)
+memory.
+`DurationBook` holds one per (kind, model), bounded. The delay after a failed
+poll is not a poll policy: it is the SDK's one retry primitive, `BackoffPolicy`
+in ``_core.retry`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Protocol
 import attrs
 
 from .models import Kind
+from .retry import BackoffPolicy, grow
 
 __all__ = [
     "KIND_PRIORS",
@@ -51,7 +54,8 @@ __all__ = [
     "PollPolicy",
 ]
 
-#: Typical durations per kind, in seconds (low, high), from the seeds' table.
+#: Typical durations per kind, in seconds (low, high): docs/wire.md, "Typical
+#: durations" (image and video from the vendor's guide, audio our estimate).
 #: Image tools (upscale, 5-15 s) are image predictions; their model learns it.
 KIND_PRIORS: Mapping[Kind, tuple[float, float]] = {
     Kind.IMAGE: (2.0, 10.0),
@@ -73,16 +77,6 @@ def _jitter(value: float, jitter: float, rng: random.Random) -> float:
     if jitter <= 0.0:
         return value
     return value * rng.uniform(1.0 - jitter, 1.0 + jitter)
-
-
-def _grow(first: float, factor: float, cap: float, n: int) -> float:
-    """Return ``min(cap, first * factor**n)`` without overflowing for large n."""
-    if factor <= 1.0 or n <= 0:
-        return min(cap, first)
-    # Compare in log space: factor**n overflows a float long before n is absurd.
-    if n * math.log(factor) >= math.log(cap / first):
-        return cap
-    return min(cap, first * factor**n)
 
 
 def _check_jitter(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -253,8 +247,9 @@ class FixedPolicy(PollPolicy):
     ``interval``) seconds.
 
     ``delay_0 = first``, ``delay_n = interval``, each times ``1 ± jitter``.
-    The seeds poll images every 2 s and video every 5 s
-    (``FixedPolicy(2.0)``, ``FixedPolicy(5.0)``).
+    The vendor's Predictions guide polls images every 2 s and video every 5 s
+    (``FixedPolicy(2.0)``, ``FixedPolicy(5.0)``; docs/wire.md, "Typical
+    durations").
 
     Args:
         interval: seconds between polls (> 0).
@@ -322,9 +317,7 @@ class ExponentialPolicy(PollPolicy):
 
     def delay(self, elapsed: float, polls: int, rng: random.Random) -> float:
         """See `PollPlan.delay`."""
-        base = _jitter(
-            _grow(self.first, self.factor, self.cap, polls), self.jitter, rng
-        )
+        base = _jitter(grow(self.first, self.factor, self.cap, polls), self.jitter, rng)
         return max(0.0, base - elapsed) if polls == 0 else base
 
 
@@ -399,55 +392,3 @@ class AdaptivePlan:
         interval = policy.spacing * math.sqrt(max(width, 0.0))
         interval = min(max(interval, policy.floor), policy.cap)
         return _jitter(interval, policy.jitter, rng)
-
-
-@attrs.frozen(slots=True)
-class BackoffPolicy:
-    """
-    How long to wait before retrying a failed poll.
-
-    ``delay(attempt) = min(cap, initial * factor**(attempt - 1)) * (1 ± jitter)``
-    for the attempt-th consecutive failure, clamped on overflow. A server's
-    ``Retry-After`` wins, up to ``retry_after_cap`` seconds.
-
-    Args:
-        initial: the first retry delay (> 0).
-        factor: growth per consecutive failure (>= 1).
-        cap: the longest computed delay (>= initial).
-        jitter: relative jitter in [0, 1).
-        retry_after_cap: the longest server-requested delay honoured.
-    """
-
-    initial: float = attrs.field(default=1.0, validator=_check_positive)
-    factor: float = attrs.field(default=2.0)
-    cap: float = attrs.field(default=30.0)
-    jitter: float = attrs.field(default=0.2, validator=_check_jitter)
-    retry_after_cap: float = attrs.field(default=120.0, validator=_check_positive)
-
-    @factor.validator
-    def _check_factor(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= 1.0:
-            raise ValueError(f"factor must be >= 1, got {value!r}")
-
-    @cap.validator
-    def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= self.initial:
-            raise ValueError(
-                f"cap must be >= initial ({self.initial!r}), got {value!r}"
-            )
-
-    def delay(
-        self, attempt: int, *, rng: random.Random, retry_after: float | None = None
-    ) -> float:
-        """
-        Seconds to wait before retry number ``attempt`` (1 for the first).
-
-        Args:
-            attempt: consecutive failures so far (>= 1).
-            rng: the source of jitter.
-            retry_after: seconds the server asked for, if it did.
-        """
-        if retry_after is not None and retry_after >= 0.0:
-            return min(retry_after, self.retry_after_cap)
-        base = _grow(self.initial, self.factor, self.cap, max(attempt, 1) - 1)
-        return _jitter(base, self.jitter, rng)

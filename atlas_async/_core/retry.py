@@ -31,7 +31,7 @@ import random
 
 import attrs
 
-__all__ = ["BackoffPolicy", "Retry", "jittered"]
+__all__ = ["BackoffPolicy", "Retry", "grow", "jittered"]
 
 
 def jittered(value: float, jitter: float, rng: random.Random) -> float:
@@ -46,7 +46,7 @@ def jittered(value: float, jitter: float, rng: random.Random) -> float:
     return value * (1.0 - jitter * rng.random())
 
 
-def _grow(first: float, factor: float, cap: float, n: int) -> float:
+def grow(first: float, factor: float, cap: float, n: int) -> float:
     """Return ``min(cap, first * factor**n)`` without overflowing for large n."""
     if factor <= 1.0 or n <= 0:
         return min(cap, first)
@@ -124,7 +124,7 @@ class BackoffPolicy:
             rng: the source of jitter.
             retry_after: seconds the server asked for, if it did.
         """
-        base = _grow(self.initial, self.factor, self.cap, max(attempt, 1) - 1)
+        base = grow(self.initial, self.factor, self.cap, max(attempt, 1) - 1)
         wait = jittered(base, self.jitter, rng)
         if retry_after is not None and retry_after > 0.0:
             wait = max(wait, min(retry_after, self.retry_after_cap))

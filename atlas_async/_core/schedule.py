@@ -28,7 +28,8 @@ Invariants:
 
 `PollCore.due` pops everything due within ``slack`` (1 ms by default): uvloop
 rounds timers to the millisecond, and a loop that re-sleeps for the
-sub-millisecond remainder spins (perf-limits.md section 3).
+sub-millisecond remainder spins (docs/performance.md, "What the HTTP layer
+costs").
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ from .errors import (
 )
 from .models import Kind, Prediction, PredictionStatus
 from .outcome import prediction_failure
-from .policies import BackoffPolicy, DurationBook, PollPlan, PollPolicy
+from .policies import DurationBook, PollPlan, PollPolicy
+from .retry import BackoffPolicy, Retry
 
 __all__ = [
     "Decision",
@@ -200,11 +202,14 @@ class PollCore:
     Args:
         rng: the source of all jitter.
         durations: learned durations per model (a fresh `DurationBook` if None).
-        retry: the delay after a failed poll.
+        retry: the retry of a failed poll: a `Retry` (its ``attempts`` bound
+            the polls in a row that may fail transiently before the prediction
+            fails with the last error), or a `BackoffPolicy` for the spacing
+            alone (then ``max_consecutive_errors`` bounds them).
         not_found_grace: seconds after registration during which a 404 means
             "not visible yet" and is retried.
-        max_consecutive_errors: transient poll failures in a row before the
-            prediction fails with the last error.
+        max_consecutive_errors: with a bare `BackoffPolicy`, transient poll
+            failures in a row before the prediction fails.
         failure: maps a terminal prediction to its error (None: success).
     """
 
@@ -213,7 +218,6 @@ class PollCore:
         "_grace",
         "_heap",
         "_live",
-        "_max_errors",
         "_retry",
         "_rng",
         "_seq",
@@ -226,16 +230,20 @@ class PollCore:
         rng: random.Random,
         *,
         durations: DurationBook | None = None,
-        retry: BackoffPolicy | None = None,
+        retry: Retry | BackoffPolicy | None = None,
         not_found_grace: float = 30.0,
         max_consecutive_errors: int = 20,
         failure: Callable[[Prediction], AtlasError | None] = default_failure,
     ) -> None:
         self._rng = rng
         self.durations = durations if durations is not None else DurationBook()
-        self._retry = retry if retry is not None else BackoffPolicy()
+        if not isinstance(retry, Retry):
+            retry = Retry(
+                attempts=max_consecutive_errors + 1,
+                backoff=retry if retry is not None else BackoffPolicy(),
+            )
+        self._retry = retry
         self._grace = not_found_grace
-        self._max_errors = max_consecutive_errors
         self._failure = failure
         self._states: dict[str, _State] = {}
         self._heap: list[_Entry] = []
@@ -336,6 +344,11 @@ class PollCore:
                 out.append(Due(state.id))
         return out
 
+    @property
+    def heap_size(self) -> int:
+        """Entries in the heap, stale ones included: what the core's memory holds."""
+        return len(self._heap)
+
     def next_wakeup(self) -> float:
         """The time of the earliest live entry, or ``math.inf`` when idle."""
         heap = self._heap
@@ -395,18 +408,27 @@ class PollCore:
         if error.prediction_id is None:
             error.prediction_id = state.id
         state.errors += 1
-        if isinstance(error, NotFoundError):
-            retry = now < state.grace_until
-        else:
-            retry = isinstance(error, _TRANSIENT) and state.errors <= self._max_errors
-        if not retry:
+        retryable = (
+            now < state.grace_until
+            if isinstance(error, NotFoundError)
+            else isinstance(error, _TRANSIENT)
+        )
+        at = (
+            self._retry.next(
+                state.errors,
+                now,
+                rng=self._rng,
+                retry_after=getattr(error, "retry_after", None),
+            )
+            if retryable
+            else None
+        )
+        if at is None:
             self._kill(state)
             return Failed(error)
         if now >= state.deadline:
             return self._expire(state)
-        retry_after = getattr(error, "retry_after", None)
-        delay = self._retry.delay(state.errors, rng=self._rng, retry_after=retry_after)
-        return self._schedule(state, now + delay)
+        return self._schedule(state, at)
 
     def _learn(self, state: _State, elapsed: float) -> None:
         # The job ended between the previous poll and this one: take the midpoint.

@@ -5,13 +5,14 @@ readable.
 
 Theory of operation:
 
-* `error_for` turns an answer into the `AtlasError` it amounts to (through
-  ``_wire.error_from_response``, so errors inside HTTP 200 count), or None.
+* `error_for` turns an `Answer` (decoded once) into the `AtlasError` it amounts
+  to (errors inside HTTP 200 count), or None.
   Redirects are errors: following one would carry the key off the API origin.
 * `transport_failure` turns an httpx exception into a `TransportError`, or into
   `SubmissionUnknownError` for a submit that may have reached the server.
-* `RetryableError` wraps a failure the call's `RetryMode` allows to retry; the
-  session unwraps it once the retries are spent.
+* A failure the call's `RetryMode` allows to retry comes wrapped in
+  ``_net.retrying.RetryableError``; the one retry loop unwraps it once the
+  retries are spent.
 * `redact` scrubs the key from errors built from what the server said: a
   misbehaving gateway may echo the Authorization header in its error text.
 """
@@ -19,7 +20,6 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,12 +34,14 @@ from .._core.errors import (
     UnexpectedResponseError,
 )
 from .._core.models import Kind
-from .._wire import parse as _wire
+from .._core.safety import redact_text
+from .._wire.answer import Answer
+from .._wire.errors import api_error
+from .retrying import RetryableError
 
 __all__ = [
     "Call",
     "RetryMode",
-    "RetryableError",
     "error_for",
     "redact",
     "retries_status",
@@ -79,15 +81,6 @@ class RetryMode(enum.Enum):
     """Retry only never-sent failures and 429/503 refusals; never re-send."""
 
 
-class RetryableError(Exception):
-    """Internal: this attempt failed in a way the retry mode allows to retry."""
-
-    def __init__(self, error: AtlasError, retry_after: float | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-
-
 def retries_status(mode: RetryMode, status: int) -> bool:
     """True when ``mode`` allows retrying an error answer with this status."""
     if mode is RetryMode.IDEMPOTENT:
@@ -124,9 +117,13 @@ class Call:
         return {"prediction_id": self.prediction_id} if self.prediction_id else {}
 
 
-def error_for(response: httpx.Response, call: Call) -> AtlasError | None:
-    """The error this answer amounts to (errors inside a 2xx too), or None."""
-    status = response.status_code
+def error_for(answer: Answer, call: Call, *, now: float) -> AtlasError | None:
+    """
+    The error this answer amounts to (errors inside a 2xx too), or None.
+
+    ``now`` is wall time (Unix seconds), for an HTTP-date ``Retry-After``.
+    """
+    status = answer.status_code
     if 300 <= status < 400:
         # Following would carry the key to wherever Location points; the API
         # itself never redirects, so this is a misconfigured base_url or proxy.
@@ -137,11 +134,11 @@ def error_for(response: httpx.Response, call: Call) -> AtlasError | None:
             status_code=status,
             prediction_id=call.prediction_id,
         )
-    return _wire.error_from_response(
+    return api_error(
         status,
-        response.headers,
-        response.content,
-        now=time.time(),
+        answer.headers,
+        answer.decoded,
+        now=now,
         prediction_id=call.prediction_id,
     )
 
@@ -178,31 +175,28 @@ def transport_failure(exc: httpx.HTTPError, call: Call) -> Exception:
     return error
 
 
-_REDACTED = "[redacted]"
-
-
 def redact(error: _E, secret: str | None) -> _E:
     """
     Remove the key from an error built from what the server or network said.
 
     A misbehaving gateway may echo the Authorization header back in its error
     text ("invalid key sk-..."); that text must not carry the key into logs or
-    tracebacks.
+    tracebacks. Uses the one redaction, `redact_text`.
     """
-    if error is None or not secret:
+    if error is None:
         return error
     target = error.error if isinstance(error, RetryableError) else error
     if isinstance(target, AtlasError):
-        target.message = target.message.replace(secret, _REDACTED)
+        target.message = redact_text(target.message, secret)
         target.args = (target.message,)
         if hasattr(target, "body"):
             target.body = _redact_value(target.body, secret)
     return error
 
 
-def _redact_value(value: object, secret: str) -> object:
+def _redact_value(value: object, secret: str | None) -> object:
     if isinstance(value, str):
-        return value.replace(secret, _REDACTED)
+        return redact_text(value, secret)
     if isinstance(value, Mapping):
         return {key: _redact_value(item, secret) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -210,7 +204,7 @@ def _redact_value(value: object, secret: str) -> object:
     return value
 
 
-def short(error: AtlasError) -> str:
+def short(error: Exception) -> str:
     if isinstance(error, APIError) and error.status_code is not None:
         return f"{error.status_code} {type(error).__name__}"
     cause = error.__cause__

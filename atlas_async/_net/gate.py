@@ -1,83 +1,104 @@
 """
-The shared gate every HTTP attempt of a client passes, and the client's statistics.
+`RequestGate`: the admission every HTTP attempt of a client passes.
 
-`SchedulerGate` is the `RequestGate` the HTTP session calls around each attempt
-(submits, polls, uploads, and their retries): it holds one concurrency slot of
-``max_concurrent_requests``, waits for the shared AIMD `RateBudget`, and reports
-each answer back to that budget. So one limit and one budget bound the whole
-client, and requests wait here, never in the HTTP library's pool.
+Built first, at the root of the client, and handed to the session: one
+concurrency limit (``max_concurrent_requests`` slots, so requests wait here and
+never in the HTTP library's pool) and one shared `RateBudget`. The session takes
+a slot around each attempt and reports each answer back with `record`, so a 429
+on any request slows the whole client. `NullGate` admits everything (a session
+used on its own, in tests).
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 import anyio
 import attrs
 
+from .._core.clock import Clock
 from .._core.ratelimit import RateBudget
-from .clock import Clock
 
-__all__ = ["ClientStatistics", "SchedulerGate"]
+__all__ = ["Admission", "GateFigures", "NullGate", "RequestGate"]
 
 logger = logging.getLogger("atlas_async")
 
 
+class Admission(Protocol):
+    """
+    What the session needs of a gate: a slot per attempt, and the outcome after.
+
+    Example::
+
+        async with gate.slot():
+            response = await send()
+        gate.record(response.status_code, retry_after=None)
+    """
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Wait for a concurrency slot and budget; hold it for one attempt."""
+        ...
+
+    def record(self, status_code: int | None, retry_after: float | None) -> None:
+        """Report one attempt's outcome (``None``: no answer came)."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
-class ClientStatistics:
-    """
-    A snapshot of a client's scheduler (``client.statistics()``).
+class GateFigures:
+    """What a gate has admitted: the gate's part of `ClientStatistics`."""
 
-    Attributes:
-        in_flight: predictions submitted or attached and not finished.
-        submitted: predictions created by ``submit``.
-        attached: predictions followed with ``attach``.
-        completed: predictions that completed with outputs.
-        failed: predictions that failed (on the server, or a poll error).
-        timed_out: predictions whose deadline passed.
-        cancelled: futures cancelled locally.
-        requests_sent: HTTP attempts that passed the gate (submits, polls, retries).
-        polls: polls made.
-        retries: polls made after a failed poll.
-        rate_limited: 429 answers.
-        requests_per_second: the rate budget now (None: unlimited).
-        concurrent_requests: requests holding a slot now.
-        queued_polls: due polls waiting for a free worker.
-        delivered: predictions ended by `Scheduler.deliver` (a webhook) before
-            a poll saw them end; also counted in ``completed`` or ``failed``.
-    """
-
-    in_flight: int
-    submitted: int
-    attached: int
-    completed: int
-    failed: int
-    timed_out: int
-    cancelled: int
     requests_sent: int
-    polls: int
-    retries: int
     rate_limited: int
     requests_per_second: float | None
     concurrent_requests: int
-    queued_polls: int
-    delivered: int = 0
 
 
-class SchedulerGate:
+class NullGate:
+    """A gate that admits everything at once and ignores outcomes."""
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        yield
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Admit at once."""
+        return self._slot()
+
+    def record(self, status_code: int | None, retry_after: float | None) -> None:
+        """Ignore the outcome."""
+
+    def __repr__(self) -> str:
+        return "NullGate()"
+
+
+class RequestGate:
     """
-    The `RequestGate` every HTTP attempt passes: a concurrency slot, then the
-    rate budget (which may make it wait), then ``record`` with the answer.
+    A concurrency slot, then the rate budget (which may make it wait), then
+    ``record`` with the answer.
+
+    Build it inside the event loop that will use it.
+
+    Args:
+        max_concurrent_requests: attempts in flight at once (>= 1).
+        requests_per_second: the budget's ceiling; None starts unlimited and
+            only slows down on 429.
+        clock: where the budget's waits happen.
     """
 
     __slots__ = ("_budget", "_clock", "_limiter", "_slot", "requests_sent")
 
     def __init__(
-        self, limiter: anyio.CapacityLimiter, budget: RateBudget, clock: Clock
+        self,
+        max_concurrent_requests: int,
+        requests_per_second: float | None,
+        clock: Clock,
     ) -> None:
-        self._limiter = limiter
-        self._budget = budget
+        self._limiter = anyio.CapacityLimiter(max_concurrent_requests)
+        self._budget = RateBudget(requests_per_second)
         self._clock = clock
         self._slot = _Slot(self)
         self.requests_sent = 0
@@ -94,10 +115,25 @@ class SchedulerGate:
             logger.warning("rate limited (429); slowing every request of this client")
         self._budget.on_response(status_code, retry_after, self._clock.now())
 
+    def figures(self) -> GateFigures:
+        """What the gate has admitted so far, and its state now."""
+        return GateFigures(
+            requests_sent=self.requests_sent,
+            rate_limited=self._budget.statistics().rate_limited,
+            requests_per_second=self._budget.rate,
+            concurrent_requests=int(self._limiter.borrowed_tokens),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<RequestGate {int(self._limiter.borrowed_tokens)}"
+            f"/{int(self._limiter.total_tokens)} busy, rate={self._budget.rate}>"
+        )
+
 
 class _Slot:
     """
-    `SchedulerGate.slot`: a concurrency token, then the rate budget.
+    `RequestGate.slot`: a concurrency token, then the rate budget.
 
     Every HTTP attempt passes here, so it avoids anyio's generic paths: a free
     token is taken without ``CapacityLimiter.acquire``'s two scheduling
@@ -107,7 +143,7 @@ class _Slot:
 
     __slots__ = ("_gate",)
 
-    def __init__(self, gate: SchedulerGate) -> None:
+    def __init__(self, gate: RequestGate) -> None:
         self._gate = gate
 
     async def __aenter__(self) -> None:

@@ -1,7 +1,7 @@
 """
 Webhook signing keys: base64url, JWKS parsing and fetching, and `JWKSCache`.
 
-The private half of `atlas_async.webhooks`, which re-exports every public name
+Machinery behind `atlas_async.webhooks`, which re-exports every public name
 here (`JWKSCache`, `fetch_jwks`, `parse_jwks`, `WebhookVerificationError`), so
 users never import this module.
 
@@ -26,9 +26,8 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
@@ -37,6 +36,7 @@ import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from .._core.clock import Clock
 from .._core.errors import (
     APIError,
     AtlasError,
@@ -44,6 +44,7 @@ from .._core.errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from .clock import AnyioClock
 
 __all__ = [
     "DEFAULT_JWKS_URL",
@@ -52,6 +53,7 @@ __all__ = [
     "WebhookVerificationError",
     "b64url_decode",
     "b64url_encode",
+    "clock_or_default",
     "fetch_jwks",
     "non_negative_seconds",
     "parse_jwks",
@@ -237,6 +239,19 @@ async def fetch_jwks(
     return document
 
 
+def clock_or_default(clock: Clock | None) -> Clock:
+    """Return ``clock``, or the real clock for None; refuse anything else."""
+    if clock is None:
+        return AnyioClock()
+    if not isinstance(clock, Clock):
+        # The old form was a bare callable (time.time): say what is wanted now.
+        raise ConfigurationError(
+            "clock must be a Clock (now(), wall(), sleep_until()),"
+            f" not {type(clock).__name__}"
+        )
+    return clock
+
+
 def non_negative_seconds(value: float | timedelta, name: str) -> float:
     """Return ``value`` in seconds; raise `ConfigurationError` if it is negative."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
@@ -266,7 +281,8 @@ class JWKSCache:
         url: the JWKS URL (https, or http on loopback for the emulator).
         min_refresh_interval: seconds between two fetch attempts on demand.
         max_age: seconds after which known keys are refetched too.
-        clock: a monotonic clock in seconds, injectable for tests.
+        clock: where the cache reads its ages (``now()``; default: the real
+            clock); tests pass ``atlas_async.testing.FakeClock``.
     """
 
     def __init__(
@@ -276,7 +292,7 @@ class JWKSCache:
         *,
         min_refresh_interval: float | timedelta = 60.0,
         max_age: float | timedelta = 86_400.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         _check_jwks_url(url)
         self._http = http
@@ -285,7 +301,7 @@ class JWKSCache:
             min_refresh_interval, "min_refresh_interval"
         )
         self._max_age = non_negative_seconds(max_age, "max_age")
-        self._clock = clock
+        self._clock = clock_or_default(clock)
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._lock = anyio.Lock()
         self._attempts = 0
@@ -344,18 +360,18 @@ class JWKSCache:
     def _is_stale(self) -> bool:
         return (
             self._fetched_at is not None
-            and self._clock() - self._fetched_at >= self._max_age
+            and self._clock.now() - self._fetched_at >= self._max_age
         )
 
     def _may_fetch(self) -> bool:
         return (
             self._attempted_at is None
-            or self._clock() - self._attempted_at >= self._min_interval
+            or self._clock.now() - self._attempted_at >= self._min_interval
         )
 
     async def _fetch(self) -> None:
         self._attempts += 1
-        self._attempted_at = self._clock()
+        self._attempted_at = self._clock.now()
         try:
             keys = parse_jwks(await fetch_jwks(self._http, self._url))
         except AtlasError as exc:

@@ -1,6 +1,6 @@
 """
 `ApiSession`: one HTTP request to the Atlas API, with auth, error mapping and
-the retry rules. Everything above this module sees `RawResponse` or an
+the retry rules. Everything above this module sees an `Answer` (decoded once) or an
 `AtlasError`, never an httpx exception.
 
 Theory of operation:
@@ -33,21 +33,20 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
-import attrs
 import httpx
 
+from .._core.clock import Clock
 from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
 from .._core.errors import APIError, ConfigurationError
 from .._core.models import Kind
+from .._wire.answer import Answer
 from .attempt import (
     Call,
-    RetryableError,
     RetryMode,
     error_for,
     redact,
@@ -55,93 +54,51 @@ from .attempt import (
     short,
     transport_failure,
 )
-from .clock import AnyioClock, Clock
+from .clock import AnyioClock
+from .gate import Admission, NullGate
+from .retrying import RetryableError, retrying
 from .transport import TransportOption, build_transport, check_transport
 
 __all__ = [
     "USER_AGENT",
+    "Answer",
     "ApiSession",
-    "NullGate",
-    "RawResponse",
-    "RequestGate",
     "RetryMode",
+    "check_session_options",
+    "package_version",
     "logger",
 ]
 
 logger = logging.getLogger("atlas_async")
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed version of atlas-async, or ``0+unknown`` from a source tree."""
     try:
         return version("atlas-async")
     except PackageNotFoundError:  # running from a source tree, not installed
         return "0+unknown"
 
 
-USER_AGENT = f"atlas-async/{_package_version()}"
+USER_AGENT = f"atlas-async/{package_version()}"
 
 
-class RequestGate(Protocol):
+def check_session_options(
+    http_client: httpx.AsyncClient | None, transport: TransportOption
+) -> None:
     """
-    Admission control every HTTP attempt passes: the scheduler's concurrency
-    limit and shared rate budget.
+    Validate the session's options when the client is built, before it opens.
 
-    Example::
-
-        async with gate.slot():
-            response = await send()
-        gate.record(response.status_code, retry_after=None)
+    Raises:
+        ConfigurationError: both ``http_client`` and a transport, or a bad
+            ``transport``.
     """
-
-    def slot(self) -> AbstractAsyncContextManager[None]:
-        """Wait for a concurrency slot and budget; hold it for one attempt."""
-        ...
-
-    def record(self, status_code: int | None, retry_after: float | None) -> None:
-        """
-        Report one attempt's outcome.
-
-        Args:
-            status_code: the HTTP status, or None when no answer came.
-            retry_after: the server's ``Retry-After`` in seconds, when given.
-        """
-        ...
-
-
-class NullGate:
-    """A gate that admits everything at once and ignores outcomes."""
-
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        yield
-
-    def slot(self) -> AbstractAsyncContextManager[None]:
-        """Admit at once."""
-        return self._slot()
-
-    def record(self, status_code: int | None, retry_after: float | None) -> None:
-        """Ignore the outcome."""
-
-    def __repr__(self) -> str:
-        return "NullGate()"
-
-
-@attrs.frozen(kw_only=True)
-class RawResponse:
-    """
-    A successful (2xx) answer, fully read: what the ``_wire`` parsers take.
-
-    Attributes:
-        status_code: the HTTP status.
-        headers: the response headers (case-insensitive lookups).
-        content: the body bytes.
-        elapsed: seconds the last attempt took, on the session's clock.
-    """
-
-    status_code: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    content: bytes = attrs.field(repr=False)
-    elapsed: float = 0.0
+    if http_client is not None and transport not in (None, "auto"):
+        raise ConfigurationError(
+            "pass http_client or transport, not both (a transport goes inside"
+            " the client)"
+        )
+    check_transport(transport)
 
 
 class ApiSession:
@@ -166,7 +123,8 @@ class ApiSession:
             transport for the client the session builds.
         clock: where retries wait (default: the real clock).
         rng: jitter for retry delays (default: a fresh ``random.Random()``).
-        gate: admission for every attempt (default: `NullGate`); assignable.
+        gate: admission for every attempt (default: `NullGate`): the client's
+            `RequestGate`, built before the session.
 
     Attributes:
         attempts: HTTP attempts made (each retry counts).
@@ -176,8 +134,6 @@ class ApiSession:
             ``http_client``'s own); None before `open`.
     """
 
-    gate: RequestGate
-
     def __init__(
         self,
         config: ClientConfig,
@@ -186,14 +142,9 @@ class ApiSession:
         transport: TransportOption = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        gate: RequestGate | None = None,
+        gate: Admission | None = None,
     ) -> None:
-        if http_client is not None and transport not in (None, "auto"):
-            raise ConfigurationError(
-                "pass http_client or transport, not both (a transport goes inside"
-                " the client)"
-            )
-        check_transport(transport)
+        check_session_options(http_client, transport)
         self._config = config
         self._origin: Origin = config.origin
         self._injected = http_client
@@ -202,7 +153,7 @@ class ApiSession:
         self.transport_name: str | None = None
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._rng = rng if rng is not None else random.Random()
-        self.gate = gate if gate is not None else NullGate()
+        self.gate: Admission = gate if gate is not None else NullGate()
         # Counters for ClientStatistics: every attempt, and the retries among them.
         self.attempts = 0
         self.retries = 0
@@ -213,6 +164,18 @@ class ApiSession:
             if config.timeout is not None
             else httpx.USE_CLIENT_DEFAULT
         )
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The open ``httpx.AsyncClient`` (downloads stream through it)."""
+        if self._client is None:
+            raise RuntimeError("ApiSession.open() was not called")
+        return self._client
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, e.g. ``https://api.atlascloud.ai/api/v1``."""
+        return self._config.base_url
 
     @property
     def owns_client(self) -> bool:
@@ -233,7 +196,8 @@ class ApiSession:
             transport=transport,
             timeout=_to_httpx_timeout(self._config.timeout or DEFAULT_TIMEOUTS),
             # Keep-alive as large as the pool: a smaller keep-alive cap makes
-            # httpx close and reopen connections under load (perf-limits.md 2).
+            # httpx close and reopen connections under load (docs/performance.md,
+            # "What the HTTP layer costs").
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             follow_redirects=False,
         )
@@ -276,7 +240,7 @@ class ApiSession:
         auth: bool = True,
         kind: Kind | None = None,
         model: str | None = None,
-    ) -> RawResponse:
+    ) -> Answer:
         """
         Send one request, retrying as ``retry`` allows, and return its 2xx answer.
 
@@ -303,31 +267,32 @@ class ApiSession:
         call = Call(
             method, url, headers, json, files, retry, prediction_id, kind, model
         )
-        policy = self._config.retry
-        retries = 0
-        while True:
-            try:
-                return await self._attempt(self._client, call)
-            except RetryableError as failure:
-                if retries >= policy.max_retries:
-                    raise failure.error from failure.error.__cause__
-                retries += 1
-                self.retries += 1
-                delay = policy.delay(
-                    retries, retry_after=failure.retry_after, rng=self._rng
-                )
-                logger.warning(
-                    "%s failed (%s); retry %d of %d in %.2fs",
-                    call.label,
-                    short(failure.error),
-                    retries,
-                    policy.max_retries,
-                    delay,
-                    extra=call.extra,
-                )
-                await self._clock.sleep_until(self._clock.now() + delay)
+        client = self._client
+        if call.retry is RetryMode.NONE:
+            return await self._attempt(client, call)
+        return await retrying(
+            lambda: self._attempt(client, call),
+            retry=self._config.retry,
+            clock=self._clock,
+            rng=self._rng,
+            on_retry=lambda error, retry, delay: self._on_retry(
+                call, error, retry, delay
+            ),
+        )
 
-    async def _attempt(self, client: httpx.AsyncClient, call: Call) -> RawResponse:
+    def _on_retry(self, call: Call, error: Exception, retry: int, delay: float) -> None:
+        self.retries += 1
+        logger.warning(
+            "%s failed (%s); retry %d of %d in %.2fs",
+            call.label,
+            short(error),
+            retry,
+            self._config.retry.retries,
+            delay,
+            extra=call.extra,
+        )
+
+    async def _attempt(self, client: httpx.AsyncClient, call: Call) -> Answer:
         started = self._clock.now()
         outcome: httpx.Response | httpx.HTTPError
         async with self.gate.slot():
@@ -377,15 +342,15 @@ class ApiSession:
                 elapsed,
                 extra=call.extra,
             )
-        error = redact(error_for(outcome, call), self._config.api_key)
+        answer = Answer.read(
+            outcome.status_code, outcome.headers, outcome.content, elapsed=elapsed
+        )
+        error = redact(
+            error_for(answer, call, now=self._clock.wall()), self._config.api_key
+        )
         if error is None:
             self.gate.record(outcome.status_code, None)
-            return RawResponse(
-                status_code=outcome.status_code,
-                headers=outcome.headers,
-                content=outcome.content,
-                elapsed=elapsed,
-            )
+            return answer
         # Classify by the API's own code: a 429 may arrive inside an HTTP 200.
         status = outcome.status_code
         retry_after = None

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -47,6 +46,7 @@ import httpx
 import sniffio
 
 from .._core.errors import ConfigurationError
+from .._core.extras import installed, missing_extra, require
 
 __all__ = [
     "TRANSPORT_NAMES",
@@ -65,15 +65,10 @@ TransportOption = TransportName | httpx.AsyncBaseTransport | None
 
 TRANSPORT_NAMES: tuple[str, ...] = ("auto", "httpx", "aiohttp")
 
-_EXTRA_HINT = "pip install 'atlas-async[aiohttp]'"
-
 
 def aiohttp_installed() -> bool:
     """True when the ``aiohttp`` extra (aiohttp and httpx-aiohttp) is importable."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("aiohttp", "httpx_aiohttp")
-    )
+    return installed("aiohttp", "httpx_aiohttp")
 
 
 def check_transport(option: object) -> None:
@@ -93,9 +88,7 @@ def check_transport(option: object) -> None:
             f" httpx.AsyncBaseTransport, not {option!r}"
         )
     if option == "aiohttp" and not aiohttp_installed():
-        raise ConfigurationError(
-            f"transport='aiohttp' needs the aiohttp extra: {_EXTRA_HINT}"
-        )
+        raise missing_extra("aiohttp", "aiohttp", feature="transport='aiohttp'")
 
 
 def choose_transport(option: str | None, library: str) -> Literal["httpx", "aiohttp"]:
@@ -162,13 +155,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, max_connections: int) -> None:
-        from httpx_aiohttp import AiohttpTransport as _Inner
-
+        inner = require("httpx_aiohttp", "aiohttp", feature="AiohttpTransport")
         limits = httpx.Limits(
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
         )
-        self._inner: httpx.AsyncBaseTransport = _Inner(limits=limits)
+        self._inner: httpx.AsyncBaseTransport = inner.AiohttpTransport(limits=limits)
+        self.max_connections = max_connections
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; every network failure is an ``httpx.TransportError``."""

@@ -19,9 +19,11 @@ Names are deterministic, so a re-run overwrites atomically; the batch journal,
 not the file system, is what tells a re-run which outputs are already saved.
 
 Downloads run concurrently (``max_concurrency``); 5xx, 429 and network errors
-are retried ``retries`` times with jittered exponential backoff through the
-injected `Clock`. Other answers (404: the output URL may have expired) fail at
-once. Size is capped both by Content-Length and by counting streamed bytes.
+are retried ``retries`` times by the SDK's one retry loop (``_net.retrying``):
+jittered exponential backoff on the injected `Clock`, never shorter than a
+``Retry-After`` the output host sends (up to a minute). Other answers (404:
+the output URL may have expired) fail at once. Size is capped both by
+Content-Length and by counting streamed bytes.
 
 The ``Authorization`` header is sent only to ``api_origin``: every other request
 has it removed (and the client's ``auth`` disabled), and redirects are followed
@@ -47,18 +49,26 @@ import anyio.to_thread
 import attrs
 import httpx
 
+from .._core.clock import Clock
 from .._core.errors import ConfigurationError, DownloadError
 from .._core.models import Prediction
-from .._net.clock import AnyioClock, Clock
+from .._core.retry import BackoffPolicy, Retry
+from .._net.clock import AnyioClock
+from .._net.retrying import RetryableError, retrying
+from .._wire.errors import parse_retry_after
 
-__all__ = ["DEFAULT_MAX_BYTES", "download_outputs"]
+__all__ = ["DEFAULT_MAX_BYTES", "download_outputs", "prepare_directory"]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 """The default size cap per output: 2 GiB (long 4K videos stay well under)."""
 
 _CHUNK = 64 * 1024
 _MAX_REDIRECTS = 10
-_BACKOFF_BASE, _BACKOFF_CAP = 0.5, 30.0  # seconds
+# 0.5 s, 1 s, 2 s, ... up to 30 s, minus up to half at random; Retry-After is a
+# floor up to a minute.
+_BACKOFF = BackoffPolicy(
+    initial=0.5, factor=2.0, cap=30.0, jitter=0.5, retry_after_cap=60.0
+)
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _STEM_LIMIT = 100
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,12 +102,23 @@ _MAGIC = (
 )
 
 
-class _RetryableError(Exception):
-    """One attempt failed in a way worth another try."""
+class _TryAgainError(Exception):
+    """Why one attempt failed in a way worth another try."""
 
     def __init__(self, why: str, status_code: int | None = None) -> None:
         super().__init__(why)
         self.status_code = status_code
+
+
+def _again(
+    why: str,
+    status_code: int | None = None,
+    retry_after: float | None = None,
+    cause: BaseException | None = None,
+) -> RetryableError:
+    reason = _TryAgainError(why, status_code)
+    reason.__cause__ = cause  # what the DownloadError is raised from, at the end
+    return RetryableError(reason, retry_after)
 
 
 def _display(url: str) -> str:
@@ -148,7 +169,13 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(cleaned, validate=True)
 
 
-def _prepare_directory(directory: Path) -> Path:
+def prepare_directory(directory: Path) -> Path:
+    """
+    Create ``directory`` if needed and check it is writable; return it absolute.
+
+    Raises:
+        ConfigurationError: it cannot be created or written.
+    """
     target = directory.absolute()
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -226,23 +253,24 @@ class _Downloader:
         return media_type or None, data
 
     async def fetch(self, index: int, url: str) -> Path:
-        for attempt in range(self.retries + 1):
-            try:
-                return await self.fetch_once(index, url)
-            except _RetryableError as exc:
-                if attempt == self.retries:
-                    raise self.error(
-                        f"could not download output {index} from {_display(url)} "
-                        f"after {attempt + 1} attempt(s): {exc}",
-                        index,
-                        url=_display(url),
-                        status_code=exc.status_code,
-                    ) from exc.__cause__
-            delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)
-            await self.clock.sleep_until(
-                self.clock.now() + delay * (0.5 + self.rng.random() / 2)
-            )
-        raise AssertionError("unreachable")
+        attempts = 0
+
+        async def once() -> Path:
+            nonlocal attempts
+            attempts += 1
+            return await self.fetch_once(index, url)
+
+        retry = Retry(attempts=self.retries + 1, backoff=_BACKOFF)
+        try:
+            return await retrying(once, retry=retry, clock=self.clock, rng=self.rng)
+        except _TryAgainError as exc:
+            raise self.error(
+                f"could not download output {index} from {_display(url)} "
+                f"after {attempts} attempt(s): {exc}",
+                index,
+                url=_display(url),
+                status_code=exc.status_code,
+            ) from exc.__cause__
 
     async def fetch_once(self, index: int, url: str) -> Path:
         for hop in range(_MAX_REDIRECTS + 1):
@@ -266,7 +294,7 @@ class _Downloader:
                         request, stream=True, follow_redirects=False, auth=None
                     )
             except httpx.TransportError as exc:
-                raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
+                raise _again(f"{type(exc).__name__}: {exc}", cause=exc) from exc
             try:
                 location = response.headers.get("Location")
                 if response.is_redirect and location:
@@ -281,7 +309,8 @@ class _Downloader:
     async def receive(self, index: int, url: str, response: httpx.Response) -> Path:
         status = response.status_code
         if status in _RETRY_STATUS:
-            raise _RetryableError(f"HTTP {status}", status)
+            wait = parse_retry_after(response.headers, None, now=self.clock.wall())
+            raise _again(f"HTTP {status}", status, wait)
         if not response.is_success:
             hint = ": the output URL may have expired" if status in (403, 404) else ""
             raise self.error(
@@ -298,7 +327,9 @@ class _Downloader:
         try:
             return await self.write(index, ext, response.aiter_bytes(_CHUNK))
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise _RetryableError(f"{type(exc).__name__} while reading: {exc}") from exc
+            raise _again(
+                f"{type(exc).__name__} while reading: {exc}", cause=exc
+            ) from exc
 
     async def write(self, index: int, ext: str, chunks: AsyncIterator[bytes]) -> Path:
         final = self.directory / f"{self.stem}-{index}{ext}"
@@ -389,7 +420,7 @@ async def download_outputs(
         raise ConfigurationError(
             "max_concurrency and max_bytes must be at least 1, retries at least 0"
         )
-    target = await anyio.to_thread.run_sync(_prepare_directory, Path(directory))
+    target = await anyio.to_thread.run_sync(prepare_directory, Path(directory))
     downloader = _Downloader(
         prediction=prediction,
         directory=target,

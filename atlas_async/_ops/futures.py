@@ -3,10 +3,13 @@
 
 Theory of operation
 -------------------
-A future is a small slotted record the scheduler writes to: `_update` with each
-new snapshot, then exactly one of `_resolve` / `_fail` (or the user's `cancel`).
-Only the first resolution counts; later ones are ignored and return False, so a
-late poll answer can never overwrite a timeout or a cancellation.
+A future is a small slotted record with two sides, made together by
+`PredictionFuture.pair` (like asyncio's ``Future`` and its ``set_result``): the
+reading side everyone awaits, and a `PredictionResolver` that its owner (the
+scheduler, or a test) writes with: `update` with each new snapshot, then exactly
+one of `resolve` / `fail` (or the user's `cancel`). Only the first resolution
+counts; later ones are ignored and return False, so a late poll answer can never
+overwrite a timeout or a cancellation.
 
 Waiting costs nothing until someone waits: the one `anyio.Event` is created by
 the first waiter and replaced after every change, and it serves `await future`
@@ -33,7 +36,7 @@ from .._core.errors import (
 )
 from .._core.models import Kind, Prediction, PredictionStatus
 
-__all__ = ["PredictionFuture", "as_completed"]
+__all__ = ["PredictionFuture", "PredictionResolver", "as_completed"]
 
 DoneCallback = Callable[["PredictionFuture"], object]
 
@@ -90,6 +93,33 @@ class PredictionFuture:
         self._done = False
         self._changed: anyio.Event | None = None
         self._callbacks: list[DoneCallback] | None = None
+
+    @classmethod
+    def pair(
+        cls,
+        prediction_id: str,
+        *,
+        kind: Kind = Kind.IMAGE,
+        model: str | None = None,
+        latest: Prediction | None = None,
+        canceller: Callable[[PredictionFuture], object] | None = None,
+    ) -> tuple[PredictionFuture, PredictionResolver]:
+        """
+        A new pending future and the resolver that settles it.
+
+        Example::
+
+            future, resolver = PredictionFuture.pair("p1", kind=Kind.IMAGE)
+            resolver.update(running)           # future.latest, updates()
+            resolver.resolve(completed)        # await future -> completed
+
+        Args:
+            canceller: called with the future when the user cancels it.
+        """
+        future = cls(
+            prediction_id, kind=kind, model=model, latest=latest, canceller=canceller
+        )
+        return future, PredictionResolver(future)
 
     @property
     def id(self) -> str:
@@ -227,7 +257,7 @@ class PredictionFuture:
         self._callbacks = kept
         return removed
 
-    # The scheduler's side. Each returns False when the future was already done.
+    # The resolver's side. Each returns False when the future was already done.
 
     def _update(self, prediction: Prediction) -> bool:
         if self._done:
@@ -277,6 +307,34 @@ class PredictionFuture:
             f"<PredictionFuture {self._id} {self._kind.value} "
             f"status={self.status.value} {state}>"
         )
+
+
+class PredictionResolver:
+    """
+    The writing side of one `PredictionFuture` (see `PredictionFuture.pair`).
+
+    Each method returns False, and changes nothing, once the future is done.
+    """
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: PredictionFuture) -> None:
+        self.future = future
+
+    def update(self, prediction: Prediction) -> bool:
+        """Publish a newer snapshot (``future.latest``, ``future.updates()``)."""
+        return self.future._update(prediction)
+
+    def resolve(self, prediction: Prediction) -> bool:
+        """End the future with its completed prediction."""
+        return self.future._resolve(prediction)
+
+    def fail(self, error: AtlasError) -> bool:
+        """End the future with ``error`` (what awaiting it raises)."""
+        return self.future._fail(error)
+
+    def __repr__(self) -> str:
+        return f"<PredictionResolver of {self.future!r}>"
 
 
 class _AsCompleted:

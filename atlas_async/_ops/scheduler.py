@@ -13,15 +13,16 @@ The driver loop is the whole of it::
         due     -> hand the id to a worker
     sleep until core.next_wakeup()       # cancelled early by new, earlier work
 
-A worker calls ``fetch(prediction_id)``, gives the answer to ``core.record`` and
-applies the decision to the prediction's `PredictionFuture`. Polls wait in the
-heap, never in the HTTP pool: at most ``max_concurrent_requests`` are started.
+A worker calls ``source.fetch(prediction_id)``, gives the answer to
+``core.record`` and applies the decision through the prediction's
+`PredictionResolver`. Polls wait in the heap, never in the HTTP pool: at most
+``max_concurrent_requests`` are started.
 
-`Scheduler.gate` is the `RequestGate` the HTTP session passes every attempt
-through (submits, polls, and their retries): one `anyio.CapacityLimiter` of
-``max_concurrent_requests`` tokens and one AIMD `RateBudget`. The scheduler
-itself never holds a slot around ``create`` / ``fetch``, since the session takes
-one per attempt.
+The scheduler sees its `PredictionSource` (``create``, ``fetch``) and nothing
+else of the client: the wiring points one way. Admission (the concurrency limit
+and the shared rate budget) is the `RequestGate` that the HTTP session passes
+every attempt through; the scheduler is given the gate only to report its
+figures in `Scheduler.statistics`.
 
 `Scheduler.deliver` is the hybrid wait's other source: a terminal snapshot from
 outside polling (a verified webhook) ends the pending future at once, through
@@ -43,7 +44,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -51,6 +52,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .._core.clock import Clock
 from .._core.errors import (
     AtlasError,
     ClientClosedError,
@@ -59,8 +61,8 @@ from .._core.errors import (
     PredictionTimeoutError,
 )
 from .._core.models import Kind, Prediction
-from .._core.policies import AdaptivePolicy, BackoffPolicy, DurationBook, PollPolicy
-from .._core.ratelimit import RateBudget
+from .._core.policies import AdaptivePolicy, DurationBook, PollPolicy
+from .._core.retry import BackoffPolicy, Retry
 from .._core.schedule import (
     Decision,
     Expired,
@@ -71,16 +73,16 @@ from .._core.schedule import (
     default_failure,
     settle,
 )
-from .._net.clock import AnyioClock, Clock
-from .._net.gate import ClientStatistics, SchedulerGate
-from .futures import PredictionFuture, as_completed
+from .._core.statistics import ClientStatistics
+from .._net.clock import AnyioClock
+from .._net.gate import GateFigures, RequestGate
+from .futures import PredictionFuture, PredictionResolver, as_completed
+from .operations import PredictionSource
 
-__all__ = ["ClientStatistics", "Scheduler", "SchedulerGate"]
+__all__ = ["Scheduler"]
 
 logger = logging.getLogger("atlas_async")
 
-CreateFn = Callable[[Kind, str, Mapping[str, Any]], Awaitable[Prediction]]
-FetchFn = Callable[[str], Awaitable[Prediction]]
 Duration = float | timedelta
 
 _NEW, _RUNNING, _CLOSED = "new", "running", "closed"
@@ -106,15 +108,16 @@ class Scheduler:
     Submits predictions and polls them all from one task.
 
     Args:
-        create: ``create(kind, model, params) -> Prediction``: one submit.
-        fetch: ``fetch(prediction_id) -> Prediction``: one poll, no retry.
+        source: where predictions are created and polled (``create``, ``fetch``).
+        gate: the client's `RequestGate`, for its figures in `statistics`.
         clock: where time is read and slept (`AnyioClock` by default).
         max_in_flight: submitted predictions not yet finished; ``submit`` waits
             beyond it.
-        max_concurrent_requests: HTTP requests at once (submits and polls).
-        requests_per_second: the rate budget (None: unlimited until a 429).
+        max_concurrent_requests: polls started at once (the gate bounds every
+            request; this many workers keep it busy).
         poll: the `PollPolicy`, or one per kind (default `AdaptivePolicy`).
-        retry: the delay after a failed poll.
+        retry: the delay after a failed poll (`BackoffPolicy`), or a `Retry`
+            whose attempts bound the failed polls in a row.
         not_found_grace: seconds a fresh prediction may answer 404.
         failure: maps a terminal prediction to its error (None: success).
         rng: the source of jitter.
@@ -124,15 +127,14 @@ class Scheduler:
 
     def __init__(
         self,
-        create: CreateFn,
-        fetch: FetchFn,
+        source: PredictionSource,
         *,
+        gate: RequestGate | None = None,
         clock: Clock | None = None,
         max_in_flight: int = 1000,
         max_concurrent_requests: int = 16,
-        requests_per_second: float | None = None,
         poll: PollPolicy | Mapping[Kind | str, PollPolicy] | None = None,
-        retry: BackoffPolicy | None = None,
+        retry: BackoffPolicy | Retry | None = None,
         not_found_grace: float = 30.0,
         failure: Callable[[Prediction], AtlasError | None] = default_failure,
         rng: random.Random | None = None,
@@ -141,8 +143,8 @@ class Scheduler:
             raise ConfigurationError(
                 "max_in_flight and max_concurrent_requests must be >= 1"
             )
-        self._create = create
-        self._fetch = fetch
+        self._source = source
+        self._gate = gate
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._failure = failure
         self._policies = self._resolve_policies(poll)
@@ -154,11 +156,8 @@ class Scheduler:
             failure=failure,
         )
         self._workers = max_concurrent_requests
-        self._limiter = anyio.CapacityLimiter(max_concurrent_requests)
-        self._budget = RateBudget(requests_per_second)
-        self._gate = SchedulerGate(self._limiter, self._budget, self._clock)
         self._submit_slots = anyio.Semaphore(max_in_flight)
-        self._futures: dict[str, PredictionFuture] = {}
+        self._futures: dict[str, PredictionResolver] = {}
         self._holding: set[str] = set()  # ids holding a max_in_flight slot
         self._polling: dict[str, anyio.CancelScope] = {}
         self._send: MemoryObjectSendStream[str] | None = None
@@ -183,11 +182,6 @@ class Scheduler:
             return dict.fromkeys(Kind, poll or default)
         given = {Kind.coerce(kind): policy for kind, policy in poll.items()}
         return {kind: given.get(kind, default) for kind in Kind}
-
-    @property
-    def gate(self) -> SchedulerGate:
-        """The `RequestGate` to give the HTTP session."""
-        return self._gate
 
     @property
     def durations(self) -> DurationBook:
@@ -240,10 +234,10 @@ class Scheduler:
             )
 
     def _close_pending(self) -> None:
-        for prediction_id, future in list(self._futures.items()):
+        for prediction_id, resolver in list(self._futures.items()):
             self._core.remove(prediction_id)
             self._finish(prediction_id)
-            future._fail(
+            resolver.fail(
                 ClientClosedError(
                     f"the client closed before prediction {prediction_id} finished",
                     prediction_id=prediction_id,
@@ -281,7 +275,7 @@ class Scheduler:
         await self._submit_slots.acquire()
         try:
             self._check_running()
-            prediction = await self._create(kind, model, params)
+            prediction = await self._source.create(kind, model, params)
         except BaseException:
             self._submit_slots.release()
             raise
@@ -296,17 +290,17 @@ class Scheduler:
         if pid in self._futures:
             # The server handed out an id we already follow: share its future.
             self._submit_slots.release()
-            return self._futures[pid]
-        future = PredictionFuture(
+            return self._futures[pid].future
+        future, resolver = PredictionFuture.pair(
             pid, kind=kind, model=model, latest=prediction, canceller=self._canceller
         )
         _log(logging.DEBUG, "prediction %s submitted (%s)", pid, model)
         final = settle(prediction, self._failure)
         if final is not None:  # answered synchronously (e.g. enable_sync_mode)
             self._submit_slots.release()
-            self._apply(future, final)
+            self._apply(resolver, final)
             return future
-        self._futures[pid] = future
+        self._futures[pid] = resolver
         self._holding.add(pid)
         now = self._clock.now()
         deadline = math.inf if seconds is None else now + seconds
@@ -341,13 +335,13 @@ class Scheduler:
         self._check_running()
         existing = self._futures.get(prediction_id)
         if existing is not None:
-            return existing
+            return existing.future
         kind = Kind.coerce(kind)
         seconds = _seconds(timeout)
-        future = PredictionFuture(
+        future, resolver = PredictionFuture.pair(
             prediction_id, kind=kind, model=model, canceller=self._canceller
         )
-        self._futures[prediction_id] = future
+        self._futures[prediction_id] = resolver
         self._counts["attached"] += 1
         now = self._clock.now()
         at = self._core.add(
@@ -384,11 +378,11 @@ class Scheduler:
             non-terminal snapshot, and when the scheduler is not running.
         """
         pid = prediction.id
-        future = self._futures.get(pid)
-        if future is None or self._state != _RUNNING:
+        resolver = self._futures.get(pid)
+        if resolver is None or self._state != _RUNNING:
             return False
         final = settle(prediction, self._failure)
-        future._update(prediction)
+        resolver.update(prediction)
         if final is None:
             return False
         # The same end as a poll answer, minus learning: the delivery says that
@@ -396,7 +390,7 @@ class Scheduler:
         self._core.remove(pid)
         self._counts["delivered"] += 1
         _log(logging.DEBUG, "prediction %s ended by a delivery", pid)
-        self._apply(future, final)
+        self._apply(resolver, final)
         return True
 
     def as_completed(
@@ -408,6 +402,16 @@ class Scheduler:
     def statistics(self) -> ClientStatistics:
         """Return a snapshot of the counters."""
         counts = self._counts
+        gate = (
+            self._gate.figures()
+            if self._gate is not None
+            else GateFigures(
+                requests_sent=0,
+                rate_limited=0,
+                requests_per_second=None,
+                concurrent_requests=0,
+            )
+        )
         return ClientStatistics(
             in_flight=len(self._futures),
             submitted=counts["submitted"],
@@ -416,12 +420,12 @@ class Scheduler:
             failed=counts["failed"],
             timed_out=counts["timed_out"],
             cancelled=counts["cancelled"],
-            requests_sent=self._gate.requests_sent,
+            requests_sent=gate.requests_sent,
             polls=counts["polls"],
             retries=counts["retries"],
-            rate_limited=self._budget.statistics().rate_limited,
-            requests_per_second=self._budget.rate,
-            concurrent_requests=int(self._limiter.borrowed_tokens),
+            rate_limited=gate.rate_limited,
+            requests_per_second=gate.requests_per_second,
+            concurrent_requests=gate.concurrent_requests,
             queued_polls=self._queued,
             delivered=counts["delivered"],
         )
@@ -472,8 +476,8 @@ class Scheduler:
                 await self._poll(prediction_id)
 
     async def _poll(self, pid: str) -> None:
-        future = self._futures.get(pid)
-        if future is None:
+        resolver = self._futures.get(pid)
+        if resolver is None:
             return  # cancelled or expired while queued
         if self._core.errors(pid):
             self._counts["retries"] += 1
@@ -482,7 +486,7 @@ class Scheduler:
         with anyio.CancelScope() as scope:
             self._polling[pid] = scope
             try:
-                outcome = await self._fetch(pid)
+                outcome = await self._source.fetch(pid)
             except AtlasError as exc:
                 outcome = exc
             finally:
@@ -494,20 +498,21 @@ class Scheduler:
         if decision is None:
             return
         if isinstance(outcome, Prediction):
-            latest = future.latest
+            latest = resolver.future.latest
             # An answer identical to the last one keeps the old snapshot: the new
             # one then dies young instead of outliving a garbage-collector
             # generation per poll (at 10,000 in flight, full collections came
             # every few seconds and paused polling for ~100 ms).
             if latest is None or outcome != latest or outcome.raw != latest.raw:
-                future._update(outcome)
+                resolver.update(outcome)
         elif isinstance(decision, Rescheduled):
             _log(
                 logging.INFO, "prediction %s: poll failed (%s), retrying", pid, outcome
             )
-        self._apply(future, decision)
+        self._apply(resolver, decision)
 
-    def _apply(self, future: PredictionFuture, decision: Decision) -> None:
+    def _apply(self, resolver: PredictionResolver, decision: Decision) -> None:
+        future = resolver.future
         pid = future.id
         if isinstance(decision, Rescheduled):
             self._poke(decision.at)
@@ -516,14 +521,14 @@ class Scheduler:
         if isinstance(decision, Resolved):
             self._counts["completed"] += 1
             _log(logging.DEBUG, "prediction %s completed", pid)
-            future._resolve(decision.prediction)
+            resolver.resolve(decision.prediction)
         elif isinstance(decision, Failed):
             self._counts["failed"] += 1
             _log(logging.INFO, "prediction %s failed: %s", pid, decision.error)
-            future._fail(decision.error)
+            resolver.fail(decision.error)
         else:
             self._counts["timed_out"] += 1
-            future._fail(self._timeout_error(future, decision))
+            resolver.fail(self._timeout_error(future, decision))
 
     def _timeout_error(
         self, future: PredictionFuture, expired: Expired
@@ -559,7 +564,8 @@ class Scheduler:
 
     def _cancelled(self, future: PredictionFuture) -> None:
         pid = future.id
-        if self._futures.get(pid) is not future:
+        resolver = self._futures.get(pid)
+        if resolver is None or resolver.future is not future:
             return
         self._core.remove(pid)
         self._finish(pid)

@@ -1,6 +1,6 @@
 """
 Error answers: which responses are errors, which exception each becomes, and how
-long the server asked us to wait. Part of `_wire`, which re-exports the public
+long the server asked us to wait. Part of `_wire`; `parse` re-exports the public
 names; kept apart so each module stays readable.
 
 Theory of operation
@@ -14,8 +14,9 @@ Theory of operation
 
 The status that classifies is the envelope's ``code`` when it is an HTTP error
 status (400-599), since a proxy's status says less than the API's own, else the
-HTTP status. Classes follow atlas-api.md 11.1; a message speaking of an
-insufficient balance wins over the status, as the vendor's own client decides.
+HTTP status. Classes follow docs/wire.md, "Error answers"; a message speaking
+of an insufficient balance wins over the status, as the vendor's own client
+decides.
 
 The message is the server's text (``msg``, ``message``, ``error``, also inside
 ``data``), or a non-JSON page's title or text, flattened to one line; when the
@@ -70,7 +71,8 @@ _ERROR_CLASSES: dict[int, type[APIError]] = {
     451: PermissionDeniedError,
 }
 
-# Clients read the error text as `msg || message || error` (atlas-api.md 3).
+# Clients read the error text as `msg || message || error` (docs/wire.md,
+# "Error answers").
 _TEXT_KEYS = ("msg", "message", "error")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
@@ -132,9 +134,10 @@ def error_from_response(
         prediction_id: the prediction asked about, attached to the error.
 
     Returns:
-        The most specific subclass for the status and text (atlas-api.md 11.1),
-        carrying ``status_code``, ``message``, ``request_id``, ``retry_after`` and
-        ``body`` (decoded JSON, or the text); None when the answer is no error.
+        The most specific subclass for the status and text (docs/wire.md,
+        "Error answers"), carrying ``status_code``, ``message``, ``request_id``,
+        ``retry_after`` and ``body`` (decoded JSON, or the text); None when the
+        answer is no error.
     """
     return api_error(
         status_code, headers, decode_body(body), now=now, prediction_id=prediction_id

@@ -2,24 +2,26 @@
 The wire contract: paths, submit bodies, envelopes, statuses and error answers.
 
 Pure: it turns ``(status_code, headers, body)`` into models or exceptions, and
-does no I/O (no httpx, no clock; ``now`` comes in as an argument). `_http` sends
+does no I/O (no httpx, no clock; ``now`` comes in as an argument). `_net` sends
 and receives, `_client` calls the functions here.
 
 Theory of operation
 -------------------
 Every ``parse_*`` function reads an answer in the same four steps:
 
-1. Decode the body once (`_wire_errors.decode_body`).
+1. The body is decoded once, by the session (`Answer.read`).
 2. Error answers first: `error_from_response` returns the `APIError` subclass
    for any non-2xx status and for errors the API puts inside HTTP 200
    (``{"code": 401, "msg": "unauthorized", "data": null}``); it is raised.
 3. A 2xx body must be JSON (else `UnexpectedResponseError`, text attached).
    The envelope is unwrapped: ``{"code", "message", "data"}`` and ``{"data"}``
    give ``data``; anything else is a *bare* body that is its own ``data`` (the
-   model pages' F6, the Replicate-style F19, the Korean seed's failed body).
-   A webhook delivery (``{"session_id", "event_type", "payload"}``, F18) gives
-   its ``payload``, so a receiver can read it like a poll.
-4. `_convert` structures ``data`` into the model; a wrong shape is an
+   model pages' F6, the Replicate-style F19, the Predictions guide's bare
+   failed body; docs/wire.md, "Envelopes" and "Sample answers").
+   A webhook delivery (``{"session_id", "event_type", "payload"}``, F18) is
+   read by the one delivery reader (`webhook.read_delivery`, which
+   ``WebhookVerifier`` uses too), so a receiver can read it like a poll.
+4. `convert` structures ``data`` into the model; a wrong shape is an
    `UnexpectedResponseError` naming the JSON path, with the body attached.
 
 A prediction that *failed on the server* is not an error answer: it parses to a
@@ -29,9 +31,10 @@ A prediction that *failed on the server* is not an error answer: it parses to a
 ``code`` is compared as a number (it may come as ``"200"``). Status synonyms are
 folded case-insensitively by `parse_status` (table in its docstring).
 
-Helpers live in two sibling modules: `_wire_errors` (error answers and
+Helpers live in sibling modules: `errors` (error answers and
 ``Retry-After``; `error_from_response` and `parse_retry_after` are re-exported
-here) and `_wire_values` (single values: `parse_status`, outputs, dates).
+here), `values` (single values: `parse_status`, outputs, dates) and `webhook`
+(the one reader of webhook deliveries).
 """
 
 from __future__ import annotations
@@ -49,17 +52,19 @@ from .._core.errors import (
 from .._core.models import Kind, ModelInfo, Prediction, PredictionStatus, UploadedMedia
 from .._core.outcome import prediction_failure
 from . import convert as _convert
+from .answer import Answer
 from .errors import (
     api_error,
-    decode_body,
     error_from_response,
     one_line,
     parse_retry_after,
 )
 from .values import parse_status, type_name
+from .webhook import is_delivery, read_delivery
 
 __all__ = [
     "MODELS_PATH",
+    "Answer",
     "UPLOAD_PATH",
     "build_submit_body",
     "error_from_response",
@@ -71,6 +76,10 @@ __all__ = [
     "parse_upload",
     "prediction_failure",
     "prediction_path",
+    "read_models",
+    "read_prediction",
+    "read_submit",
+    "read_upload",
     "submit_path",
 ]
 
@@ -113,8 +122,8 @@ def build_submit_body(model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """
     The JSON body of a submit: ``model`` plus ``params``, flat.
 
-    The API reads parameters at the top level, next to ``model`` (atlas-api.md
-    4.1), never under ``input``. ``params`` is copied, not changed.
+    The API reads parameters at the top level, next to ``model`` (docs/wire.md,
+    "Submitting"), never under ``input``. ``params`` is copied, not changed.
 
     Raises:
         ConfigurationError: ``model`` is not a non-empty string, ``params`` has a
@@ -135,21 +144,30 @@ def build_submit_body(model: str, params: Mapping[str, Any]) -> dict[str, Any]:
 def parse_submit(
     status_code: int, headers: Mapping[str, str], body: bytes, *, now: float
 ) -> Prediction:
+    """`read_submit` for an answer given as its parts."""
+    return read_submit(Answer.read(status_code, headers, body), now=now)
+
+
+def read_submit(answer: Answer, *, now: float) -> Prediction:
     """
     Read a submit answer: the new prediction, as the server described it.
 
-    The id is ``data.id``, else the top-level ``id``, ``data.prediction_id``,
-    ``data.predictionId`` or ``data.request_id``. A missing status reads as
+    The id is ``data.id``, else ``data.prediction_id``, ``data.predictionId``
+    or ``data.request_id``, else the top-level ``id``. A missing status reads as
     CREATED: the server just accepted the prediction (F4).
 
     Raises:
         APIError: the subclass for an error answer (also inside HTTP 200).
         UnexpectedResponseError: not JSON, no id, or a wrong shape.
     """
-    payload = _json_object(status_code, headers, body, now=now, prediction_id=None)
+    payload = _json_object(answer, now=now, prediction_id=None)
     data, path, outer_id = _unwrap(payload)
     prediction = _convert.structure_prediction(
-        data, fallback_id=outer_id, body=payload, status_code=status_code, path=path
+        data,
+        fallback_id=outer_id,
+        body=payload,
+        status_code=answer.status_code,
+        path=path,
     )
     if not prediction.status_raw:
         prediction = attrs.evolve(prediction, status=PredictionStatus.CREATED)
@@ -164,28 +182,40 @@ def parse_prediction(
     now: float,
     prediction_id: str | None = None,
 ) -> Prediction:
+    """`read_prediction` for an answer given as its parts."""
+    return read_prediction(
+        Answer.read(status_code, headers, body), now=now, prediction_id=prediction_id
+    )
+
+
+def read_prediction(
+    answer: Answer, *, now: float, prediction_id: str | None = None
+) -> Prediction:
     """
     Read a poll answer (or a webhook delivery): one snapshot of a prediction.
 
     ``prediction_id`` is the id that was polled; it is used when the body names
-    none (the Korean seed's bare ``{"status": "failed", "error": ...}``) and it is
-    attached to every error raised. A failed prediction is *returned*; see
-    `prediction_failure`.
+    none (the guide's bare ``{"status": "failed", "error": ...}``, docs/wire.md,
+    "Envelopes") and it is attached to every error raised. A failed prediction
+    is *returned*; see `prediction_failure`.
 
     Raises:
         APIError: the subclass for an error answer (also inside HTTP 200).
         UnexpectedResponseError: not JSON, ``data`` null or not an object, no id,
             or a wrong shape.
     """
-    payload = _json_object(
-        status_code, headers, body, now=now, prediction_id=prediction_id
-    )
+    payload = _json_object(answer, now=now, prediction_id=prediction_id)
+    if is_delivery(payload):
+        # The one delivery reader, so this and WebhookVerifier agree.
+        return read_delivery(
+            payload, status_code=answer.status_code, prediction_id=prediction_id
+        ).prediction
     data, path, outer_id = _unwrap(payload)
     return _convert.structure_prediction(
         data,
         fallback_id=outer_id or prediction_id,
         body=payload,
-        status_code=status_code,
+        status_code=answer.status_code,
         prediction_id=prediction_id,
         path=path,
     )
@@ -194,6 +224,11 @@ def parse_prediction(
 def parse_upload(
     status_code: int, headers: Mapping[str, str], body: bytes, *, now: float
 ) -> UploadedMedia:
+    """`read_upload` for an answer given as its parts."""
+    return read_upload(Answer.read(status_code, headers, body), now=now)
+
+
+def read_upload(answer: Answer, *, now: float) -> UploadedMedia:
     """
     Read an upload answer: the temporary URL to pass as a model input.
 
@@ -204,7 +239,7 @@ def parse_upload(
         APIError: the subclass for an error answer (also inside HTTP 200).
         UnexpectedResponseError: not JSON, or no URL.
     """
-    payload = _json_object(status_code, headers, body, now=now, prediction_id=None)
+    payload = _json_object(answer, now=now, prediction_id=None)
     data, path = (
         (payload.get("data"), "$.data") if "data" in payload else (payload, "$")
     )
@@ -214,13 +249,18 @@ def parse_upload(
     if not has_url and isinstance(payload.get("url"), str):
         data, path = payload, "$"
     return _convert.structure(
-        data, UploadedMedia, body=payload, status_code=status_code, path=path
+        data, UploadedMedia, body=payload, status_code=answer.status_code, path=path
     )
 
 
 def parse_models(
     status_code: int, headers: Mapping[str, str], body: bytes, *, now: float
 ) -> list[ModelInfo]:
+    """`read_models` for an answer given as its parts."""
+    return read_models(Answer.read(status_code, headers, body), now=now)
+
+
+def read_models(answer: Answer, *, now: float) -> list[ModelInfo]:
     """
     Read the model catalog: ``{"code", "data": [...]}``, or a bare list.
 
@@ -228,7 +268,8 @@ def parse_models(
         APIError: the subclass for an error answer (also inside HTTP 200).
         UnexpectedResponseError: not JSON, no list, or an entry without a model id.
     """
-    payload = _json(status_code, headers, body, now=now, prediction_id=None)
+    status_code = answer.status_code
+    payload = _json(answer, now=now, prediction_id=None)
     entries, path = (
         (payload.get("data"), "$.data")
         if isinstance(payload, Mapping)
@@ -248,25 +289,23 @@ def parse_models(
 # --- helpers ------------------------------------------------------------------
 
 
-def _json(
-    status_code: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float,
-    prediction_id: str | None,
-) -> object:
-    # Steps 1-3 of the theory: decode once, raise error answers, require JSON.
-    decoded = decode_body(body)
+def _json(answer: Answer, *, now: float, prediction_id: str | None) -> object:
+    # Steps 2-3 of the theory on the answer decoded once: raise error answers,
+    # require JSON.
+    decoded = answer.decoded
     error = api_error(
-        status_code, headers, decoded, now=now, prediction_id=prediction_id
+        answer.status_code,
+        answer.headers,
+        decoded,
+        now=now,
+        prediction_id=prediction_id,
     )
     if error is not None:
         raise error
     if not decoded.is_json:
         raise UnexpectedResponseError(
             f"expected a JSON answer, got {one_line(str(decoded.value))[:80]!r}",
-            status_code=status_code,
+            status_code=answer.status_code,
             body=decoded.value,
             prediction_id=prediction_id,
         )
@@ -274,18 +313,13 @@ def _json(
 
 
 def _json_object(
-    status_code: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float,
-    prediction_id: str | None,
+    answer: Answer, *, now: float, prediction_id: str | None
 ) -> Mapping[str, Any]:
-    payload = _json(status_code, headers, body, now=now, prediction_id=prediction_id)
+    payload = _json(answer, now=now, prediction_id=prediction_id)
     if not isinstance(payload, Mapping):
         raise UnexpectedResponseError(
             f"expected a JSON object, got {type_name(payload)}",
-            status_code=status_code,
+            status_code=answer.status_code,
             body=payload,
             prediction_id=prediction_id,
         )
@@ -296,9 +330,6 @@ def _unwrap(payload: Mapping[str, Any]) -> tuple[object, str, str | None]:
     """``(data, its JSON path, an id found outside data)`` for a prediction."""
     if "data" in payload:
         return payload["data"], "$.data", _id_text(payload.get("id"))
-    inner = payload.get("payload")
-    if isinstance(inner, Mapping) and "event_type" in payload:
-        return inner, "$.payload", _id_text(payload.get("session_id"))
     return payload, "$", None
 
 

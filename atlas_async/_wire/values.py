@@ -1,7 +1,7 @@
 """
 How single wire values read: status synonyms, output entries, dates, codes.
 
-Part of `_wire` (which re-exports `parse_status`); `_convert` plugs these readers
+Part of `_wire` (`parse` re-exports `parse_status`); `convert` plugs these readers
 into its cattrs converter as field hooks, so each takes ``(value, type)``.
 
 Strict readers raise `ShapeError` for a value the SDK cannot act on (its text is
@@ -37,7 +37,7 @@ __all__ = [
 
 # Keys are lower-case with "-" and " " folded to "_". "pending" (accepted, not
 # started) joins QUEUED and "running" (a worker has it) joins PROCESSING: the
-# vendor's own clients treat them so (atlas-api.md section 6).
+# vendor's own clients treat them so (docs/wire.md, "Statuses").
 _STATUS_SYNONYMS: dict[str, PredictionStatus] = {
     "created": PredictionStatus.CREATED,
     "starting": PredictionStatus.STARTING,
@@ -58,7 +58,8 @@ _STATUS_SYNONYMS: dict[str, PredictionStatus] = {
     "cancelled": PredictionStatus.CANCELED,
 }
 
-# Keys defensive clients read from object-shaped output entries (atlas-api.md 7).
+# Keys defensive clients read from object-shaped output entries (docs/wire.md,
+# "Outputs").
 _OUTPUT_ENTRY_KEYS = ("url", "image", "output", "download_url")
 
 # Python 3.10's fromisoformat takes only 3 or 6 fraction digits and no "Z".
@@ -114,7 +115,7 @@ def strict_str(value: object, _type: object) -> str:
 def output_urls(value: object, _type: object) -> tuple[str, ...] | None:
     """
     Output URLs from a list, a single string, or ``{url|image|output|download_url}``
-    entries (atlas-api.md 7); None when absent.
+    entries (docs/wire.md, "Outputs"); None when absent.
     """
     if value is None:
         return None

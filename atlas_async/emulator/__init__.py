@@ -3,17 +3,20 @@ A faithful local Atlas Cloud: the asynchronous generation API on loopback or
 in-process, with real media, fault injection and request accounting.
 
 Install with the ``emulator`` extra (uvicorn). The core package never imports
-this module.
+this module, and this module imports nothing of the SDK: it is a separate
+program with its own vocabulary (kinds, statuses, webhook signing), so tests
+that run the SDK against it catch the SDK misreading the wire.
 
 Theory of operation: one synchronous handler (``_handler.EmulatorCore``) turns a
 request into an answer, reading a clock once; predictions are decided entirely
 at creation (``_state``), so their status is a pure function of time. The one
 background task is the webhook delivery loop (``_webhooks``), which runs inside
 ``async with emulator:`` or `serve` and POSTs each ``webhook_url`` prediction's
-signed end when it is due. Faults are drawn from their own seeded random
-stream (``_faults``), counters live in ``_stats``, and two thin adapters
-(``_adapters``) put the handler behind an ASGI app (served by uvicorn, see
-``_serve``) or an in-process httpx transport.
+end when it is due, signed by the emulator's own Ed25519 key (``_signing``).
+Faults are drawn from their own seeded random stream (``_faults``), counters
+live in ``_stats``, and two thin adapters (``_adapters``) put the handler
+behind an ASGI app (served by uvicorn, see ``_serve``) or an in-process httpx
+transport.
 
 Example::
 
@@ -25,7 +28,7 @@ Example::
         ...
         print(emu.stats.snapshot().duplicate_submissions)
 
-The wire contract it follows is atlas-api.md; ``docs/testing.md`` is the guide.
+The wire contract it follows is ``docs/wire.md``; ``docs/testing.md`` is the guide.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ._catalog import (
     DEFAULT_CATALOG as DEFAULT_CATALOG,
     InputRule as InputRule,
     LatencyClass as LatencyClass,
+    MediaKind as MediaKind,
     ModelSpec as ModelSpec,
     model_spec as model_spec,
 )
@@ -55,6 +59,7 @@ from ._serve import (
     run_emulator as run_emulator,
     serve as serve,
 )
+from ._signing import SigningKey as SigningKey, WebhookSigning as WebhookSigning
 from ._state import PredictionRecord as PredictionRecord
 from ._stats import EmulatorStats as EmulatorStats, StatsSnapshot as StatsSnapshot
 from ._webhooks import WebhookSender as WebhookSender, http_sender as http_sender
@@ -72,11 +77,14 @@ __all__ = [
     "Faults",
     "InputRule",
     "LatencyClass",
+    "MediaKind",
     "ModelSpec",
     "PredictionRecord",
     "RunningEmulator",
+    "SigningKey",
     "StatsSnapshot",
     "WebhookSender",
+    "WebhookSigning",
     "config_from_options",
     "http_sender",
     "model_spec",

@@ -1,12 +1,12 @@
 """
 The emulator's built-in model catalog.
 
-Ids come from atlas-api.md section 13 (the vendor's docs and clients), plus two
+Ids come from docs/wire.md (the vendor's docs and clients), plus two
 image tools named after the WaveSpeed catalog Atlas mirrors (upscale, background
 removal), so every latency row of the predictions guide has a model. Each entry
 knows three things the emulator needs:
 
-* its endpoint ``kind`` (the catalog's ``type``: Image, Video, Audio);
+* its `MediaKind` (the catalog's ``type``: Image, Video, Audio);
 * its `LatencyClass` (how long it takes);
 * its `InputRule`, the one validation the emulator applies: text models need a
   ``prompt`` (audio: ``text`` or ``prompt``); models whose id says
@@ -16,7 +16,7 @@ knows three things the emulator needs:
   service's per-model schemas are not emulated.
 
 The endpoint a model is submitted to is not checked against its kind: some
-published schemas name the wrong endpoint (atlas-api.md 4.1), and the output
+published schemas name the wrong endpoint (docs/wire.md), and the output
 follows the model, not the endpoint.
 """
 
@@ -28,9 +28,45 @@ from typing import Any
 
 import attrs
 
-from .._core.models import Kind
+__all__ = [
+    "DEFAULT_CATALOG",
+    "InputRule",
+    "LatencyClass",
+    "MediaKind",
+    "ModelSpec",
+    "model_spec",
+]
 
-__all__ = ["DEFAULT_CATALOG", "InputRule", "LatencyClass", "ModelSpec", "model_spec"]
+
+class MediaKind(enum.Enum):
+    """What a model makes: its output files and the catalog ``type``."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+
+    @classmethod
+    def coerce(cls, value: object) -> MediaKind:
+        """
+        Return ``value`` as a `MediaKind`.
+
+        Accepts a `MediaKind`, its value in any case (``"Image"``), or any other
+        enum member whose value is one (such as the SDK's ``Kind.IMAGE``), so
+        callers need not know which vocabulary they hold.
+
+        Raises:
+            ValueError: for anything else, naming the accepted values.
+        """
+        if isinstance(value, MediaKind):
+            return value
+        raw = value.value if isinstance(value, enum.Enum) else value
+        try:
+            return cls(str(raw).lower())
+        except ValueError:
+            accepted = ", ".join(repr(kind.value) for kind in cls)
+            raise ValueError(
+                f"unknown kind {value!r}: expected one of {accepted}"
+            ) from None
 
 
 class LatencyClass(enum.Enum):
@@ -54,7 +90,11 @@ class InputRule(enum.Enum):
     TEXT = "text"
 
 
-_TYPE_NAMES = {Kind.IMAGE: "Image", Kind.VIDEO: "Video", Kind.AUDIO: "Audio"}
+_TYPE_NAMES = {
+    MediaKind.IMAGE: "Image",
+    MediaKind.VIDEO: "Video",
+    MediaKind.AUDIO: "Audio",
+}
 _IMAGE_INPUT_MARKERS = ("image-to-video", "i2v", "edit", "upscale", "background")
 
 
@@ -73,7 +113,7 @@ class ModelSpec:
     """
 
     model: str
-    kind: Kind
+    kind: MediaKind
     latency_class: LatencyClass
     input_rule: InputRule
     display_name: str
@@ -99,7 +139,7 @@ class ModelSpec:
 
 
 def model_spec(
-    model: str, kind: Kind | str, display_name: str | None = None
+    model: str, kind: MediaKind | enum.Enum | str, display_name: str | None = None
 ) -> ModelSpec:
     """
     Build a `ModelSpec`, inferring latency, input rule and category from the id.
@@ -108,18 +148,18 @@ def model_spec(
 
         EmulatorConfig(models=(*DEFAULT_CATALOG, model_spec("acme/pix", "image")))
     """
-    kind = Kind.coerce(kind)
+    kind = MediaKind.coerce(kind)
     lowered = model.lower()
     needs_image = any(marker in lowered for marker in _IMAGE_INPUT_MARKERS)
-    if kind is Kind.AUDIO:
+    if kind is MediaKind.AUDIO:
         latency, rule, category = LatencyClass.AUDIO, InputRule.TEXT, "TEXT-TO-SPEECH"
-    elif kind is Kind.VIDEO and needs_image:
+    elif kind is MediaKind.VIDEO and needs_image:
         latency, rule, category = (
             LatencyClass.IMAGE_TO_VIDEO,
             InputRule.IMAGE,
             "IMAGE-TO-VIDEO",
         )
-    elif kind is Kind.VIDEO:
+    elif kind is MediaKind.VIDEO:
         latency, rule = LatencyClass.VIDEO, InputRule.PROMPT
         category = "REFERENCE-TO-VIDEO" if "reference" in lowered else "TEXT-TO-VIDEO"
     elif needs_image:
@@ -146,64 +186,72 @@ def model_spec(
 
 DEFAULT_CATALOG: tuple[ModelSpec, ...] = (
     # Text to image.
-    model_spec("google/nano-banana-2/text-to-image", Kind.IMAGE, "Nano Banana 2"),
-    model_spec("bytedance/seedream-v4", Kind.IMAGE, "Seedream v4"),
-    model_spec("bytedance/seedream-v5.0-lite", Kind.IMAGE, "Seedream v5.0 Lite"),
+    model_spec("google/nano-banana-2/text-to-image", MediaKind.IMAGE, "Nano Banana 2"),
+    model_spec("bytedance/seedream-v4", MediaKind.IMAGE, "Seedream v4"),
+    model_spec("bytedance/seedream-v5.0-lite", MediaKind.IMAGE, "Seedream v5.0 Lite"),
     model_spec(
-        "bytedance/seedream-v5.0-pro/text-to-image", Kind.IMAGE, "Seedream v5.0 Pro"
+        "bytedance/seedream-v5.0-pro/text-to-image",
+        MediaKind.IMAGE,
+        "Seedream v5.0 Pro",
     ),
-    model_spec("black-forest-labs/flux-schnell", Kind.IMAGE, "FLUX.1 [schnell]"),
-    model_spec("wavespeed-ai/flux-schnell", Kind.IMAGE, "FLUX.1 [schnell] (WaveSpeed)"),
-    model_spec("openai/gpt-image-2/text-to-image", Kind.IMAGE, "GPT Image 2"),
-    model_spec("z-image/turbo", Kind.IMAGE, "Z-Image Turbo"),
-    model_spec("seedream-3.0", Kind.IMAGE, "Seedream 3.0"),  # the docs' short id
-    # Image tools.
-    model_spec("google/nano-banana/edit", Kind.IMAGE, "Nano Banana Edit"),
-    model_spec("google/nano-banana-pro/edit", Kind.IMAGE, "Nano Banana Pro Edit"),
-    model_spec("wavespeed-ai/image-upscaler", Kind.IMAGE, "Image Upscaler"),
+    model_spec("black-forest-labs/flux-schnell", MediaKind.IMAGE, "FLUX.1 [schnell]"),
     model_spec(
-        "wavespeed-ai/image-background-remover", Kind.IMAGE, "Background Remover"
+        "wavespeed-ai/flux-schnell", MediaKind.IMAGE, "FLUX.1 [schnell] (WaveSpeed)"
+    ),
+    model_spec("openai/gpt-image-2/text-to-image", MediaKind.IMAGE, "GPT Image 2"),
+    model_spec("z-image/turbo", MediaKind.IMAGE, "Z-Image Turbo"),
+    model_spec("seedream-3.0", MediaKind.IMAGE, "Seedream 3.0"),  # the docs' short id
+    # Image tools.
+    model_spec("google/nano-banana/edit", MediaKind.IMAGE, "Nano Banana Edit"),
+    model_spec("google/nano-banana-pro/edit", MediaKind.IMAGE, "Nano Banana Pro Edit"),
+    model_spec("wavespeed-ai/image-upscaler", MediaKind.IMAGE, "Image Upscaler"),
+    model_spec(
+        "wavespeed-ai/image-background-remover", MediaKind.IMAGE, "Background Remover"
     ),
     # Text to video.
-    model_spec("bytedance/seedance-2.0/text-to-video", Kind.VIDEO, "Seedance 2.0"),
+    model_spec("bytedance/seedance-2.0/text-to-video", MediaKind.VIDEO, "Seedance 2.0"),
     model_spec(
         "bytedance/seedance-v1-pro-fast/text-to-video",
-        Kind.VIDEO,
+        MediaKind.VIDEO,
         "Seedance v1 Pro Fast",
     ),
     model_spec(
         "bytedance/seedance-v1.5-pro/text-to-video-fast",
-        Kind.VIDEO,
+        MediaKind.VIDEO,
         "Seedance v1.5 Pro Fast",
     ),
     model_spec(
         "bytedance/seedance-2.5/reference-to-video",
-        Kind.VIDEO,
+        MediaKind.VIDEO,
         "Seedance 2.5 Reference",
     ),
-    model_spec("alibaba/wan-2.5/text-to-video-fast", Kind.VIDEO, "Wan 2.5 Fast"),
-    model_spec("google/veo3.1/text-to-video", Kind.VIDEO, "Veo 3.1"),
-    model_spec("kling-v2.0", Kind.VIDEO, "Kling v2.0"),  # the docs' short id
+    model_spec("alibaba/wan-2.5/text-to-video-fast", MediaKind.VIDEO, "Wan 2.5 Fast"),
+    model_spec("google/veo3.1/text-to-video", MediaKind.VIDEO, "Veo 3.1"),
+    model_spec("kling-v2.0", MediaKind.VIDEO, "Kling v2.0"),  # the docs' short id
     # Image to video.
     model_spec(
         "bytedance/seedance-2.0-fast/image-to-video",
-        Kind.VIDEO,
+        MediaKind.VIDEO,
         "Seedance 2.0 Fast I2V",
     ),
     model_spec(
-        "bytedance/seedance-v1-pro-i2v-720p", Kind.VIDEO, "Seedance v1 Pro I2V 720p"
+        "bytedance/seedance-v1-pro-i2v-720p",
+        MediaKind.VIDEO,
+        "Seedance v1 Pro I2V 720p",
     ),
     model_spec(
-        "kwaivgi/kling-v3.0-std/image-to-video", Kind.VIDEO, "Kling v3.0 Std I2V"
+        "kwaivgi/kling-v3.0-std/image-to-video", MediaKind.VIDEO, "Kling v3.0 Std I2V"
     ),
     model_spec(
-        "kwaivgi/kling-v3.0-pro/image-to-video", Kind.VIDEO, "Kling v3.0 Pro I2V"
+        "kwaivgi/kling-v3.0-pro/image-to-video", MediaKind.VIDEO, "Kling v3.0 Pro I2V"
     ),
-    model_spec("kwaivgi/kling-v2.1-i2v-master", Kind.VIDEO, "Kling v2.1 Master I2V"),
     model_spec(
-        "kwaivgi/kling-video-o1/image-to-video", Kind.VIDEO, "Kling Video O1 I2V"
+        "kwaivgi/kling-v2.1-i2v-master", MediaKind.VIDEO, "Kling v2.1 Master I2V"
     ),
-    model_spec("minimax/hailuo-02/i2v-standard", Kind.VIDEO, "Hailuo 02 I2V"),
+    model_spec(
+        "kwaivgi/kling-video-o1/image-to-video", MediaKind.VIDEO, "Kling Video O1 I2V"
+    ),
+    model_spec("minimax/hailuo-02/i2v-standard", MediaKind.VIDEO, "Hailuo 02 I2V"),
     # Audio.
-    model_spec("bytedance/seed-audio-1.0", Kind.AUDIO, "Seed Audio 1.0"),
+    model_spec("bytedance/seed-audio-1.0", MediaKind.AUDIO, "Seed Audio 1.0"),
 )

@@ -31,17 +31,19 @@ import re
 import time
 from collections.abc import Callable
 
-from .._core.models import Kind
-from ..webhooks import WebhookSigner
 from . import _http
+from ._catalog import MediaKind
 from ._config import EmulatorConfig, FaultTarget
 from ._faults import NO_FAULTS, FaultInjector, HttpFaults, RateLimiter
 from ._http import Request, Response, error_response, json_response, success
+from ._signing import SigningKey, WebhookSigning
 from ._state import (
     API,
+    COMPLETED,
     CONTENT_TYPES,
     FILES_PREFIX,
     POLL_PREFIX,
+    PROCESSING,
     PredictionStore,
 )
 from ._stats import EmulatorStats
@@ -51,9 +53,9 @@ from ._webhooks import WebhookDispatcher
 __all__ = ["EmulatorCore"]
 
 SUBMIT_PATHS = {
-    f"{API}/model/generateImage": Kind.IMAGE,
-    f"{API}/model/generateVideo": Kind.VIDEO,
-    f"{API}/model/generateAudio": Kind.AUDIO,
+    f"{API}/model/generateImage": MediaKind.IMAGE,
+    f"{API}/model/generateVideo": MediaKind.VIDEO,
+    f"{API}/model/generateAudio": MediaKind.AUDIO,
 }
 UPLOAD_PATH = f"{API}/model/uploadMedia"
 MODELS_PATH = f"{API}/models"
@@ -85,7 +87,7 @@ class EmulatorCore:
         config: EmulatorConfig,
         clock: Callable[[], float],
         *,
-        signer: WebhookSigner | None = None,
+        signer: WebhookSigning | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -104,7 +106,9 @@ class EmulatorCore:
             if faults.retry_after is not None
             else None
         )
-        self.signer = signer if signer is not None else WebhookSigner.generate()
+        self.signer: WebhookSigning = (
+            signer if signer is not None else SigningKey.generate()
+        )
         self.webhooks = WebhookDispatcher(
             config, self.signer, clock, self.store.wall_time, self.stats
         )
@@ -250,7 +254,7 @@ class EmulatorCore:
         data = {
             "id": record.id,
             "model": spec.model,
-            "status": "processing",
+            "status": PROCESSING,
             "outputs": None,
             "urls": {"get": f"{request.origin}{POLL_PREFIX}{record.id}"},
             "created_at": record.created_at,
@@ -311,7 +315,7 @@ class EmulatorCore:
             if (
                 match is None
                 or record is None
-                or record.status(self.clock()) != "completed"
+                or record.status(self.clock()) != COMPLETED
                 or int(match[2]) >= record.outputs
                 or match[3] != record.extension
             ):

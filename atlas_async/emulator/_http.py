@@ -6,7 +6,7 @@ Keeping the handler on these two plain classes (instead of ASGI messages or
 httpx objects) is what lets one handler serve both adapters, the ASGI app that
 uvicorn runs and the in-process httpx transport, at full speed.
 
-Envelopes follow atlas-api.md section 3: success is
+Envelopes follow docs/wire.md: success is
 ``{"code": 200, "message": "", "data": ...}``; an error is
 ``{"code": <status>, "msg": <text>, "request_id": <id>, "data": null}`` (note
 ``msg``, not ``message``), and every answer carries ``X-Request-ID``.

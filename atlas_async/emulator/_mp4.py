@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["FPS", "FRAMES", "HEIGHT", "WIDTH", "mp4"]
+__all__ = ["FPS", "FRAMES", "HEIGHT", "WIDTH", "mp4", "nal_unit"]
 
 WIDTH = 48
 HEIGHT = 32
@@ -76,8 +76,16 @@ class _BitWriter:
         return bytes(self._out)
 
 
-def _nal(header: int, rbsp: bytes) -> bytes:
-    """Wrap an RBSP in a NAL unit, inserting emulation-prevention bytes."""
+def nal_unit(header: int, rbsp: bytes) -> bytes:
+    """
+    Wrap an RBSP in a NAL unit: the one header byte, then the payload with an
+    emulation-prevention byte (``0x03``) after every two zero bytes that are
+    followed by a byte of at most 3, so no start code can appear inside.
+
+    Example::
+
+        nal_unit(0x65, bytes([0, 0, 1])) == bytes([0x65, 0, 0, 3, 1])
+    """
     out = bytearray([header])
     zeros = 0
     for byte in rbsp:
@@ -105,7 +113,7 @@ def _sps(width: int, height: int) -> bytes:
     bits.u(1, 1)  # direct_8x8_inference_flag
     bits.u(1, 0)  # frame_cropping_flag
     bits.u(1, 0)  # vui_parameters_present_flag
-    return _nal(0x67, bits.trailing())
+    return nal_unit(0x67, bits.trailing())
 
 
 def _pps() -> bytes:
@@ -125,7 +133,7 @@ def _pps() -> bytes:
     bits.u(1, 0)  # deblocking_filter_control_present_flag
     bits.u(1, 0)  # constrained_intra_pred_flag
     bits.u(1, 0)  # redundant_pic_cnt_present_flag
-    return _nal(0x68, bits.trailing())
+    return nal_unit(0x68, bits.trailing())
 
 
 def _idr_slice(key: bytes, index: int, width: int, height: int) -> bytes:
@@ -154,7 +162,7 @@ def _idr_slice(key: bytes, index: int, width: int, height: int) -> bytes:
         )
         bits.raw(row * 16)
         bits.raw(chroma)
-    return _nal(0x65, bits.trailing())
+    return nal_unit(0x65, bits.trailing())
 
 
 def _box(kind: bytes, *payload: bytes) -> bytes:

@@ -28,10 +28,10 @@ import attrs
 import httpx
 import sniffio
 
-from ..webhooks import WebhookSigner
 from ._adapters import EmulatorApp, EmulatorTransport, Sleep
 from ._config import EmulatorConfig
 from ._handler import JWKS_PATH, EmulatorCore
+from ._signing import WebhookSigning
 from ._state import PredictionRecord
 from ._stats import EmulatorStats
 from ._uvicorn import serve_asgi
@@ -66,7 +66,8 @@ class Emulator:
         clock: returns clock seconds; pass ``FakeClock.now`` to drive time.
         sleep: waits out slow answers and webhook retries; pass
             ``FakeClock.sleep`` with a FakeClock.
-        signer: the webhook signing key (default: a fresh one per emulator).
+        signer: the webhook signing key (default: a fresh `SigningKey` per
+            emulator); any `WebhookSigning` works.
         webhook_sender: sends one webhook POST; by default an
             ``httpx.AsyncClient`` with ``config.webhook_timeout``, opened by
             ``async with``.
@@ -88,7 +89,7 @@ class Emulator:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,
-        signer: WebhookSigner | None = None,
+        signer: WebhookSigning | None = None,
         webhook_sender: WebhookSender | None = None,
     ) -> None:
         self.config = config if config is not None else EmulatorConfig()
@@ -97,7 +98,7 @@ class Emulator:
         self._webhook_sender = webhook_sender
         self._running: contextlib.AsyncExitStack | None = None
         self.stats: EmulatorStats = self._core.stats
-        self.signer: WebhookSigner = self._core.signer
+        self.signer: WebhookSigning = self._core.signer
         self.app = EmulatorApp(self._core, self._sleep)
         self.transport = EmulatorTransport(self._core, self._sleep)
         self.base_url = IN_PROCESS_BASE_URL
@@ -237,7 +238,7 @@ async def serve(
     port: int = 0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep | None = None,
-    signer: WebhookSigner | None = None,
+    signer: WebhookSigning | None = None,
     webhook_sender: WebhookSender | None = None,
 ) -> AsyncIterator[RunningEmulator]:
     """

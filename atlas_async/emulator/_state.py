@@ -33,18 +33,20 @@ from typing import Any
 
 import attrs
 
-from .._core.models import Kind
 from . import _media, _mp4
-from ._catalog import ModelSpec
+from ._catalog import MediaKind, ModelSpec
 from ._config import EmulatorConfig
 
 __all__ = [
     "API",
+    "COMPLETED",
     "CONTENT_TYPES",
+    "FAILED",
     "FAILURE_CODE",
     "FILES_PREFIX",
     "MODERATION_CODE",
     "POLL_PREFIX",
+    "PROCESSING",
     "PredictionRecord",
     "PredictionStore",
     "Upload",
@@ -54,6 +56,11 @@ API = "/api/v1"
 POLL_PREFIX = f"{API}/model/prediction/"
 FILES_PREFIX = "/files/"
 
+# The only statuses the emulator reports: Atlas's documented three.
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+
 MODERATION_CODE = 1039
 FAILURE_CODE = 1000
 MODERATION_ERROR = (
@@ -62,7 +69,7 @@ MODERATION_ERROR = (
 )
 FAILURE_ERROR = "Generation failed: the model could not process this request."
 
-_EXTENSIONS = {Kind.IMAGE: "png", Kind.VIDEO: "mp4", Kind.AUDIO: "wav"}
+_EXTENSIONS = {MediaKind.IMAGE: "png", MediaKind.VIDEO: "mp4", MediaKind.AUDIO: "wav"}
 CONTENT_TYPES = {"png": "image/png", "mp4": "video/mp4", "wav": "audio/wav"}
 
 
@@ -96,8 +103,8 @@ class PredictionRecord:
     def status(self, now: float) -> str:
         """Return the wire status at ``now``."""
         if now < self.ready_at:
-            return "processing"
-        return "failed" if self.failed else "completed"
+            return PROCESSING
+        return FAILED if self.failed else COMPLETED
 
     def to_wire(self, now: float, origin: str) -> dict[str, Any]:
         """
@@ -118,7 +125,7 @@ class PredictionRecord:
             "error_code": None,
             "metrics": {},
         }
-        if status == "processing":
+        if status == PROCESSING:
             return data
         data["metrics"] = {"predict_time": self.predict_time}
         if self.failed:
@@ -147,9 +154,9 @@ class PredictionRecord:
         data = self._media.get(index)
         if data is None:
             key = _media.digest(self.media_key.hex(), index)
-            if self.spec.kind is Kind.IMAGE:
+            if self.spec.kind is MediaKind.IMAGE:
                 data = _media.png(key, *_media.image_size(self.params.get("size")))
-            elif self.spec.kind is Kind.VIDEO:
+            elif self.spec.kind is MediaKind.VIDEO:
                 data = _mp4.mp4(key)
             else:
                 data = _media.wav(key)
@@ -232,7 +239,8 @@ class PredictionStore:
             error, error_code = None, None
         outputs = 0
         if not failed:
-            outputs = int(params.get("num_images", 1)) if spec.kind is Kind.IMAGE else 1
+            image = spec.kind is MediaKind.IMAGE
+            outputs = int(params.get("num_images", 1)) if image else 1
         record = PredictionRecord(
             id=prediction_id,
             spec=spec,

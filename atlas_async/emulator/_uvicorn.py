@@ -19,7 +19,14 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import uvicorn
+try:
+    import uvicorn
+except ModuleNotFoundError as exc:  # the emulator extra is not installed
+    raise ModuleNotFoundError(
+        "the emulator needs uvicorn, which is not installed:"
+        " pip install 'atlas-async[emulator]'",
+        name=exc.name,
+    ) from exc
 
 __all__ = ["serve_asgi"]
 

@@ -2,11 +2,11 @@
 Submit validation, pure: headers and body in, params or a 400 message out.
 
 The real service validates each model against its own OpenAPI schema and
-answers a bare "Invalid request parameters" that names nothing (atlas-api.md
-4.1). The emulator checks only what every model shares, in this order: the
-retention headers (atlas-api.md 10), a JSON object body, a catalog ``model``,
+answers a bare "Invalid request parameters" that names nothing (docs/wire.md).
+The emulator checks only what every model shares, in this order: the
+retention headers (docs/wire.md), a JSON object body, a catalog ``model``,
 the model's `InputRule`, ``size`` written ``W*H`` (Wan's exact message for
-``720x1280``), ``num_images`` in 1-4, and ``webhook_url`` (atlas-api.md 9: an
+``720x1280``), ``num_images`` in 1-4, and ``webhook_url`` (docs/wire.md: an
 invalid one is a 400). Everything else is accepted.
 
 Atlas takes only public https webhook URLs; the emulator takes any absolute

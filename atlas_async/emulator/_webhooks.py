@@ -14,14 +14,14 @@ receiver that hangs delays no other delivery.
 An attempt builds the body once, in Atlas's F18 shape, with the poll answer's
 ``data`` at ``ready_at`` as the payload: a webhook and a poll of one prediction
 carry the same result. It signs ``b"<timestamp>." + body`` with the emulator's
-Ed25519 key (`WebhookSigner`) at the attempt's own wall time, so a redelivery
-has a fresh timestamp and signature. Then it POSTs the body with the five
-``X-AtlasCloud-Webhook-*`` headers. A 2xx ends the delivery. A non-2xx, a
-connection error or a timeout schedules the next attempt on Atlas's ladder
-(`EmulatorConfig.webhook_retry_after`: 10 s, 20 s, 40 s ... capped at 30 min,
-divided by ``time_scale``) until ``webhook_max_attempts`` have failed. Delivery is
-at least once, as on Atlas: a receiver that handled a delivery and then answered
-500 gets it again.
+Ed25519 key (`SigningKey`, or any `WebhookSigning`) at the attempt's own wall
+time, so a redelivery has a fresh timestamp and signature. Then it POSTs the
+body with the five ``X-AtlasCloud-Webhook-*`` headers. A 2xx ends the
+delivery. A non-2xx, a connection error or a timeout schedules the next attempt
+on Atlas's ladder (`EmulatorConfig.webhook_retry_after`: 10 s, 20 s, 40 s ...
+capped at 30 min, divided by ``time_scale``) until ``webhook_max_attempts`` have
+failed. Delivery is at least once, as on Atlas: a receiver that handled a
+delivery and then answered 500 gets it again.
 
 Sending is injected as a `WebhookSender`; `http_sender` wraps an
 ``httpx.AsyncClient`` (real sockets, or ``httpx.ASGITransport`` to call an app
@@ -36,20 +36,24 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import anyio
 import anyio.abc
 import attrs
 import httpx
 
-from ..webhooks import WebhookSigner, build_body, event_type_for
+from ._catalog import MediaKind
 from ._config import EmulatorConfig
+from ._signing import WebhookSigning
 from ._state import PredictionRecord
 from ._stats import EmulatorStats
 
 __all__ = [
+    "EVENT_TYPES",
     "MAX_CONCURRENT_ATTEMPTS",
     "WebhookDispatcher",
     "WebhookSender",
@@ -62,6 +66,14 @@ WebhookSender = Callable[[str, Mapping[str, str], bytes], Awaitable[int]]
 ``OSError`` when no answer came (both count as a failed attempt)."""
 
 Sleep = Callable[[float], Awaitable[None]]
+
+EVENT_TYPES: Mapping[MediaKind, str] = {
+    MediaKind.IMAGE: "image.task.terminal",
+    MediaKind.VIDEO: "video.task.terminal",
+    MediaKind.AUDIO: "audio.task.terminal",
+}
+"""The event type Atlas names a prediction's end by, per kind (``X-AtlasCloud-
+Webhook-Event`` and the body's ``event_type``)."""
 
 MAX_CONCURRENT_ATTEMPTS = 64
 _SLACK = 0.001  # pop what is due within 1 ms, as the client's scheduler does
@@ -91,15 +103,16 @@ def webhook_body(record: PredictionRecord, origin: str, wall: float) -> bytes:
     ``origin``); a failed prediction's envelope says ``"ERROR"`` with its error.
     ``wall`` is the end time in unix seconds (``created_at``).
     """
-    ended = record.ready_at
-    return build_body(
-        session_id=record.id,
-        event_type=event_type_for(record.spec.kind),
-        payload=record.to_wire(ended, origin),
-        status="ERROR" if record.failed else "OK",
-        error=record.error if record.failed else None,
-        created_at=wall,
-    )
+    document: dict[str, Any] = {
+        "session_id": record.id,
+        "event_type": EVENT_TYPES[record.spec.kind],
+        "status": "ERROR" if record.failed else "OK",
+        "created_at": round(wall * 1000),  # epoch milliseconds on this wire
+        "payload": record.to_wire(record.ready_at, origin),
+        "error": record.error if record.failed else None,
+    }
+    # Built once per delivery: every attempt signs and sends these same bytes.
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 @attrs.define(eq=False)
@@ -126,7 +139,7 @@ class WebhookDispatcher:
     def __init__(
         self,
         config: EmulatorConfig,
-        signer: WebhookSigner,
+        signer: WebhookSigning,
         clock: Callable[[], float],
         wall: Callable[[float], float],
         stats: EmulatorStats,
@@ -206,7 +219,7 @@ class WebhookDispatcher:
             headers = self._signer.sign(
                 delivery.body,
                 webhook_id=record.id,
-                event_type=event_type_for(record.spec.kind),
+                event_type=EVENT_TYPES[record.spec.kind],
                 timestamp=self._wall(self._clock()),
             )
             headers["Content-Type"] = "application/json"

@@ -243,35 +243,41 @@ def test_main_exits_with_the_code_when_run_as_a_script() -> None:
     assert "emulator" in result.stdout
 
 
-def test_missing_typer_prints_the_install_hint() -> None:
-    """Without typer, importing the CLI works and main() prints the pip hint."""
-    code = (
-        "import sys; sys.modules['typer'] = None\n"
-        "from atlas_async import cli\n"
-        "assert not cli.CLI_AVAILABLE\n"
-        "sys.exit(cli.main())\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
+def _without_typer(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter where importing typer fails."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['typer'] = None\n" + code],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode == 1
+
+
+def test_missing_typer_prints_the_install_hint() -> None:
+    """Without typer, importing the CLI works and main() prints the pip hint as
+    one usage error (exit 2), never a traceback."""
+    result = _without_typer(
+        "from atlas_async import cli\n"
+        "assert not cli.CLI_AVAILABLE\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    assert result.returncode == 2, result.stderr
     assert "pip install 'atlas-async[cli]'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_missing_typer_stub_keeps_commands_importable() -> None:
-    """The stand-in app's decorators return the function unchanged."""
-    stub = cli._MissingTyper()
-
-    def command() -> None:
-        """A command."""
-
-    assert stub.command()(command) is command
-    assert stub.callback()(command) is command
+def test_without_typer_the_app_is_an_import_error_naming_the_extra() -> None:
+    """Without typer, ``cli.app`` raises an ImportError that says what to install."""
+    result = _without_typer(
+        "from atlas_async import cli\n"
+        "try:\n"
+        "    cli.app\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'atlas-async[cli]'" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from atlas_async.emulator import (
     FaultTarget,
     InputRule,
     LatencyClass,
+    MediaKind,
     config_from_options,
     model_spec,
 )
@@ -204,6 +205,25 @@ class TestCatalog:
             model_spec("solo", "video", "Solo").to_wire()["organization"]
             == "atlascloud"
         )
+
+    @pytest.mark.parametrize(
+        "kind",
+        [
+            pytest.param(MediaKind.VIDEO, id="own-enum"),
+            pytest.param("Video", id="any-case"),
+            pytest.param(Kind.VIDEO, id="sdk-enum"),
+        ],
+    )
+    def test_a_kind_is_read_from_any_of_its_spellings(self, kind: object) -> None:
+        """The emulator's enum, its value in any case or another enum with that
+        value all name the same kind."""
+        assert MediaKind.coerce(kind) is MediaKind.VIDEO
+
+    @pytest.mark.parametrize("kind", ["text", 3, None])
+    def test_an_unknown_kind_is_refused(self, kind: object) -> None:
+        """A kind that is not image, video or audio is a ValueError naming them."""
+        with pytest.raises(ValueError, match="'image', 'video', 'audio'"):
+            model_spec("a/b", kind)  # type: ignore[arg-type]
 
     def test_custom_models_can_be_added(self) -> None:
         """Extra specs join the catalog through EmulatorConfig.models."""

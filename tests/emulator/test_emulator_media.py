@@ -127,7 +127,7 @@ class TestMp4:
 
     def test_emulation_prevention_escapes_zero_runs(self) -> None:
         """Two zero bytes followed by a byte <= 3 get a 0x03 in between."""
-        assert _mp4._nal(0x65, b"\x00\x00\x01\x00\x00\x05") == (
+        assert _mp4.nal_unit(0x65, b"\x00\x00\x01\x00\x00\x05") == (
             b"\x65\x00\x00\x03\x01\x00\x00\x05"
         )
 

@@ -75,7 +75,7 @@ class TestLatency:
             ),
         ],
     )
-    async def test_default_latencies_follow_the_seeds(
+    async def test_default_latencies_follow_the_guide(
         self,
         in_process: WireFactory,
         path: str,
@@ -83,7 +83,7 @@ class TestLatency:
         low: float,
         high: float,
     ) -> None:
-        """Each kind draws its latency from the predictions guide's row."""
+        """Each kind's latency is drawn from docs/wire.md, "Typical durations"."""
         async with in_process(EmulatorConfig(seed=5)) as wire:
             for _ in range(30):
                 record = wire.emulator.prediction(await wire.submit(path, **body))

@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from atlas_async import PredictionStatus
-from atlas_async.emulator import Emulator, EmulatorConfig, http_sender, serve
+from atlas_async.emulator import (
+    Emulator,
+    EmulatorConfig,
+    SigningKey,
+    http_sender,
+    serve,
+)
 from atlas_async.emulator._uvicorn import serve_asgi
 from atlas_async.testing import FakeClock
 from atlas_async.webhooks import (
@@ -66,8 +72,9 @@ def config(**options: Any) -> EmulatorConfig:
 async def running(
     receiver: Receiver, **options: Any
 ) -> AsyncIterator[tuple[Emulator, httpx.AsyncClient, FakeClock]]:
-    """An in-process emulator on a FakeClock, delivering to ``receiver``."""
-    clock = FakeClock()
+    """An in-process emulator on a FakeClock, delivering to ``receiver``; the
+    clock's wall time is the emulator's (EPOCH at clock 0)."""
+    clock = FakeClock(wall=EPOCH)
     receiver.clock = clock
     emulator = Emulator(
         config(**options), clock=clock.now, sleep=clock.sleep, webhook_sender=receiver
@@ -90,9 +97,7 @@ def verify(
     emulator: Emulator, clock: FakeClock, headers: dict[str, str], body: bytes
 ) -> WebhookEvent:
     """Check a delivery against the emulator's published key, at its wall time."""
-    verifier = WebhookVerifier(
-        emulator.signer.jwks(), clock=lambda: EPOCH + clock.now()
-    )
+    verifier = WebhookVerifier(emulator.signer.jwks(), clock=clock)
     return verifier.verify(headers, body)
 
 
@@ -169,6 +174,31 @@ class TestJWKS:
         async with httpx.AsyncClient(transport=emulator.transport) as http:
             cache = JWKSCache(http, emulator.jwks_url)
             assert await cache.key(emulator.signer.kid) is not None
+
+
+class TestSigningKey:
+    def test_one_seed_gives_one_key_and_the_same_signatures(self) -> None:
+        """Keys from one seed share a kid and sign identically; another seed
+        gives another key."""
+        first, again = SigningKey.from_seed(bytes(32)), SigningKey.from_seed(bytes(32))
+        other = SigningKey.from_seed(bytes([1]) * 32)
+        signed = [
+            key.sign(b"{}", webhook_id="p", event_type="e", timestamp=EPOCH)
+            for key in (first, again, other)
+        ]
+        assert first.kid == again.kid != other.kid
+        assert signed[0] == signed[1] != signed[2]
+
+    def test_a_seed_that_is_not_32_bytes_is_refused(self) -> None:
+        """An Ed25519 seed is exactly 32 bytes."""
+        with pytest.raises(ValueError, match="32 bytes"):
+            SigningKey.from_seed(bytes(31))
+
+    def test_an_explicit_kid_names_the_key_and_repr_hides_it(self) -> None:
+        """kid= replaces the thumbprint; the repr shows only the kid."""
+        key = SigningKey.generate(kid="k9")
+        assert key.jwks()["keys"][0]["kid"] == key.kid == "k9"
+        assert repr(key) == "SigningKey(kid='k9')"
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,4 @@
-"""The emulator's wire format, pinned against atlas-api.md (sections 3-8, 15, 16)."""
+"""The emulator's wire format, pinned against docs/wire.md."""
 
 from __future__ import annotations
 

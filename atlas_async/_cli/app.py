@@ -1,0 +1,367 @@
+"""
+The ``atlas-async`` typer app: each command declares its options and hands over.
+
+Imported only by `atlas_async.cli.main` (and ``cli.app``) once typer and rich
+are known to be installed. The work is in `batch` (the batch command), `calls`
+(the one-request commands) and `run` (client or emulator, event loop, errors
+and exit codes); `run_app` is what ``main`` calls.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .._core.clock import Clock
+from .._core.extras import MissingExtraError, require
+from .options import (
+    ApiKey,
+    AsJson,
+    BaseUrl,
+    Fault,
+    KindOpt,
+    ModelOpt,
+    Seed,
+    TimeoutOpt,
+    TimeScale,
+    UseEmulator,
+)
+from .run import EXIT_INTERRUPTED, EXIT_USAGE, Connection, connection, run, use_clock
+
+if TYPE_CHECKING:
+    from ..emulator import RunningEmulator
+
+__all__ = ["app", "run_app"]
+
+app = typer.Typer(
+    name="atlas-async",
+    help="Atlas Cloud generation from the command line, and a local emulator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+"""The ``atlas-async`` command as a `typer.Typer` app."""
+
+
+@app.callback()
+def _root() -> None:
+    """Atlas Cloud generation from the command line, and a local emulator."""
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port to listen on (0: any free port)."),
+    ] = 8787,
+    time_scale: Annotated[
+        float, typer.Option(help="Run this many times faster than Atlas (e.g. 100).")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for ids, latencies and faults.")] = 0,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option("--api-key", help="Accept only this key (repeatable)."),
+    ] = None,
+    no_balance_key: Annotated[
+        list[str] | None,
+        typer.Option("--no-balance-key", help="Answer 402 to this key's submits."),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="NAME=VALUE",
+            help="Inject a fault, e.g. error_rate=0.1, rps=50, drop_rate=0.05.",
+        ),
+    ] = None,
+    latency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--latency",
+            metavar="NAME=MIN,MAX",
+            help="Latency in Atlas seconds per class (image, video, ...) or model.",
+        ),
+    ] = None,
+) -> None:
+    """Serve a local Atlas Cloud until Ctrl-C."""
+    require("uvicorn", "emulator", feature="atlas-async emulator")
+    from rich.console import Console
+
+    from ..emulator import config_from_options, run_emulator
+
+    try:
+        config = config_from_options(
+            seed=seed,
+            time_scale=time_scale,
+            api_keys=api_key or (),
+            no_balance_keys=no_balance_key or (),
+            faults=fault or (),
+            latency=latency or (),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console = Console(soft_wrap=True, highlight=False)
+
+    def ready(running: RunningEmulator) -> None:
+        base = running.base_url
+        console.print(f"Atlas emulator listening on [bold]{base}[/bold]")
+        body = '{"model":"google/nano-banana-2/text-to-image","prompt":"a red fox"}'
+        console.print(
+            f"Try: curl -H 'Authorization: Bearer test' "
+            f"-H 'Content-Type: application/json' -d '{body}' "
+            f"{base}/model/generateImage",
+            markup=False,
+        )
+        console.print("Press Ctrl-C to stop.")
+        sys.stdout.flush()
+
+    try:
+        run_emulator(host, port, config, on_ready=ready)
+    except OSError as exc:
+        sys.stderr.write(f"atlas-async: error: {exc}\n")
+        raise typer.Exit(1) from None
+    console.print("Emulator stopped.")
+
+
+def _connect(
+    api_key: str | None,
+    base_url: str | None,
+    emulator: bool,
+    time_scale: float,
+    seed: int,
+    fault: list[str] | None,
+) -> Connection:
+    return connection(
+        api_key=api_key,
+        base_url=base_url,
+        emulator=emulator,
+        time_scale=time_scale,
+        seed=seed,
+        faults=fault or (),
+    )
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to generate.")],
+    model: ModelOpt = None,
+    kind: KindOpt = "image",
+    out: Annotated[str, typer.Option(help="Folder for the outputs.")] = "out",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=VALUE", help="A model parameter (repeatable)."),
+    ] = None,
+    timeout: TimeoutOpt = None,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+    time_scale: TimeScale = 20.0,
+    seed: Seed = 0,
+    fault: Fault = None,
+) -> int:
+    """Generate one prompt, wait for it, save the outputs, print their paths."""
+    from .calls import run_generate
+
+    return run(
+        lambda: run_generate(
+            _connect(api_key, base_url, emulator, time_scale, seed, fault),
+            prompt,
+            kind=kind,
+            model=model,
+            out=Path(out),
+            timeout=timeout,
+            params=param or (),
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def batch(
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines of requests, or one prompt per line.")
+    ],
+    model: ModelOpt = None,
+    kind: KindOpt = "image",
+    out: Annotated[str, typer.Option(help="Folder for the outputs.")] = "out",
+    journal: Annotated[
+        str | None,
+        typer.Option(
+            help="Journal file that makes the run resumable"
+            " [default: OUT/.atlas-journal.sqlite]."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Predictions in progress at once.")
+    ] = 64,
+    timeout: TimeoutOpt = None,
+    resubmit_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resubmit-unknown",
+            help="Send again submits an earlier run got no answer to (may bill twice).",
+        ),
+    ] = False,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+    time_scale: TimeScale = 20.0,
+    seed: Seed = 0,
+    fault: Fault = None,
+) -> int:
+    """Generate every request of FILE, resumably, saving outputs to --out."""
+    from .batch import BatchOptions, run_batch
+
+    options = BatchOptions(
+        file=Path(file),
+        out=Path(out),
+        journal=None if journal is None else Path(journal),
+        model=model,
+        kind=kind,
+        concurrency=concurrency,
+        timeout=timeout,
+        resubmit_unknown=resubmit_unknown,
+        as_json=as_json,
+    )
+    return run(
+        lambda: run_batch(
+            _connect(api_key, base_url, emulator, time_scale, seed, fault), options
+        )
+    )
+
+
+@app.command()
+def get(
+    prediction_id: Annotated[str, typer.Argument(metavar="ID", help="Prediction id.")],
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Print a prediction's current state (one request, no waiting)."""
+    from .calls import run_get
+
+    return run(
+        lambda: run_get(
+            _connect(api_key, base_url, emulator, 20.0, 0, None),
+            prediction_id,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def wait(
+    prediction_id: Annotated[str, typer.Argument(metavar="ID", help="Prediction id.")],
+    kind: KindOpt = "image",
+    timeout: TimeoutOpt = None,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Wait for a prediction to finish and print it (exit 1 if it failed)."""
+    from .calls import run_wait
+
+    return run(
+        lambda: run_wait(
+            _connect(api_key, base_url, emulator, 20.0, 0, None),
+            prediction_id,
+            kind=kind,
+            timeout=timeout,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def upload(
+    file: Annotated[str, typer.Argument(help="The file to upload (max 50 MB).")],
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Upload a local file; print the URL to pass as a model input."""
+    from .calls import run_upload
+
+    return run(
+        lambda: run_upload(
+            _connect(api_key, base_url, emulator, 20.0, 0, None),
+            Path(file),
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def models(
+    kind: Annotated[
+        str | None, typer.Option(help="Only image, video or audio.")
+    ] = None,
+    as_json: AsJson = False,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """List the models in the catalog (no API key needed)."""
+    from .calls import run_models
+
+    return run(
+        lambda: run_models(
+            _connect(None, base_url, emulator, 20.0, 0, None),
+            kind=kind,
+            as_json=as_json,
+        )
+    )
+
+
+def run_app(
+    argv: list[str] | None,
+    *,
+    app: Callable[..., Any] = app,
+    clock: Clock | None = None,
+) -> int:
+    """
+    Run ``app`` (default: `app`) on ``argv`` (None: ``sys.argv``); return the
+    exit code.
+
+    Usage errors give one line on stderr and code 2; Ctrl-C gives 130. The
+    commands read the time from ``clock`` (default: the real one).
+    """
+    # typer vendors its own click: take the classes from typer itself.
+    mro = typer.BadParameter.__mro__
+    usage_error: type[Exception] = next(c for c in mro if c.__name__ == "UsageError")
+    click_exception: type[Exception] = next(
+        c for c in mro if c.__name__ == "ClickException"
+    )
+    no_args: type[Exception] | tuple[()] = getattr(
+        sys.modules[usage_error.__module__], "NoArgsIsHelpError", ()
+    )
+    try:
+        with use_clock(clock):
+            result = app(args=argv, prog_name="atlas-async", standalone_mode=False)
+    except no_args as exc:  # bare `atlas-async`: typer has printed the help
+        if _message(exc):
+            sys.stderr.write(_message(exc) + "\n")
+        return EXIT_USAGE
+    except (usage_error, MissingExtraError) as exc:
+        sys.stderr.write(f"atlas-async: error: {_message(exc)}\n")
+        return EXIT_USAGE
+    except typer.Abort:
+        return EXIT_INTERRUPTED
+    except click_exception as exc:
+        sys.stderr.write(f"atlas-async: error: {_message(exc)}\n")
+        return int(getattr(exc, "exit_code", 1))
+    return result if isinstance(result, int) else 0
+
+
+def _message(exc: Exception) -> str:
+    format_message = getattr(exc, "format_message", None)
+    return str(format_message()) if callable(format_message) else str(exc)

@@ -1,0 +1,160 @@
+"""
+`Operations`: the raw calls of the API, each one request and one parse.
+
+It is the scheduler's `PredictionSource` (``create`` submits, ``fetch`` polls)
+and the client's one-shot calls (``get``, ``upload``, ``list_models``,
+``download``). Each is: one `ApiSession.request` with the right `RetryMode`,
+then one ``_wire`` reader on the answer decoded once. Nothing here waits for a
+prediction: that is the scheduler's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from .._core.clock import Clock
+from .._core.models import Kind, ModelInfo, Prediction, UploadedMedia
+from .._net.session import ApiSession, RetryMode
+from .._wire import parse as wire
+from .download import download_outputs
+from .upload import FileInput, read_upload
+
+__all__ = ["Operations", "PredictionSource"]
+
+logger = logging.getLogger("atlas_async")
+
+
+class PredictionSource(Protocol):
+    """
+    Where the scheduler gets predictions: one submit, one poll.
+
+    `Operations` is the real one; ``atlas_async.testing.FakeSource`` a scripted
+    one for tests.
+    """
+
+    async def create(
+        self, kind: Kind, model: str, params: Mapping[str, Any]
+    ) -> Prediction:
+        """Submit one prediction; never re-sent once it may have arrived."""
+        ...
+
+    async def fetch(self, prediction_id: str) -> Prediction:
+        """Poll once, no retry: the scheduler decides when to try again."""
+        ...
+
+
+class Operations:
+    """
+    The API's raw operations over one open `ApiSession`.
+
+    Args:
+        session: the open session every request goes through.
+        clock: wall time for reading dates in answers (an HTTP-date Retry-After).
+        rng: jitter for the download retries.
+    """
+
+    __slots__ = ("_clock", "_rng", "_session")
+
+    def __init__(
+        self, session: ApiSession, *, clock: Clock, rng: random.Random
+    ) -> None:
+        self._session = session
+        self._clock = clock
+        self._rng = rng
+
+    async def create(
+        self, kind: Kind, model: str, params: Mapping[str, Any]
+    ) -> Prediction:
+        """
+        Submit one prediction: one POST, never re-sent once it may have arrived.
+
+        Raises:
+            SubmissionUnknownError: sent, and no answer came.
+            APIError: refused (429/503 only after the allowed retries).
+        """
+        answer = await self._session.request(
+            "POST",
+            wire.submit_path(kind),
+            json=wire.build_submit_body(model, params),
+            retry=RetryMode.SUBMIT,
+            kind=kind,
+            model=model,
+        )
+        prediction = wire.read_submit(answer, now=self._clock.wall())
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "submitted prediction %s (%s, %s)",
+                prediction.id,
+                kind.value,
+                model,
+                extra={"prediction_id": prediction.id},
+            )
+        return prediction
+
+    async def fetch(self, prediction_id: str) -> Prediction:
+        """One poll: one GET, no retry (the scheduler decides when to try again)."""
+        return await self._get(prediction_id, RetryMode.NONE)
+
+    async def get(self, prediction_id: str) -> Prediction:
+        """One GET, retried on network errors, 429 and 5xx."""
+        return await self._get(prediction_id, RetryMode.IDEMPOTENT)
+
+    async def _get(self, prediction_id: str, retry: RetryMode) -> Prediction:
+        answer = await self._session.request(
+            "GET",
+            wire.prediction_path(prediction_id),
+            retry=retry,
+            prediction_id=prediction_id,
+        )
+        return wire.read_prediction(
+            answer, now=self._clock.wall(), prediction_id=prediction_id
+        )
+
+    async def upload(self, file: FileInput, filename: str | None) -> UploadedMedia:
+        """Upload one file as multipart ``file``; return where it lives now."""
+        data, upload_name, content_type = await read_upload(file, filename)
+        answer = await self._session.request(
+            "POST",
+            wire.UPLOAD_PATH,
+            files={"file": (upload_name, data, content_type)},
+            # A repeated upload only leaves a second temporary file behind.
+            retry=RetryMode.IDEMPOTENT,
+        )
+        media = wire.read_upload(answer, now=self._clock.wall())
+        return attrs.evolve(
+            media,
+            filename=media.filename or upload_name,
+            size=media.size if media.size is not None else len(data),
+            content_type=media.content_type or content_type,
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The model catalog; sends no key."""
+        answer = await self._session.request(
+            "GET", wire.MODELS_PATH, retry=RetryMode.IDEMPOTENT, auth=False
+        )
+        return wire.read_models(answer, now=self._clock.wall())
+
+    async def download(
+        self,
+        prediction: Prediction,
+        directory: str | os.PathLike[str],
+        **options: Any,
+    ) -> list[Path]:
+        """Save every output of ``prediction`` into ``directory``."""
+        return await download_outputs(
+            prediction,
+            directory,
+            http=self._session.http,
+            api_origin=self._session.base_url,
+            clock=self._clock,
+            rng=self._rng,
+            **options,
+        )
