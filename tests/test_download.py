@@ -283,6 +283,32 @@ class TestRetries:
         # 0.5 s then 1 s nominal, each jittered into [50%, 100%]
         assert 0.75 <= clock.now() <= 1.5
 
+    @pytest.mark.parametrize(
+        "retry_after",
+        ["7", "Thu, 01 Jan 2026 00:00:07 GMT"],
+        ids=["seconds", "http-date"],
+    )
+    async def test_retry_after_of_the_output_host_is_honoured(
+        self,
+        download: Download,
+        router: respx.Router,
+        clock: FakeClock,
+        retry_after: str,
+    ) -> None:
+        """A 429 with Retry-After waits that long (seconds, or a date read on the
+        client's wall clock), not the shorter backoff."""
+        route = router.get(f"{CDN}/a.png").mock(
+            side_effect=[
+                httpx.Response(429, headers={"Retry-After": retry_after}),
+                ok(PNG, "image/png"),
+            ]
+        )
+        # FakeClock's wall starts at 2026-01-01T00:00:00Z: the date is 7 s ahead.
+        (path,) = await download(prediction(f"{CDN}/a.png"))
+        assert path.read_bytes() == PNG
+        assert route.call_count == 2
+        assert clock.now() == pytest.approx(7.0)
+
     async def test_network_error_then_success(
         self, download: Download, router: respx.Router
     ) -> None:
