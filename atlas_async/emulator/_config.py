@@ -108,6 +108,22 @@ def _to_targets(value: Iterable[FaultTarget | str]) -> frozenset[FaultTarget]:
     return frozenset(FaultTarget(v) for v in value)
 
 
+def _to_model_limits(value: Mapping[str, int | None]) -> Mapping[str, int | None]:
+    limits: dict[str, int | None] = {}
+    for model, limit in value.items():
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"max_in_flight_per_model needs model ids, got {model!r}")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValueError(
+                f"max_in_flight_per_model[{model!r}] must be a positive integer"
+                f" or None, got {limit!r}"
+            )
+        limits[model] = limit
+    return limits
+
+
 def _fraction(_: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
@@ -135,8 +151,9 @@ class Faults:
 
     Submits meet faults at one of two moments, chosen per fault on purpose:
 
-    * **refused before create** (nothing exists, nothing is billed): ``rps`` and
-      ``max_in_flight`` (429), ``server_error_rate`` (5xx);
+    * **refused before create** (nothing exists, nothing is billed): ``rps``,
+      ``max_in_flight`` and the per-model limits (429), ``server_error_rate``
+      (5xx);
     * **after create** (the prediction exists and will finish): ``drop_rate``
       (the client gets no answer at all: the case ``SubmissionUnknownError``
       exists for), ``slow_rate`` (the answer comes late, so a client timeout
@@ -150,6 +167,14 @@ class Faults:
         rps_burst: the bucket's size; None means ``max(1, rps)``.
         max_in_flight: per-key predictions not yet terminal; a submit over it
             gets 429.
+        max_in_flight_per_model: per model id, how many of one key's
+            predictions of that model may be unfinished at once (Atlas limits
+            each model's concurrency per account); a submit over it gets 429
+            "too many concurrent tasks for this model". None exempts a model
+            from ``max_in_flight_model_default``. On the command line, one
+            ``max_in_flight_model=MODEL:LIMIT`` per model.
+        max_in_flight_model_default: the same limit for every model not in
+            ``max_in_flight_per_model``.
         retry_after: when set, 429 answers carry ``Retry-After`` with this many
             seconds. The real media API sends none, hence the default.
         error_rate: fraction of predictions that end ``failed``.
@@ -170,6 +195,12 @@ class Faults:
     rps: float | None = attrs.field(default=None, validator=_positive_or_none)
     rps_burst: float | None = attrs.field(default=None, validator=_positive_or_none)
     max_in_flight: int | None = attrs.field(default=None, validator=_positive_or_none)
+    max_in_flight_per_model: Mapping[str, int | None] = attrs.field(
+        factory=dict, converter=_to_model_limits, hash=False
+    )
+    max_in_flight_model_default: int | None = attrs.field(
+        default=None, validator=_positive_or_none
+    )
     retry_after: float | None = attrs.field(default=None, validator=_positive_or_none)
     error_rate: float = attrs.field(default=0.0, validator=_fraction)
     moderation_fraction: float = attrs.field(default=0.25, validator=_fraction)
@@ -187,41 +218,78 @@ class Faults:
         converter=_to_targets,
     )
 
+    def model_limit(self, model: str) -> int | None:
+        """Return how many predictions of ``model`` one key may have unfinished."""
+        return self.max_in_flight_per_model.get(model, self.max_in_flight_model_default)
+
     @classmethod
     def names(cls) -> tuple[str, ...]:
         """Return every fault name `from_options` accepts."""
-        return tuple(field.name for field in attrs.fields(cls))
+        return tuple(
+            _MODEL_OPTION if field.name == _MODEL_FIELD else field.name
+            for field in attrs.fields(cls)
+        )
 
     @classmethod
     def from_options(cls, options: Iterable[str], base: Faults | None = None) -> Faults:
         """
         Build faults from ``name=value`` strings, as the CLI's ``--fault`` gives.
 
-        Lists (``server_error_codes``, ``targets``) are comma-separated.
+        Lists (``server_error_codes``, ``targets``) are comma-separated. A
+        per-model limit is ``max_in_flight_model=MODEL:LIMIT``, one option per
+        model (split at the last ``:``; ``LIMIT`` may be ``none``); they add to
+        ``base``'s.
 
         Example::
 
             Faults.from_options(["error_rate=0.1", "rps=50", "targets=poll"])
+            Faults.from_options(["max_in_flight_model=kwaivgi/kling-v2.0:5"])
 
         Raises:
             ValueError: for an unknown name or a value that does not parse or
                 validate; the message is one line and names the option.
         """
-        fields = attrs.fields_dict(cls)
+        base = base or cls()
+        known = set(cls.names())
         changes: dict[str, Any] = {}
+        model_limits = dict(base.max_in_flight_per_model)
         for option in options:
             name, sep, raw = option.partition("=")
             name = name.strip().replace("-", "_")
-            if not sep or name not in fields:
-                known = ", ".join(cls.names())
+            if not sep or name not in known:
+                names = ", ".join(cls.names())
                 raise ValueError(
-                    f"unknown fault {option!r} (expected NAME=VALUE; names: {known})"
+                    f"unknown fault {option!r} (expected NAME=VALUE; names: {names})"
                 )
-            changes[name] = _parse_value(name, raw.strip())
+            if name == _MODEL_OPTION:
+                model, limit = _parse_model_limit(raw.strip())
+                model_limits[model] = limit
+                changes[_MODEL_FIELD] = model_limits
+            else:
+                changes[name] = _parse_value(name, raw.strip())
         try:
-            return attrs.evolve(base or cls(), **changes)
+            return attrs.evolve(base, **changes)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad fault value: {exc}") from None
+
+
+_MODEL_FIELD = "max_in_flight_per_model"
+_MODEL_OPTION = "max_in_flight_model"
+
+
+def _parse_model_limit(raw: str) -> tuple[str, int | None]:
+    # Model ids hold '/' and '.', never ':', so the last ':' is the separator.
+    model, sep, limit = raw.rpartition(":")
+    model, limit = model.strip(), limit.strip()
+    problem = f"bad value for fault {_MODEL_OPTION}: {raw!r} (expected MODEL:LIMIT)"
+    if not sep or not model:
+        raise ValueError(problem)
+    if limit.lower() in {"none", "off"}:
+        return model, None
+    try:
+        return model, int(limit)
+    except ValueError:
+        raise ValueError(problem) from None
 
 
 def _parse_value(name: str, raw: str) -> Any:
@@ -234,7 +302,7 @@ def _parse_value(name: str, raw: str) -> Any:
             )
         if raw.lower() in {"none", "off", ""}:
             return None
-        if name == "max_in_flight":
+        if name in ("max_in_flight", "max_in_flight_model_default"):
             return int(raw)
         return float(raw)
     except ValueError:
@@ -296,6 +364,15 @@ class EmulatorConfig:
     webhook_retry_delay: float = attrs.field(default=10.0, validator=_non_negative)
     webhook_retry_cap: float = attrs.field(default=1800.0, validator=_non_negative)
     webhook_timeout: float = attrs.field(default=10.0, validator=_positive_or_none)
+
+    def __attrs_post_init__(self) -> None:
+        # A limit on a misspelt model would silently limit nothing.
+        catalog = {spec.model for spec in self.models}
+        unknown = sorted(set(self.faults.max_in_flight_per_model) - catalog)
+        if unknown:
+            raise ValueError(
+                f"max_in_flight_per_model names models not in the catalog: {unknown}"
+            )
 
     def webhook_retry_after(self, attempts: int) -> float:
         """

@@ -13,9 +13,13 @@ The order of checks on every request:
    control routes need no key;
 2. anything else needs ``Authorization: Bearer <key>``: 401 otherwise, on any
    path, known or not (the real gateway authenticates before it routes);
-3. the per-key request rate (429, nothing created);
+3. the per-key request rate (429 "rate limit exceeded", nothing created), so
+   submits, polls and uploads all spend the key's budget, as on Atlas;
 4. the route: unknown paths 404, wrong methods 405;
-5. per route, see `_submit`, `_poll` and `_upload`.
+5. per route, see `_submit`, `_poll` and `_upload`. A submit is refused before
+   create, in this order: a drawn 5xx, 400 (invalid), 402 (no balance), 429
+   for the key's ``max_in_flight``, then 429 "too many concurrent tasks for
+   this model" for the model's in-flight limit.
 
 A submit with ``webhook_url`` also hands its record to the `WebhookDispatcher`
 (``_webhooks``), which POSTs the signed end of the prediction when it is ready;
@@ -62,6 +66,8 @@ MODELS_PATH = f"{API}/models"
 JWKS_PATH = f"{API}/webhooks/jwks.json"
 POLL_ROUTE = f"GET {POLL_PREFIX}{{id}}"
 CONTROL_PREFIX = "/_emulator/"
+
+MODEL_BUSY = "too many concurrent tasks for this model"
 
 _OUTPUT_NAME = re.compile(r"^([0-9a-f]{32})-(\d+)\.(png|mp4|wav)$")
 
@@ -164,7 +170,7 @@ class EmulatorCore:
             return error_response(401, request_id)
         now = self.clock()
         if self.limiter is not None and not self.limiter.allow(key, now):
-            self.stats.record_fault("rate_limit")
+            self.stats.record_refusal("rate")
             return error_response(429, request_id, extra=self._retry_after)
         if path.startswith(POLL_PREFIX):
             if method != "GET":
@@ -239,12 +245,20 @@ class EmulatorCore:
             return error_response(400, request_id, problem)
         if key in self.config.no_balance_keys:
             return error_response(402, request_id)
+        store, model = self.store, spec.model
         limit = self.config.faults.max_in_flight
-        if limit is not None and self.store.in_flight(key, now) >= limit:
-            self.stats.record_fault("in_flight_limit")
+        if limit is not None and store.in_flight(key, now) >= limit:
+            self.stats.record_refusal("in_flight")
             return error_response(429, request_id, extra=self._retry_after)
-        record = self.store.create(spec, params, key, now)
+        limit = self.config.faults.model_limit(model)
+        if limit is not None and store.in_flight(key, now, model) >= limit:
+            self.stats.record_refusal("model_in_flight", model)
+            return error_response(429, request_id, MODEL_BUSY, self._retry_after)
+        record = store.create(spec, params, key, now)
         self.stats.record_created(params)
+        self.stats.record_in_flight(
+            model, store.in_flight(key, now), store.in_flight(key, now, model)
+        )
         if params.get("webhook_url") is not None:
             self.webhooks.schedule(params["webhook_url"], record, request.origin)
         if record.failed:

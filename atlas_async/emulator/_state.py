@@ -203,7 +203,9 @@ class PredictionStore:
         self._epoch = epoch
         self.predictions: dict[str, PredictionRecord] = {}
         self.uploads: dict[str, Upload] = {}
+        # Heaps of ready_at per key and per (key, model): in flight until then.
         self._running: dict[str, list[float]] = {}
+        self._running_by_model: dict[tuple[str, str], list[float]] = {}
         self._models = {spec.model: spec for spec in config.models}
         self._upload_numbers = itertools.count(1)
 
@@ -263,11 +265,22 @@ class PredictionStore:
         )
         self.predictions[prediction_id] = record
         heapq.heappush(self._running.setdefault(key, []), record.ready_at)
+        heapq.heappush(
+            self._running_by_model.setdefault((key, spec.model), []), record.ready_at
+        )
         return record
 
-    def in_flight(self, key: str, now: float) -> int:
-        """Return how many of ``key``'s predictions are not terminal at ``now``."""
-        running = self._running.get(key)
+    def in_flight(self, key: str, now: float, model: str | None = None) -> int:
+        """
+        Return how many of ``key``'s predictions are not terminal at ``now``.
+
+        With ``model``, only that model's predictions count.
+        """
+        running = (
+            self._running.get(key)
+            if model is None
+            else self._running_by_model.get((key, model))
+        )
         if not running:
             return 0
         while running and running[0] <= now:
@@ -290,3 +303,4 @@ class PredictionStore:
         self.predictions.clear()
         self.uploads.clear()
         self._running.clear()
+        self._running_by_model.clear()

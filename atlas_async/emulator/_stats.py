@@ -10,6 +10,10 @@ re-encoded with sorted keys and no whitespace, so ``{"a":1,"b":2}`` and
 ``{"b": 2, "a": 1}`` are the same body. Only submissions that created a
 prediction count (a submit refused with 429 or 5xx bills nothing), and a body
 is stored as its 16-byte BLAKE2 digest, not in full.
+
+Limits are counted two ways, so a benchmark can check a client against them:
+the refusals (429s) by cause, and the peak number of predictions in flight,
+per key and per model, whether or not a limit is set.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from typing import Any
 
 import attrs
 
-__all__ = ["EmulatorStats", "StatsSnapshot", "canonical_body"]
+__all__ = ["REFUSAL_CAUSES", "EmulatorStats", "StatsSnapshot", "canonical_body"]
+
+REFUSAL_CAUSES = {
+    "rate": "rate_limit",
+    "in_flight": "in_flight_limit",
+    "model_in_flight": "model_in_flight_limit",
+}
+"""Each cause of a 429, and the name it also counts under in ``faults``."""
 
 
 def canonical_body(body: Mapping[str, Any]) -> bytes:
@@ -50,8 +61,9 @@ class StatsSnapshot:
         duplicates: bodies submitted (and created) more than once.
         duplicate_submissions: extra submissions beyond the first of each body.
         faults: per fault name, how many times it was injected (``rate_limit``,
-            ``in_flight_limit``, ``server_error``, ``drop``, ``slow``,
-            ``malformed``, ``warmup_404``, ``failure``, ``moderation``).
+            ``in_flight_limit``, ``model_in_flight_limit``, ``server_error``,
+            ``drop``, ``slow``, ``malformed``, ``warmup_404``, ``failure``,
+            ``moderation``).
         faults_injected: the sum of ``faults``.
         uploads: files stored by ``uploadMedia``.
         webhooks_scheduled: predictions created with a ``webhook_url``.
@@ -59,6 +71,13 @@ class StatsSnapshot:
         webhooks_delivered: webhooks a receiver acknowledged with a 2xx.
         webhook_failures: attempts answered with a non-2xx, or not at all.
         webhooks_abandoned: webhooks given up after the last attempt failed.
+        refusals: 429 answers by cause, every cause present: ``rate`` (the
+            key's request rate), ``in_flight`` (the key's ``max_in_flight``),
+            ``model_in_flight`` (a model's in-flight limit).
+        refusals_by_model: ``model_in_flight`` refusals per model id.
+        peak_in_flight: the most predictions one key had unfinished at once.
+        peak_in_flight_by_model: per model id, the most predictions of that
+            model one key had unfinished at once (what a per-model limit caps).
     """
 
     requests: int
@@ -78,6 +97,12 @@ class StatsSnapshot:
     webhooks_delivered: int = 0
     webhook_failures: int = 0
     webhooks_abandoned: int = 0
+    refusals: Mapping[str, int] = attrs.field(
+        factory=lambda: dict.fromkeys(REFUSAL_CAUSES, 0)
+    )
+    refusals_by_model: Mapping[str, int] = attrs.field(factory=dict)
+    peak_in_flight: int = 0
+    peak_in_flight_by_model: Mapping[str, int] = attrs.field(factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the snapshot as JSON-ready data (status keys become strings)."""
@@ -121,6 +146,10 @@ class EmulatorStats:
         self.webhooks_delivered = 0
         self.webhook_failures = 0
         self.webhooks_abandoned = 0
+        self.refusals: Counter[str] = Counter()
+        self.refusals_by_model: Counter[str] = Counter()
+        self.peak_in_flight = 0
+        self.peak_in_flight_by_model: dict[str, int] = {}
 
     def record_request(self, endpoint: str) -> None:
         """Count one request to ``endpoint`` (``"METHOD /route"``)."""
@@ -134,6 +163,20 @@ class EmulatorStats:
     def record_fault(self, name: str) -> None:
         """Count one injected fault."""
         self.faults[name] += 1
+
+    def record_refusal(self, cause: str, model: str | None = None) -> None:
+        """Count one 429 by ``cause`` (a `REFUSAL_CAUSES` key), also as a fault."""
+        self.refusals[cause] += 1
+        self.faults[REFUSAL_CAUSES[cause]] += 1
+        if model is not None:
+            self.refusals_by_model[model] += 1
+
+    def record_in_flight(self, model: str, key_count: int, model_count: int) -> None:
+        """Note one key's in-flight counts just after it created a prediction."""
+        # Counts only rise at a creation, so watching creations sees every peak.
+        self.peak_in_flight = max(self.peak_in_flight, key_count)
+        if model_count > self.peak_in_flight_by_model.get(model, 0):
+            self.peak_in_flight_by_model[model] = model_count
 
     def record_created(self, body: Mapping[str, Any]) -> None:
         """Count one created prediction and its canonical body."""
@@ -167,6 +210,10 @@ class EmulatorStats:
             webhooks_delivered=self.webhooks_delivered,
             webhook_failures=self.webhook_failures,
             webhooks_abandoned=self.webhooks_abandoned,
+            refusals={cause: self.refusals[cause] for cause in REFUSAL_CAUSES},
+            refusals_by_model=dict(self.refusals_by_model),
+            peak_in_flight=self.peak_in_flight,
+            peak_in_flight_by_model=dict(self.peak_in_flight_by_model),
         )
 
     def as_dict(self) -> dict[str, Any]:
