@@ -50,6 +50,7 @@ from ._core.errors import (
     TransportError as TransportError,
     UnexpectedResponseError as UnexpectedResponseError,
 )
+from ._core.flow import Limits as Limits
 from ._core.models import (
     Kind as Kind,
     ModelInfo as ModelInfo,
@@ -64,7 +65,10 @@ from ._core.policies import (
     PollPolicy as PollPolicy,
 )
 from ._core.retry import BackoffPolicy as BackoffPolicy, Retry as Retry
-from ._core.statistics import ClientStatistics as ClientStatistics
+from ._core.statistics import (
+    ClientStatistics as ClientStatistics,
+    ModelFigures as ModelFigures,
+)
 
 if _typing.TYPE_CHECKING:
     from ._batch.iterator import BatchIterator as BatchIterator
@@ -104,6 +108,8 @@ __all__ = [
     "Timeouts",
     "DEFAULT_PREDICTION_TIMEOUTS",
     "ClientStatistics",
+    "Limits",
+    "ModelFigures",
     # batches
     "GenerationRequest",
     "BatchResult",

@@ -55,10 +55,12 @@ from ._core.config import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_PREDICTION_TIMEOUTS,
     TimeoutArg,
     resolve_config,
 )
 from ._core.errors import ConfigurationError
+from ._core.flow import Limits, resolve_limits
 from ._core.models import Kind, ModelInfo, Prediction, UploadedMedia
 from ._core.outcome import prediction_failure
 from ._core.policies import PollPolicy
@@ -75,15 +77,6 @@ from ._ops.scheduler import Scheduler
 from ._ops.upload import FileInput
 
 __all__ = ["DEFAULT_PREDICTION_TIMEOUTS", "AtlasClient", "FileInput"]
-
-#: The deadline a prediction gets when the call names none, per kind, in seconds.
-#: Generous: typical videos take 1-3 minutes, but heavy 1080p ones have been seen
-#: past 15; a deadline is a safety net, not a guess.
-DEFAULT_PREDICTION_TIMEOUTS: Mapping[Kind, float] = {
-    Kind.IMAGE: 600.0,
-    Kind.VIDEO: 1800.0,
-    Kind.AUDIO: 900.0,
-}
 
 Duration = float | timedelta
 
@@ -109,8 +102,12 @@ class AtlasClient:
             1000); further submits wait.
         max_concurrent_requests: HTTP requests in flight at once (submits, polls,
             uploads share it).
-        requests_per_second: a request budget; None is unlimited, but the client
-            always slows down on 429.
+        requests_per_second: a known account rate; None is learned (the client
+            always slows down on a refusal of the rate). The same as
+            ``limits=Limits(requests_per_second=...)``.
+        limits: known account limits (`Limits`): the request rate and the
+            in-flight limit per model. Unknown ones are learned from refusals;
+            learned values never exceed known ones.
         poll: a ``PollPolicy``, or a mapping of one per `Kind`.
         http_client: an ``httpx.AsyncClient`` to use; the client never closes it
             nor changes its settings.
@@ -143,6 +140,7 @@ class AtlasClient:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
         requests_per_second: float | None = None,
+        limits: Limits | None = None,
         poll: object = None,
         http_client: httpx.AsyncClient | None = None,
         transport: TransportOption = "auto",
@@ -176,6 +174,7 @@ class AtlasClient:
                 f"poll_retry must be a BackoffPolicy or a Retry, got {poll_retry!r}"
             )
         check_session_options(http_client, transport)
+        self._limits = resolve_limits(limits, self._config.requests_per_second)
         self._poll_retry = poll_retry
         self._http_client = http_client
         self._transport = transport
@@ -203,8 +202,9 @@ class AtlasClient:
     async def _open_parts(self, stack: AsyncExitStack) -> None:
         config, clock, rng = self._config, self._clock, self._rng
         # One way, bottom up: each part gets what it needs, nothing above it.
+        limits = self._limits
         gate = RequestGate(
-            config.max_concurrent_requests, config.requests_per_second, clock
+            config.max_concurrent_requests, limits.requests_per_second, clock
         )
         session = ApiSession(
             config,
@@ -222,6 +222,7 @@ class AtlasClient:
             rng=rng,
             poll=config.poll,  # type: ignore[arg-type]  # validated by Scheduler
             retry=self._poll_retry,
+            limits=limits,
             max_in_flight=config.max_in_flight,
             max_concurrent_requests=config.max_concurrent_requests,
             failure=prediction_failure,
@@ -254,14 +255,12 @@ class AtlasClient:
 
     def _running_scheduler(self) -> Scheduler:
         self._require_open()
-        if self._scheduler is None:  # pragma: no cover - set whenever open
-            raise AssertionError("unreachable")
+        assert self._scheduler is not None  # set whenever open
         return self._scheduler
 
     def _running_operations(self) -> Operations:
         self._require_open()
-        if self._operations is None:  # pragma: no cover - set whenever open
-            raise AssertionError("unreachable")
+        assert self._operations is not None  # set whenever open
         return self._operations
 
     async def submit(
@@ -593,11 +592,7 @@ class AtlasClient:
 
     @property
     def transport_name(self) -> str | None:
-        """
-        What carries this client's requests, once open: ``"httpx"``,
-        ``"aiohttp"``, ``"custom"`` (a transport passed in) or ``"injected"``
-        (an ``http_client``'s own); None before ``async with``.
-        """
+        """``"httpx"``, ``"aiohttp"``, ``"custom"`` or ``"injected"`` once open."""
         return None if self._session is None else self._session.transport_name
 
     def __repr__(self) -> str:

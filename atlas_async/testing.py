@@ -36,8 +36,9 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from ._core.errors import AtlasError
+from ._core.errors import AtlasError, RateLimitError
 from ._core.models import Kind, Prediction, PredictionStatus
+from ._core.windows import Cause, RequestKind
 
 if TYPE_CHECKING:
     from .emulator import Emulator, EmulatorConfig, RunningEmulator
@@ -221,9 +222,17 @@ def snapshot(
 
 
 class _Gate(Protocol):
-    def slot(self) -> AbstractAsyncContextManager[None]: ...
+    def slot(
+        self, kind: RequestKind = RequestKind.OTHER
+    ) -> AbstractAsyncContextManager[None]: ...
 
-    def record(self, status_code: int | None, retry_after: float | None) -> None: ...
+    def record(
+        self,
+        status_code: int | None,
+        retry_after: float | None,
+        kind: RequestKind = RequestKind.OTHER,
+        message: str | None = None,
+    ) -> object: ...
 
 
 #: What a scripted answer may be: a snapshot, an error to raise, or a status
@@ -254,6 +263,11 @@ class FakeSource:
         created: ``(time, id)`` of each create.
         fetches: ``(time, id)`` of each fetch.
         max_concurrent: the most calls seen holding a slot at once.
+        in_flight_limit: per model, how many of its predictions may be
+            unfinished at once; a submit past it is refused with a 429 saying
+            so, as Atlas does.
+        peak_running: per model, the most predictions unfinished at once.
+        refused: submits refused for a model's limit.
     """
 
     def __init__(self, clock: FakeClock, *, gate: _Gate | None = None) -> None:
@@ -270,6 +284,11 @@ class FakeSource:
         self.latency = 0.0
         self.concurrent = 0
         self.max_concurrent = 0
+        self.in_flight_limit: dict[str, int] = {}
+        self.peak_running: dict[str, int] = {}
+        self.refused = 0
+        self._running: dict[str, set[str]] = {}
+        self._model_of: dict[str, str] = {}
         self._next = 0
 
     def script(self, prediction_id: str, *answers: Answer) -> None:
@@ -284,21 +303,39 @@ class FakeSource:
         self, kind: Kind, model: str, params: Mapping[str, Any]
     ) -> Prediction:
         """Create the next prediction; answers ``create_answer``."""
+        running = self._running.setdefault(model, set())
+        limit = self.in_flight_limit.get(model)
+        if limit is not None and len(running) >= limit:
+            self.refused += 1
+            refusal = RateLimitError(
+                "too many concurrent tasks for this model", status_code=429
+            )
+            return await self._call("", refusal, RequestKind.SUBMIT)
         prediction_id = str(params.get("id", f"p{self._next}"))
         self._next += 1
         self.created.append((self.clock.now(), prediction_id))
-        return await self._call(prediction_id, self.create_answer)
+        running.add(prediction_id)
+        self._model_of[prediction_id] = model
+        self.peak_running[model] = max(self.peak_running.get(model, 0), len(running))
+        return await self._call(prediction_id, self.create_answer, RequestKind.SUBMIT)
 
     async def fetch(self, prediction_id: str) -> Prediction:
         """Poll once: the next scripted answer for the id."""
         self.fetches.append((self.clock.now(), prediction_id))
         script = self.scripts.setdefault(prediction_id, list(self.default))
         answer = script.pop(0) if len(script) > 1 else script[0]
-        return await self._call(prediction_id, answer)
+        prediction = await self._call(prediction_id, answer, RequestKind.POLL)
+        if prediction.status.is_terminal:
+            model = self._model_of.get(prediction_id)
+            if model is not None:
+                self._running[model].discard(prediction_id)
+        return prediction
 
-    async def _call(self, prediction_id: str, answer: Answer) -> Prediction:
+    async def _call(
+        self, prediction_id: str, answer: Answer, kind: RequestKind
+    ) -> Prediction:
         gate = self.gate
-        async with gate.slot() if gate is not None else _no_slot():
+        async with gate.slot(kind) if gate is not None else _no_slot():
             self.concurrent += 1
             self.max_concurrent = max(self.max_concurrent, self.concurrent)
             try:
@@ -309,10 +346,13 @@ class FakeSource:
         if isinstance(answer, AtlasError):
             if gate is not None:
                 status = getattr(answer, "status_code", None)
-                gate.record(status, getattr(answer, "retry_after", None))
+                retry_after = getattr(answer, "retry_after", None)
+                cause = gate.record(status, retry_after, kind, answer.message)
+                if isinstance(answer, RateLimitError) and isinstance(cause, Cause):
+                    answer.refused_by = cause.value
             raise answer
         if gate is not None:
-            gate.record(200, None)
+            gate.record(200, None, kind)
         if isinstance(answer, Prediction):
             return answer
         return snapshot(prediction_id, answer)

@@ -27,6 +27,7 @@ from atlas_async._core.errors import (
     UnexpectedResponseError,
 )
 from atlas_async._core.models import Kind
+from atlas_async._core.windows import Cause, RequestKind
 from atlas_async._net.gate import NullGate
 from atlas_async._net.session import USER_AGENT, ApiSession, RetryMode
 from atlas_async.testing import FakeClock
@@ -52,6 +53,7 @@ class RecordingGate:
         self.slots = 0
         self.active = 0
         self.records: list[tuple[int | None, float | None]] = []
+        self.kinds: list[RequestKind] = []
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -62,12 +64,22 @@ class RecordingGate:
         finally:
             self.active -= 1
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
+    def slot(
+        self, kind: RequestKind = RequestKind.OTHER
+    ) -> AbstractAsyncContextManager[None]:
+        self.kinds.append(kind)
         return self._slot()
 
-    def record(self, status_code: int | None, retry_after: float | None) -> None:
+    def record(
+        self,
+        status_code: int | None,
+        retry_after: float | None,
+        kind: RequestKind = RequestKind.OTHER,
+        message: str | None = None,
+    ) -> Cause | None:
         assert self.active == 0, "record() comes after the slot is released"
         self.records.append((status_code, retry_after))
+        return None
 
 
 @pytest.fixture
@@ -203,18 +215,16 @@ class TestSubmitIsNeverSentTwice:
         assert isinstance(info.value.__cause__, httpx.ConnectError)
         assert route.call_count == 3
 
-    @pytest.mark.parametrize("status", [429, 503])
-    async def test_refusals_are_retried_and_honour_retry_after(
+    async def test_503_means_not_taken_and_is_retried_after_retry_after(
         self,
         router: respx.Router,
         make_session: SessionFactory,
         clock: FakeClock,
-        status: int,
     ) -> None:
-        """429 and 503 mean "not taken": the submit waits Retry-After and retries."""
+        """A 503 means "not taken": the submit waits Retry-After and retries."""
         route = router.post(SUBMIT).mock(
             side_effect=[
-                httpx.Response(status, headers={"Retry-After": "7"}),
+                httpx.Response(503, headers={"Retry-After": "7"}),
                 httpx.Response(200, json=OK_SUBMIT),
             ]
         )
@@ -224,34 +234,34 @@ class TestSubmitIsNeverSentTwice:
         assert route.call_count == 2
         assert clock.now() == 7.0
 
-    async def test_rate_limit_inside_http_200_is_retried(
-        self, router: respx.Router, make_session: SessionFactory, clock: FakeClock
-    ) -> None:
-        """The gateway's {"code": 429} inside an HTTP 200 is a refusal too."""
-        route = router.post(SUBMIT).mock(
-            side_effect=[
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            pytest.param(
+                httpx.Response(429, json=error_body(429), headers={"Retry-After": "2"}),
+                id="http-429",
+            ),
+            pytest.param(
                 httpx.Response(200, json=error_body(429, "too many requests")),
-                httpx.Response(200, json=OK_SUBMIT),
-            ]
-        )
-        async with make_session() as session, clock.autojump():
-            await submit(session)
-        assert route.call_count == 2
-
-    async def test_persistent_429_raises_rate_limit_error(
-        self, router: respx.Router, make_session: SessionFactory, clock: FakeClock
+                id="inside-http-200",
+            ),
+        ],
+    )
+    async def test_a_refused_submit_goes_up_once_to_wait_for_its_limit(
+        self,
+        router: respx.Router,
+        make_session: SessionFactory,
+        clock: FakeClock,
+        answer: httpx.Response,
     ) -> None:
-        """After the allowed retries the last RateLimitError is raised."""
-        route = router.post(SUBMIT).mock(
-            return_value=httpx.Response(
-                429, json=error_body(429), headers={"Retry-After": "2"}
-            )
-        )
+        """A 429 on a submit is not retried by the session: it is sent once and
+        raised, for the scheduler to wait for the model's window or the rate."""
+        route = router.post(SUBMIT).mock(return_value=answer)
         async with make_session(max_retries=3) as session, clock.autojump():
-            with pytest.raises(RateLimitError) as info:
+            with pytest.raises(RateLimitError):
                 await submit(session)
-        assert route.call_count == 4
-        assert info.value.retry_after == 2.0
+        assert route.call_count == 1
+        assert clock.now() == 0.0
 
     @pytest.mark.parametrize(
         ("status", "error"),
@@ -571,9 +581,12 @@ class TestGate:
         )
         gate = RecordingGate()
         async with make_session(gate=gate) as session, clock.autojump():
-            await session.request("GET", POLL, retry=RetryMode.IDEMPOTENT)
+            await session.request(
+                "GET", POLL, retry=RetryMode.IDEMPOTENT, purpose=RequestKind.POLL
+            )
         assert gate.slots == 3
         assert gate.records == [(429, 3.0), (None, None), (200, None)]
+        assert gate.kinds == [RequestKind.POLL] * 3
         assert (session.attempts, session.retries) == (3, 2)
 
     async def test_a_session_without_a_gate_admits_everything(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from .._batch.types import BatchProgress, BatchResult
 from .._client import AtlasClient
 from .._core.clock import Clock
 from .._core.errors import JournalError
+from .._core.statistics import ModelFigures
 from .._ops.download import prepare_directory
 from .run import (
     EXIT_FAILED,
@@ -106,6 +108,19 @@ def _remove_temporaries(directory: Path) -> int:
     return removed
 
 
+def waiting_for_slots(models: Mapping[str, ModelFigures]) -> str:
+    """
+    ``"  waiting for a slot on m (5/5)"`` for each model whose submits wait for
+    its window, or ``""``.
+    """
+    waiting = [
+        f"  waiting for a slot on {model} ({figures.in_flight}/{figures.window})"
+        for model, figures in sorted(models.items())
+        if figures.queued and figures.window is not None
+    ]
+    return "".join(waiting)
+
+
 class _Reporter:
     """Prints results (stdout) and progress (stderr) for one batch run."""
 
@@ -136,6 +151,7 @@ class _Reporter:
             redirect_stderr=self.err.is_terminal,
         )
         self.task = self.progress.add_task("batch", total=parsed.total, detail="")
+        self.client: AtlasClient | None = None
 
     def note(self, message: str) -> None:
         """A status line for humans, on stderr."""
@@ -146,6 +162,8 @@ class _Reporter:
         problems = len(self.parsed.problems)
         failed = progress.failed + problems
         detail = f"ok {progress.ok}  failed {failed}  running {progress.in_flight}"
+        if self.client is not None:
+            detail += waiting_for_slots(self.client.statistics().models)
         self.progress.update(
             self.task, completed=progress.done + problems, detail=detail
         )
@@ -308,6 +326,7 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
             if parsed.requests:
 
                 async def call(client: AtlasClient) -> None:
+                    reporter.client = client
                     async for result in client.generate_many(
                         parsed.requests,
                         journal=journal,

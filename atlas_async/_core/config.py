@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .errors import ConfigurationError
+from .models import Kind
 from .retry import BackoffPolicy, Retry
 from .safety import DEFAULT_PORTS, Origin, is_loopback_host, origin_of
 
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_TIMEOUTS",
     "ClientConfig",
     "Origin",
+    "DEFAULT_PREDICTION_TIMEOUTS",
     "HTTP_BACKOFF",
     "http_retry",
     "TimeoutArg",
@@ -118,6 +120,16 @@ class _TimeoutLike(Protocol):
 
 TimeoutArg = float | timedelta | Timeouts | _TimeoutLike | None
 """What ``AtlasClient(timeout=...)`` accepts."""
+
+
+#: The deadline a prediction gets when the call names none, per kind, in seconds.
+#: Generous: typical videos take 1-3 minutes, but heavy 1080p ones have been seen
+#: past 15; a deadline is a safety net, not a guess.
+DEFAULT_PREDICTION_TIMEOUTS: Mapping[Kind, float] = {
+    Kind.IMAGE: 600.0,
+    Kind.VIDEO: 1800.0,
+    Kind.AUDIO: 900.0,
+}
 
 
 #: How the HTTP layer spaces its retries of one request: 0.5 s, 1 s, 2 s, ...

@@ -171,7 +171,15 @@ class NotFoundError(APIError):
 
 
 class RateLimitError(APIError):
-    """Too many requests (429); ``retry_after`` says how long to wait when known."""
+    """
+    Too many requests (429); ``retry_after`` says how long to wait when known.
+
+    ``refused_by`` says which limit refused it, as the client attributed it:
+    ``"rate"`` (the account's request rate) or ``"window"`` (the model's
+    unfinished predictions); None when it was not attributed.
+    """
+
+    refused_by: str | None = None
 
 
 class ServerError(APIError):

@@ -51,6 +51,7 @@ __all__ = [
     "AccountRateStatistics",
     "Limits",
     "known_count",
+    "resolve_limits",
 ]
 
 #: The rate kept after a rate refusal, as a fraction of the rate sent (CUBIC's beta).
@@ -165,6 +166,28 @@ class Limits:
     def limit_for(self, model: str) -> int | None:
         """The known in-flight limit of ``model``, or None if it is to be learned."""
         return self.in_flight.get(model, self.default_in_flight)
+
+
+def resolve_limits(limits: Limits | None, requests_per_second: float | None) -> Limits:
+    """
+    The client's limits from ``limits=`` and ``requests_per_second=`` together.
+
+    Raises:
+        ConfigurationError: ``limits`` is not a `Limits`, or both give a rate
+            and the two disagree.
+    """
+    if limits is None:
+        return Limits(requests_per_second=requests_per_second)
+    if not isinstance(limits, Limits):
+        raise ConfigurationError(f"limits must be a Limits, got {limits!r}")
+    if requests_per_second is None:
+        return limits
+    if limits.requests_per_second not in (None, requests_per_second):
+        raise ConfigurationError(
+            "requests_per_second and limits.requests_per_second disagree:"
+            " give the rate once"
+        )
+    return attrs.evolve(limits, requests_per_second=requests_per_second)
 
 
 # -- the account's rate ----------------------------------------------------------

@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
-__all__ = ["ClientStatistics"]
+__all__ = ["ClientStatistics", "ModelFigures"]
+
+
+@attrs.frozen(kw_only=True)
+class ModelFigures:
+    """
+    One model's flow control now (``client.statistics().models[model]``).
+
+    Attributes:
+        window: how many of its predictions may be unfinished (learned, or the
+            known limit); None while no limit is known or seen.
+        in_flight: its submitted predictions not yet finished.
+        queued: submits waiting for a place in its window.
+        refusals: submits the server refused for its concurrency.
+        probes: times its window grew by one after completions.
+    """
+
+    window: int | None
+    in_flight: int
+    queued: int
+    refusals: int
+    probes: int
 
 
 @attrs.frozen(kw_only=True)
@@ -29,6 +52,12 @@ class ClientStatistics:
         queued_polls: due polls waiting for a free worker.
         delivered: predictions ended by a delivery (a webhook, ``client.deliver``)
             before a poll saw them end; also counted in ``completed`` or ``failed``.
+        rate_refusals: 429s attributed to the account's request rate.
+        window_refusals: 429s attributed to a model's in-flight limit.
+        submits_refused: submits refused (and tried again later).
+        sent_per_second: requests actually sent over the last second.
+        waited_for_slots: seconds submits spent waiting for a model's window.
+        models: each model's window, in flight, queued and refusals.
     """
 
     in_flight: int
@@ -46,3 +75,9 @@ class ClientStatistics:
     concurrent_requests: int
     queued_polls: int
     delivered: int = 0
+    rate_refusals: int = 0
+    window_refusals: int = 0
+    submits_refused: int = 0
+    sent_per_second: float = 0.0
+    waited_for_slots: float = 0.0
+    models: Mapping[str, ModelFigures] = attrs.field(factory=dict)

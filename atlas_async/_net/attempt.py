@@ -35,6 +35,7 @@ from .._core.errors import (
 )
 from .._core.models import Kind
 from .._core.safety import redact_text
+from .._core.windows import RequestKind
 from .._wire.answer import Answer
 from .._wire.errors import api_error
 from .retrying import RetryableError
@@ -65,9 +66,11 @@ _TRANSIENT: tuple[type[httpx.HTTPError], ...] = (
     httpx.RemoteProtocolError,
 )
 _IDEMPOTENT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
-# The server refused a submit without acting on it (docs: 429 rate limit, 503
-# temporarily unavailable). A 500 may have half-created it: never retried.
-_SUBMIT_RETRY_STATUSES = frozenset({429, 503})
+# The server refused a submit without acting on it (503: temporarily
+# unavailable). A 500 may have half-created it: never retried. A 429 is not
+# retried here either: it goes up to the scheduler, which waits for the model's
+# window or the account's rate and tries again until the prediction's deadline.
+_SUBMIT_RETRY_STATUSES = frozenset({503})
 
 
 class RetryMode(enum.Enum):
@@ -101,6 +104,7 @@ class Call:
     prediction_id: str | None
     kind: Kind | None
     model: str | None
+    purpose: RequestKind = RequestKind.OTHER
 
     @property
     def label(self) -> str:

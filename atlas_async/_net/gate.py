@@ -3,10 +3,13 @@
 
 Built first, at the root of the client, and handed to the session: one
 concurrency limit (``max_concurrent_requests`` slots, so requests wait here and
-never in the HTTP library's pool) and one shared `RateBudget`. The session takes
-a slot around each attempt and reports each answer back with `record`, so a 429
-on any request slows the whole client. `NullGate` admits everything (a session
-used on its own, in tests).
+never in the HTTP library's pool) and the account's learned rate
+(`AccountRate`). The session takes a slot around each attempt and reports each
+answer back with `record`. A 429 is attributed (`RefusalMemory`): only one that
+speaks of the account's rate cuts the rate; one that speaks of a model's window
+is the scheduler's to handle, and slows nothing else. When tokens are scarce,
+polls go before submits: finishing work frees a model's slots. `NullGate`
+admits everything (a session used on its own, in tests).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import anyio
 import attrs
 
 from .._core.clock import Clock
-from .._core.ratelimit import RateBudget
+from .._core.flow import AccountRate
+from .._core.windows import Cause, RefusalMemory, RequestKind
 
 __all__ = ["Admission", "GateFigures", "NullGate", "RequestGate"]
 
@@ -38,12 +42,20 @@ class Admission(Protocol):
         gate.record(response.status_code, retry_after=None)
     """
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
+    def slot(
+        self, kind: RequestKind = RequestKind.OTHER
+    ) -> AbstractAsyncContextManager[None]:
         """Wait for a concurrency slot and budget; hold it for one attempt."""
         ...
 
-    def record(self, status_code: int | None, retry_after: float | None) -> None:
-        """Report one attempt's outcome (``None``: no answer came)."""
+    def record(
+        self,
+        status_code: int | None,
+        retry_after: float | None,
+        kind: RequestKind = RequestKind.OTHER,
+        message: str | None = None,
+    ) -> Cause | None:
+        """Report one attempt's outcome (``None``: no answer came); a 429's cause."""
         ...
 
 
@@ -55,6 +67,9 @@ class GateFigures:
     rate_limited: int
     requests_per_second: float | None
     concurrent_requests: int
+    rate_refusals: int = 0
+    window_refusals: int = 0
+    sent_per_second: float = 0.0
 
 
 class NullGate:
@@ -64,12 +79,21 @@ class NullGate:
     async def _slot(self) -> AsyncIterator[None]:
         yield
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
+    def slot(
+        self, kind: RequestKind = RequestKind.OTHER
+    ) -> AbstractAsyncContextManager[None]:
         """Admit at once."""
         return self._slot()
 
-    def record(self, status_code: int | None, retry_after: float | None) -> None:
-        """Ignore the outcome."""
+    def record(
+        self,
+        status_code: int | None,
+        retry_after: float | None,
+        kind: RequestKind = RequestKind.OTHER,
+        message: str | None = None,
+    ) -> Cause | None:
+        """Ignore the outcome (a 429 is attributed to nothing)."""
+        return None
 
     def __repr__(self) -> str:
         return "NullGate()"
@@ -77,19 +101,28 @@ class NullGate:
 
 class RequestGate:
     """
-    A concurrency slot, then the rate budget (which may make it wait), then
+    A concurrency slot, then the account's rate (which may make it wait), then
     ``record`` with the answer.
 
     Build it inside the event loop that will use it.
 
     Args:
         max_concurrent_requests: attempts in flight at once (>= 1).
-        requests_per_second: the budget's ceiling; None starts unlimited and
-            only slows down on 429.
-        clock: where the budget's waits happen.
+        requests_per_second: a known account rate: where the rate starts and a
+            ceiling; None starts unlimited and learns from refusals.
+        clock: where the rate's waits happen.
     """
 
-    __slots__ = ("_budget", "_clock", "_limiter", "_slot", "requests_sent")
+    __slots__ = (
+        "_clock",
+        "_limiter",
+        "_polls_done",
+        "_polls_waiting",
+        "_rate",
+        "_refusals",
+        "_slots",
+        "requests_sent",
+    )
 
     def __init__(
         self,
@@ -98,73 +131,127 @@ class RequestGate:
         clock: Clock,
     ) -> None:
         self._limiter = anyio.CapacityLimiter(max_concurrent_requests)
-        self._budget = RateBudget(requests_per_second)
+        self._rate = AccountRate(requests_per_second)
+        self._refusals = RefusalMemory()
         self._clock = clock
-        self._slot = _Slot(self)
+        # One shared context object per kind: the limiter tracks its borrowers
+        # by task, and a slot has no per-call state.
+        self._slots = {kind: _Slot(self, kind) for kind in RequestKind}
+        self._polls_waiting = 0
+        self._polls_done: anyio.Event | None = None
         self.requests_sent = 0
 
-    def slot(self) -> AbstractAsyncContextManager[None]:
-        """Hold a concurrency slot, and wait until the budget lets a request go."""
-        # One shared context object: the limiter tracks its borrowers by task.
-        return self._slot
+    def slot(
+        self, kind: RequestKind = RequestKind.OTHER
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold a concurrency slot, and wait until the rate lets a request go."""
+        return self._slots[kind]
 
-    def record(self, status_code: int | None, retry_after: float | None) -> None:
-        """Report one attempt's answer (None: no answer) to the budget."""
+    def record(
+        self,
+        status_code: int | None,
+        retry_after: float | None,
+        kind: RequestKind = RequestKind.OTHER,
+        message: str | None = None,
+    ) -> Cause | None:
+        """
+        Report one attempt's answer (None: no answer); return a 429's cause.
+
+        A refusal attributed to the rate cuts it; one attributed to a model's
+        window is returned for the scheduler, and slows nothing here.
+        """
         self.requests_sent += 1
-        if status_code == 429:
+        now = self._clock.now()
+        self._rate.on_response(status_code, retry_after, now)
+        if status_code != 429:
+            return None
+        cause = self._refusals.record(kind, 429, message, now)
+        if cause is Cause.RATE:
             logger.warning("rate limited (429); slowing every request of this client")
-        self._budget.on_response(status_code, retry_after, self._clock.now())
+            self._rate.on_refusal(now)
+        return cause
 
     def figures(self) -> GateFigures:
         """What the gate has admitted so far, and its state now."""
+        rate = self._rate.statistics(self._clock.now())
+        refusals = self._refusals.statistics()
         return GateFigures(
             requests_sent=self.requests_sent,
-            rate_limited=self._budget.statistics().rate_limited,
-            requests_per_second=self._budget.rate,
+            rate_limited=rate.rate_limited,
+            requests_per_second=rate.rate,
             concurrent_requests=int(self._limiter.borrowed_tokens),
+            rate_refusals=refusals.rate,
+            window_refusals=refusals.window,
+            sent_per_second=rate.sent_rate,
         )
 
     def __repr__(self) -> str:
         return (
             f"<RequestGate {int(self._limiter.borrowed_tokens)}"
-            f"/{int(self._limiter.total_tokens)} busy, rate={self._budget.rate}>"
+            f"/{int(self._limiter.total_tokens)} busy, rate={self._rate.rate}>"
         )
 
 
 class _Slot:
     """
-    `RequestGate.slot`: a concurrency token, then the rate budget.
+    `RequestGate.slot`: a concurrency token, then the account's rate.
 
     Every HTTP attempt passes here, so it avoids anyio's generic paths: a free
     token is taken without ``CapacityLimiter.acquire``'s two scheduling
     checkpoints (a loop round trip per request, about a fifth of the SDK's own
     CPU per poll; docs/performance.md). Only a full limiter waits.
+
+    Polls go first when the rate is scarce: a submit waits while any poll is
+    waiting for the rate (finishing work frees slots on the server; new work
+    takes them).
     """
 
-    __slots__ = ("_gate",)
+    __slots__ = ("_gate", "_kind")
 
-    def __init__(self, gate: RequestGate) -> None:
+    def __init__(self, gate: RequestGate, kind: RequestKind) -> None:
         self._gate = gate
+        self._kind = kind
 
     async def __aenter__(self) -> None:
         gate = self._gate
         limiter = gate._limiter
+        if self._kind is RequestKind.SUBMIT:
+            while gate._polls_waiting:
+                if gate._polls_done is None:
+                    gate._polls_done = anyio.Event()
+                await gate._polls_done.wait()
         try:
             limiter.acquire_nowait()
         except anyio.WouldBlock:
             await limiter.acquire()
         try:
-            clock, budget = gate._clock, gate._budget
+            clock, rate = gate._clock, gate._rate
             now = clock.now()
-            wait = budget.reserve(now)
+            wait = rate.reserve(now)
+            if wait > 0.0:
+                await self._wait(now, wait)
+        except BaseException:
+            limiter.release()
+            raise
+
+    async def _wait(self, now: float, wait: float) -> None:
+        gate = self._gate
+        clock, rate = gate._clock, gate._rate
+        poll = self._kind is RequestKind.POLL
+        if poll:
+            gate._polls_waiting += 1
+        try:
             while wait > 0.0:
                 await clock.sleep_until(now + wait)
                 # A Retry-After may have arrived while we slept: honour it too.
                 now = clock.now()
-                wait = budget.blocked_for(now)
-        except BaseException:
-            limiter.release()
-            raise
+                wait = rate.blocked_for(now)
+        finally:
+            if poll:
+                gate._polls_waiting -= 1
+                if not gate._polls_waiting and gate._polls_done is not None:
+                    gate._polls_done.set()
+                    gate._polls_done = None
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._gate._limiter.release()

@@ -42,8 +42,9 @@ import httpx
 
 from .._core.clock import Clock
 from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
-from .._core.errors import APIError, ConfigurationError
+from .._core.errors import APIError, ConfigurationError, RateLimitError
 from .._core.models import Kind
+from .._core.windows import RequestKind
 from .._wire.answer import Answer
 from .attempt import (
     Call,
@@ -240,6 +241,7 @@ class ApiSession:
         auth: bool = True,
         kind: Kind | None = None,
         model: str | None = None,
+        purpose: RequestKind = RequestKind.OTHER,
     ) -> Answer:
         """
         Send one request, retrying as ``retry`` allows, and return its 2xx answer.
@@ -247,7 +249,9 @@ class ApiSession:
         ``path_or_url`` is an API path (``/models``) or an absolute URL, which
         gets the key only on the API origin. ``files`` maps multipart fields to
         ``(filename, data, content_type)``. ``prediction_id`` labels errors and
-        logs; ``kind`` and ``model`` label a `SubmissionUnknownError`.
+        logs; ``kind`` and ``model`` label a `SubmissionUnknownError`;
+        ``purpose`` tells the gate what the request is (a poll goes before a
+        submit when the rate is scarce; a 429 is attributed by it).
 
         Raises:
             ConfigurationError: the key is needed and none was configured.
@@ -265,7 +269,16 @@ class ApiSession:
         if auth and (path_or_url.startswith("/") or self._is_api_origin(url)):
             headers["Authorization"] = self._authorization()
         call = Call(
-            method, url, headers, json, files, retry, prediction_id, kind, model
+            method,
+            url,
+            headers,
+            json,
+            files,
+            retry,
+            prediction_id,
+            kind,
+            model,
+            purpose,
         )
         client = self._client
         if call.retry is RetryMode.NONE:
@@ -295,7 +308,7 @@ class ApiSession:
     async def _attempt(self, client: httpx.AsyncClient, call: Call) -> Answer:
         started = self._clock.now()
         outcome: httpx.Response | httpx.HTTPError
-        async with self.gate.slot():
+        async with self.gate.slot(call.purpose):
             self.attempts += 1
             try:
                 request = client.build_request(
@@ -321,7 +334,7 @@ class ApiSession:
         # than the check, on every attempt.
         debug = logger.isEnabledFor(logging.DEBUG)
         if isinstance(outcome, httpx.HTTPError):
-            self.gate.record(None, None)
+            self.gate.record(None, None, call.purpose)
             if debug:
                 logger.debug(
                     "%s -> %s after %.3fs",
@@ -349,7 +362,7 @@ class ApiSession:
             error_for(answer, call, now=self._clock.wall()), self._config.api_key
         )
         if error is None:
-            self.gate.record(outcome.status_code, None)
+            self.gate.record(outcome.status_code, None, call.purpose)
             return answer
         # Classify by the API's own code: a 429 may arrive inside an HTTP 200.
         status = outcome.status_code
@@ -357,7 +370,9 @@ class ApiSession:
         if isinstance(error, APIError):
             status = error.status_code or status
             retry_after = error.retry_after
-        self.gate.record(status, retry_after)
+        cause = self.gate.record(status, retry_after, call.purpose, error.message)
+        if cause is not None and isinstance(error, RateLimitError):
+            error.refused_by = cause.value
         if retries_status(call.retry, status):
             raise RetryableError(error, retry_after)
         raise error

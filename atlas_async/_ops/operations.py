@@ -21,6 +21,7 @@ import attrs
 
 from .._core.clock import Clock
 from .._core.models import Kind, ModelInfo, Prediction, UploadedMedia
+from .._core.windows import RequestKind
 from .._net.session import ApiSession, RetryMode
 from .._wire import parse as wire
 from .download import download_outputs
@@ -86,6 +87,7 @@ class Operations:
             retry=RetryMode.SUBMIT,
             kind=kind,
             model=model,
+            purpose=RequestKind.SUBMIT,
         )
         prediction = wire.read_submit(answer, now=self._clock.wall())
         if logger.isEnabledFor(logging.DEBUG):
@@ -112,6 +114,7 @@ class Operations:
             wire.prediction_path(prediction_id),
             retry=retry,
             prediction_id=prediction_id,
+            purpose=RequestKind.POLL,
         )
         return wire.read_prediction(
             answer, now=self._clock.wall(), prediction_id=prediction_id
@@ -126,6 +129,7 @@ class Operations:
             files={"file": (upload_name, data, content_type)},
             # A repeated upload only leaves a second temporary file behind.
             retry=RetryMode.IDEMPOTENT,
+            purpose=RequestKind.UPLOAD,
         )
         media = wire.read_upload(answer, now=self._clock.wall())
         return attrs.evolve(

@@ -60,6 +60,7 @@ from .._core.errors import (
     ConfigurationError,
     PredictionTimeoutError,
 )
+from .._core.flow import Limits
 from .._core.models import Kind, Prediction
 from .._core.policies import AdaptivePolicy, DurationBook, PollPolicy
 from .._core.retry import BackoffPolicy, Retry
@@ -76,6 +77,7 @@ from .._core.schedule import (
 from .._core.statistics import ClientStatistics
 from .._net.clock import AnyioClock
 from .._net.gate import GateFigures, RequestGate
+from .admission import ModelAdmission
 from .futures import PredictionFuture, PredictionResolver, as_completed
 from .operations import PredictionSource
 
@@ -118,6 +120,8 @@ class Scheduler:
         poll: the `PollPolicy`, or one per kind (default `AdaptivePolicy`).
         retry: the delay after a failed poll (`BackoffPolicy`), or a `Retry`
             whose attempts bound the failed polls in a row.
+        limits: known account limits (a model's in-flight limit starts and
+            caps its window); unknown ones are learned from refusals.
         not_found_grace: seconds a fresh prediction may answer 404.
         failure: maps a terminal prediction to its error (None: success).
         rng: the source of jitter.
@@ -135,6 +139,7 @@ class Scheduler:
         max_concurrent_requests: int = 16,
         poll: PollPolicy | Mapping[Kind | str, PollPolicy] | None = None,
         retry: BackoffPolicy | Retry | None = None,
+        limits: Limits | None = None,
         not_found_grace: float = 30.0,
         failure: Callable[[Prediction], AtlasError | None] = default_failure,
         rng: random.Random | None = None,
@@ -148,14 +153,16 @@ class Scheduler:
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._failure = failure
         self._policies = self._resolve_policies(poll)
+        rng = rng if rng is not None else random.Random()
         self._core = PollCore(
-            rng if rng is not None else random.Random(),
+            rng,
             durations=DurationBook(),
             retry=retry,
             not_found_grace=not_found_grace,
             failure=failure,
         )
         self._workers = max_concurrent_requests
+        self._admission = ModelAdmission(limits, self._clock, rng)
         self._submit_slots = anyio.Semaphore(max_in_flight)
         self._futures: dict[str, PredictionResolver] = {}
         self._holding: set[str] = set()  # ids holding a max_in_flight slot
@@ -272,25 +279,33 @@ class Scheduler:
         self._check_running()
         kind = Kind.coerce(kind)
         seconds = _seconds(timeout)
+        # A refused submit waits for its model's window (or the account's rate)
+        # and tries again until the prediction's own deadline.
+        give_up = math.inf if seconds is None else self._clock.now() + seconds
         await self._submit_slots.acquire()
         try:
             self._check_running()
-            prediction = await self._source.create(kind, model, params)
+            prediction = await self._admission.submit(
+                model,
+                lambda: self._source.create(kind, model, params),
+                give_up=give_up,
+                check=self._check_running,
+            )
         except BaseException:
             self._submit_slots.release()
             raise
         pid = prediction.id
         self._counts["submitted"] += 1
-        if self._state != _RUNNING:
+        if self._state != _RUNNING or pid in self._futures:
             self._submit_slots.release()
+            self._admission.finished(model, self._clock.now())
+            if self._state == _RUNNING:
+                # The server handed out an id we already follow: share its future.
+                return self._futures[pid].future
             raise ClientClosedError(
                 f"the client closed while prediction {pid} was being submitted",
                 prediction_id=pid,
             )
-        if pid in self._futures:
-            # The server handed out an id we already follow: share its future.
-            self._submit_slots.release()
-            return self._futures[pid].future
         future, resolver = PredictionFuture.pair(
             pid, kind=kind, model=model, latest=prediction, canceller=self._canceller
         )
@@ -298,6 +313,7 @@ class Scheduler:
         final = settle(prediction, self._failure)
         if final is not None:  # answered synchronously (e.g. enable_sync_mode)
             self._submit_slots.release()
+            self._admission.finished(model, self._clock.now())
             self._apply(resolver, final)
             return future
         self._futures[pid] = resolver
@@ -426,6 +442,12 @@ class Scheduler:
             rate_limited=gate.rate_limited,
             requests_per_second=gate.requests_per_second,
             concurrent_requests=gate.concurrent_requests,
+            rate_refusals=gate.rate_refusals,
+            window_refusals=gate.window_refusals,
+            submits_refused=self._admission.submits_refused,
+            sent_per_second=gate.sent_per_second,
+            waited_for_slots=self._admission.waited,
+            models=self._admission.figures(),
             queued_polls=self._queued,
             delivered=counts["delivered"],
         )
@@ -554,10 +576,12 @@ class Scheduler:
 
     def _finish(self, pid: str) -> None:
         """Forget a settled prediction: free its in-flight slot, stop its poll."""
-        self._futures.pop(pid, None)
+        resolver = self._futures.pop(pid, None)
         if pid in self._holding:
             self._holding.discard(pid)
             self._submit_slots.release()
+            if resolver is not None and resolver.future.model is not None:
+                self._admission.finished(resolver.future.model, self._clock.now())
         scope = self._polling.pop(pid, None)
         if scope is not None:
             scope.cancel()
