@@ -247,7 +247,7 @@ class _SendMeter:
 @attrs.frozen(kw_only=True)
 class AccountRateStatistics:
     """
-    A snapshot of an `AccountRate` (a superset of ``RateBudgetStatistics``).
+    A snapshot of an `AccountRate`.
 
     Attributes:
         rate: the requests per second allowed now, or None while unlimited.
@@ -273,7 +273,7 @@ class AccountRateStatistics:
 
     @property
     def decreases(self) -> int:
-        """``cuts``, under the name ``RateBudgetStatistics`` gives it."""
+        """``cuts``, under its older name."""
         return self.cuts
 
 
@@ -281,9 +281,8 @@ class AccountRate:
     """
     The account's request rate: a token bucket whose rate is learned (CUBIC).
 
-    A drop-in for ``RateBudget`` (``reserve``, ``blocked_for``, ``on_response``,
-    ``rate``, ``statistics``), except that a 429 reported to ``on_response`` is
-    only counted: the caller attributes it (`attribute`) and calls `on_refusal`
+    ``reserve``, ``blocked_for``, ``on_response``, ``rate``, ``statistics``; a
+    429 reported to ``on_response`` is only counted: the caller attributes it (`attribute`) and calls `on_refusal`
     when it is the rate's, so a model's concurrency refusals never slow the
     account.
 
@@ -411,7 +410,7 @@ class AccountRate:
         self._reserved = 0
         self._meter = _SendMeter()
 
-    # -- the RateBudget surface --------------------------------------------------
+    # -- the token bucket --------------------------------------------------------
 
     @property
     def rate(self) -> float | None:
