@@ -170,6 +170,7 @@ def _scaled(policy: PollPolicy, scale: float) -> PollPolicy:
             spacing=policy.spacing / math.sqrt(scale),
             floor=policy.floor / scale,
             cap=policy.cap / scale,
+            probe_floor=policy.probe_floor / scale,
         )
     raise TypeError(f"cannot scale {policy!r}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import attrs
 import pytest
 
 from atlas_async._core.models import Kind
@@ -17,6 +18,7 @@ from atlas_async._core.policies import (
     ExponentialPolicy,
     FixedPolicy,
     PollPolicy,
+    RevisedPlan,
 )
 from atlas_async._core.retry import grow
 
@@ -134,6 +136,58 @@ class TestAdaptivePolicy:
         assert min(firsts) >= VIDEO.low * 0.5
 
 
+class TestProbe:
+    @pytest.mark.parametrize(
+        ("prior", "probes"),
+        [
+            pytest.param(VIDEO, [3.75, 7.5, 15.0], id="video"),
+            pytest.param(
+                DurationModel.from_range(5.0, 30.0), [1.0, 1.25, 2.5], id="audio"
+            ),
+            pytest.param(IMAGE, [1.0, 1.0, 1.0], id="image"),
+        ],
+    )
+    def test_unseen_model_is_probed_at_doubling_shares_of_l(
+        self, prior: DurationModel, probes: list[float]
+    ) -> None:
+        """Probe k is at max(1 s, L / 8 * 2**k), three of them, then None."""
+        model = attrs.evolve(prior)
+        policy = AdaptivePolicy()
+        seen = []
+        for _ in range(3):
+            seen.append(policy.probe(model))
+            model.probes += 1
+        assert seen == pytest.approx(probes)
+        assert policy.probe(model) is None
+
+    def test_a_model_with_a_completion_is_not_probed(self) -> None:
+        """One completion and the model is no longer unseen."""
+        model = attrs.evolve(VIDEO)
+        model.observe(40.0)
+        assert AdaptivePolicy().probe(model) is None
+
+    @pytest.mark.parametrize(
+        "policy",
+        [FixedPolicy(2.0), ExponentialPolicy(), AdaptivePolicy(probes=0)],
+        ids=["fixed", "exponential", "adaptive-off"],
+    )
+    def test_other_policies_do_not_probe(self, policy: PollPolicy) -> None:
+        """The base policy never probes; the adaptive one can be told not to."""
+        assert policy.probe(attrs.evolve(VIDEO)) is None
+
+
+class TestRevisedPlan:
+    def test_revised_until_then_original_from_its_first_poll(self) -> None:
+        """Young: the revised plan. Past ``until``: the original, not before
+        ``resume``, then its own interval."""
+        plan = RevisedPlan(FixedPolicy(1.0), FixedPolicy(5.0), until=10.0, resume=30.0)
+        rng = random.Random(0)
+        assert plan.delay(3.0, 1, rng) == 1.0
+        assert plan.delay(12.0, 4, rng) == 18.0
+        assert plan.delay(40.0, 9, rng) == 5.0
+        assert plan.delay(3.0, 0, rng) == 0.0  # the revised plan's first poll
+
+
 class TestDurationModel:
     @pytest.mark.parametrize(("kind", "bounds"), list(KIND_PRIORS.items()))
     def test_prior_low_is_the_range_minimum(
@@ -167,6 +221,45 @@ class TestDurationModel:
         model = DurationModel.from_range(2.0, 10.0)
         model.observe(0.0)
         assert model.minimum == 0.01
+
+    @pytest.mark.parametrize(
+        ("seconds", "minimum"),
+        [(math.inf, 7 * 86400.0), (1e300, 7 * 86400.0), (-5.0, 0.01)],
+        ids=["inf", "huge", "negative"],
+    )
+    def test_absurd_durations_are_clamped(self, seconds: float, minimum: float) -> None:
+        """Durations are held to [10 ms, 1 week]: the mean stays finite."""
+        model = DurationModel.from_range(2.0, 10.0)
+        model.observe(seconds)
+        assert model.minimum == minimum
+        assert math.isfinite(model.log_mean)
+        assert math.isfinite(model.log_var)
+
+    def test_nan_is_ignored(self) -> None:
+        """NaN teaches nothing."""
+        model = DurationModel.from_range(2.0, 10.0)
+        model.observe(math.nan)
+        assert (model.count, model.log_mean) == (0, IMAGE.log_mean)
+
+    def test_first_completion_faster_than_the_prior_replaces_its_centre(
+        self,
+    ) -> None:
+        """A 3 s first video is not weighed against the 73 s prior: T = 3 s, and
+        the prior's spread stays; the next completion is weighed as usual."""
+        model = DurationModel.from_range(30.0, 180.0)
+        model.observe(3.0)
+        assert model.typical == pytest.approx(3.0)
+        assert model.sigma == pytest.approx(VIDEO.sigma)
+        assert (model.count, model.weight) == (1, 1.0)
+        model.observe(4.0)
+        assert model.typical == pytest.approx(math.sqrt(12.0))
+
+    def test_first_completion_within_the_prior_is_weighed(self) -> None:
+        """A first video of 40 s counts a third against the prior (worth two)."""
+        model = DurationModel.from_range(30.0, 180.0)
+        model.observe(40.0)
+        expected = math.exp((2.0 * VIDEO.log_mean + math.log(40.0)) / 3.0)
+        assert model.typical == pytest.approx(expected)
 
     @pytest.mark.parametrize(
         ("low", "high"), [(0.0, 1.0), (5.0, 1.0), (-1.0, 2.0)], ids=str
@@ -255,6 +348,10 @@ class TestValidation:
             pytest.param(lambda: ExponentialPolicy(first=5, cap=1), id="exp-cap"),
             pytest.param(lambda: AdaptivePolicy(spacing=0), id="adaptive-spacing"),
             pytest.param(lambda: AdaptivePolicy(floor=5, cap=1), id="adaptive-cap"),
+            pytest.param(lambda: AdaptivePolicy(probes=-1), id="adaptive-probes"),
+            pytest.param(lambda: AdaptivePolicy(probe_share=0), id="probe-share-0"),
+            pytest.param(lambda: AdaptivePolicy(probe_share=2), id="probe-share-2"),
+            pytest.param(lambda: AdaptivePolicy(probe_floor=-1), id="probe-floor"),
             pytest.param(lambda: BackoffPolicy(factor=0.9), id="backoff-factor"),
             pytest.param(lambda: BackoffPolicy(initial=5, cap=1), id="backoff-cap"),
             pytest.param(lambda: BackoffPolicy(jitter=-0.1), id="backoff-jitter"),

@@ -107,12 +107,31 @@ class TestSubmit:
     async def test_adaptive_poll_times_are_pinned_for_a_seed(
         self, api: FakeSource
     ) -> None:
-        """A video on the default policy and seed 7 polls exactly at these times."""
+        """A video on the default policy and seed 7 polls exactly at these times:
+        an early probe (3.75 s: the model is new to the client), then its plan."""
         api.script("v", *[S.PROCESSING] * 4, S.COMPLETED)
         async with running(api, poll=None) as sched:
             future = await sched.submit(Kind.VIDEO, "m", {"id": "v"}, timeout=900)
             await future
-        assert api.fetch_times("v") == [29.0285, 32.8878, 37.1621, 40.9563, 45.1351]
+        assert api.fetch_times("v") == [3.75, 29.0285, 32.8878, 37.1621, 40.9563]
+
+    async def test_a_fast_first_completion_brings_its_siblings_polls_forward(
+        self, api: FakeSource
+    ) -> None:
+        """Videos of a model new to the client that finish in seconds: once the
+        first completes, its waiting siblings are polled at once, not at the
+        video prior's ~30 s."""
+        for pid in ("a", "b", "c", "d"):
+            api.script(pid, S.COMPLETED)
+        async with running(api, poll=None) as sched:
+            futures = [
+                await sched.submit(Kind.VIDEO, "fast", {"id": pid}, timeout=900)
+                for pid in ("a", "b", "c", "d")
+            ]
+            for future in futures:
+                await future
+            finished = api.clock.now()
+        assert finished < 10.0
 
     async def test_policy_per_kind_and_per_submit(self, api: FakeSource) -> None:
         """A per-kind mapping picks the policy; a submit's own policy wins."""

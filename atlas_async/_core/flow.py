@@ -282,9 +282,9 @@ class AccountRate:
     The account's request rate: a token bucket whose rate is learned (CUBIC).
 
     ``reserve``, ``blocked_for``, ``on_response``, ``rate``, ``statistics``; a
-    429 reported to ``on_response`` is only counted: the caller attributes it (`attribute`) and calls `on_refusal`
-    when it is the rate's, so a model's concurrency refusals never slow the
-    account.
+    429 reported to ``on_response`` is only counted: the caller attributes it
+    (`attribute`) and calls `on_refusal` when it is the rate's, so a model's
+    concurrency refusals never slow the account.
 
     Spacing: a virtual schedule (GCRA). Requests leave ``1 / rate`` seconds
     apart, with up to ``burst`` seconds' worth back to back; a reservation is a

@@ -13,19 +13,23 @@ life. The plan answers one question, `PollPlan.delay(elapsed, polls, rng)`: give
 that ``polls`` polls were made and ``elapsed`` seconds have passed since
 submission, how many seconds until the next poll.
 
-Freezing the plan at registration is deliberate. In a batch the short jobs finish
+Freezing the plan at registration is the rule. In a batch the short jobs finish
 first, so the statistics a client holds *during* a batch describe only the short
 jobs; applying them to the long-running siblings would make the client poll those
 far too often. Each prediction is planned from what was known when it started.
+The one exception is a cold start: when completions move a model's typical
+duration to less than half of what a pending prediction was planned with, the
+core re-plans that prediction if its plan has not polled yet or its next poll
+lies beyond twice the new typical duration, only ever moves the next poll
+earlier, and hands the prediction back to its frozen plan once it outlives the
+new estimate (`RevisedPlan`, ``_core.schedule``). And a model with no
+completion yet may be probed early (`PollPolicy.probe`), so a model far faster
+than its kind's prior is found out within seconds.
 
-`DurationModel` is the learning: per model, the running mean and variance of the
-logarithm of how long completed predictions took, seeded with a prior per kind
-(image 2-10 s and video 30-180 s as the vendor's Predictions guide gives them,
-audio 5-30 s our own estimate; docs/wire.md, "Typical durations"), in O(1)
-memory.
-`DurationBook` holds one per (kind, model), bounded. The delay after a failed
-poll is not a poll policy: it is the SDK's one retry primitive, `BackoffPolicy`
-in ``_core.retry`` (re-exported here).
+`DurationModel` (per model, the learned log-durations) and `DurationBook` live
+in ``_core.durations`` and are re-exported here. The delay after a failed poll
+is not a poll policy: it is the SDK's one retry primitive, `BackoffPolicy` in
+``_core.retry`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -33,13 +37,11 @@ from __future__ import annotations
 import abc
 import math
 import random
-from collections import OrderedDict
-from collections.abc import Mapping
 from typing import Protocol
 
 import attrs
 
-from .models import Kind
+from .durations import KIND_PRIORS, DurationBook, DurationModel
 from .retry import BackoffPolicy, grow
 
 __all__ = [
@@ -52,24 +54,8 @@ __all__ = [
     "FixedPolicy",
     "PollPlan",
     "PollPolicy",
+    "RevisedPlan",
 ]
-
-#: Typical durations per kind, in seconds (low, high): docs/wire.md, "Typical
-#: durations" (image and video from the vendor's guide, audio our estimate).
-#: Image tools (upscale, 5-15 s) are image predictions; their model learns it.
-KIND_PRIORS: Mapping[Kind, tuple[float, float]] = {
-    Kind.IMAGE: (2.0, 10.0),
-    Kind.VIDEO: (30.0, 180.0),
-    Kind.AUDIO: (5.0, 30.0),
-}
-
-# The prior counts as this many observations: one real completion moves the
-# estimate a third of the way, and a few dozen make the prior irrelevant.
-_PRIOR_WEIGHT = 2.0
-# Past this many observations the mean forgets slowly (weight 1/1000 per sample)
-# instead of never: it follows drift without letting one batch's order bias it.
-_MAX_WEIGHT = 1000.0
-_MIN_DURATION = 0.01
 
 
 def _jitter(value: float, jitter: float, rng: random.Random) -> float:
@@ -89,124 +75,6 @@ def _check_positive(_: object, attribute: attrs.Attribute[float], value: float) 
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
-@attrs.define(slots=True, eq=False)
-class DurationModel:
-    """
-    What one model's predictions took, learned from completions (pure, O(1)).
-
-    Keeps the weighted running mean ``mu`` and variance ``var`` of
-    ``log(duration)``, seeded by a prior range, plus the count and the shortest
-    duration seen. Log space because durations are positive and skewed: a 3-minute
-    outlier should not move a 90-second model as much as it would in seconds.
-
-    Attributes:
-        log_mean: mean of log-durations (``mu``).
-        log_var: variance of log-durations (``sigma**2``).
-        weight: how many observations the estimate is worth (prior included).
-        count: completions observed.
-        minimum: shortest duration observed (``inf`` before the first).
-    """
-
-    log_mean: float
-    log_var: float
-    weight: float = _PRIOR_WEIGHT
-    count: int = 0
-    minimum: float = math.inf
-
-    @classmethod
-    def from_range(cls, low: float, high: float) -> DurationModel:
-        """
-        Build a prior whose `low` is ``low`` and which spans ``[low, high]``.
-
-        The log-mean sits halfway between ``log(low)`` and ``log(high)``, and the
-        deviation is a quarter of that distance, so ``mu - 2 sigma`` is ``low``.
-        """
-        if not 0.0 < low <= high:
-            raise ValueError(f"need 0 < low <= high, got {low!r}, {high!r}")
-        lo, hi = math.log(low), math.log(high)
-        return cls(log_mean=(lo + hi) / 2.0, log_var=((hi - lo) / 4.0) ** 2)
-
-    @property
-    def sigma(self) -> float:
-        """The deviation of log-durations."""
-        return math.sqrt(self.log_var)
-
-    @property
-    def low(self) -> float:
-        """``exp(mu - 2 sigma)``: about the 2nd percentile; where polling starts."""
-        return math.exp(self.log_mean - 2.0 * self.sigma)
-
-    @property
-    def typical(self) -> float:
-        """``exp(mu)``: the geometric-mean duration."""
-        return math.exp(self.log_mean)
-
-    @property
-    def high(self) -> float:
-        """``exp(mu + sigma)``: about the 84th percentile; where the tail begins."""
-        return math.exp(self.log_mean + self.sigma)
-
-    def observe(self, seconds: float) -> None:
-        """Fold one completed prediction's duration (seconds) into the estimate."""
-        seconds = max(seconds, _MIN_DURATION)
-        self.count += 1
-        self.minimum = min(self.minimum, seconds)
-        self.weight = min(self.weight + 1.0, _MAX_WEIGHT)
-        # Weighted (West) update of mean and variance: exact running statistics
-        # until _MAX_WEIGHT, an exponentially weighted average after it.
-        alpha = 1.0 / self.weight
-        delta = math.log(seconds) - self.log_mean
-        self.log_mean += alpha * delta
-        self.log_var = (1.0 - alpha) * (self.log_var + alpha * delta * delta)
-
-
-class DurationBook:
-    """
-    One `DurationModel` per (kind, model), created from `KIND_PRIORS` on first use.
-
-    Bounded: past ``max_models`` entries the least recently used is forgotten.
-
-    Args:
-        priors: the (low, high) prior per kind.
-        max_models: how many models to remember.
-    """
-
-    __slots__ = ("_max", "_models", "_priors")
-
-    def __init__(
-        self,
-        priors: Mapping[Kind, tuple[float, float]] = KIND_PRIORS,
-        *,
-        max_models: int = 1024,
-    ) -> None:
-        if max_models < 1:
-            raise ValueError(f"max_models must be >= 1, got {max_models!r}")
-        self._priors = dict(priors)
-        self._max = max_models
-        self._models: OrderedDict[tuple[Kind, str], DurationModel] = OrderedDict()
-
-    def get(self, kind: Kind, model: str | None) -> DurationModel:
-        """Return the model's statistics, creating them from the kind's prior."""
-        key = (kind, model or "")
-        found = self._models.get(key)
-        if found is not None:
-            self._models.move_to_end(key)
-            return found
-        low, high = self._priors.get(kind, KIND_PRIORS[Kind.IMAGE])
-        created = DurationModel.from_range(low, high)
-        self._models[key] = created
-        if len(self._models) > self._max:
-            self._models.popitem(last=False)
-        return created
-
-    def observe(self, kind: Kind, model: str | None, seconds: float) -> None:
-        """Record that a prediction of ``model`` took ``seconds``."""
-        self.get(kind, model).observe(seconds)
-
-    def __len__(self) -> int:
-        return len(self._models)
-
-
 class PollPlan(Protocol):
     """One prediction's poll schedule (what `PollPolicy.plan` returns)."""
 
@@ -220,6 +88,32 @@ class PollPlan(Protocol):
             rng: the source of jitter.
         """
         ...
+
+
+@attrs.frozen(slots=True)
+class RevisedPlan:
+    """
+    A plan revised by a cold-start re-plan (``_core.schedule``): ``revised``
+    while the prediction is younger than ``until`` seconds, then its
+    ``original`` plan again, never before ``resume`` (where the original plan
+    had put its next poll, 0 if that was not its first).
+
+    A prediction that outlives the estimate it was re-planned with is not like
+    the completions that moved it (a long job in a batch of short ones): it goes
+    back to its frozen plan.
+    """
+
+    revised: PollPlan
+    original: PollPlan
+    until: float
+    resume: float = 0.0
+
+    def delay(self, elapsed: float, polls: int, rng: random.Random) -> float:
+        """See `PollPlan.delay`."""
+        if elapsed < self.until:
+            return self.revised.delay(elapsed, polls, rng)
+        interval = self.original.delay(elapsed, max(polls, 1), rng)
+        return max(self.resume - elapsed, interval)
 
 
 class PollPolicy(abc.ABC):
@@ -238,6 +132,18 @@ class PollPolicy(abc.ABC):
     @abc.abstractmethod
     def plan(self, durations: DurationModel) -> PollPlan:
         """Return the schedule for one prediction of a model with ``durations``."""
+
+    def probe(self, durations: DurationModel) -> float | None:
+        """
+        Seconds after submission for an extra early poll, or None (the default).
+
+        The scheduler core asks this once per prediction, before its plan's
+        first poll, and uses the answer only when it comes earlier than that
+        poll; it counts each probe it makes in ``durations.probes``. The
+        probe's answer, if still running, does not count as one of the plan's
+        polls.
+        """
+        return None
 
 
 @attrs.frozen(slots=True)
@@ -349,27 +255,66 @@ class AdaptivePolicy(PollPolicy):
     ~77 s then every ~2 s: 8 polls for a 90 s video instead of 18 at a fixed 5 s,
     with a lower detection lag. See ``docs/scheduling.md``.
 
+    Cold start: the first ``probes`` predictions of a model with no completion
+    yet get one extra early poll each, the k-th (k = 0, 1, ...) at
+    ``max(probe_floor, probe_share * L * 2**k)``: 3.75, 7.5 and 15 s on the video
+    prior, 1, 1.25 and 2.5 s on the audio one, 1 s on the image one. A model far
+    faster than its kind's prior is found out within seconds, for at most
+    ``probes`` requests per model.
+
     Args:
         spacing: the interval scale, in seconds**0.5 (> 0).
         floor: the shortest interval between polls, seconds.
         cap: the longest interval between polls, seconds.
         jitter: relative jitter in [0, 1); the first poll is only ever moved
             earlier, never later than ``L``.
+        probes: predictions of an unseen model that get an early probe (>= 0;
+            0 turns probing off).
+        probe_share: the probe's time as a share of ``L``, in (0, 1].
+        probe_floor: the earliest probe, seconds after submission (>= 0).
     """
 
     spacing: float = attrs.field(default=0.45, validator=_check_positive)
     floor: float = attrs.field(default=0.5, validator=_check_positive)
     cap: float = attrs.field(default=60.0)
     jitter: float = attrs.field(default=0.1, validator=_check_jitter)
+    probes: int = attrs.field(default=3)
+    probe_share: float = attrs.field(default=0.125)
+    probe_floor: float = attrs.field(default=1.0)
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
         if not value >= self.floor:
             raise ValueError(f"cap must be >= floor ({self.floor!r}), got {value!r}")
 
+    @probes.validator
+    def _check_probes(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if not value >= 0:
+            raise ValueError(f"probes must be >= 0, got {value!r}")
+
+    @probe_share.validator
+    def _check_share(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"probe_share must be in (0, 1], got {value!r}")
+
+    @probe_floor.validator
+    def _check_probe_floor(
+        self, attribute: attrs.Attribute[float], value: float
+    ) -> None:
+        if not value >= 0.0:
+            raise ValueError(f"probe_floor must be >= 0, got {value!r}")
+
     def plan(self, durations: DurationModel) -> AdaptivePlan:
         """Freeze ``L`` and ``H`` from ``durations`` into one prediction's plan."""
         return AdaptivePlan(self, durations.low, max(durations.high, durations.low))
+
+    def probe(self, durations: DurationModel) -> float | None:
+        """The early probe of an unseen model (see the class docstring), or None."""
+        if durations.count or durations.probes >= self.probes:
+            return None
+        # Doubling: a model between two probes is caught by the later one.
+        share = self.probe_share * 2.0**durations.probes
+        return max(self.probe_floor, share * durations.low)
 
 
 @attrs.frozen(slots=True)

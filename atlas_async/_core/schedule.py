@@ -30,6 +30,34 @@ Invariants:
 rounds timers to the millisecond, and a loop that re-sleeps for the
 sub-millisecond remainder spins (docs/performance.md, "What the HTTP layer
 costs").
+
+Learning and the cold start
+---------------------------
+A completion teaches its model the duration the server reported, when that is
+credible (`reported_duration`), else the midpoint between the last poll that
+saw it running and the one that saw it done. Plans are frozen per prediction
+(see ``_core.policies``), with two cold-start exceptions:
+
+* *probes*: a prediction whose policy offers a `PollPolicy.probe` earlier than
+  its plan's first poll is polled then too (for `AdaptivePolicy`, the first
+  three predictions of a model with no completion yet); a running answer sends
+  it on to the plan's own first poll, which the probe does not count as made;
+* *re-plans*: when a completion brings a model's typical duration below half
+  of what a pending sibling was planned with, that sibling is reviewed: if its
+  plan has not polled yet, or its next poll lies beyond twice the new typical
+  duration, the new estimate plans its next poll, which is taken only if it is
+  earlier (and never before ``now``). A sibling in flight is reviewed when its
+  answer comes, one backing off after an error is left alone, and a reviewed
+  sibling is not reviewed again until the estimate halves once more. One check
+  per completion (the highest estimate a model's pending predictions were
+  planned with) keeps the scan of all predictions to those rare moves. A
+  re-planned sibling that outlives the new estimate returns to its frozen plan
+  (`RevisedPlan`): the long half of a mixed batch is not polled by the short
+  half's statistics for long.
+
+A driver must re-read `PollCore.next_wakeup` after `record`: a re-plan may
+bring a sibling's poll forward. The decisions themselves live in
+``_core.decisions`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -39,8 +67,17 @@ import math
 import random
 from collections.abc import Callable
 
-import attrs
-
+from .decisions import (
+    Decision,
+    Due,
+    Expired,
+    Failed,
+    Rescheduled,
+    Resolved,
+    default_failure,
+    settle,
+)
+from .durations import DurationBook, DurationModel, reported_duration
 from .errors import (
     AtlasError,
     NotFoundError,
@@ -50,8 +87,7 @@ from .errors import (
     UnexpectedResponseError,
 )
 from .models import Kind, Prediction, PredictionStatus
-from .outcome import prediction_failure
-from .policies import DurationBook, PollPlan, PollPolicy
+from .policies import PollPlan, PollPolicy, RevisedPlan
 from .retry import BackoffPolicy, Retry
 
 __all__ = [
@@ -68,71 +104,37 @@ __all__ = [
 
 # Answers worth polling again after: the server or the path to it may recover.
 _TRANSIENT = (RateLimitError, ServerError, TransportError, UnexpectedResponseError)
+# Re-plan a pending sibling when its model's typical duration fell below half of
+# what it was planned with, and a polled one only if its next poll lies beyond
+# twice the new typical duration: smaller moves are the usual spread of a batch,
+# whose short jobs finish first (the frozen rule).
+_REPLAN_FACTOR = 2.0
+_REPLAN_LOG = math.log(_REPLAN_FACTOR)
+# A re-planned sibling goes back to its frozen plan once it has run longer than
+# this many times the new estimate's upper end, exp(mu + 2 sigma): it is not
+# like the completions that moved the estimate (the long mode of a batch).
+_OUTLIVE = 1.5
 
 
-@attrs.frozen(slots=True)
-class Resolved:
-    """The prediction completed with outputs."""
+class _Watch:
+    """Per model: pending predictions, and the highest estimate they were planned
+    with (an upper bound: it may outlive the prediction that set it)."""
 
-    prediction: Prediction
+    __slots__ = ("pending", "planned")
 
-
-@attrs.frozen(slots=True)
-class Failed:
-    """The prediction ended without a result; ``error`` is what its future raises."""
-
-    error: AtlasError
-
-
-@attrs.frozen(slots=True)
-class Rescheduled:
-    """Poll again at ``at`` (absolute time)."""
-
-    at: float
-
-
-@attrs.frozen(slots=True)
-class Expired:
-    """The deadline passed: ``last_status`` was the last status seen."""
-
-    last_status: PredictionStatus | None
-    timeout: float | None
-
-
-Decision = Resolved | Failed | Rescheduled | Expired
-
-
-@attrs.frozen(slots=True)
-class Due:
-    """One item from `PollCore.due`: poll it now, or (``expired``) it timed out."""
-
-    prediction_id: str
-    expired: Expired | None = None
-
-
-#: The error a terminal prediction stands for, or None when it succeeded: failed,
-#: timed-out and canceled statuses, and a completed prediction with no outputs.
-#: The wire module owns that rule; the scheduler takes any such mapping.
-default_failure = prediction_failure
-
-
-def settle(
-    prediction: Prediction,
-    failure: Callable[[Prediction], AtlasError | None] = default_failure,
-) -> Resolved | Failed | None:
-    """Return the final decision for a terminal ``prediction``, None if it runs on."""
-    if not prediction.status.is_terminal:
-        return None
-    error = failure(prediction)
-    return Resolved(prediction) if error is None else Failed(error)
+    def __init__(self) -> None:
+        self.pending = 0
+        self.planned = -math.inf
 
 
 class _State:
     __slots__ = (
         "alive",
+        "at",
         "deadline",
         "deadline_queued",
         "errors",
+        "first_at",
         "grace_until",
         "id",
         "in_flight",
@@ -141,12 +143,17 @@ class _State:
         "learn",
         "model",
         "plan",
+        "planned",
+        "policy",
         "poll_queued",
         "polls",
         "prev_elapsed",
+        "review",
+        "shift",
         "submitted_at",
         "timeout",
         "token",
+        "watch",
     )
 
     def __init__(
@@ -154,7 +161,9 @@ class _State:
         prediction_id: str,
         kind: Kind,
         model: str | None,
-        plan: PollPlan,
+        policy: PollPolicy,
+        durations: DurationModel,
+        watch: _Watch,
         now: float,
         deadline: float,
         timeout: float | None,
@@ -164,7 +173,13 @@ class _State:
         self.id = prediction_id
         self.kind = kind
         self.model = model
-        self.plan = plan
+        self.policy = policy
+        self.plan: PollPlan = policy.plan(durations)
+        # The model's log-typical duration the plan was made (or reviewed) with.
+        self.planned = durations.log_mean
+        self.watch = watch
+        watch.pending += 1
+        watch.planned = max(watch.planned, self.planned)
         self.submitted_at = now
         self.deadline = deadline
         self.timeout = timeout
@@ -179,6 +194,11 @@ class _State:
         self.alive = True
         self.poll_queued = False
         self.deadline_queued = False
+        self.at = math.inf  # the time of the queued poll
+        # The plan's first poll while an early probe runs ahead of it.
+        self.first_at: float | None = None
+        self.shift = 0  # polls the plan did not make (a probe)
+        self.review = False  # re-plan review due when the poll in flight answers
 
 
 # A heap entry: (time, sequence, token, state). The sequence number is unique, so
@@ -222,6 +242,7 @@ class PollCore:
         "_rng",
         "_seq",
         "_states",
+        "_watch",
         "durations",
     )
 
@@ -249,6 +270,7 @@ class PollCore:
         self._heap: list[_Entry] = []
         self._seq = 0
         self._live = 0  # heap entries that are not stale
+        self._watch: dict[tuple[Kind, str], _Watch] = {}
 
     def __len__(self) -> int:
         return len(self._states)
@@ -277,7 +299,8 @@ class PollCore:
             now: the registration time (durations are measured from it).
             kind: the prediction's kind (picks the duration prior).
             model: the model id, or None when unknown.
-            policy: its poll policy; planned once, here.
+            policy: its poll policy; planned here (see the module docstring
+                for the early probe and the re-plans of a cold start).
             deadline: absolute time after which it expires (``inf``: never).
             timeout: the relative timeout, for the error message only.
             learn: feed its duration to the model's statistics when it completes
@@ -289,12 +312,17 @@ class PollCore:
         """
         if prediction_id in self._states:
             raise ValueError(f"prediction {prediction_id} is already scheduled")
-        plan = policy.plan(self.durations.get(kind, model))
+        durations = self.durations.get(kind, model)
+        watch = self._watch.get((kind, model or ""))
+        if watch is None:
+            watch = self._watch[(kind, model or "")] = _Watch()
         state = _State(
             prediction_id,
             kind,
             model,
-            plan,
+            policy,
+            durations,
+            watch,
             now,
             deadline,
             timeout,
@@ -305,7 +333,15 @@ class PollCore:
         if deadline < math.inf:
             state.deadline_queued = True
             self._push(deadline, _DEADLINE, state)
-        at = now + plan.delay(0.0, 0, self._rng) if first_poll is None else first_poll
+        if first_poll is None:
+            at = now + state.plan.delay(0.0, 0, self._rng)
+            probe = policy.probe(durations)
+            if probe is not None and now + max(probe, 0.0) < at:
+                durations.probes += 1
+                state.first_at, state.shift = at, 1
+                at = now + max(probe, 0.0)
+        else:
+            at = first_poll
         state.poll_queued = True
         self._push(at, state.token, state)
         return at
@@ -372,6 +408,9 @@ class PollCore:
         """
         Turn one poll's answer into a decision.
 
+        A completion may also re-plan pending siblings of the same model (see
+        the module docstring): re-read `next_wakeup` afterwards.
+
         Args:
             prediction_id: the prediction that was polled.
             outcome: the snapshot fetched, or the `AtlasError` the poll raised.
@@ -393,15 +432,27 @@ class PollCore:
             final = settle(outcome, self._failure)
             if final is not None:
                 if state.learn and isinstance(final, Resolved):
-                    self._learn(state, elapsed)
-                self._kill(state)
+                    self._kill(state)
+                    self._replan(state, self._learn(state, outcome, elapsed), now)
+                else:
+                    self._kill(state)
                 return final
             if now >= state.deadline:
                 return self._expire(state)
             state.prev_elapsed = elapsed
-            return self._schedule(
-                state, now + state.plan.delay(elapsed, state.polls, self._rng)
-            )
+            first_at, state.first_at = state.first_at, None
+            if first_at is None or first_at <= now:
+                # An overdue first poll: the probe stands in for it.
+                state.shift = 0 if first_at is not None else state.shift
+                first_at = now + state.plan.delay(
+                    elapsed, state.polls - state.shift, self._rng
+                )
+            decision = self._schedule(state, first_at)
+            if state.review:
+                state.review = False
+                self._review(state, self.durations.get(state.kind, state.model), now)
+                return Rescheduled(state.at)
+            return decision
         return self._record_error(state, outcome, now)
 
     def _record_error(self, state: _State, error: AtlasError, now: float) -> Decision:
@@ -430,12 +481,79 @@ class PollCore:
             return self._expire(state)
         return self._schedule(state, at)
 
-    def _learn(self, state: _State, elapsed: float) -> None:
-        # The job ended between the previous poll and this one: take the midpoint.
-        # Done at the first poll, it may have ended any time since submission, and
-        # the midpoint (elapsed / 2) pulls an over-slow prior down geometrically.
-        previous = state.prev_elapsed if state.polls > 1 else 0.0
-        self.durations.observe(state.kind, state.model, (previous + elapsed) / 2.0)
+    def _learn(
+        self, state: _State, outcome: Prediction, elapsed: float
+    ) -> DurationModel:
+        # The job ended between the previous poll and this one. The server's own
+        # timing says when, if credible; else take the midpoint. Done at the
+        # first poll, it may have ended any time since submission, and the
+        # midpoint (elapsed / 2) pulls an over-slow prior down geometrically.
+        previous = state.prev_elapsed
+        seconds = reported_duration(outcome, previous, elapsed)
+        if seconds is None:
+            seconds = (previous + elapsed) / 2.0
+        durations = self.durations.get(state.kind, state.model)
+        durations.observe(seconds)
+        return durations
+
+    def _replan(self, done: _State, durations: DurationModel, now: float) -> None:
+        """Review the siblings planned with a typical over twice the new one."""
+        watch = done.watch
+        mark = durations.log_mean + _REPLAN_LOG
+        if not watch.pending or watch.planned <= mark:
+            return
+        top = -math.inf
+        for state in self._states.values():
+            if state.watch is watch:
+                if state.planned > mark:
+                    self._review(state, durations, now)
+                top = max(top, state.planned)
+        watch.planned = top
+
+    def _review(self, state: _State, durations: DurationModel, now: float) -> None:
+        # Only ever lowered, so the model's watch stays an upper bound.
+        planned, state.planned = state.planned, min(state.planned, durations.log_mean)
+        if state.in_flight:
+            state.review = True
+            return
+        if not state.poll_queued or state.errors:
+            return  # backing off: a failing poll is never hurried
+        rng, start = self._rng, state.submitted_at
+        unpolled = state.first_at is not None or state.polls <= state.shift
+        if not unpolled and state.at - start <= _REPLAN_FACTOR * durations.typical:
+            # Frozen, the usual case of a long sibling in a batch; reviewed again
+            # once its next poll lies beyond twice the typical duration.
+            state.planned = min(planned, math.log(max(state.at - start, 1e-9)))
+            return
+        # Revised until it outlives the new estimate, then frozen again; one
+        # that has outlived it already is not like the completions that moved it.
+        until = _OUTLIVE * math.exp(durations.log_mean + 2.0 * durations.sigma)
+        if state.prev_elapsed >= until:
+            return
+        plan: PollPlan = state.policy.plan(durations)
+        at = start + plan.delay(0.0, 0, rng)
+        if state.polls:
+            last = state.prev_elapsed
+            polls = max(1, state.polls - state.shift)
+            at = max(at, start + last + plan.delay(last, polls, rng))
+        at = max(at, now)
+        if state.first_at is None and at >= state.at:
+            return  # never later than planned
+        original = state.plan
+        if isinstance(original, RevisedPlan):
+            original = original.original
+        # An original plan that has not polled yet resumes at its first poll.
+        resume = (state.first_at or state.at) - start if unpolled else 0.0
+        state.plan = RevisedPlan(plan, original, until, resume)
+        if state.first_at is not None:
+            if at >= state.at:
+                # The probe stays ahead; the plan's first poll may come earlier.
+                state.first_at = min(state.first_at, at)
+                return
+            state.first_at, state.shift = None, 0  # the new first poll replaces it
+        state.token += 1
+        self._push(at, state.token, state)
+        self._live -= 1  # the entry it supersedes is stale
 
     def _schedule(self, state: _State, at: float) -> Rescheduled:
         state.token += 1
@@ -455,6 +573,8 @@ class PollCore:
         return state.poll_queued and token == state.token
 
     def _push(self, at: float, token: int, state: _State) -> None:
+        if token != _DEADLINE:
+            state.at = at
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, token, state))
         self._live += 1
@@ -462,6 +582,10 @@ class PollCore:
     def _kill(self, state: _State) -> None:
         state.alive = False
         del self._states[state.id]
+        watch = state.watch
+        watch.pending -= 1
+        if not watch.pending:
+            del self._watch[(state.kind, state.model or "")]
         # Its entries still in the heap are stale now; count them out.
         self._live -= int(state.poll_queued) + int(state.deadline_queued)
         state.in_flight = state.poll_queued = state.deadline_queued = False
