@@ -8,7 +8,7 @@ script's exit code is 1 when it measured a target missed.
 
 Usage::
 
-    python benchmarks/run_all.py [--only transport,cpu,policies,memory,emulator]
+    python benchmarks/run_all.py [--only transport,cpu,policies,memory,emulator,limits]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], float]] = {
     "cpu": (["bench_cpu.py", "--duration", "3", "--repeats", "5"], 240),
     "policies": (["bench_policies.py", "--n", "1000", "--emulator"], 180),
     "memory": (["bench_memory.py", "--n", "10000", "--duration", "10"], 240),
+    "limits": (["bench_limits.py"], 360),
 }
 
 
