@@ -720,7 +720,8 @@ class TestSimulatedAccountLimit:
 
 class TestSimulatedModelLimit:
     def test_forty_jobs_on_a_limit_of_five_finish_near_the_ideal(self) -> None:
-        """All 40 finish in 8 durations, 5 always running; one refusal per probe."""
+        """All 40 finish in 8 durations, 5 always running; one refusal per probe,
+        and probes that keep failing at the same window come ever more rarely."""
         run = run_against_a_model_limit(40, 5, 10.0)
         assert run.finished == 40
         assert run.peak_running == 5
@@ -730,15 +731,65 @@ class TestSimulatedModelLimit:
         # The first refusal finds the limit; each probe after it costs one, but
         # the last, which finds the queue empty.
         assert run.refusals <= 1 + run.probes
-        assert (run.refusals, run.probes) == (12, 12)
+        assert (run.refusals, run.probes) == (4, 3)  # was (12, 12) at a fixed pace
 
     def test_a_burst_of_unknown_submits_costs_one_storm_then_one_per_probe(
         self,
     ) -> None:
-        """All 40 sent before any answer: 35 refused once, then one per probe."""
+        """All 40 sent before any answer: 35 refused once, then one per probe
+        (probes spaced out as they keep failing)."""
         run = run_against_a_model_limit(40, 5, 10.0, submit_latency=0.1)
         assert run.finished == 40
         assert run.peak_running == 5
         assert run.refusals <= 35 + run.probes
-        assert (run.refusals, run.probes) == (41, 7)
+        assert (run.refusals, run.probes) == (38, 3)
         assert 40 / 5 * 10.0 / run.makespan >= 0.9
+
+
+class TestProbePatience:
+    def test_probes_refused_back_to_the_same_window_come_ever_more_rarely(
+        self,
+    ) -> None:
+        """Each probe refused back to the window it came from doubles the
+        completions the next one waits for: 3, 6, 12, ... capped at 48."""
+        windows = ModelWindows(probe_every=3)
+        now = 0.0
+        windows.started(VIDEO)
+        windows.started(VIDEO)
+        windows.refused(VIDEO, now)  # the first refusal: the window is 1
+        gaps = []
+        for _ in range(6):
+            completions = 0
+            while windows.window(VIDEO) == 1:
+                windows.finished(VIDEO, now)  # the one running ends ...
+                windows.started(VIDEO)  # ... and the next takes its place
+                completions += 1
+            gaps.append(completions)
+            # The probe: a second submit goes out and is refused.
+            windows.started(VIDEO)
+            windows.refused(VIDEO, now)
+            assert windows.window(VIDEO) == 1
+        assert gaps == [3, 6, 12, 24, 48, 48]
+
+    def test_a_refusal_without_a_probe_resets_the_patience(self) -> None:
+        """A refusal that no probe caused (the limit fell: another client took
+        places) starts the probes over at their first pace."""
+        windows = ModelWindows(probe_every=3)
+        windows.started(VIDEO)
+        windows.started(VIDEO)
+        windows.refused(VIDEO, 0.0)  # window 1, one running
+
+        def completions_to_next_probe() -> int:
+            count = 0
+            while windows.window(VIDEO) == 1:
+                windows.finished(VIDEO, 0.0)
+                windows.started(VIDEO)
+                count += 1
+            return count
+
+        assert completions_to_next_probe() == 3
+        windows.started(VIDEO)
+        windows.refused(VIDEO, 0.0)  # the probe failed: patience 2
+        windows.started(VIDEO)
+        windows.refused(VIDEO, 0.0)  # refused again with no probe: reset
+        assert completions_to_next_probe() == 3

@@ -20,6 +20,7 @@ from .errors import ConfigurationError
 from .flow import DEFAULT_PROBE_EVERY, Limits, known_count
 
 __all__ = [
+    "MAX_PATIENCE",
     "Cause",
     "ModelWindowStatistics",
     "ModelWindows",
@@ -51,8 +52,21 @@ class ModelWindowStatistics:
     probes: int
 
 
+#: The most a run of failed probes multiplies the credits a probe needs.
+MAX_PATIENCE = 16
+
+
 class _Model:
-    __slots__ = ("credit", "in_flight", "last_active", "probes", "refusals", "window")
+    __slots__ = (
+        "credit",
+        "in_flight",
+        "last_active",
+        "patience",
+        "probed_from",
+        "probes",
+        "refusals",
+        "window",
+    )
 
     def __init__(self, window: int | None) -> None:
         self.window = window
@@ -61,6 +75,10 @@ class _Model:
         self.probes = 0
         self.credit = 0  # completions with the window full since the last change
         self.last_active = -math.inf
+        # Each probe refused back to the same window doubles the credits the
+        # next probe needs (up to MAX_PATIENCE); any other refusal resets it.
+        self.patience = 1
+        self.probed_from: int | None = None
 
 
 class ModelWindows:
@@ -75,7 +93,8 @@ class ModelWindows:
 
         refused:   in_flight -= 1;  window = max(1, in_flight)
         finished:  in_flight -= 1;  if the window was full: credit += 1
-                   every probe_every credits: window += 1        (a probe)
+                   every probe_every x patience credits: window += 1  (a probe)
+        a probe refused back to the window it came from: patience *= 2 (<= 16)
         always:    window <= the known limit (Limits), when there is one
 
     A refusal resets the window to what the server holds right now, so a limit of
@@ -85,9 +104,13 @@ class ModelWindows:
 
     ``probe_every`` defaults to 3: a probe's price is one refused submit (one
     request, no work lost: the submit waits for the next completion, as it would
-    have anyway), about one request per three predictions, against the dozens of
-    polls a video takes; its gain is finding capacity freed elsewhere (another
-    process, a raised limit) within three completions per slot.
+    have anyway); its gain is finding capacity freed elsewhere (another process,
+    a raised limit) within three completions per slot. Against a limit that does
+    not move, every probe fails the same way, so each one refused back to the
+    window it started from doubles the wait for the next (3, 6, 12, ... 48
+    completions): the refusals of a long batch fall from one per three
+    predictions to a few in all, and a raised limit is still found within 48
+    completions.
 
     The window starts unlimited (None) until the model's first refusal, or at the
     known limit. Memory is bounded: models with nothing in flight are forgotten
@@ -171,8 +194,9 @@ class ModelWindows:
         entry.last_active = now
         if full and window is not None:
             entry.credit += 1
-            if entry.credit >= self._probe_every:
+            if entry.credit >= self._probe_every * entry.patience:
                 entry.credit = 0
+                entry.probed_from = window
                 ceiling = self._limits.limit_for(model)
                 if ceiling is None or window < ceiling:
                     entry.window = window + 1
@@ -191,6 +215,11 @@ class ModelWindows:
         window = max(1, entry.in_flight)
         ceiling = self._limits.limit_for(model)
         entry.window = window if ceiling is None else min(window, ceiling)
+        if entry.probed_from is not None and entry.window >= entry.probed_from:
+            entry.patience = min(entry.patience * 2, MAX_PATIENCE)
+        else:
+            entry.patience = 1
+        entry.probed_from = None
         entry.credit = 0
         entry.refusals += 1
         entry.last_active = now
