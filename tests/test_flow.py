@@ -750,7 +750,7 @@ class TestProbePatience:
     def test_probes_refused_back_to_the_same_window_come_ever_more_rarely(
         self,
     ) -> None:
-        """Each probe refused back to the window it came from doubles the
+        """Each failed probe (the first refusal after it) doubles the
         completions the next one waits for: 3, 6, 12, ... capped at 48."""
         windows = ModelWindows(probe_every=3)
         now = 0.0

@@ -75,8 +75,8 @@ class _Model:
         self.probes = 0
         self.credit = 0  # completions with the window full since the last change
         self.last_active = -math.inf
-        # Each probe refused back to the same window doubles the credits the
-        # next probe needs (up to MAX_PATIENCE); any other refusal resets it.
+        # Each failed probe (the first refusal after it) doubles the credits
+        # the next probe needs (up to MAX_PATIENCE); any other refusal resets it.
         self.patience = 1
         self.probed_from: int | None = None
 
@@ -94,7 +94,7 @@ class ModelWindows:
         refused:   in_flight -= 1;  window = max(1, in_flight)
         finished:  in_flight -= 1;  if the window was full: credit += 1
                    every probe_every x patience credits: window += 1  (a probe)
-        a probe refused back to the window it came from: patience *= 2 (<= 16)
+        the first refusal after a probe (a failed probe): patience *= 2 (<= 16)
         always:    window <= the known limit (Limits), when there is one
 
     A refusal resets the window to what the server holds right now, so a limit of
@@ -106,11 +106,11 @@ class ModelWindows:
     request, no work lost: the submit waits for the next completion, as it would
     have anyway); its gain is finding capacity freed elsewhere (another process,
     a raised limit) within three completions per slot. Against a limit that does
-    not move, every probe fails the same way, so each one refused back to the
-    window it started from doubles the wait for the next (3, 6, 12, ... 48
-    completions): the refusals of a long batch fall from one per three
-    predictions to a few in all, and a raised limit is still found within 48
-    completions.
+    not move, every probe fails the same way, so each failed probe (the first
+    refusal after it) doubles the wait for the next (3, 6, 12, ... 48
+    completions); a refusal that no probe preceded starts the pace over. The
+    refusals of a long batch fall from one per three predictions to a few in
+    all, and a raised limit is still found within 48 completions.
 
     The window starts unlimited (None) until the model's first refusal, or at the
     known limit. Memory is bounded: models with nothing in flight are forgotten
@@ -215,7 +215,9 @@ class ModelWindows:
         window = max(1, entry.in_flight)
         ceiling = self._limits.limit_for(model)
         entry.window = window if ceiling is None else min(window, ceiling)
-        if entry.probed_from is not None and entry.window >= entry.probed_from:
+        if entry.probed_from is not None:
+            # The first refusal after a probe: the probe failed, whatever ended
+            # meanwhile (the window may land below where the probe started).
             entry.patience = min(entry.patience * 2, MAX_PATIENCE)
         else:
             entry.patience = 1
