@@ -793,3 +793,30 @@ class TestProbePatience:
         windows.started(VIDEO)
         windows.refused(VIDEO, 0.0)  # refused again with no probe: reset
         assert completions_to_next_probe() == 3
+
+    def test_a_probe_refused_below_where_it_started_still_counts_as_failed(
+        self,
+    ) -> None:
+        """Completions between a probe and its refusal may leave the window
+        below where the probe started: the probe still failed, and the next
+        one waits twice as long."""
+        windows = ModelWindows(probe_every=3)
+        for _ in range(3):
+            windows.started(VIDEO)
+        windows.refused(VIDEO, 0.0)  # window 2, two running
+        for _ in range(3):
+            windows.finished(VIDEO, 0.0)
+            windows.started(VIDEO)
+        assert windows.window(VIDEO) == 3  # the probe, from 2
+        windows.finished(VIDEO, 0.0)
+        windows.finished(VIDEO, 0.0)  # both ended meanwhile: none running
+        windows.started(VIDEO)  # one running
+        windows.started(VIDEO)  # the probe's submit ...
+        windows.refused(VIDEO, 0.0)  # ... refused: window 1, below the probe's 2
+        assert windows.window(VIDEO) == 1
+        completions = 0
+        while windows.window(VIDEO) == 1:
+            windows.finished(VIDEO, 0.0)
+            windows.started(VIDEO)
+            completions += 1
+        assert completions == 6
