@@ -325,6 +325,8 @@ class TestIdempotentRetries:
         assert raw.status_code == 200
         assert raw.body == httpx.Response(200, json=OK_POLL).content
         assert raw.decoded.value == OK_POLL
+        # Classified once, here: the parsers need not classify it again.
+        assert raw.error_checked
         assert route.call_count == 2
 
     async def test_get_gives_up_after_the_bound(

@@ -355,8 +355,14 @@ class ApiSession:
                 elapsed,
                 extra=call.extra,
             )
+        # Classified just below; an answer that is an error is raised, never
+        # returned, so a returned answer is always one checked for errors.
         answer = Answer.read(
-            outcome.status_code, outcome.headers, outcome.content, elapsed=elapsed
+            outcome.status_code,
+            outcome.headers,
+            outcome.content,
+            elapsed=elapsed,
+            error_checked=True,
         )
         error = redact(
             error_for(answer, call, now=self._clock.wall()), self._config.api_key

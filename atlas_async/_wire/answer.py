@@ -33,6 +33,9 @@ class Answer:
         body: the body bytes, as received.
         decoded: the body as JSON when it is JSON, else its text.
         elapsed: seconds the attempt took, on the client's clock.
+        error_checked: the session has already classified this answer as no
+            error (an error answer never leaves the session), so parsers do not
+            classify it again.
     """
 
     status_code: int
@@ -40,6 +43,7 @@ class Answer:
     body: bytes = attrs.field(repr=False)
     decoded: Decoded = attrs.field(repr=False)
     elapsed: float = 0.0
+    error_checked: bool = False
 
     @classmethod
     def read(
@@ -49,6 +53,8 @@ class Answer:
         body: bytes,
         *,
         elapsed: float = 0.0,
+        error_checked: bool = False,
     ) -> Answer:
         """Decode ``body`` once and keep both forms."""
-        return cls(status_code, headers, body, decode_body(body), elapsed)
+        decoded = decode_body(body)
+        return cls(status_code, headers, body, decoded, elapsed, error_checked)

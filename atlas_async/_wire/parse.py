@@ -290,18 +290,19 @@ def read_models(answer: Answer, *, now: float) -> list[ModelInfo]:
 
 
 def _json(answer: Answer, *, now: float, prediction_id: str | None) -> object:
-    # Steps 2-3 of the theory on the answer decoded once: raise error answers,
-    # require JSON.
+    # Steps 2-3 of the theory on the answer decoded once: raise error answers
+    # (unless the session already did), require JSON.
     decoded = answer.decoded
-    error = api_error(
-        answer.status_code,
-        answer.headers,
-        decoded,
-        now=now,
-        prediction_id=prediction_id,
-    )
-    if error is not None:
-        raise error
+    if not answer.error_checked:  # the session checked the answers it returns
+        error = api_error(
+            answer.status_code,
+            answer.headers,
+            decoded,
+            now=now,
+            prediction_id=prediction_id,
+        )
+        if error is not None:
+            raise error
     if not decoded.is_json:
         raise UnexpectedResponseError(
             f"expected a JSON answer, got {one_line(str(decoded.value))[:80]!r}",
