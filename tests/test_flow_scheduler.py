@@ -3,6 +3,7 @@ FakeClock: windows, refusals that wait instead of failing, attribution."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -175,3 +176,23 @@ async def test_the_cli_progress_names_models_waiting_for_a_slot() -> None:
     }
     assert waiting_for_slots(models) == f"  waiting for a slot on {VIDEO} (5/5)"
     assert waiting_for_slots({}) == ""
+
+
+async def test_predictions_are_polled_more_densely_while_submits_wait_behind_them() -> (
+    None
+):
+    """One place, three submits: the first video's polls come closer together
+    while two submits wait for its place; the last one, with nothing behind it,
+    keeps the plan's own spacing."""
+    source = FakeSource(FakeClock())
+    source.default = (S.PROCESSING,) * 3 + (S.COMPLETED,)
+    limits = Limits(in_flight={VIDEO: 1})
+    async with running(source, limits=limits, poll=FixedPolicy(4.0, jitter=0.0)) as s:
+        futures = await submit_all(s, VIDEO, 3)
+        for future in futures:
+            await future
+    first, last = source.fetch_times(futures[0].id), source.fetch_times(futures[-1].id)
+    gaps = [b - a for a, b in itertools.pairwise(first)]
+    calm = [b - a for a, b in itertools.pairwise(last)]
+    assert gaps == pytest.approx([4.0 / 3**0.5] * 3, abs=0.01)  # 2 queued, window 1
+    assert calm == pytest.approx([4.0] * 3, abs=0.01)

@@ -28,6 +28,7 @@ from atlas_async._core.schedule import (
     Rescheduled,
     Resolved,
     default_failure,
+    hurry_share,
     settle,
 )
 
@@ -432,3 +433,35 @@ class TestSettle:
             failed,
         )
         assert default_failure(DONE) is None
+
+
+def test_a_model_with_submits_waiting_for_its_window_is_polled_more_densely() -> None:
+    share = {"busy": 0.5}
+    core = make_core(hurry=lambda model: share.get(model or "", 1.0))
+    fixed = FixedPolicy(2.0, jitter=0.0)
+    for pid, model in (("a", "busy"), ("b", "free")):
+        assert core.add(pid, 0.0, kind=Kind.VIDEO, model=model, policy=fixed) == 2.0
+    assert core.due(2.0) == [Due("a"), Due("b")]
+    hurried = core.record("a", snap(pid="a"), 2.0)
+    calm = core.record("b", snap(pid="b"), 2.0)
+    assert hurried == Rescheduled(3.0)  # 2 s apart, halved while submits wait
+    assert calm == Rescheduled(4.0)
+    share.clear()  # the line emptied: back to the plan's own spacing
+    assert core.due(3.0) == [Due("a")]
+    assert core.record("a", snap(pid="a"), 3.0) == Rescheduled(5.0)
+
+
+def test_the_first_poll_keeps_its_time_while_submits_wait() -> None:
+    core = make_core(hurry=lambda model: 0.35)
+    fixed = FixedPolicy(2.0, jitter=0.0)
+    assert core.add("a", 0.0, kind=Kind.VIDEO, model="m", policy=fixed) == 2.0
+
+
+@pytest.mark.parametrize(
+    ("queued", "window", "share"),
+    [(0, 5, 1.0), (1, 5, 1 / math.sqrt(1.2)), (5, 5, 1 / math.sqrt(2)), (60, 5, 0.35)],
+)
+def test_the_hurry_share_shrinks_with_the_line_behind_the_window(
+    queued: int, window: int, share: float
+) -> None:
+    assert hurry_share(queued, window) == pytest.approx(share)

@@ -91,6 +91,7 @@ from .policies import PollPlan, PollPolicy, RevisedPlan
 from .retry import BackoffPolicy, Retry
 
 __all__ = [
+    "MIN_HURRY_SHARE",
     "Decision",
     "Due",
     "Expired",
@@ -99,6 +100,7 @@ __all__ = [
     "Rescheduled",
     "Resolved",
     "default_failure",
+    "hurry_share",
     "settle",
 ]
 
@@ -114,6 +116,30 @@ _REPLAN_LOG = math.log(_REPLAN_FACTOR)
 # this many times the new estimate's upper end, exp(mu + 2 sigma): it is not
 # like the completions that moved the estimate (the long mode of a batch).
 _OUTLIVE = 1.5
+# While submits wait for a model's window, a slot stays taken until a poll sees
+# its prediction end, and everything queued behind that slot waits as long: a
+# second of detection lag costs 1 + queued / window times what it costs a lone
+# prediction. The optimal-inspection law (interval ~ 1 / sqrt(cost of lag))
+# then shortens the interval by 1 / sqrt(that), down to this share: at most
+# about three times the polls, on a model whose window binds (a few requests a
+# second), for a third of the lag between two turns of a slot.
+MIN_HURRY_SHARE = 0.35
+
+
+def hurry_share(queued: int, window: int) -> float:
+    """
+    The share of a plan's poll interval for a model with ``queued`` submits
+    waiting for a ``window`` of places: ``max(0.35, 1 / sqrt(1 + queued / window))``.
+
+    Example::
+
+        assert hurry_share(0, 5) == 1.0
+        assert round(hurry_share(5, 5), 3) == 0.707
+        assert hurry_share(60, 5) == MIN_HURRY_SHARE
+    """
+    if queued <= 0:
+        return 1.0
+    return max(MIN_HURRY_SHARE, 1.0 / math.sqrt(1.0 + queued / max(window, 1)))
 
 
 class _Watch:
@@ -231,12 +257,16 @@ class PollCore:
         max_consecutive_errors: with a bare `BackoffPolicy`, transient poll
             failures in a row before the prediction fails.
         failure: maps a terminal prediction to its error (None: success).
+        hurry: the share of the plan's poll interval for a model now (given
+            its id), below 1 while submits wait for its window (`hurry_share`);
+            the first poll keeps its time.
     """
 
     __slots__ = (
         "_failure",
         "_grace",
         "_heap",
+        "_hurry",
         "_live",
         "_retry",
         "_rng",
@@ -255,8 +285,10 @@ class PollCore:
         not_found_grace: float = 30.0,
         max_consecutive_errors: int = 20,
         failure: Callable[[Prediction], AtlasError | None] = default_failure,
+        hurry: Callable[[str | None], float] | None = None,
     ) -> None:
         self._rng = rng
+        self._hurry = hurry
         self.durations = durations if durations is not None else DurationBook()
         if not isinstance(retry, Retry):
             retry = Retry(
@@ -444,9 +476,11 @@ class PollCore:
             if first_at is None or first_at <= now:
                 # An overdue first poll: the probe stands in for it.
                 state.shift = 0 if first_at is not None else state.shift
-                first_at = now + state.plan.delay(
-                    elapsed, state.polls - state.shift, self._rng
-                )
+                made = state.polls - state.shift
+                delay = state.plan.delay(elapsed, made, self._rng)
+                if made and self._hurry is not None:
+                    delay *= self._hurry(state.model)
+                first_at = now + delay
             decision = self._schedule(state, first_at)
             if state.review:
                 state.review = False

@@ -33,6 +33,7 @@ from .._core.errors import RateLimitError
 from .._core.flow import Limits
 from .._core.models import Prediction
 from .._core.retry import BackoffPolicy
+from .._core.schedule import hurry_share
 from .._core.statistics import ModelFigures
 from .._core.windows import ModelWindows
 
@@ -253,6 +254,17 @@ class ModelAdmission:
         """A started submit ended without a prediction, for another reason."""
         self._windows.abandoned(model)
         self._wake(model)
+
+    def hurry(self, model: str | None) -> float:
+        """
+        The share of its poll interval for ``model`` now: below 1 while submits
+        wait for its window (`hurry_share` of the line's length and the window).
+        """
+        queue = self._queues.get(model) if model is not None else None
+        if model is None or not queue:
+            return 1.0
+        window = self._windows.window(model) or self._windows.in_flight(model)
+        return hurry_share(len(queue), window)
 
     def describe(self, model: str) -> str:
         """``"5 in flight, window 5"``: for the error of a submit that gave up."""

@@ -154,15 +154,16 @@ class Scheduler:
         self._failure = failure
         self._policies = self._resolve_policies(poll)
         rng = rng if rng is not None else random.Random()
+        self._admission = ModelAdmission(limits, self._clock, rng)
         self._core = PollCore(
             rng,
             durations=DurationBook(),
             retry=retry,
             not_found_grace=not_found_grace,
             failure=failure,
+            hurry=self._admission.hurry,
         )
         self._workers = max_concurrent_requests
-        self._admission = ModelAdmission(limits, self._clock, rng)
         self._submit_slots = anyio.Semaphore(max_in_flight)
         self._futures: dict[str, PredictionResolver] = {}
         self._holding: set[str] = set()  # ids holding a max_in_flight slot
