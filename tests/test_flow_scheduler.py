@@ -196,3 +196,18 @@ async def test_predictions_are_polled_more_densely_while_submits_wait_behind_the
     calm = [b - a for a, b in itertools.pairwise(last)]
     assert gaps == pytest.approx([4.0 / 3**0.5] * 3, abs=0.01)  # 2 queued, window 1
     assert calm == pytest.approx([4.0] * 3, abs=0.01)
+
+
+async def test_a_model_without_a_window_keeps_its_spacing_while_submits_queue() -> None:
+    """Submits to a model with no known or learned limit queue only for first
+    contact (4 sent at a time): that line waits for answers, not for places,
+    so its predictions are polled at the plan's own spacing."""
+    source = FakeSource(FakeClock())
+    source.latency = 1.0  # submits stay unanswered long enough to queue
+    source.default = (S.PROCESSING,) * 3 + (S.COMPLETED,)
+    async with running(source, poll=FixedPolicy(4.0, jitter=0.0)) as s:
+        futures = await submit_all(s, IMAGE, 40)
+        for future in futures:
+            await future
+    gaps = [b - a for a, b in itertools.pairwise(source.fetch_times(futures[0].id))]
+    assert gaps == pytest.approx([5.0] * 3, abs=0.01)  # 4 s apart + 1 s to answer

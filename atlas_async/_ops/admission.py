@@ -263,7 +263,11 @@ class ModelAdmission:
         queue = self._queues.get(model) if model is not None else None
         if model is None or not queue:
             return 1.0
-        window = self._windows.window(model) or self._windows.in_flight(model)
+        window = self._windows.window(model)
+        if window is None:
+            # No window: the line waits for answers to submits (first contact),
+            # not for predictions to end, so polling sooner frees nothing.
+            return 1.0
         return hurry_share(len(queue), window)
 
     def describe(self, model: str) -> str:
