@@ -76,6 +76,7 @@ __all__ = [
     "parse_upload",
     "prediction_failure",
     "prediction_path",
+    "read_json_object",
     "read_models",
     "read_prediction",
     "read_submit",
@@ -311,6 +312,18 @@ def _json(answer: Answer, *, now: float, prediction_id: str | None) -> object:
             prediction_id=prediction_id,
         )
     return decoded.value
+
+
+def read_json_object(answer: Answer, *, now: float) -> Mapping[str, Any]:
+    """
+    An answer's JSON object, after the error check: for readers of other
+    endpoints (history, billing) built on the same envelope rules.
+
+    Raises:
+        APIError: the subclass for an error answer (also inside HTTP 200).
+        UnexpectedResponseError: not JSON, or not an object.
+    """
+    return _json_object(answer, now=now, prediction_id=None)
 
 
 def _json_object(
