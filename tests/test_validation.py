@@ -28,6 +28,7 @@ from atlas_async import (
     ArgumentTypeError,
     AtlasClient,
     AtlasError,
+    BackoffPolicy,
     ConfigurationError,
     ExponentialPolicy,
     FixedPolicy,
@@ -37,6 +38,7 @@ from atlas_async import (
     Limits,
     Prediction,
     PredictionStatus,
+    Retry,
     Timeouts,
 )
 from atlas_async.testing import FakeClock
@@ -187,6 +189,11 @@ ROWS: dict[str, Row] = {
     "client-poll-mapping-unknown-kind": Row(
         build=client_kwargs(poll={"picture": FixedPolicy(1.0)})
     ),
+    "client-poll-mapping-kind-twice": Row(
+        build=client_kwargs(
+            poll={"image": FixedPolicy(1.0), Kind.IMAGE: FixedPolicy(2.0)}
+        )
+    ),
     "client-poll-policy-class": Row(build=client_kwargs(poll=FixedPolicy), error=TYPE),
     "client-limits-str": Row(build=client_kwargs(limits="fast"), error=TYPE),
     "client-retry-int": Row(build=client_kwargs(retry=3), error=TYPE),
@@ -234,6 +241,7 @@ ROWS: dict[str, Row] = {
     ),
     "submit-params-circular": Row(call=submit(params={"x": circular()})),
     "submit-params-deep": Row(call=submit(params={"x": nested(100_000)})),
+    "submit-params-lone-surrogate": Row(call=submit(params={"prompt": "a \ud800"})),
     "submit-params-model-key": Row(call=submit(params={"model": "other"})),
     "submit-image-kwarg-nan": Row(
         call=lambda client, _: client.submit_image(MODEL, seed=NAN)
@@ -258,6 +266,8 @@ ROWS: dict[str, Row] = {
     "attach-id-nul": Row(call=attach("abc\x00")),
     "attach-id-newline": Row(call=attach("abc\ndef")),
     "attach-id-huge": Row(call=attach("a" * 10_000)),
+    "attach-id-zero-width": Row(call=attach("p\u200b1")),
+    "attach-id-padded": Row(call=attach(" p1 ")),
     "attach-id-none": Row(call=attach(None), error=TYPE),
     "attach-id-int": Row(call=attach(123), error=TYPE),
     "attach-kind-unknown": Row(call=attach("p1", kind="picture")),
@@ -299,6 +309,7 @@ ROWS: dict[str, Row] = {
         call=lambda client, tmp: client.upload_media(tmp / "missing.png"),
         error=CONFIG,
     ),
+    "upload-path-nul": Row(call=lambda client, _: client.upload_media("cat\x00.png")),
     "upload-text-stream": Row(
         call=lambda client, _: client.upload_media(io.StringIO("text")),  # type: ignore[arg-type]
         error=CONFIG,
@@ -357,6 +368,16 @@ ROWS: dict[str, Row] = {
         error=TYPE,
     ),
     "adaptive-policy-cap-inf": Row(build=lambda: AdaptivePolicy(cap=INF)),
+    "backoff-policy-nan": Row(build=lambda: BackoffPolicy(initial=NAN)),
+    "backoff-policy-str": Row(
+        build=lambda: BackoffPolicy(cap="8"),  # type: ignore[arg-type]
+        error=TYPE,
+    ),
+    "retry-attempts-zero": Row(build=lambda: Retry(attempts=0)),
+    "retry-attempts-str": Row(
+        build=lambda: Retry(attempts="3"),  # type: ignore[arg-type]
+        error=TYPE,
+    ),
     "limits-rps-nan": Row(build=lambda: Limits(requests_per_second=NAN), error=CONFIG),
     "generation-request-kind": Row(
         build=lambda: GenerationRequest("picture", MODEL), error=CONFIG

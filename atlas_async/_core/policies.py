@@ -219,7 +219,7 @@ class ExponentialPolicy(PollPolicy):
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
-        check_real(value, "cap", minimum=self.first)
+        check_real(value, "cap", minimum=self.first, bound="first")
 
     def plan(self, durations: DurationModel) -> ExponentialPolicy:
         """Return this policy: an exponential schedule learns nothing."""
@@ -288,7 +288,7 @@ class AdaptivePolicy(PollPolicy):
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
-        check_real(value, "cap", minimum=self.floor)
+        check_real(value, "cap", minimum=self.floor, bound="floor")
 
     @probes.validator
     def _check_probes(self, attribute: attrs.Attribute[int], value: int) -> None:

@@ -101,11 +101,13 @@ def check_real(
     above: float | None = None,
     maximum: float | None = None,
     below: float | None = None,
+    bound: str | None = None,
 ) -> float:
     """
     Return ``value`` as a finite ``float`` within the given bounds.
 
-    ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive.
+    ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive;
+    ``bound`` names the bound when it is another argument (``"initial"``).
 
     Raises:
         ArgumentTypeError: not an int or float (``bool`` included).
@@ -124,7 +126,7 @@ def check_real(
     fails |= below is not None and number >= below
     if fails:
         raise InvalidArgumentError(
-            f"{argument} must be {_wanted(minimum, above, maximum, below)},"
+            f"{argument} must be {_wanted(minimum, above, maximum, below, bound)},"
             f" got {describe(value)}",
             argument=argument,
         )
@@ -136,11 +138,12 @@ def _wanted(
     above: float | None,
     maximum: float | None,
     below: float | None,
+    name: str | None = None,
 ) -> str:
     if above == 0 and minimum is maximum is below is None:
         return "a positive finite number"
     bounds = [
-        f"{sign} {bound:g}"
+        f"{sign} {name} ({bound:g})" if name else f"{sign} {bound:g}"
         for sign, bound in (
             (">=", minimum),
             (">", above),
