@@ -11,9 +11,11 @@ and asserts the count stays at zero: a refused submit is never billed.
 
 from __future__ import annotations
 
+import inspect
 import io
 import math
 import random
+import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -421,3 +423,18 @@ async def test_malformed_input_raises_typed_error_and_sends_nothing(
 def test_the_table_covers_at_least_fifty_inputs() -> None:
     """Issue 13 found 19 of 52 malformed inputs untyped: the table is wider."""
     assert len(ROWS) >= 50
+
+
+def test_the_errors_page_covers_every_public_call() -> None:
+    """docs/errors.md has a bad-input row for each client call that takes
+    arguments: a new call needs its row (and rows in ROWS)."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text()
+    section = page.split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    calls = [
+        name
+        for name, member in inspect.getmembers(AtlasClient, inspect.isfunction)
+        if not name.startswith("_") and len(inspect.signature(member).parameters) > 1
+    ]
+    missing = [name for name in calls if not re.search(rf"`{name}\b", section)]
+    assert calls
+    assert missing == []
