@@ -870,5 +870,10 @@ def _check_download_options(options: Mapping[str, object]) -> None:
     if options.get("max_bytes") is not None:
         check_count(options["max_bytes"], "max_bytes")
     prefix = options.get("name_prefix")
-    if prefix is not None:
-        check_filename(prefix, "name_prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        # Only the type: the value is reduced to safe characters by the
+        # download itself (the batch passes ids the server chose).
+        raise ArgumentTypeError(
+            f"name_prefix must be a str, not {type(prefix).__name__}",
+            argument="name_prefix",
+        )
