@@ -785,19 +785,20 @@ def _check_client_options(
         check_instance(
             http_client, httpx.AsyncClient, "http_client", "an httpx.AsyncClient"
         )
-    if isinstance(transport, str):
-        if transport not in TRANSPORT_NAMES:
-            raise InvalidArgumentError(
-                f"transport must be one of {', '.join(map(repr, TRANSPORT_NAMES))}"
-                f" or an httpx.AsyncBaseTransport, not {describe(transport)}",
-                argument="transport",
-            )
-    elif transport is not None:
-        check_instance(
-            transport,
-            httpx.AsyncBaseTransport,
-            "transport",
-            "a transport name or an httpx.AsyncBaseTransport",
+    names = ", ".join(map(repr, TRANSPORT_NAMES))
+    if isinstance(transport, str) and transport not in TRANSPORT_NAMES:
+        raise InvalidArgumentError(
+            f"transport must be one of {names} or an httpx.AsyncBaseTransport,"
+            f" not {describe(transport)}",
+            argument="transport",
+        )
+    if transport is not None and not isinstance(
+        transport, (str, httpx.AsyncBaseTransport)
+    ):
+        raise ArgumentTypeError(
+            f"transport must be one of {names} or an httpx.AsyncBaseTransport,"
+            f" not {type(transport).__name__} ({describe(transport)})",
+            argument="transport",
         )
     if clock is not None and not isinstance(clock, Clock):
         raise ArgumentTypeError(
