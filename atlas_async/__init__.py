@@ -28,6 +28,7 @@ from ._core.clock import Clock as Clock
 from ._core.config import Timeouts as Timeouts
 from ._core.errors import (
     APIError as APIError,
+    ArgumentTypeError as ArgumentTypeError,
     AtlasError as AtlasError,
     AuthenticationError as AuthenticationError,
     BatchTimeoutError as BatchTimeoutError,
@@ -36,6 +37,7 @@ from ._core.errors import (
     ConfigurationError as ConfigurationError,
     DownloadError as DownloadError,
     InsufficientBalanceError as InsufficientBalanceError,
+    InvalidArgumentError as InvalidArgumentError,
     InvalidRequestError as InvalidRequestError,
     JournalError as JournalError,
     NotFoundError as NotFoundError,
@@ -130,6 +132,7 @@ __all__ = [
     "Retry",
     # errors
     "APIError",
+    "ArgumentTypeError",
     "AtlasError",
     "AuthenticationError",
     "BatchTimeoutError",
@@ -138,6 +141,7 @@ __all__ = [
     "ConfigurationError",
     "DownloadError",
     "InsufficientBalanceError",
+    "InvalidArgumentError",
     "InvalidRequestError",
     "JournalError",
     "NotFoundError",

@@ -22,10 +22,18 @@ Theory of operation:
   own.
 * **One clock, one rng.** The `Clock` and the `random.Random` given here (or the
   real ones) are the only ones every part uses.
+* **Nothing sent for bad input.** Every public call checks its arguments first,
+  with the pure checks of ``_core.validate`` (and ``check_poll_option`` of the
+  policies), and raises `InvalidArgumentError` or `ArgumentTypeError` before a
+  byte leaves: a malformed submit is never billed. docs/errors.md lists them.
+* **The key stays secret.** While the client is open its key is a live secret
+  (``_net.redaction.guard_secret``): every error built and every log record
+  written, ours or the HTTP libraries', has it replaced by ``[redacted]``.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -59,17 +67,34 @@ from ._core.config import (
     TimeoutArg,
     resolve_config,
 )
-from ._core.errors import ConfigurationError
+from ._core.errors import ArgumentTypeError, InvalidArgumentError
 from ._core.flow import Limits, resolve_limits
 from ._core.models import Kind, ModelInfo, Prediction, UploadedMedia
 from ._core.outcome import prediction_failure
-from ._core.policies import PollPolicy
+from ._core.policies import PollPolicy, check_poll_option, check_poll_policy
 from ._core.retry import BackoffPolicy, Retry
 from ._core.statistics import ClientStatistics
+from ._core.validate import (
+    check_bool,
+    check_callable,
+    check_count,
+    check_duration,
+    check_filename,
+    check_instance,
+    check_kind,
+    check_model_id,
+    check_params,
+    check_path,
+    check_prediction_id,
+    check_real,
+    describe,
+)
 from ._net.clock import AnyioClock
 from ._net.gate import RequestGate
+from ._net.redaction import guard_secret
 from ._net.session import ApiSession, check_session_options
-from ._net.transport import TransportOption
+from ._net.transport import TRANSPORT_NAMES, TransportOption
+from ._ops.download import download_outputs
 from ._ops.futures import PredictionFuture
 from ._ops.lifecycle import Lifecycle
 from ._ops.operations import Operations
@@ -79,6 +104,17 @@ from ._ops.upload import FileInput
 __all__ = ["DEFAULT_PREDICTION_TIMEOUTS", "AtlasClient", "FileInput"]
 
 Duration = float | timedelta
+
+# What `download(**options)` accepts: download_outputs' own keywords, minus
+# those the client supplies itself.
+_DOWNLOAD_OPTIONS = frozenset(inspect.signature(download_outputs).parameters) - {
+    "prediction",
+    "directory",
+    "http",
+    "api_origin",
+    "clock",
+    "rng",
+}
 
 
 class AtlasClient:
@@ -127,8 +163,13 @@ class AtlasClient:
         allow_insecure_http: allow plain ``http://`` to a non-loopback host.
 
     Raises:
+        ArgumentTypeError: an option of the wrong type (``poll="fast"``,
+            ``timeout="10"``, ``allow_insecure_http="no"``, ...).
+        InvalidArgumentError: an option out of range (a NaN, infinite or
+            non-positive number, an unknown transport or kind).
         ConfigurationError: for a malformed key or URL, plain http to a remote
-            host, both ``http_client`` and ``transport``, or a bad option.
+            host, or both ``http_client`` and ``transport``. All three are
+            ``ValueError``; see docs/errors.md.
     """
 
     def __init__(
@@ -151,6 +192,24 @@ class AtlasClient:
         poll_retry: BackoffPolicy | Retry | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
+        poll = _check_client_options(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_in_flight=max_in_flight,
+            max_concurrent_requests=max_concurrent_requests,
+            requests_per_second=requests_per_second,
+            limits=limits,
+            poll=poll,
+            http_client=http_client,
+            transport=transport,
+            clock=clock,
+            rng=rng,
+            max_retries=max_retries,
+            retry=retry,
+            poll_retry=poll_retry,
+            allow_insecure_http=allow_insecure_http,
+        )
         self._config = resolve_config(
             api_key,
             base_url,
@@ -164,15 +223,7 @@ class AtlasClient:
             poll=poll,
         )
         if retry is not None:
-            if not isinstance(retry, Retry):
-                raise ConfigurationError(f"retry must be a Retry, got {retry!r}")
             self._config = attrs.evolve(self._config, retry=retry)
-        if poll_retry is not None and not isinstance(
-            poll_retry, (Retry, BackoffPolicy)
-        ):
-            raise ConfigurationError(
-                f"poll_retry must be a BackoffPolicy or a Retry, got {poll_retry!r}"
-            )
         check_session_options(http_client, transport)
         self._limits = resolve_limits(limits, self._config.requests_per_second)
         self._poll_retry = poll_retry
@@ -201,6 +252,8 @@ class AtlasClient:
 
     async def _open_parts(self, stack: AsyncExitStack) -> None:
         config, clock, rng = self._config, self._clock, self._rng
+        # First in, last out: the key is redacted until every part has closed.
+        stack.enter_context(guard_secret(self, config.api_key))
         # One way, bottom up: each part gets what it needs, nothing above it.
         limits = self._limits
         gate = RequestGate(
@@ -298,18 +351,32 @@ class AtlasClient:
                 this signature, such as ``timeout``); merged with ``**more_params``.
 
         Raises:
+            InvalidArgumentError: an unknown kind, a malformed model id, a
+                timeout that is not a finite number > 0, a parameter that is
+                NaN, infinite, circular or nested too deep (nothing is sent).
+            ArgumentTypeError: an argument of the wrong type: ``poll`` that is
+                not a `PollPolicy`, ``params`` that is not a mapping, a
+                parameter JSON cannot carry (nothing is sent).
             SubmissionUnknownError: sent, and no answer came (it may exist).
             APIError: the server refused the submit (400, 401, 402, ...).
         """
         scheduler = self._running_scheduler()
-        kind = Kind.coerce(kind)
-        body = {**(params or {}), **more_params}
+        kind = check_kind(kind)
+        model = check_model_id(model)
+        seconds = check_duration(timeout)
+        policy = check_poll_policy(poll)
+        if params is None:
+            body = check_params(more_params)
+        else:
+            # Checked alone first: a non-mapping must not reach the ** below.
+            check_params(params)
+            body = check_params({**params, **more_params})
         return await scheduler.submit(
             kind,
             model,
             body,
-            timeout=DEFAULT_PREDICTION_TIMEOUTS[kind] if timeout is None else timeout,
-            policy=poll,
+            timeout=DEFAULT_PREDICTION_TIMEOUTS[kind] if seconds is None else seconds,
+            policy=policy,
         )
 
     async def submit_image(
@@ -381,15 +448,24 @@ class AtlasClient:
 
         Args:
             timeout: seconds from now until its deadline (default per kind).
+
+        Raises:
+            InvalidArgumentError: an id that cannot be one (empty, with ``/``,
+                ``..`` or a control character), an unknown kind, a bad timeout.
+            ArgumentTypeError: an argument of the wrong type.
         """
         scheduler = self._running_scheduler()
-        kind = Kind.coerce(kind)
+        prediction_id = check_prediction_id(prediction_id)
+        kind = check_kind(kind)
+        if model is not None:
+            model = check_model_id(model)
+        seconds = check_duration(timeout)
         return scheduler.attach(
             prediction_id,
             kind=kind,
             model=model,
-            timeout=DEFAULT_PREDICTION_TIMEOUTS[kind] if timeout is None else timeout,
-            policy=poll,
+            timeout=DEFAULT_PREDICTION_TIMEOUTS[kind] if seconds is None else seconds,
+            policy=check_poll_policy(poll),
         )
 
     def deliver(self, prediction: Prediction) -> bool:
@@ -412,8 +488,13 @@ class AtlasClient:
             True when this call ended the prediction; False for an id this client
             does not follow (another process submitted it, or it already ended:
             a redelivery) and for a non-terminal snapshot.
+
+        Raises:
+            ArgumentTypeError: ``prediction`` is not a `Prediction`.
         """
-        return self._running_scheduler().deliver(prediction)
+        scheduler = self._running_scheduler()
+        check_instance(prediction, Prediction, "prediction", "a Prediction")
+        return scheduler.deliver(prediction)
 
     def as_completed(
         self, futures: Iterable[PredictionFuture]
@@ -427,8 +508,26 @@ class AtlasClient:
             async for future in client.as_completed(futures):
                 if future.exception() is None:
                     print(future.result().outputs)
+
+        Raises:
+            ArgumentTypeError: ``futures`` is not an iterable of
+                `PredictionFuture`.
         """
-        return self._running_scheduler().as_completed(futures)
+        scheduler = self._running_scheduler()
+        if isinstance(futures, (str, bytes, Mapping)) or not isinstance(
+            futures, Iterable
+        ):
+            raise ArgumentTypeError(
+                "futures must be an iterable of PredictionFuture, not"
+                f" {type(futures).__name__}",
+                argument="futures",
+            )
+        items = list(futures)
+        for index, future in enumerate(items):
+            check_instance(
+                future, PredictionFuture, f"futures[{index}]", "a PredictionFuture"
+            )
+        return scheduler.as_completed(items)
 
     def generate_many(
         self,
@@ -474,9 +573,23 @@ class AtlasClient:
             download_concurrency: predictions downloading at once.
 
         Raises:
-            ConfigurationError: an invalid request or option (nothing is sent).
+            InvalidArgumentError: an invalid request or option (nothing is
+                sent); ``ArgumentTypeError`` when its type is wrong.
+            ConfigurationError: from the iterator: ``download_to`` cannot be
+                written.
         """
         self._require_open()
+        _check_batch_options(
+            requests,
+            journal=journal,
+            max_in_flight=max_in_flight,
+            on_progress=on_progress,
+            download_to=download_to,
+            timeout=timeout,
+            batch_timeout=batch_timeout,
+            resubmit_unknown=resubmit_unknown,
+            download_concurrency=download_concurrency,
+        )
         return generate_many(
             self._host,
             requests,
@@ -520,8 +633,12 @@ class AtlasClient:
             NotFoundError: no such prediction (fresh ones may 404 for a moment).
             APIError: another error answer.
             TransportError: no usable answer after the retries.
+            InvalidArgumentError: an id that cannot be one (empty, with ``/``,
+                ``..`` or a control character; nothing is sent).
+            ArgumentTypeError: an id that is not a ``str``.
         """
-        return await self._running_operations().get(prediction_id)
+        operations = self._running_operations()
+        return await operations.get(check_prediction_id(prediction_id))
 
     async def upload_media(
         self, file: FileInput, *, filename: str | None = None
@@ -546,9 +663,23 @@ class AtlasClient:
         Raises:
             ConfigurationError: the path does not exist or cannot be read, or the
                 stream is not binary.
+            ArgumentTypeError: ``file`` or ``filename`` of the wrong type.
+            InvalidArgumentError: a ``filename`` with a control character, or
+                empty or too long.
             APIError: the server refused it (e.g. 413 above 50 MB).
         """
-        return await self._running_operations().upload(file, filename)
+        operations = self._running_operations()
+        if isinstance(file, (str, os.PathLike)):
+            check_path(file, "file")
+        elif not isinstance(file, (bytes, bytearray, memoryview)) and not callable(
+            getattr(file, "read", None)
+        ):
+            raise ArgumentTypeError(
+                "file must be a path, bytes or a binary stream, not"
+                f" {type(file).__name__} ({describe(file)})",
+                argument="file",
+            )
+        return await operations.upload(file, check_filename(filename))
 
     async def list_models(self) -> list[ModelInfo]:
         """
@@ -586,8 +717,14 @@ class AtlasClient:
         Raises:
             DownloadError: an output could not be fetched or written.
             ConfigurationError: the directory cannot be created or written.
+            ArgumentTypeError: ``prediction`` is not a `Prediction`, a path or
+                option of the wrong type, or an unknown option.
+            InvalidArgumentError: an option out of range.
         """
         operations = self._running_operations()
+        check_instance(prediction, Prediction, "prediction", "a Prediction")
+        check_path(directory, "directory")
+        _check_download_options(options)
         return await operations.download(prediction, directory, **options)
 
     @property
@@ -599,4 +736,145 @@ class AtlasClient:
         return (
             f"AtlasClient(base_url={self._config.base_url!r},"
             f" state={self._life.state.value})"
+        )
+
+
+def _check_client_options(
+    *,
+    api_key: object,
+    base_url: object,
+    timeout: object,
+    max_in_flight: object,
+    max_concurrent_requests: object,
+    requests_per_second: object,
+    limits: object,
+    poll: object,
+    http_client: object,
+    transport: object,
+    clock: object,
+    rng: object,
+    max_retries: object,
+    retry: object,
+    poll_retry: object,
+    allow_insecure_http: object,
+) -> PollPolicy | dict[Kind, PollPolicy] | None:
+    """Check the constructor's options by type and range; return ``poll`` checked."""
+    for name, value in (("api_key", api_key), ("base_url", base_url)):
+        if value is not None and not isinstance(value, str):
+            raise ArgumentTypeError(
+                f"{name} must be a str, not {type(value).__name__}", argument=name
+            )
+    if isinstance(timeout, (int, float, timedelta)):
+        check_duration(timeout, "timeout")
+    elif timeout is not None and not all(
+        hasattr(timeout, phase) for phase in ("connect", "read", "write", "pool")
+    ):
+        raise ArgumentTypeError(
+            "timeout must be seconds, a timedelta, atlas_async.Timeouts or"
+            f" httpx.Timeout, not {type(timeout).__name__} ({describe(timeout)})",
+            argument="timeout",
+        )
+    check_count(max_in_flight, "max_in_flight")
+    check_count(max_concurrent_requests, "max_concurrent_requests")
+    if requests_per_second is not None:
+        check_real(requests_per_second, "requests_per_second", above=0.0)
+    if limits is not None:
+        check_instance(limits, Limits, "limits", "an atlas_async.Limits")
+    checked_poll = check_poll_option(poll)
+    if http_client is not None:
+        check_instance(
+            http_client, httpx.AsyncClient, "http_client", "an httpx.AsyncClient"
+        )
+    names = ", ".join(map(repr, TRANSPORT_NAMES))
+    if isinstance(transport, str) and transport not in TRANSPORT_NAMES:
+        raise InvalidArgumentError(
+            f"transport must be one of {names} or an httpx.AsyncBaseTransport,"
+            f" not {describe(transport)}",
+            argument="transport",
+        )
+    if transport is not None and not isinstance(
+        transport, (str, httpx.AsyncBaseTransport)
+    ):
+        raise ArgumentTypeError(
+            f"transport must be one of {names} or an httpx.AsyncBaseTransport,"
+            f" not {type(transport).__name__} ({describe(transport)})",
+            argument="transport",
+        )
+    if clock is not None and not isinstance(clock, Clock):
+        raise ArgumentTypeError(
+            "clock must be a Clock (now, wall, sleep_until), not"
+            f" {type(clock).__name__}",
+            argument="clock",
+        )
+    if rng is not None:
+        check_instance(rng, random.Random, "rng", "a random.Random")
+    check_count(max_retries, "max_retries", minimum=0)
+    if retry is not None:
+        check_instance(retry, Retry, "retry", "an atlas_async.Retry")
+    if poll_retry is not None and not isinstance(poll_retry, (Retry, BackoffPolicy)):
+        raise ArgumentTypeError(
+            "poll_retry must be a BackoffPolicy or a Retry, not"
+            f" {type(poll_retry).__name__} ({describe(poll_retry)})",
+            argument="poll_retry",
+        )
+    check_bool(allow_insecure_http, "allow_insecure_http")
+    return checked_poll
+
+
+def _check_batch_options(
+    requests: object,
+    *,
+    journal: object,
+    max_in_flight: object,
+    on_progress: object,
+    download_to: object,
+    timeout: object,
+    batch_timeout: object,
+    resubmit_unknown: object,
+    download_concurrency: object,
+) -> None:
+    """Check `AtlasClient.generate_many`'s options (its requests are checked as
+    they are read, all before the first submit)."""
+    if isinstance(requests, (str, bytes, Mapping)) or not isinstance(
+        requests, Iterable
+    ):
+        raise ArgumentTypeError(
+            "requests must be an iterable of GenerationRequest or mappings (a"
+            f" list, a generator), not {type(requests).__name__}",
+            argument="requests",
+        )
+    if journal is not None and not isinstance(journal, Journal):
+        check_path(journal, "journal")
+    if max_in_flight is not None:
+        check_count(max_in_flight, "max_in_flight")
+    check_callable(on_progress, "on_progress")
+    if download_to is not None:
+        check_path(download_to, "download_to")
+    check_duration(timeout, "timeout")
+    check_duration(batch_timeout, "batch_timeout")
+    check_bool(resubmit_unknown, "resubmit_unknown")
+    check_count(download_concurrency, "download_concurrency")
+
+
+def _check_download_options(options: Mapping[str, object]) -> None:
+    """Check `AtlasClient.download`'s options: known names, sound values."""
+    unknown = sorted(set(options) - _DOWNLOAD_OPTIONS)
+    if unknown:
+        raise ArgumentTypeError(
+            f"download() got unknown options {', '.join(unknown)}; it accepts"
+            f" {', '.join(sorted(_DOWNLOAD_OPTIONS))}",
+            argument=unknown[0],
+        )
+    for name, minimum in (("max_concurrency", 1), ("retries", 0)):
+        if name in options:
+            check_count(options[name], name, minimum=minimum)
+    if options.get("max_bytes") is not None:
+        check_count(options["max_bytes"], "max_bytes")
+    prefix = options.get("name_prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        # Only the type: the value is reduced to safe characters by the
+        # download itself (the batch passes ids the server chose).
+        raise ArgumentTypeError(
+            f"name_prefix must be a str, not {type(prefix).__name__}",
+            argument="name_prefix",
         )

@@ -403,12 +403,13 @@ class TestRawOperations:
     async def test_prediction_id_is_percent_encoded(
         self, router: respx.Router, make_client: ClientFactory
     ) -> None:
-        """An id cannot reach another path: it is encoded whole."""
-        route = router.get("/model/prediction/a%2F..%2Fb").mock(
-            return_value=httpx.Response(200, json=prediction("a/../b"))
+        """An id cannot add a query or fragment: it is encoded whole (ids with
+        '/' or '..' are refused before sending: tests/test_validation.py)."""
+        route = router.get("/model/prediction/a%3Fx%3D1%23f%20g").mock(
+            return_value=httpx.Response(200, json=prediction("a?x=1#f g"))
         )
         async with make_client() as client:
-            await client.get_prediction("a/../b")
+            await client.get_prediction("a?x=1#f g")
         assert route.call_count == 1
 
     async def test_missing_key_fails_on_first_authenticated_call(

@@ -10,7 +10,6 @@ that names the problem, before anything is paid for.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ import attrs
 
 from .._core.errors import AtlasError, ConfigurationError
 from .._core.models import Kind, Prediction
+from .._core.validate import check_params
 
 __all__ = ["BatchProgress", "BatchResult", "GenerationRequest"]
 
@@ -62,10 +62,8 @@ def _check_params(
         raise ConfigurationError(
             "'model' given as a parameter: pass it only as the model argument"
         )
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"parameters must be JSON values: {exc}") from None
+    # Bounded, typed, and finite numbers only (json.dumps would recurse).
+    check_params(value)
 
 
 @attrs.frozen

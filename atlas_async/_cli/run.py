@@ -18,6 +18,13 @@ that catches errors, so every command reports them the same way::
 each as one line, ``atlas-async: error: ...``, never a traceback. A bug (any
 other exception) still shows its traceback: hiding it would help nobody.
 
+Nothing a command prints carries the API key, even when the server echoes it
+into an error, a prediction's ``error`` or an output: while `run` runs, the key
+(``ATLASCLOUD_API_KEY``, and ``--api-key`` once `connection` reads it) is a live
+secret, and stdout and stderr go through the one redaction
+(``_core.safety.redact_text``) on their way out. The commands print after the
+client has closed, so the client's own guard would no longer cover them.
+
 ``--emulator`` serves the emulator on a loopback socket inside the same event
 loop (`open_client`), so the client talks real HTTP to it and needs no key.
 
@@ -49,7 +56,9 @@ from .._core.errors import AtlasError, ConfigurationError, JournalError
 from .._core.extras import require
 from .._core.models import Prediction
 from .._core.policies import ExponentialPolicy
+from .._core.safety import redact_text, register_secret, unregister_secrets
 from .._net.clock import AnyioClock
+from .._net.redaction import guard_secret
 from . import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -93,6 +102,16 @@ _T = TypeVar("_T")
 _EMULATOR_KEY = "atlas-async-emulator"  # any key works against the emulator
 # The clock of the command line running in this context (None: the real one).
 _clock: ContextVar[Clock | None] = ContextVar("atlas_async_cli_clock", default=None)
+
+
+class _RunSecrets:
+    """Who owns the keys a `run` makes live (the registry holds owners weakly)."""
+
+
+# The keys of the command running in this context, while `run` runs.
+_secrets: ContextVar[_RunSecrets | None] = ContextVar(
+    "atlas_async_cli_secrets", default=None
+)
 
 
 @contextlib.contextmanager
@@ -141,6 +160,9 @@ def connection(
     """
     chosen = _clock.get()
     clock = chosen if chosen is not None else AnyioClock()
+    owner = _secrets.get()
+    if owner is not None and api_key:
+        register_secret(owner, api_key.strip())
     if not emulator:
         return Connection(api_key=api_key, base_url=base_url, clock=clock)
     require("uvicorn", "emulator", feature="--emulator")
@@ -294,15 +316,42 @@ def run(main: Callable[[], Awaitable[int]]) -> int:
     handler = _StderrHandler(logging.WARNING)
     handler.setFormatter(logging.Formatter("atlas-async: %(message)s"))
     logger.addHandler(handler)
+    owner = _RunSecrets()
+    token = _secrets.set(owner)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Redacting(sys.stdout), _Redacting(sys.stderr)
     try:
-        return asyncio.run(call())
-    except BaseException as exc:
-        code = _exit_code(exc)
-        if code is None:
-            raise
-        return code
+        with guard_secret(_RunSecrets(), os.environ.get(API_KEY_ENV, "").strip()):
+            try:
+                return asyncio.run(call())
+            except BaseException as exc:
+                code = _exit_code(exc)
+                if code is None:
+                    raise
+                return code
     finally:
+        sys.stdout, sys.stderr = streams
+        _secrets.reset(token)
+        unregister_secrets(owner)
         logger.removeHandler(handler)
+
+
+class _Redacting:
+    """A text stream that passes what is written through the one redaction."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact_text(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _StderrHandler(logging.Handler):

@@ -34,6 +34,7 @@ from .errors import ConfigurationError
 from .models import Kind
 from .retry import BackoffPolicy, Retry
 from .safety import DEFAULT_PORTS, Origin, is_loopback_host, origin_of
+from .validate import check_real
 
 if TYPE_CHECKING:
     pass
@@ -94,13 +95,11 @@ class Timeouts:
 
     def __attrs_post_init__(self) -> None:
         for name in ("connect", "read", "write", "pool"):
+            # A finite number > 0 (ArgumentTypeError / InvalidArgumentError,
+            # both ConfigurationError); None is how "no limit" is spelled.
             value = getattr(self, name)
-            # `not value > 0` also rejects NaN.
-            if value is not None and not value > 0:
-                raise ConfigurationError(
-                    f"timeout {name}={value!r} must be a positive number of seconds"
-                    " or None"
-                )
+            if value is not None:
+                check_real(value, f"timeout {name}", above=0.0)
 
 
 DEFAULT_TIMEOUTS = Timeouts()

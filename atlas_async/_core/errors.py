@@ -20,25 +20,36 @@ The exception tree. Everything atlas_async raises derives from `AtlasError`::
     ├── BatchTimeoutError        a batch's deadline passed (a TimeoutError)
     ├── DownloadError            an output could not be saved (no partial file)
     ├── ConfigurationError       bad arguments or environment (a ValueError)
+    │   └── InvalidArgumentError         a public call's argument is malformed
+    │       └── ArgumentTypeError            of the wrong type (also a TypeError)
     ├── JournalError             a batch journal that cannot be used as asked
     └── ClientStateError         used outside ``async with`` (a RuntimeError)
         └── ClientClosedError            used after close
 
 Recovery data lives in attributes, not only in the message: ``prediction_id``,
 ``status_code``, ``request_id``, ``retry_after``. Constructors are keyword-only.
-No error ever holds the API key: messages are built from server text and our own
-words, never from request headers.
+
+No error ever holds the API key. Messages are built from server text and our own
+words, never from request headers; and since the server may echo the key back
+(in ``request_id``, ``error``, a body), every error scrubs itself where it is
+built: its message and each attribute, whenever one is set, pass through the one
+redaction (``_core.safety.redact_value``), which removes the key of every client
+open in this process and any quoted ``Bearer`` credential. So no code path that
+builds an error from server data can forget to redact it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .safety import redact_text, redact_value
+
 if TYPE_CHECKING:
     from .models import Kind, Prediction, PredictionStatus
 
 __all__ = [
     "APIError",
+    "ArgumentTypeError",
     "AtlasError",
     "AuthenticationError",
     "BatchTimeoutError",
@@ -47,6 +58,7 @@ __all__ = [
     "ConfigurationError",
     "DownloadError",
     "InsufficientBalanceError",
+    "InvalidArgumentError",
     "InvalidRequestError",
     "JournalError",
     "NotFoundError",
@@ -76,9 +88,15 @@ class AtlasError(Exception):
     prediction_id: str | None
 
     def __init__(self, message: str, *, prediction_id: str | None = None) -> None:
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
         self.prediction_id = prediction_id
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every attribute, whoever sets it and when: what the server said may
+        # carry the key back (request_id, error, body, a Prediction's raw).
+        super().__setattr__(name, redact_value(value))
 
     def __str__(self) -> str:
         if self.prediction_id is not None and self.prediction_id not in self.message:
@@ -392,6 +410,36 @@ class DownloadError(AtlasError):
 
 class ConfigurationError(AtlasError, ValueError):
     """An argument or environment setting is wrong (no key, insecure URL, ...)."""
+
+
+class InvalidArgumentError(ConfigurationError):
+    """
+    A public call was given a malformed argument; nothing was sent.
+
+    Raised before the first byte for values no request could carry: NaN or an
+    infinite number, a parameter that is not JSON, a prediction id with ``/``,
+    ``..`` or a control character, a non-positive timeout, an unknown kind. A
+    `ConfigurationError`, so also a ``ValueError``.
+
+    Attributes:
+        argument: the argument's name as the call spells it (``"timeout"``,
+            ``"params['seed']"``), or None.
+    """
+
+    argument: str | None
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """
+    A public call was given an argument of the wrong type; nothing was sent.
+
+    An `InvalidArgumentError` (so a ``ValueError``) that is also a
+    ``TypeError``: catch whichever fits.
+    """
 
 
 class JournalError(AtlasError):

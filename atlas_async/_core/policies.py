@@ -37,12 +37,16 @@ from __future__ import annotations
 import abc
 import math
 import random
+from collections.abc import Mapping
 from typing import Protocol
 
 import attrs
 
 from .durations import KIND_PRIORS, DurationBook, DurationModel
+from .errors import ArgumentTypeError, InvalidArgumentError
+from .models import Kind
 from .retry import BackoffPolicy, grow
+from .validate import check_count, check_kind, check_real, describe
 
 __all__ = [
     "KIND_PRIORS",
@@ -55,6 +59,8 @@ __all__ = [
     "PollPlan",
     "PollPolicy",
     "RevisedPlan",
+    "check_poll_option",
+    "check_poll_policy",
 ]
 
 
@@ -65,14 +71,14 @@ def _jitter(value: float, jitter: float, rng: random.Random) -> float:
     return value * rng.uniform(1.0 - jitter, 1.0 + jitter)
 
 
+# Every number of a policy is finite: an infinite interval never polls again,
+# and NaN compares false with everything, so it would slip past any bound.
 def _check_jitter(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1), got {value!r}")
+    check_real(value, attribute.name, minimum=0.0, below=1.0)
 
 
 def _check_positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0.0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+    check_real(value, attribute.name, above=0.0)
 
 
 class PollPlan(Protocol):
@@ -171,8 +177,8 @@ class FixedPolicy(PollPolicy):
     def _check_first(
         self, attribute: attrs.Attribute[float | None], value: float | None
     ) -> None:
-        if value is not None and value < 0.0:
-            raise ValueError(f"first must be >= 0, got {value!r}")
+        if value is not None:
+            check_real(value, "first", minimum=0.0)
 
     def plan(self, durations: DurationModel) -> FixedPolicy:
         """Return this policy: a fixed schedule learns nothing."""
@@ -209,13 +215,11 @@ class ExponentialPolicy(PollPolicy):
 
     @factor.validator
     def _check_factor(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= 1.0:
-            raise ValueError(f"factor must be >= 1, got {value!r}")
+        check_real(value, "factor", minimum=1.0)
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= self.first:
-            raise ValueError(f"cap must be >= first ({self.first!r}), got {value!r}")
+        check_real(value, "cap", minimum=self.first, bound="first")
 
     def plan(self, durations: DurationModel) -> ExponentialPolicy:
         """Return this policy: an exponential schedule learns nothing."""
@@ -284,25 +288,21 @@ class AdaptivePolicy(PollPolicy):
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= self.floor:
-            raise ValueError(f"cap must be >= floor ({self.floor!r}), got {value!r}")
+        check_real(value, "cap", minimum=self.floor, bound="floor")
 
     @probes.validator
     def _check_probes(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if not value >= 0:
-            raise ValueError(f"probes must be >= 0, got {value!r}")
+        check_count(value, "probes", minimum=0)
 
     @probe_share.validator
     def _check_share(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"probe_share must be in (0, 1], got {value!r}")
+        check_real(value, "probe_share", above=0.0, maximum=1.0)
 
     @probe_floor.validator
     def _check_probe_floor(
         self, attribute: attrs.Attribute[float], value: float
     ) -> None:
-        if not value >= 0.0:
-            raise ValueError(f"probe_floor must be >= 0, got {value!r}")
+        check_real(value, "probe_floor", minimum=0.0)
 
     def plan(self, durations: DurationModel) -> AdaptivePlan:
         """Freeze ``L`` and ``H`` from ``durations`` into one prediction's plan."""
@@ -337,3 +337,61 @@ class AdaptivePlan:
         interval = policy.spacing * math.sqrt(max(width, 0.0))
         interval = min(max(interval, policy.floor), policy.cap)
         return _jitter(interval, policy.jitter, rng)
+
+
+def check_poll_policy(value: object, argument: str = "poll") -> PollPolicy | None:
+    """
+    Return ``value`` if it is a `PollPolicy` instance (None stays None).
+
+    Raises:
+        ArgumentTypeError: anything else, a policy class (not an instance)
+            included, with what to write instead.
+    """
+    if value is None or isinstance(value, PollPolicy):
+        return value
+    hint = (
+        f" (the class {value.__name__} itself: call it, e.g. FixedPolicy(2.0))"
+        if isinstance(value, type)
+        else f", not {type(value).__name__} ({describe(value)})"
+    )
+    raise ArgumentTypeError(
+        f"{argument} must be a PollPolicy such as AdaptivePolicy(),"
+        f" FixedPolicy(2.0) or ExponentialPolicy(){hint}",
+        argument=argument,
+    )
+
+
+def check_poll_option(
+    value: object, argument: str = "poll"
+) -> PollPolicy | dict[Kind, PollPolicy] | None:
+    """
+    Return the client's ``poll`` option: None, one `PollPolicy`, or one per kind.
+
+    A mapping's keys are kinds (`Kind` or its name), its values policies; the
+    result maps each `Kind` given to its policy.
+
+    Raises:
+        ArgumentTypeError: not a policy nor a mapping; a key or value of the
+            wrong type.
+        InvalidArgumentError: an unknown kind, or one named twice.
+    """
+    if value is None or isinstance(value, PollPolicy):
+        return value
+    if not isinstance(value, Mapping):
+        check_poll_policy(value, argument)  # raises, with the hint for a class
+        raise AssertionError("unreachable")
+    policies: dict[Kind, PollPolicy] = {}
+    for key, policy in value.items():
+        kind = check_kind(key, f"{argument} key {describe(key)}")
+        if kind in policies:
+            raise InvalidArgumentError(
+                f"{argument} names the kind {kind.value!r} twice", argument=argument
+            )
+        checked = check_poll_policy(policy, f"{argument}[{describe(key)}]")
+        if checked is None:
+            raise ArgumentTypeError(
+                f"{argument}[{describe(key)}] must be a PollPolicy, not None",
+                argument=argument,
+            )
+        policies[kind] = checked
+    return policies

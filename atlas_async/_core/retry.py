@@ -31,6 +31,8 @@ import random
 
 import attrs
 
+from .validate import check_count, check_real
+
 __all__ = ["BackoffPolicy", "Retry", "grow", "jittered"]
 
 
@@ -56,21 +58,20 @@ def grow(first: float, factor: float, cap: float, n: int) -> float:
     return min(cap, first * factor**n)
 
 
+# Finite numbers only (InvalidArgumentError / ArgumentTypeError, both
+# ValueError): NaN slips past any comparison, and an infinite wait is a hang.
 def _check_jitter(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value!r}")
+    check_real(value, attribute.name, minimum=0.0, maximum=1.0)
 
 
 def _check_positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0.0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+    check_real(value, attribute.name, above=0.0)
 
 
 def _check_non_negative(
     _: object, attribute: attrs.Attribute[float], value: float
 ) -> None:
-    if not value >= 0.0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+    check_real(value, attribute.name, minimum=0.0)
 
 
 @attrs.frozen(slots=True)
@@ -103,15 +104,11 @@ class BackoffPolicy:
 
     @factor.validator
     def _check_factor(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= 1.0:
-            raise ValueError(f"factor must be >= 1, got {value!r}")
+        check_real(value, "factor", minimum=1.0)
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= self.initial:
-            raise ValueError(
-                f"cap must be >= initial ({self.initial!r}), got {value!r}"
-            )
+        check_real(value, "cap", minimum=self.initial, bound="initial")
 
     def delay(
         self, attempt: int, *, rng: random.Random, retry_after: float | None = None
@@ -157,8 +154,7 @@ class Retry:
 
     @attempts.validator
     def _check_attempts(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"attempts must be an integer >= 1, got {value!r}")
+        check_count(value, "attempts")
 
     @property
     def retries(self) -> int:

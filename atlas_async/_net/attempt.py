@@ -34,7 +34,7 @@ from .._core.errors import (
     UnexpectedResponseError,
 )
 from .._core.models import Kind
-from .._core.safety import redact_text
+from .._core.safety import redact_text, redact_value
 from .._core.windows import RequestKind
 from .._wire.answer import Answer
 from .._wire.errors import api_error
@@ -194,18 +194,8 @@ def redact(error: _E, secret: str | None) -> _E:
         target.message = redact_text(target.message, secret)
         target.args = (target.message,)
         if hasattr(target, "body"):
-            target.body = _redact_value(target.body, secret)
+            target.body = redact_value(target.body, secret)
     return error
-
-
-def _redact_value(value: object, secret: str | None) -> object:
-    if isinstance(value, str):
-        return redact_text(value, secret)
-    if isinstance(value, Mapping):
-        return {key: _redact_value(item, secret) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact_value(item, secret) for item in value]
-    return value
 
 
 def short(error: Exception) -> str:
