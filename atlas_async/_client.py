@@ -191,6 +191,7 @@ class AtlasClient:
             submit=self.submit,
             attach=self.attach,
             download=self.download,
+            secret=self._config.api_key,
         )
 
     # -- lifecycle -----------------------------------------------------------
