@@ -112,7 +112,6 @@ _NO_WHITESPACE = str.maketrans("", "", _WHITESPACE)
 _TO_STANDARD_BASE64 = str.maketrans("-_", "+/", _WHITESPACE)
 _BASE64_BODY = re.compile(r"[A-Za-z0-9+/]*")
 _BASE64_HEAD = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
-_BASE64_TRAILER = re.compile(r"[ \t\r\n\f\v=]*\Z")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+")
 _OTHER_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 # os.link's failures that mean "this file system has no hard links".
@@ -259,33 +258,54 @@ def _looks_like_base64(head: str, length: int) -> bool:
 
 def _base64_extent(text: str, start: int) -> tuple[int, int]:
     """
-    Return where the base64 data in ``text[start:]`` ends (before its padding
-    and trailing whitespace) and how many bytes it decodes to, without decoding.
+    Return where the base64 data in ``text[start:]`` ends, before its padding
+    and trailing whitespace, and how much padding there was.
 
     Raises:
-        ValueError: the length or the padding cannot be base64.
+        ValueError: more padding than base64 ever has.
     """
-    trailer = _BASE64_TRAILER.search(text, start)
-    end = trailer.start() if trailer else len(text)
+    end = len(text)
+    while end > start:  # trailing padding and whitespace, a slice at a time
+        tail = text[max(start, end - _HEAD) : end]
+        kept = tail.rstrip(_WHITESPACE + "=")
+        end -= len(tail) - len(kept)
+        if kept:
+            break
     padding = text.count("=", end)
+    if padding > 2:
+        raise ValueError("not base64: too much padding")
+    return end, padding
+
+
+def _base64_size(text: str, start: int, end: int) -> int:
+    """The exact size ``text[start:end]`` decodes to: one pass, no decoding."""
     chars = end - start - sum(text.count(c, start, end) for c in _WHITESPACE)
-    if chars % 4 == 1 or padding > 2 or (padding and (chars + padding) % 4):
-        raise ValueError("not base64: wrong length or padding")
-    return end, chars * 3 // 4
+    return chars * 3 // 4
 
 
-def _decode_base64(text: str, start: int, end: int) -> Iterator[bytes]:
-    """Decode ``text[start:end]`` (padding already cut off) slice by slice."""
-    carry = ""
+def _decode_base64(text: str, start: int, end: int, padding: int) -> Iterator[bytes]:
+    """
+    Decode ``text[start:end]`` (its ``padding`` already cut off) slice by slice.
+
+    Raises:
+        ValueError: a character outside the alphabet, or a length or padding
+            that base64 cannot have (found at the end: the caller discards
+            what was written).
+    """
+    carry, total = "", 0
     for at in range(start, end, _WINDOW):
-        piece = carry + text[at : min(at + _WINDOW, end)].translate(_TO_STANDARD_BASE64)
-        if not _BASE64_BODY.fullmatch(piece):
+        window = text[at : min(at + _WINDOW, end)].translate(_TO_STANDARD_BASE64)
+        if not _BASE64_BODY.fullmatch(window):
             raise ValueError("not base64: a character outside its alphabet")
+        total += len(window)
+        piece = carry + window
         last = at + _WINDOW >= end
         keep = len(piece) if last else len(piece) - len(piece) % 4
         body, carry = piece[:keep], piece[keep:]
-        if body:
+        if body and len(body) % 4 != 1:
             yield base64.b64decode(body + "=" * (-len(body) % 4))
+    if total % 4 == 1 or (padding and (total + padding) % 4):
+        raise ValueError("not base64: wrong length or padding")
 
 
 def _decode_percent(text: str, start: int) -> Iterator[bytes]:
@@ -420,17 +440,20 @@ class _Downloader:
         self, index: int, media_type: str | None, text: str, start: int
     ) -> Path:
         try:
-            end, size = _base64_extent(text, start)
+            end, padding = _base64_extent(text, start)
         except ValueError:
             raise self.invalid(index) from None
-        if size == 0:
-            raise self.error(f"output {index} is empty", index)
-        self.check_size(index, size)  # before a single byte is decoded
-        decoded = _decode_base64(text, start, end)
+        # Before a single byte is decoded; the exact size (a pass over the
+        # text) only when the quick upper bound is over the cap.
+        if self.max_bytes is not None and (end - start) * 3 // 4 > self.max_bytes:
+            self.check_size(index, _base64_size(text, start, end))
+        decoded = _decode_base64(text, start, end, padding)
         try:
-            first = next(decoded)
+            first = next(decoded, b"")
         except ValueError:
             raise self.invalid(index) from None
+        if not first:
+            raise self.error(f"output {index} is empty", index)
         ext = _extension(media_type, None, first)
         return await self.write(index, ext, self.inline(index, decoded, first))
 
