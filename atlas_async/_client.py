@@ -242,6 +242,7 @@ class AtlasClient:
             submit=self.submit,
             attach=self.attach,
             download=self.download,
+            secret=self._config.api_key,
         )
 
     # -- lifecycle -----------------------------------------------------------
@@ -701,9 +702,10 @@ class AtlasClient:
         """
         Save every output of a completed prediction into ``directory``.
 
-        URLs are streamed, ``data:`` URIs and base64 decoded; each file is
-        written atomically as ``<id>-<n>.<ext>``. The API key goes only to the
-        API's own origin, never to a CDN.
+        URLs are streamed, ``data:`` URIs and base64 decoded, plain-text outputs
+        (transcripts, lyrics) saved as ``.txt``; each file is written atomically
+        as ``<id>-<n>.<ext>`` and never replaces a different file. The API key
+        goes only to the API's own origin, never to a CDN.
 
         Example::
 
@@ -712,10 +714,11 @@ class AtlasClient:
 
         Args:
             options: ``max_concurrency``, ``max_bytes``, ``retries``,
-                ``name_prefix`` (see ``docs/batch.md``, Downloads).
+                ``overwrite``, ``name_prefix`` (see ``docs/batch.md``, Downloads).
 
         Raises:
-            DownloadError: an output could not be fetched or written.
+            DownloadError: an output could not be fetched or written, is over
+                ``max_bytes``, or its file name holds a different file.
             ConfigurationError: the directory cannot be created or written.
             ArgumentTypeError: ``prediction`` is not a `Prediction`, a path or
                 option of the wrong type, or an unknown option.

@@ -10,6 +10,12 @@ stays the reconciliation path; a webhook only lets the wait end early.
 
 Atlas signs, with Ed25519, the exact bytes ``b"<timestamp>." + raw_body``; the key
 is named by the ``X-AtlasCloud-Webhook-Key-Id`` header and published as a JWKS.
+The signature travels in ``X-AtlasCloud-Webhook-Signature-Ed25519``, which is
+preferred; without it the bare ``X-AtlasCloud-Webhook-Signature`` is read, where
+the Ed25519 signature moves once Atlas retires its legacy HMAC. During that
+migration the bare header carries a hex HMAC-SHA256: it is accepted only when
+the verifier has the ``hmac_secret`` it was made with (over the same bytes),
+and refused otherwise, so no form is ever accepted without its own key.
 Only the timestamp and the body are signed, which dictates the rules here:
 
 * the body is verified as the bytes received, never re-serialised JSON;
@@ -24,16 +30,27 @@ Only the timestamp and the body are signed, which dictates the rules here:
 `WebhookVerificationError` with the first failing ``reason``:
 
 ====================  =========================================================
-``missing_header``    a required header is absent or empty
+``invalid_header``    headers not a mapping of text (bytes are read as
+                      latin-1), or one signed header given twice with two values
+``missing_header``    a required header is absent or empty (the key id is not
+                      needed for an HMAC)
 ``invalid_header``    timestamp not decimal seconds; id or key id not a token
 ``stale_timestamp``   ``|wall() - timestamp| > tolerance`` (either way)
-``bad_signature``     the signature header is not base64url of 64 bytes
+``bad_signature``     the signature is not base64url of 64 bytes (nor, in the
+                      bare header, a hex HMAC-SHA256)
+``malformed_body``    the body is not bytes, or is over ``max_body_size``
 ``unknown_key``       no key with that key id
-``bad_signature``     the signature does not verify
-``malformed_body``    not a JSON object of the documented shape, its
-                      ``session_id`` is not the id header, or the poll parser
-                      rejects its ``payload``
+``bad_signature``     the signature does not verify, or an HMAC came and no
+                      ``hmac_secret`` was given
+``malformed_body``    not a JSON object of the documented shape (or nested too
+                      deeply to read), its ``session_id`` is not the id header,
+                      or the poll parser rejects its ``payload``
 ====================  =========================================================
+
+Garbage of any kind (wrong Python types, non-UTF-8, NaN or negative timestamps,
+bad base64 or hex, huge or deeply nested bodies) is answered with
+`WebhookVerificationError`, never ``TypeError``, ``AttributeError`` or
+``RecursionError``.
 
 Cheap checks come first and the body is parsed only once its signature holds.
 `WebhookVerifier.averify` does the same, but when the keys come from a `JWKSCache`
@@ -82,6 +99,7 @@ except ModuleNotFoundError as exc:
         "cryptography", "fastapi", feature="webhook signatures (atlas_async.webhooks)"
     ) from exc
 from ._wire.webhook import (
+    HEADER_BARE_SIGNATURE,
     HEADER_EVENT,
     HEADER_ID,
     HEADER_KEY_ID,
@@ -94,6 +112,7 @@ from ._wire.webhook import (
 
 __all__ = [
     "DEFAULT_JWKS_URL",
+    "HEADER_BARE_SIGNATURE",
     "HEADER_EVENT",
     "HEADER_ID",
     "HEADER_KEY_ID",

@@ -107,7 +107,10 @@ class Driver:
             options.download_to = await anyio.to_thread.run_sync(
                 prepare_directory, options.download_to
             )
-        async with open_journal(options.journal, clock=self.host.clock) as journal:
+        journal_at = open_journal(
+            options.journal, clock=self.host.clock, secret=self.host.secret
+        )
+        async with journal_at as journal:
             self.record = Record(journal)
             if journal is not None:
                 self.entries = await journal.begin(self.requests)

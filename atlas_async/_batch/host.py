@@ -35,6 +35,11 @@ class BatchHost(Protocol):
         """The client's ``max_in_flight``: the default number of batch workers."""
         ...
 
+    @property
+    def secret(self) -> str | None:
+        """The client's API key: a journal the batch opens redacts it."""
+        ...
+
     def start_soon(
         self, function: Callable[[], Coroutine[Any, Any, object]], name: str
     ) -> None:
@@ -96,3 +101,4 @@ class HostCalls:
     submit: Callable[..., Coroutine[Any, Any, PredictionFuture]]
     attach: Callable[..., PredictionFuture]
     download: Callable[..., Coroutine[Any, Any, list[Path]]]
+    secret: str | None = attrs.field(default=None, repr=False)

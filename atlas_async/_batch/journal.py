@@ -26,22 +26,42 @@ between a ``submitting`` commit and its answer.
 
 A failure is kept as its class name and text (for people) and as a record that
 rebuilds it (``error``: class, message, status code, request id, Retry-After...).
-``_wire.convert`` encodes it and the snapshots; a row it cannot read is reported
-as a `JournalError` naming the item. Schema 2 added ``error``: `open` fills it
-for a schema 1 file in the transaction that takes the lock, so no row is lost.
+``_wire.convert`` encodes it and the snapshots. Schema 2 added ``error``: `open`
+fills it for a schema 1 file in the transaction that takes the lock, so no row
+is lost.
+
+Every row is checked as it is read, since the file is the user's and can be
+edited: each column must have its type (text, a count, a finite time, JSON of
+the right shape), the state must be one we write and agree with the other
+columns (a ``submitted`` or ``completed`` item has an id, a ``completed`` one
+its snapshot, of that same id; a ``failed`` or ``unknown`` one its error;
+``pending`` and ``submitting`` ones none of these), and the key must be the
+hash of the stored request. `begin` also checks that the rows are exactly the
+batch's items, each holding the request passed for it. Anything else is a
+`JournalError` naming the item and its key, never a ``ValueError`` or
+``KeyError`` from deep inside.
 
 sqlite3 blocks, so every call runs in a worker thread (``anyio.to_thread``) on
 one connection: a capacity limiter of one queues callers on the event loop, and
 a threading lock guards the connection itself (`open` imports sqlite3: importing
-the package does not). Rows are stamped with the `Clock`'s wall time. The API
-key never reaches this module; stored texts are redacted all the same.
+the package does not). Rows are stamped with the `Clock`'s wall time.
+
+The key never reaches the file: every text written from what the server said
+(error messages and types, request ids, the error record, the snapshot, the
+prediction id) goes through the one redaction, ``redact_text(text, secret)``,
+with the ``secret`` the journal was given (the client's key), which also
+removes any quoted ``Authorization``/``Bearer`` value. Outputs are stored as
+they are: they are the generated content (a transcript may say "bearer"),
+and a resumed batch downloads from them.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -113,13 +133,30 @@ _FROM: dict[ItemState, frozenset[ItemState]] = {
 }
 
 
-def _redact(text: str) -> str:
-    # The key never reaches us, but a foreign error's text might quote a header.
-    return redact_text(text)[:_MAX_MESSAGE]
+def _redact(text: str, secret: str | None) -> str:
+    return redact_text(text, secret)[:_MAX_MESSAGE]
+
+
+def _redact_all(value: object, secret: str | None) -> object:
+    """``value`` (decoded JSON) with every string in it redacted, keys too."""
+    if isinstance(value, str):
+        return redact_text(value, secret)
+    if isinstance(value, Mapping):
+        return {
+            redact_text(str(k), secret): _redact_all(v, secret)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redact_all(v, secret) for v in value]
+    return value
 
 
 def _error_columns(
-    error: AtlasError | str, message: str = "", snapshot: Prediction | None = None
+    error: AtlasError | str,
+    message: str = "",
+    snapshot: Prediction | None = None,
+    *,
+    secret: str | None = None,
 ) -> dict[str, object]:
     if isinstance(error, AtlasError):
         name, text = type(error).__name__, str(error)
@@ -127,20 +164,71 @@ def _error_columns(
     else:  # a failure known by name and text only
         name, text = error, message
         record = codec.error_record_from_text(name, text, snapshot=snapshot)
-    fields = {k: _redact(v) if isinstance(v, str) else v for k, v in record.items()}
-    return dict(zip(_FAILURE, (name, _redact(text), canonical(fields)), strict=True))
+    fields = {
+        k: _redact(v, secret) if isinstance(v, str) else v for k, v in record.items()
+    }
+    texts = (_redact(name, secret), _redact(text, secret), canonical(fields))
+    return dict(zip(_FAILURE, texts, strict=True))
 
 
 def _paths(files: Sequence[str | os.PathLike[str]]) -> str:
     return canonical([os.fspath(f) for f in files])
 
 
-def _snapshot_columns(prediction: Prediction) -> dict[str, object]:
+def _snapshot_columns(
+    prediction: Prediction, secret: str | None = None
+) -> dict[str, object]:
+    record = _redact_all(codec.prediction_to_record(prediction), secret)
     return {
-        "prediction_id": prediction.id,
-        "prediction": canonical(codec.prediction_to_record(prediction)),
+        "prediction_id": redact_text(prediction.id, secret),
+        "prediction": canonical(record),
         "outputs": canonical(list(prediction.outputs)),
     }
+
+
+def _stored_key(request: Mapping[str, Any]) -> str:
+    # `request_key` of the request a row stores (already in `request_dict` form).
+    return hashlib.sha256(canonical(request).encode()).hexdigest()
+
+
+def _type_name(value: object) -> str:
+    return "NULL" if value is None else type(value).__name__
+
+
+def _text(row: Mapping[str, Any], column: str, *, optional: bool = False) -> Any:
+    value = row[column]
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise ValueError(f"{column} is {_type_name(value)}, not text")
+
+
+def _count(row: Mapping[str, Any], column: str) -> int:
+    value = row[column]
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"{column} is {value!r}, not a count")
+
+
+def _moment(row: Mapping[str, Any], column: str) -> float:
+    value = row[column]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"{column} is {value!r}, not a time")
+
+
+def _json(row: Mapping[str, Any], column: str) -> Any:
+    try:
+        return json.loads(_text(row, column))
+    except ValueError as exc:
+        raise ValueError(f"{column}: {exc}") from None
+
+
+def _texts(row: Mapping[str, Any], column: str) -> tuple[str, ...]:
+    value = _json(row, column)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"{column} is {_type_name(value)}, not a list of texts")
 
 
 @attrs.frozen(kw_only=True)
@@ -180,6 +268,73 @@ class JournalEntry:
     updated_at: float = 0.0
 
 
+def _read_row(d: Mapping[str, Any]) -> JournalEntry:
+    """One row as a `JournalEntry`; ValueError, TypeError or KeyError if damaged."""
+    index, key = _count(d, "index"), _text(d, "key")
+    request = _json(d, "request")
+    if not isinstance(request, dict):
+        raise ValueError("request is not a JSON object")
+    for name in ("kind", "model", "params"):
+        if name not in request:
+            raise KeyError(name)
+    if len(request) != 3:
+        raise ValueError(f"request has other fields: {sorted(request)}")
+    kind, model, params = request["kind"], request["model"], request["params"]
+    if not isinstance(kind, str) or not isinstance(model, str) or not model:
+        raise ValueError("request kind or model is not text")
+    if not isinstance(params, dict):
+        raise ValueError("request params is not a JSON object")
+    kind = Kind(kind)
+    if _stored_key(request) != key:
+        raise ValueError("its key is not the hash of its request")
+    state = ItemState(_text(d, "state"))
+    prediction_id = _text(d, "prediction_id", optional=True)
+    outputs, files = _texts(d, "outputs"), _texts(d, "files")
+    prediction = error = None
+    if d["prediction"] is not None:
+        snapshot = _json(d, "prediction")
+        prediction = codec.prediction_from_record(snapshot, outputs)
+    if d["error"] is not None:
+        error = codec.error_from_record(_json(d, "error"), prediction=prediction)
+    entry = JournalEntry(
+        index=index,
+        key=key,
+        kind=kind,
+        model=model,
+        params=params,
+        state=state,
+        prediction_id=prediction_id,
+        prediction=prediction,
+        outputs=outputs,
+        files=tuple(Path(f) for f in files),
+        error_type=_text(d, "error_type", optional=True),
+        error_message=_text(d, "error_message", optional=True),
+        error=error,
+        attempts=_count(d, "attempts"),
+        created_at=_moment(d, "created_at"),
+        updated_at=_moment(d, "updated_at"),
+    )
+    _check_state(entry)
+    return entry
+
+
+def _check_state(entry: JournalEntry) -> None:
+    """Refuse a row whose columns cannot all be true of one item: see `_FROM`."""
+    state, pid, snapshot = entry.state, entry.prediction_id, entry.prediction
+    if state in (_S.PENDING, _S.SUBMITTING) and (pid or snapshot or entry.files):
+        raise ValueError(f"a {state.value} item has a prediction recorded")
+    if state in (_S.SUBMITTED, _S.COMPLETED) and not pid:
+        raise ValueError(f"a {state.value} item has no prediction id")
+    if state is _S.COMPLETED and snapshot is None:
+        raise ValueError("a completed item has no snapshot")
+    if entry.files and state is not _S.COMPLETED:
+        raise ValueError(f"a {state.value} item has files")
+    if snapshot is not None and pid is not None and snapshot.id != pid:
+        raise ValueError(f"its snapshot is of another prediction than {pid!r}")
+    if state in (_S.FAILED, _S.UNKNOWN) and entry.error_type is None:
+        raise ValueError(f"a {state.value} item has no error recorded")
+
+
 _SCHEMA = (
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE items (idx INTEGER PRIMARY KEY, key TEXT NOT NULL, "
@@ -216,13 +371,20 @@ class Journal:
         path: the file; it and its parent directories are created if missing.
         clock: whose ``wall()`` stamps the rows (the client's, or a test's
             ``FakeClock``); by default the system's wall time.
+        secret: the API key, removed from every text written from server data
+            (``generate_many`` passes its client's key when given a path).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, clock: Clock | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock | None = None,
+        secret: str | None = None,
     ) -> None:
         self.path = Path(path)
         self._wall: Callable[[], float] = wall_time if clock is None else clock.wall
+        self._secret = secret or None
         self._conn: sqlite3.Connection | None = None
         self._db_errors: tuple[type[Exception], ...] = ()  # sqlite3's, once open
         self._guard = threading.Lock()
@@ -288,7 +450,8 @@ class Journal:
         wanted = None if states is None else {s.value for s in states}
 
         def query(conn: sqlite3.Connection) -> list[JournalEntry]:
-            rows = conn.execute(f"{_SELECT} ORDER BY idx")
+            # fetchall: a cursor left open by a damaged row would keep the lock.
+            rows = conn.execute(f"{_SELECT} ORDER BY idx").fetchall()
             return [self._entry(r) for r in rows if wanted is None or r[3] in wanted]
 
         return await self._run(query)
@@ -318,7 +481,8 @@ class Journal:
         """``submitting | unknown -> submitted``: the id to attach to from now on."""
         if not prediction_id:
             raise JournalError(f"item {index}: a prediction id is required")
-        await self._move(index, _S.SUBMITTED, prediction_id=prediction_id, **_NO_ERROR)
+        stored = redact_text(prediction_id, self._secret)
+        await self._move(index, _S.SUBMITTED, prediction_id=stored, **_NO_ERROR)
 
     async def mark_completed(
         self, index: int, prediction: Prediction, files: Sequence[Path] = ()
@@ -329,7 +493,7 @@ class Journal:
         Record it before downloading, so the paid result is safe; then add the
         paths with `record_files`.
         """
-        columns = _snapshot_columns(prediction)
+        columns = _snapshot_columns(prediction, self._secret)
         await self._move(index, _S.COMPLETED, files=_paths(files), **columns)
 
     async def record_files(self, index: int, files: Sequence[Path]) -> None:
@@ -355,15 +519,16 @@ class Journal:
         """
         if prediction is None and isinstance(error, PredictionError):
             prediction = error.prediction
-        columns = _error_columns(error, message, prediction)
+        columns = _error_columns(error, message, prediction, secret=self._secret)
         if prediction is not None:
-            columns.update(_snapshot_columns(prediction))
+            columns.update(_snapshot_columns(prediction, self._secret))
         await self._move(index, _S.FAILED, **columns)
 
     async def mark_unknown(self, index: int, error: AtlasError | str) -> None:
         """``submitting -> unknown``, with the error or its text: it may bill."""
         how = ("SubmissionUnknownError", error) if isinstance(error, str) else (error,)
-        await self._move(index, _S.UNKNOWN, **_error_columns(*how))
+        columns = _error_columns(*how, secret=self._secret)
+        await self._move(index, _S.UNKNOWN, **columns)
 
     async def reset_to_pending(self, index: int) -> None:
         """
@@ -511,7 +676,28 @@ class Journal:
                 conn.execute(
                     "INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,)
                 )
-        return [self._entry(r) for r in conn.execute(f"{_SELECT} ORDER BY idx")]
+        stored_rows = conn.execute(f"{_SELECT} ORDER BY idx").fetchall()
+        entries = [self._entry(r) for r in stored_rows]
+        self._check_items(entries, [key for _, key in rows])
+        return entries
+
+    def _check_items(self, entries: list[JournalEntry], keys: list[str]) -> None:
+        # The fingerprint says which batch this is; the rows must still be its items.
+        found = [e.index for e in entries]
+        if found != list(range(len(keys))):
+            extra = sorted(set(found) - set(range(len(keys))))
+            missing = sorted(set(range(len(keys))) - set(found))
+            raise JournalError(
+                f"journal {self.path}: the items are not the batch's (missing "
+                f"{missing[:10]}, unexpected {extra[:10]}); {_TAMPERED}"
+            )
+        for entry, key in zip(entries, keys, strict=True):
+            if entry.key != key:
+                raise JournalError(
+                    f"journal {self.path}: item {entry.index} (key "
+                    f"{entry.key[:12]}) holds another request than item "
+                    f"{entry.index} of this batch (key {key[:12]}); {_TAMPERED}"
+                )
 
     def _get_sync(self, conn: sqlite3.Connection, index: int) -> JournalEntry:
         found = conn.execute(f"{_SELECT} WHERE idx = ?", (index,)).fetchone()
@@ -522,29 +708,14 @@ class Journal:
     def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
         d = dict(zip(_COLUMNS, row, strict=True))
         try:
-            request, outputs = json.loads(d.pop("request")), json.loads(d["outputs"])
-            snapshot, error = d["prediction"], d["error"]
-            if snapshot:
-                d["prediction"] = codec.prediction_from_record(
-                    json.loads(snapshot), outputs
-                )
-            if error:
-                d["error"] = codec.error_from_record(
-                    json.loads(error), prediction=d["prediction"]
-                )
-            d.update(
-                request,
-                state=ItemState(d["state"]),
-                kind=Kind(request["kind"]),
-                outputs=tuple(outputs),
-                files=tuple(Path(f) for f in json.loads(d["files"])),
-            )
-            return JournalEntry(**d)
+            return _read_row(d)
         except (ValueError, TypeError, KeyError) as exc:
             why = f"{exc} is missing" if isinstance(exc, KeyError) else str(exc)
+            key = d["key"]
+            named = f", key {key[:12]}" if isinstance(key, str) and key else ""
             raise JournalError(
-                f"journal {self.path}: item {d['index']} cannot be read ({why}); "
-                f"{_TAMPERED}"
+                f"journal {self.path}: item {d['index']} cannot be read ({why}"
+                f"{named}); {_TAMPERED}"
             ) from None
 
     async def _move(

@@ -32,17 +32,23 @@ async def open_journal(
     journal: Journal | str | os.PathLike[str] | None,
     *,
     clock: Clock | None = None,
+    secret: str | None = None,
 ) -> AsyncIterator[Journal | None]:
     """
     Yield ``journal`` ready for use: opened (and closed after) when it is a path
     or a `Journal` not open yet; an open `Journal` is used as is and left open.
-    A path becomes a `Journal` on ``clock`` (the client's).
+    A path becomes a `Journal` on ``clock`` (the client's) that redacts
+    ``secret`` (the client's key) from what it stores.
     """
     if journal is None:
         yield None
         return
     owned = not isinstance(journal, Journal) or not journal.is_open
-    opened = journal if isinstance(journal, Journal) else Journal(journal, clock=clock)
+    opened = (
+        journal
+        if isinstance(journal, Journal)
+        else Journal(journal, clock=clock, secret=secret)
+    )
     if owned:
         await opened.open()
     try:

@@ -25,6 +25,7 @@ when stderr is a terminal, so piped output is never garbled.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections import Counter
@@ -50,6 +51,7 @@ from .._batch.journal import ItemState, Journal
 from .._batch.types import BatchProgress, BatchResult
 from .._client import AtlasClient
 from .._core.clock import Clock
+from .._core.config import API_KEY_ENV
 from .._core.errors import JournalError
 from .._core.statistics import ModelFigures
 from .._ops.download import prepare_directory
@@ -313,7 +315,9 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     name = JOURNAL_NAME if conn.emulator is None else EMULATOR_JOURNAL_NAME
     journal_path = options.journal or out / name
     reporter = _Reporter(parsed, options, conn.clock)
-    journal = Journal(journal_path, clock=conn.clock)
+    # The key a client would use (option, else environment): kept out of the file.
+    secret = conn.api_key or os.environ.get(API_KEY_ENV, "").strip() or None
+    journal = Journal(journal_path, clock=conn.clock, secret=secret)
     async with journal:
         if parsed.requests:
             await _begin(journal, parsed, reporter, emulator=conn.emulator is not None)

@@ -6,11 +6,28 @@ checked, in which order, and why) are in the face's docstring. Here: the header
 checks, the signature, and the replay memory; the body is read by the one
 delivery reader, ``_wire.webhook.read_delivery``. Time comes from the injected
 `Clock`: ``wall()`` for the signed timestamp.
+
+Anything can arrive at a public endpoint, and a receiver passes it on as it
+came: so ``verify`` checks the Python types too (headers a mapping of text,
+the body bytes) and answers every malformed input with
+`WebhookVerificationError`, never a ``TypeError`` or ``RecursionError``.
+
+Signatures: the ``-Ed25519`` header is preferred; without it the bare
+``X-AtlasCloud-Webhook-Signature`` is read, which may hold the Ed25519
+signature (base64url of 64 bytes, after the HMAC is retired) or, during the
+migration, a hex HMAC-SHA256 (32 bytes, optionally ``sha256=``-prefixed). A
+value is tried as each form it can be, and each form only against its own
+material: Ed25519 against the public key named by the key id, the HMAC against
+``hmac_secret`` (over the same ``b"<timestamp>." + body``), and an HMAC is
+refused when no secret was configured. So accepting the bare header never lets
+a signature through that the right key or secret did not make.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import hmac
 import re
 from collections.abc import Hashable, Mapping
 from datetime import datetime, timedelta
@@ -25,6 +42,7 @@ from .._core.clock import Clock
 from .._core.errors import ConfigurationError, UnexpectedResponseError
 from .._core.models import Kind, Prediction
 from .._wire.webhook import (
+    HEADER_BARE_SIGNATURE,
     HEADER_ID,
     HEADER_KEY_ID,
     HEADER_SIGNATURE,
@@ -46,12 +64,16 @@ from .jwks import (
 __all__ = ["WebhookEvent", "WebhookVerifier"]
 
 # The event header is informational (unsigned, and the body repeats it).
-_REQUIRED = (HEADER_ID, HEADER_TIMESTAMP, HEADER_KEY_ID, HEADER_SIGNATURE)
+_REQUIRED = (HEADER_ID, HEADER_TIMESTAMP)
 # Printable ASCII without spaces: these values reach logs and error messages.
 _TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
 # The timestamp is part of the signed message: never normalise it, only accept it.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE_SIZE = 64
+_HMAC_HEX = re.compile(r"(?:sha256=)?([0-9a-fA-F]{64})")
+_MAX_SIGNATURE = 256  # characters; both forms are well under
+_MAX_HEADERS = 1000
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -64,8 +86,10 @@ class WebhookEvent:
         session_id: the prediction id ("session id" in webhook terms).
         event_type: e.g. ``"video.task.terminal"``, from the signed body.
         timestamp: the signed timestamp, unix seconds.
-        key_id: the key id that verified the signature.
-        signature: the signature, canonical base64url without padding.
+        key_id: the key id that verified the signature ("" for an HMAC
+            delivery that named none).
+        signature: the signature, canonical: base64url without padding for
+            Ed25519, lower-case hex for an HMAC.
         status: the envelope's ``"OK"`` or ``"ERROR"``; see `prediction` for the
             prediction's own status (an ``"OK"`` can carry a failed prediction).
         created_at: when Atlas created the event, when it said.
@@ -91,6 +115,8 @@ class WebhookEvent:
     prediction: Prediction
     error: str | None
     raw: Mapping[str, Any] = attrs.field(repr=False, eq=False)
+    scheme: str = "ed25519"
+    """How it was signed: ``"ed25519"``, or ``"hmac-sha256"`` (the legacy HMAC)."""
 
     @property
     def delivery_key(self) -> tuple[str, int, str]:
@@ -134,7 +160,8 @@ class _Signed:
     timestamp_text: str
     timestamp: int
     key_id: str
-    signature: bytes
+    ed25519: bytes | None  # the signature read as Ed25519, if it can be one
+    hmac: bytes | None  # the signature read as an HMAC-SHA256, if it can be one
 
 
 def _fail(reason: WebhookFailureReason, message: str) -> WebhookVerificationError:
@@ -161,11 +188,18 @@ class WebhookVerifier:
             ``atlas_async.testing.FakeClock``.
         replay_cache_size: deliveries and session ids remembered by `seen`; size it
             above the deliveries expected within twice ``tolerance``.
+        hmac_secret: the legacy webhook secret (text or bytes), to accept a hex
+            HMAC-SHA256 in the bare ``X-AtlasCloud-Webhook-Signature`` header
+            during Atlas's migration; None (the default) refuses HMACs.
+        max_body_size: bytes above which a body is refused unread; None for
+            no limit.
 
     Raises:
-        ConfigurationError: a mapping value that is not an Ed25519 public key, a
-            ``clock`` that is not a ``Clock``, a negative ``tolerance`` or a
-            non-positive ``replay_cache_size``.
+        ConfigurationError: ``keys`` not a mapping or `JWKSCache`, a mapping
+            value that is not an Ed25519 public key, a ``clock`` that is not a
+            ``Clock``, a negative ``tolerance``, a non-positive
+            ``replay_cache_size`` or ``max_body_size``, or an empty or
+            non-text ``hmac_secret``.
         WebhookVerificationError: ``reason="malformed_jwks"`` for a bad document.
     """
 
@@ -176,19 +210,36 @@ class WebhookVerifier:
         tolerance: float | timedelta = 300.0,
         clock: Clock | None = None,
         replay_cache_size: int = 10_000,
+        hmac_secret: str | bytes | None = None,
+        max_body_size: int | None = DEFAULT_MAX_BODY,
     ) -> None:
         self._cache: JWKSCache | None = None
         self._static: Mapping[str, Ed25519PublicKey] = {}
         if isinstance(keys, JWKSCache):
             self._cache = keys
-        else:
+        elif isinstance(keys, Mapping):
             self._static = MappingProxyType(_coerce_keys(keys))
+        else:
+            raise ConfigurationError(
+                "keys must be a JWKS document, {kid: Ed25519PublicKey} or a"
+                f" JWKSCache, not {type(keys).__name__}"
+            )
+        if isinstance(tolerance, bool) or not isinstance(
+            tolerance, (int, float, timedelta)
+        ):
+            raise ConfigurationError(
+                f"tolerance must be seconds or a timedelta, not {tolerance!r}"
+            )
         self._tolerance = non_negative_seconds(tolerance, "tolerance")
         self._clock = clock_or_default(clock)
-        if replay_cache_size < 1:
-            raise ConfigurationError(
-                f"replay_cache_size must be >= 1, not {replay_cache_size!r}"
-            )
+        for name, size in (
+            ("replay_cache_size", replay_cache_size),
+            ("max_body_size", 1 if max_body_size is None else max_body_size),
+        ):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigurationError(f"{name} must be an int >= 1, not {size!r}")
+        self._max_body = max_body_size
+        self._hmac_secret = _hmac_secret(hmac_secret)
         self._deliveries = _LRUSet(replay_cache_size)
         self._sessions = _LRUSet(replay_cache_size)
 
@@ -197,7 +248,9 @@ class WebhookVerifier:
         """The keys this verifier accepts now."""
         return self._cache.keys if self._cache is not None else self._static
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+    def verify(
+        self, headers: Mapping[str, str], body: bytes | bytearray | memoryview
+    ) -> WebhookEvent:
         """
         Verify one delivery with the keys known now and return its event.
 
@@ -209,9 +262,13 @@ class WebhookVerifier:
             WebhookVerificationError: with the ``reason`` of the first failed check.
         """
         signed = self._check_headers(headers)
-        return _finish(signed, self.keys.get(signed.key_id), body)
+        self._check_body(body)
+        key = self.keys.get(signed.key_id) if signed.ed25519 is not None else None
+        return self._finish(signed, key, body)
 
-    async def averify(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+    async def averify(
+        self, headers: Mapping[str, str], body: bytes | bytearray | memoryview
+    ) -> WebhookEvent:
         """
         Like `verify`, but fetch the key set first when the key id is unknown.
 
@@ -224,11 +281,15 @@ class WebhookVerifier:
                 (retryable) when the key set could not be fetched.
         """
         signed = self._check_headers(headers)
-        if self._cache is None:
+        self._check_body(body)
+        key = None
+        if signed.ed25519 is None:
+            pass  # an HMAC only: no key to look up, nothing to fetch
+        elif self._cache is None:
             key = self._static.get(signed.key_id)
         else:
             key = await self._cache.key(signed.key_id)
-        return _finish(signed, key, body)
+        return self._finish(signed, key, body)
 
     def is_replay(self, event: WebhookEvent) -> bool:
         """True when `seen` already recorded this exact signed delivery."""
@@ -245,72 +306,180 @@ class WebhookVerifier:
         self._deliveries.add(event.delivery_key)
         return self._sessions.add(event.session_id)
 
-    def _check_headers(self, headers: Mapping[str, str]) -> _Signed:
-        lowered = {name.lower(): value for name, value in headers.items()}
+    def _check_body(self, body: object) -> None:
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise _fail(
+                "malformed_body",
+                f"the body must be the raw bytes received, not {type(body).__name__}",
+            )
+        if self._max_body is not None and len(body) > self._max_body:
+            raise _fail(
+                "malformed_body",
+                f"the body is larger than {self._max_body} bytes",
+            )
+
+    def _check_headers(self, headers: object) -> _Signed:
+        lowered = _lowered(headers)
         missing = [name for name in _REQUIRED if not lowered.get(name.lower())]
+        ed_text = lowered.get(HEADER_SIGNATURE.lower())
+        bare_text = lowered.get(HEADER_BARE_SIGNATURE.lower())
+        if not ed_text and not bare_text:
+            missing.append(HEADER_SIGNATURE)
         if missing:
             raise _fail("missing_header", f"missing header(s): {', '.join(missing)}")
         webhook_id = lowered[HEADER_ID.lower()]
-        key_id = lowered[HEADER_KEY_ID.lower()]
+        key_id = lowered.get(HEADER_KEY_ID.lower(), "")
         timestamp_text = lowered[HEADER_TIMESTAMP.lower()]
         for name, value in ((HEADER_ID, webhook_id), (HEADER_KEY_ID, key_id)):
-            if not _TOKEN.fullmatch(value):
+            if value and not _TOKEN.fullmatch(value):
                 raise _fail("invalid_header", f"{name} is not a printable token")
         if not _TIMESTAMP.fullmatch(timestamp_text):
             raise _fail("invalid_header", f"{HEADER_TIMESTAMP} is not unix seconds")
         timestamp = int(timestamp_text)
         skew = self._clock.wall() - timestamp
-        if abs(skew) > self._tolerance:
+        if not abs(skew) <= self._tolerance:
             raise _fail(
                 "stale_timestamp",
                 f"timestamp {timestamp} is {skew:+.0f}s off the clock, "
                 f"outside the {self._tolerance:g}s window",
             )
-        try:
-            signature = b64url_decode(lowered[HEADER_SIGNATURE.lower()])
-        except ValueError:
-            signature = b""
-        if len(signature) != _SIGNATURE_SIZE:
+        # Prefer -Ed25519; the bare header may hold either form (see the module).
+        if ed_text:
+            ed25519, mac = _as_ed25519(ed_text), None
+            source = HEADER_SIGNATURE
+        else:
+            assert bare_text  # one of the two is there, checked above
+            ed25519, mac = _as_ed25519(bare_text), _as_hmac(bare_text)
+            source = HEADER_BARE_SIGNATURE
+        if ed25519 is None and mac is None:
             raise _fail(
-                "bad_signature", f"{HEADER_SIGNATURE} is not 64 bytes base64url"
+                "bad_signature",
+                f"{source} is neither 64 bytes base64url"
+                + (" nor a hex HMAC-SHA256" if source == HEADER_BARE_SIGNATURE else ""),
             )
-        return _Signed(webhook_id, timestamp_text, timestamp, key_id, signature)
+        if ed25519 is not None and mac is None and not key_id:
+            raise _fail("missing_header", f"missing header(s): {HEADER_KEY_ID}")
+        return _Signed(webhook_id, timestamp_text, timestamp, key_id, ed25519, mac)
 
-
-def _finish(signed: _Signed, key: Ed25519PublicKey | None, body: bytes) -> WebhookEvent:
-    if key is None:
-        raise _fail("unknown_key", f"unknown signing key id {signed.key_id!r}")
-    message = signed.timestamp_text.encode("ascii") + b"." + bytes(body)
-    try:
-        key.verify(signed.signature, message)
-    except InvalidSignature:
-        raise _fail("bad_signature", "the signature does not match") from None
-    # Only now, with the signature holding, is the body parsed.
-    try:
-        delivery = read_delivery(bytes(body))
-    except UnexpectedResponseError as exc:
-        raise WebhookVerificationError(
-            exc.message, reason="malformed_body", prediction_id=exc.prediction_id
-        ) from exc
-    if delivery.session_id != signed.webhook_id:
-        raise WebhookVerificationError(
-            f"malformed webhook body: session_id differs from {HEADER_ID}",
-            reason="malformed_body",
-            prediction_id=delivery.session_id,
+    def _finish(
+        self,
+        signed: _Signed,
+        key: Ed25519PublicKey | None,
+        body: bytes | bytearray | memoryview,
+    ) -> WebhookEvent:
+        message = signed.timestamp_text.encode("ascii") + b"." + bytes(body)
+        scheme, signature = _verified(signed, key, self._hmac_secret, message)
+        # Only now, with the signature holding, is the body parsed.
+        try:
+            delivery = read_delivery(bytes(body))
+        except UnexpectedResponseError as exc:
+            raise WebhookVerificationError(
+                exc.message, reason="malformed_body", prediction_id=exc.prediction_id
+            ) from exc
+        if delivery.session_id != signed.webhook_id:
+            raise WebhookVerificationError(
+                f"malformed webhook body: session_id differs from {HEADER_ID}",
+                reason="malformed_body",
+                prediction_id=delivery.session_id,
+            )
+        return WebhookEvent(
+            webhook_id=signed.webhook_id,
+            session_id=delivery.session_id,
+            event_type=delivery.event_type,
+            timestamp=signed.timestamp,
+            key_id=signed.key_id,
+            signature=signature,
+            status=delivery.status,
+            created_at=delivery.created_at,
+            prediction=delivery.prediction,
+            error=delivery.error,
+            raw=delivery.raw,
+            scheme=scheme,
         )
-    return WebhookEvent(
-        webhook_id=signed.webhook_id,
-        session_id=delivery.session_id,
-        event_type=delivery.event_type,
-        timestamp=signed.timestamp,
-        key_id=signed.key_id,
-        signature=b64url_encode(signed.signature),
-        status=delivery.status,
-        created_at=delivery.created_at,
-        prediction=delivery.prediction,
-        error=delivery.error,
-        raw=delivery.raw,
-    )
+
+
+def _lowered(headers: object) -> dict[str, str]:
+    """The headers by lower-case name; any value that is not text is refused."""
+    if not isinstance(headers, Mapping):
+        raise _fail(
+            "invalid_header",
+            "headers must be a mapping of names to values, not "
+            + type(headers).__name__,
+        )
+    lowered: dict[str, str] = {}
+    for count, (name, value) in enumerate(headers.items()):
+        if count >= _MAX_HEADERS:
+            raise _fail("invalid_header", f"more than {_MAX_HEADERS} headers")
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        if isinstance(value, bytes):  # raw ASGI headers
+            value = value.decode("latin-1")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise _fail(
+                "invalid_header",
+                f"header {name!r:.40} is {type(value).__name__}, not text",
+            )
+        key = name.lower()
+        if key in lowered and lowered[key] != value and key.startswith("x-atlascloud"):
+            # Two different values for one signed field: which was meant?
+            raise _fail("invalid_header", f"header {name:.60} given twice")
+        lowered[key] = value
+    return lowered
+
+
+def _as_ed25519(text: str) -> bytes | None:
+    if len(text) > _MAX_SIGNATURE:
+        return None
+    try:
+        signature = b64url_decode(text)
+    except ValueError:
+        return None
+    return signature if len(signature) == _SIGNATURE_SIZE else None
+
+
+def _as_hmac(text: str) -> bytes | None:
+    found = _HMAC_HEX.fullmatch(text) if len(text) <= _MAX_SIGNATURE else None
+    return bytes.fromhex(found.group(1)) if found else None
+
+
+def _verified(
+    signed: _Signed,
+    key: Ed25519PublicKey | None,
+    secret: bytes | None,
+    message: bytes,
+) -> tuple[str, str]:
+    """Return (scheme, canonical signature) of the form that verifies, or raise."""
+    if signed.ed25519 is not None and key is not None:
+        try:
+            key.verify(signed.ed25519, message)
+            return "ed25519", b64url_encode(signed.ed25519)
+        except InvalidSignature:
+            pass
+    if signed.hmac is not None and secret is not None:
+        expected = hmac.new(secret, message, hashlib.sha256).digest()
+        if hmac.compare_digest(expected, signed.hmac):
+            return "hmac-sha256", signed.hmac.hex()
+    if signed.hmac is None and key is None:
+        raise _fail("unknown_key", f"unknown signing key id {signed.key_id!r}")
+    if signed.ed25519 is None and secret is None:
+        raise _fail(
+            "bad_signature",
+            f"{HEADER_BARE_SIGNATURE} holds a hex HMAC and no hmac_secret was"
+            " given to check it",
+        )
+    raise _fail("bad_signature", "the signature does not match")
+
+
+def _hmac_secret(secret: object) -> bytes | None:
+    if secret is None:
+        return None
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    if not isinstance(secret, bytes) or not secret:
+        raise ConfigurationError(
+            f"hmac_secret must be a non-empty str or bytes, not {secret!r:.40}"
+        )
+    return secret
 
 
 def _coerce_keys(keys: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:

@@ -3,20 +3,39 @@ Saving a prediction's outputs to disk, safely.
 
 Theory of operation
 -------------------
-Every output (an http(s) URL, a ``data:`` URI, or raw base64) becomes one file
-named ``<stem>-<index><ext>`` in the target directory. The stem is our own: the
-``name_prefix`` or the prediction id, reduced to ``[A-Za-z0-9._-]``, without a
-leading dot and at most 100 characters. Only the extension comes from outside
-(the Content-Type, else the URL's suffix if it is a known media suffix, else
-magic bytes for inline data, else ``.bin``), always from a fixed list: no name
-can leave the directory or look like a script, whatever the server sends.
+An output is one of four things, told apart by its first characters: an
+http(s) URL (``//host/...`` means https), a ``data:`` URI, raw base64
+(``enable_base64_output``: the base64 alphabet only, and either the magic bytes
+of a known format or at least 256 characters), or plain text (an ASR
+transcript, lyrics), which is saved as UTF-8 ``.txt``. A URL of another scheme
+(``file://``, ``ftp://``) is refused, never read.
+
+Every output becomes one file named ``<stem>-<index><ext>`` in the target
+directory. The stem is our own: the ``name_prefix`` or the prediction id, kept
+as it is when it is already a plain lower-case name (``[a-z0-9][a-z0-9._-]*``,
+at most 100 characters), else reduced to ``[A-Za-z0-9._-]`` and followed by
+``~`` and 12 hex digits of its SHA-256, so ids that reduce alike (``a/b``,
+``a_b``, ``a b``, ``a+b``, ``A_B``) still get different files, on case-blind
+file systems too. Only the extension comes from outside (the Content-Type, else
+the URL's suffix if it is a known media suffix, else magic bytes for inline
+data, else ``.bin``), always from a fixed list: no name can leave the directory
+or look like a script, whatever the server sends.
 
 A file is written to a hidden temporary in the same directory
-(``.<name>.part-<random>``), fsynced, then ``os.replace``-d onto its final name,
-so the final name only ever holds a complete file; the directory is fsynced so
-the rename survives a crash. Any error or cancellation deletes the temporary.
-Names are deterministic, so a re-run overwrites atomically; the batch journal,
-not the file system, is what tells a re-run which outputs are already saved.
+(``.<name>.part-<random>``, created with ``O_EXCL``), fsynced, then hard-linked
+onto its final name, which fails if the name exists: nothing is ever replaced
+behind the caller's back. A name that already holds the same bytes is a re-run
+and is returned as saved; one with other bytes (or a link, or a directory) is a
+`DownloadError`, unless ``overwrite=True`` (then ``os.replace``). The final
+name only ever holds a complete file; the directory is fsynced so the new name
+survives a crash, and any error or cancellation deletes the temporary.
+
+Inline data is decoded in slices straight into that temporary, so a 300 MB data
+URI costs a few MiB, not gigabytes; its decoded size is computed from the text
+before anything is decoded and refused at once past ``max_bytes``. Base64 must
+be valid throughout (standard or url-safe alphabet, padding only at the end,
+ASCII whitespace ignored); a ``data:`` URI without ``;base64`` must be of a
+textual type (percent-encoded text), since percent-encoded "images" are garbage.
 
 Downloads run concurrently (``max_concurrency``); 5xx, 429 and network errors
 are retried ``retries`` times by the SDK's one retry loop (``_net.retrying``):
@@ -27,19 +46,25 @@ Content-Length and by counting streamed bytes.
 
 The ``Authorization`` header is sent only to ``api_origin``: every other request
 has it removed (and the client's ``auth`` disabled), and redirects are followed
-by hand, never with credentials, so the key never reaches a CDN.
+by hand, never with credentials, so the key never reaches a CDN. A redirect to
+another scheme, to a URL with ``user:password@``, to an unparseable URL or back
+to a URL already visited is a `DownloadError`, as is anything the HTTP library
+itself raises on such a request.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
+import errno
+import filecmp
+import hashlib
 import os
 import random
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import stat
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
@@ -50,9 +75,10 @@ import attrs
 import httpx
 
 from .._core.clock import Clock
-from .._core.errors import ConfigurationError, DownloadError
+from .._core.errors import AtlasError, ConfigurationError, DownloadError
 from .._core.models import Prediction
 from .._core.retry import BackoffPolicy, Retry
+from .._core.safety import redact_text
 from .._net.clock import AnyioClock
 from .._net.retrying import RetryableError, retrying
 from .._wire.errors import parse_retry_after
@@ -71,7 +97,28 @@ _BACKOFF = BackoffPolicy(
 )
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _STEM_LIMIT = 100
+_DIGEST = 12  # hex digits of SHA-256 after "~": 48 bits
+_VERBATIM = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Inline data is decoded this many characters at a time: memory stays at a few
+# MiB whatever the size of the output.
+_WINDOW = 256 * 1024
+_HEAD = 4096  # how much of an output is looked at to tell what it is
+_MAX_URL = 64 * 1024
+_MAX_DATA_HEADER = 1024  # "data:<media type>;base64," longer than this: malformed
+_RAW_BASE64_MIN = 256  # no transcript is 256 characters of base64 alphabet only
+_WHITESPACE = " \t\r\n\f\v"
+_NO_WHITESPACE = str.maketrans("", "", _WHITESPACE)
+_TO_STANDARD_BASE64 = str.maketrans("-_", "+/", _WHITESPACE)
+_BASE64_BODY = re.compile(r"[A-Za-z0-9+/]*")
+_BASE64_HEAD = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+")
+_OTHER_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+# os.link's failures that mean "this file system has no hard links".
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EOPNOTSUPP}
+    | {getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+)
 # Content-Type -> extension; an explicit table because the stdlib's mimetypes
 # reads the platform's tables, so its answers differ between machines.
 # fmt: off
@@ -142,10 +189,29 @@ def _origin(url: str) -> tuple[str, str, int] | None:
     return parsed.scheme, parsed.host.lower(), parsed.port or default
 
 
+def _refusal(url: str) -> str | None:
+    """Why ``url`` must not be fetched, or None when it may."""
+    if _origin(url) is None:
+        return "not an http(s) URL"
+    # Credentials in a URL are the sender's, never ours to send on; and some
+    # HTTP libraries raise a bare ValueError on them next to our own headers.
+    if httpx.URL(url).userinfo:
+        return "it carries a user name or password"
+    return None
+
+
 def _safe_stem(raw: str) -> str:
-    """Reduce ``raw`` to a file-name stem that cannot leave a directory."""
-    stem = _UNSAFE.sub("_", raw).lstrip("._-")[:_STEM_LIMIT]
-    return stem or "output"
+    """
+    Return a file-name stem for ``raw`` that cannot leave a directory and that
+    no other ``raw`` shares: ``raw`` itself when it is a plain lower-case name,
+    else its reduction to safe characters, ``~`` and a digest of ``raw``.
+    """
+    if len(raw) <= _STEM_LIMIT and _VERBATIM.fullmatch(raw):
+        return raw
+    readable = _UNSAFE.sub("_", raw).lstrip("._-")[: _STEM_LIMIT - _DIGEST - 1]
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    # "~" is outside the verbatim alphabet: a digested stem never equals a kept one.
+    return f"{readable or 'output'}~{digest[:_DIGEST]}"
 
 
 def _extension(media_type: str | None, url: str | None, data: bytes = b"") -> str:
@@ -163,10 +229,101 @@ def _extension(media_type: str | None, url: str | None, data: bytes = b"") -> st
     return ".bin"
 
 
-def _b64decode(text: str) -> bytes:
-    cleaned = "".join(text.split()).translate(str.maketrans("-_", "+/"))
-    cleaned += "=" * (-len(cleaned) % 4)  # servers sometimes drop the padding
-    return base64.b64decode(cleaned, validate=True)
+def _is_textual(media_type: str) -> bool:
+    media_type = media_type.lower()
+    return (
+        not media_type
+        or media_type.startswith("text/")
+        or media_type in ("application/json", "application/xml")
+        or media_type.endswith(("+json", "+xml"))
+    )
+
+
+def _looks_like_base64(head: str, length: int) -> bool:
+    """
+    True when an output starting with ``head`` (``length`` characters in all)
+    is raw base64 (``enable_base64_output``) rather than text.
+    """
+    compact = head.translate(_NO_WHITESPACE)
+    if not _BASE64_HEAD.fullmatch(compact):
+        return False
+    if length >= _RAW_BASE64_MIN:
+        return True
+    sample = compact.rstrip("=")[:16].translate(_TO_STANDARD_BASE64)
+    if len(sample) % 4 == 1:
+        return False
+    start = base64.b64decode(sample + "=" * (-len(sample) % 4))
+    return _extension(None, None, start) != ".bin"
+
+
+def _base64_extent(text: str, start: int) -> tuple[int, int]:
+    """
+    Return where the base64 data in ``text[start:]`` ends, before its padding
+    and trailing whitespace, and how much padding there was.
+
+    Raises:
+        ValueError: more padding than base64 ever has.
+    """
+    end = len(text)
+    while end > start:  # trailing padding and whitespace, a slice at a time
+        tail = text[max(start, end - _HEAD) : end]
+        kept = tail.rstrip(_WHITESPACE + "=")
+        end -= len(tail) - len(kept)
+        if kept:
+            break
+    padding = text.count("=", end)
+    if padding > 2:
+        raise ValueError("not base64: too much padding")
+    return end, padding
+
+
+def _base64_size(text: str, start: int, end: int) -> int:
+    """The exact size ``text[start:end]`` decodes to: one pass, no decoding."""
+    chars = end - start - sum(text.count(c, start, end) for c in _WHITESPACE)
+    return chars * 3 // 4
+
+
+def _decode_base64(text: str, start: int, end: int, padding: int) -> Iterator[bytes]:
+    """
+    Decode ``text[start:end]`` (its ``padding`` already cut off) slice by slice.
+
+    Raises:
+        ValueError: a character outside the alphabet, or a length or padding
+            that base64 cannot have (found at the end: the caller discards
+            what was written).
+    """
+    carry, total = "", 0
+    for at in range(start, end, _WINDOW):
+        window = text[at : min(at + _WINDOW, end)].translate(_TO_STANDARD_BASE64)
+        if not _BASE64_BODY.fullmatch(window):
+            raise ValueError("not base64: a character outside its alphabet")
+        total += len(window)
+        piece = carry + window
+        last = at + _WINDOW >= end
+        keep = len(piece) if last else len(piece) - len(piece) % 4
+        body, carry = piece[:keep], piece[keep:]
+        if body and len(body) % 4 != 1:
+            yield base64.b64decode(body + "=" * (-len(body) % 4))
+    if total % 4 == 1 or (padding and (total + padding) % 4):
+        raise ValueError("not base64: wrong length or padding")
+
+
+def _decode_percent(text: str, start: int) -> Iterator[bytes]:
+    """Percent-decode ``text[start:]`` slice by slice, never splitting an escape."""
+    at, end = start, len(text)
+    while at < end:
+        stop = min(at + _WINDOW, end)
+        if stop < end:
+            escape = text.rfind("%", stop - 2, stop)
+            stop = escape if escape > at else stop
+        yield unquote_to_bytes(text[at:stop])
+        at = stop
+
+
+def _encode_text(text: str) -> Iterator[bytes]:
+    for at in range(0, len(text), _WINDOW):
+        # A lone surrogate (JSON allows "\ud800") cannot be UTF-8: "?" instead.
+        yield text[at : at + _WINDOW].encode("utf-8", "replace")
 
 
 def prepare_directory(directory: Path) -> Path:
@@ -211,6 +368,7 @@ class _Downloader:
     api_origin: tuple[str, str, int] | None
     max_bytes: int | None
     retries: int
+    overwrite: bool
     clock: Clock
     rng: random.Random
 
@@ -224,33 +382,96 @@ class _Downloader:
             f"output {index} is larger than {self.max_bytes} bytes", index
         )
 
-    async def save(self, index: int, output: str) -> Path:
-        if output[:8].lower().startswith(("http://", "https://")):
-            return await self.fetch(index, output)
-        media_type, data = self.decode(index, output)
-        ext = _extension(media_type, None, data)
-        return await self.write(index, ext, _once(data))
-
-    def decode(self, index: int, output: str) -> tuple[str | None, bytes]:
-        media_type, payload, encoded = None, output, True
-        if output[:5].lower() == "data:":
-            header, comma, payload = output[5:].partition(",")
-            if not comma:
-                raise self.error(f"output {index} is a malformed data URI", index)
-            media_type, *flags = header.split(";")
-            encoded = "base64" in (f.strip().lower() for f in flags)
-        if not payload.strip():
-            raise self.error(f"output {index} is empty", index)
-        try:
-            data = _b64decode(payload) if encoded else unquote_to_bytes(payload)
-        except (binascii.Error, ValueError):
-            raise self.error(
-                f"output {index} is not an http(s) URL, a data URI or valid base64",
-                index,
-            ) from None
-        if self.max_bytes is not None and len(data) > self.max_bytes:
+    def check_size(self, index: int, size: int) -> None:
+        if self.max_bytes is not None and size > self.max_bytes:
             raise self.too_large(index)
-        return media_type or None, data
+
+    async def save(self, index: int, output: str) -> Path:
+        if not isinstance(output, str):
+            raise self.error(f"output {index} is not a string", index)
+        head = output[:_HEAD]
+        start = len(head) - len(head.lstrip())
+        lead = head[start : start + 8].lower()
+        if lead.startswith(("http://", "https://", "//")):
+            if len(output) > _MAX_URL:
+                raise self.error(f"output {index} is a URL too long to fetch", index)
+            url = output.strip()
+            return await self.fetch(index, "https:" + url if lead[1] == "/" else url)
+        if lead.startswith("data:"):
+            return await self.save_data_uri(index, output, start + 5)
+        if len(output) <= _MAX_URL and _OTHER_URL.fullmatch(output.strip()):
+            raise self.error(
+                f"refusing to fetch output {index}: not an http(s) URL", index
+            )
+        if _looks_like_base64(head, len(output)):
+            return await self.save_base64(index, None, output, 0)
+        # W5: a transcript or lyrics: the text itself, saved as it is.
+        self.check_size(index, len(output))  # every character is one byte or more
+        return await self.write(index, ".txt", self.inline(index, _encode_text(output)))
+
+    async def save_data_uri(self, index: int, output: str, start: int) -> Path:
+        comma = output.find(",", start, start + _MAX_DATA_HEADER)
+        if comma < 0:
+            raise self.error(f"output {index} is a malformed data URI", index)
+        media_type, *flags = output[start:comma].split(";")
+        media_type = media_type.strip()
+        if media_type and not _MEDIA_TYPE.fullmatch(media_type):
+            raise self.error(
+                f"output {index} is a malformed data URI (media type)", index
+            )
+        if comma + 1 >= len(output) or not output[comma + 1 : comma + 65].strip():
+            raise self.error(f"output {index} is empty", index)
+        if "base64" in (f.strip().lower() for f in flags):
+            return await self.save_base64(index, media_type, output, comma + 1)
+        if not _is_textual(media_type):
+            raise self.error(
+                f"output {index} is a data URI of {media_type} that is not base64",
+                index,
+            )
+        # Each %XX escape is three characters for one byte: the least it can be.
+        escapes = output.count("%", comma + 1)
+        self.check_size(index, len(output) - comma - 1 - 2 * escapes)
+        chunks = self.inline(index, _decode_percent(output, comma + 1))
+        # RFC 2397: no media type means text/plain.
+        ext = _extension(media_type or "text/plain", None)
+        return await self.write(index, ext, chunks)
+
+    async def save_base64(
+        self, index: int, media_type: str | None, text: str, start: int
+    ) -> Path:
+        try:
+            end, padding = _base64_extent(text, start)
+        except ValueError:
+            raise self.invalid(index) from None
+        # Before a single byte is decoded; the exact size (a pass over the
+        # text) only when the quick upper bound is over the cap.
+        if self.max_bytes is not None and (end - start) * 3 // 4 > self.max_bytes:
+            self.check_size(index, _base64_size(text, start, end))
+        decoded = _decode_base64(text, start, end, padding)
+        try:
+            first = next(decoded, b"")
+        except ValueError:
+            raise self.invalid(index) from None
+        if not first:
+            raise self.error(f"output {index} is empty", index)
+        ext = _extension(media_type, None, first)
+        return await self.write(index, ext, self.inline(index, decoded, first))
+
+    def invalid(self, index: int) -> DownloadError:
+        return self.error(
+            f"output {index} is not an http(s) URL, a data URI or valid base64", index
+        )
+
+    async def inline(
+        self, index: int, chunks: Iterator[bytes], first: bytes = b""
+    ) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        try:
+            for chunk in chunks:
+                yield chunk
+        except ValueError:  # invalid data after a valid start: nothing is kept
+            raise self.invalid(index) from None
 
     async def fetch(self, index: int, url: str) -> Path:
         attempts = 0
@@ -272,15 +493,35 @@ class _Downloader:
                 status_code=exc.status_code,
             ) from exc.__cause__
 
+    def library_error(self, index: int, url: str, exc: Exception) -> DownloadError:
+        # The HTTP library refused the request itself (aiohttp raises ValueError
+        # on some URLs): a typed error, never the library's own exception.
+        return self.error(
+            f"could not fetch output {index} from {_display(url)}: "
+            f"{type(exc).__name__}: {redact_text(str(exc))}",
+            index,
+            url=_display(url),
+        )
+
     async def fetch_once(self, index: int, url: str) -> Path:
+        visited: set[str] = set()
         for hop in range(_MAX_REDIRECTS + 1):
-            origin = _origin(url)
-            if origin is None:
+            why = _refusal(url)
+            if why is not None:
                 raise self.error(
-                    f"refusing to fetch {_display(url)}: not an http(s) URL", index
+                    f"refusing to fetch {_display(url)}: {why}",
+                    index,
+                    url=_display(url),
                 )
+            if url in visited:
+                raise self.error(
+                    f"redirect loop for output {index} at {_display(url)}",
+                    index,
+                    url=_display(url),
+                )
+            visited.add(url)
             # Credentials only on the first hop, and only to the API's own origin.
-            authorized = hop == 0 and origin == self.api_origin
+            authorized = hop == 0 and _origin(url) == self.api_origin
             request = self.http.build_request("GET", url)
             if not authorized:
                 request.headers.pop("Authorization", None)
@@ -295,10 +536,20 @@ class _Downloader:
                     )
             except httpx.TransportError as exc:
                 raise _again(f"{type(exc).__name__}: {exc}", cause=exc) from exc
+            except Exception as exc:  # the library refused it: a typed error instead
+                raise self.library_error(index, url, exc) from exc
             try:
                 location = response.headers.get("Location")
                 if response.is_redirect and location:
-                    url = urljoin(url, location)
+                    try:
+                        url = urljoin(url, location)
+                    except ValueError:
+                        raise self.error(
+                            f"output {index}: {_display(url)} redirects to an "
+                            "invalid URL",
+                            index,
+                            url=_display(url),
+                        ) from None
                     continue
                 return await self.receive(index, url, response)
             finally:
@@ -320,9 +571,8 @@ class _Downloader:
                 status_code=status,
             )
         length = response.headers.get("Content-Length", "")
-        limit = self.max_bytes
-        if limit is not None and length.isdigit() and int(length) > limit:
-            raise self.too_large(index)
+        if length.isdigit():
+            self.check_size(index, int(length))
         ext = _extension(response.headers.get("Content-Type"), url)
         try:
             return await self.write(index, ext, response.aiter_bytes(_CHUNK))
@@ -330,6 +580,10 @@ class _Downloader:
             raise _again(
                 f"{type(exc).__name__} while reading: {exc}", cause=exc
             ) from exc
+        except AtlasError:
+            raise
+        except Exception as exc:  # the library refused it: a typed error instead
+            raise self.library_error(index, url, exc) from exc
 
     async def write(self, index: int, ext: str, chunks: AsyncIterator[bytes]) -> Path:
         final = self.directory / f"{self.stem}-{index}{ext}"
@@ -340,10 +594,19 @@ class _Downloader:
             size = 0
             async for chunk in chunks:
                 size += len(chunk)
-                if self.max_bytes is not None and size > self.max_bytes:
-                    raise self.too_large(index)
+                self.check_size(index, size)
                 await anyio.to_thread.run_sync(handle.write, chunk)
-            await anyio.to_thread.run_sync(_commit, handle, temp, final)
+            placed = await anyio.to_thread.run_sync(
+                _commit, handle, temp, final, self.overwrite
+            )
+            if not placed and not await anyio.to_thread.run_sync(
+                _same_file, temp, final
+            ):
+                raise self.error(
+                    f"refusing to overwrite {final}: it holds something else "
+                    "(move it away, or pass overwrite=True)",
+                    index,
+                )
             return final
         except OSError as exc:
             if isinstance(exc, PermissionError):
@@ -361,19 +624,49 @@ class _Downloader:
 
 
 def _create(path: Path) -> IO[bytes]:
-    return path.open("xb")  # "x": never reuse someone else's file
+    return path.open("xb")  # "x" (O_EXCL): never reuse someone else's file
 
 
-def _commit(handle: IO[bytes], temp: Path, final: Path) -> None:
+def _commit(handle: IO[bytes], temp: Path, final: Path, overwrite: bool) -> bool:
+    """Give the complete ``temp`` its ``final`` name; False if the name is taken."""
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()
-    os.replace(temp, final)
+    if overwrite:
+        os.replace(temp, final)
+    elif not _link(temp, final):
+        return False
     _fsync_directory(final.parent)
+    return True
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+def _link(temp: Path, final: Path) -> bool:
+    # A hard link never replaces an existing name (nor follows a link there).
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # No hard links on this file system: claim the name with O_EXCL, then
+        # replace only that empty claim of our own.
+        try:
+            os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        os.replace(temp, final)
+    return True
+
+
+def _same_file(temp: Path, final: Path) -> bool:
+    """True when ``final`` is a regular file (no link) with ``temp``'s bytes."""
+    try:
+        if not stat.S_ISREG(os.lstat(final).st_mode):
+            return False
+        return filecmp.cmp(temp, final, shallow=False)
+    except OSError:
+        return False
 
 
 async def download_outputs(
@@ -385,6 +678,7 @@ async def download_outputs(
     max_concurrency: int = 4,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     retries: int = 3,
+    overwrite: bool = False,
     clock: Clock | None = None,
     rng: random.Random | None = None,
     name_prefix: str | None = None,
@@ -393,11 +687,13 @@ async def download_outputs(
     Save every output of ``prediction`` into ``directory``; return the paths.
 
     Files are named ``<stem>-<index><ext>`` (stem: ``name_prefix`` or the
-    prediction id, sanitised) and replace any file of that name atomically.
+    prediction id; see the module docstring for how odd ids stay distinct). An
+    existing file of that name is kept: returned when it holds the same bytes,
+    a `DownloadError` otherwise, unless ``overwrite``.
 
     Args:
-        prediction: the completed prediction; its outputs are URLs, data URIs
-            or raw base64.
+        prediction: the completed prediction; its outputs are URLs, data URIs,
+            raw base64 or plain text (saved as ``.txt``).
         directory: created if missing.
         http: the client to fetch with (its ``Authorization`` is kept only for
             ``api_origin``).
@@ -405,6 +701,8 @@ async def download_outputs(
         max_concurrency: outputs fetched at once.
         max_bytes: the size cap per output; None for no cap.
         retries: extra attempts per output after a 5xx, 429 or network error.
+        overwrite: replace (atomically) a file of the same name that holds
+            other bytes, instead of refusing.
         clock: where backoff sleeps (a `FakeClock` in tests).
         rng: the jitter source.
         name_prefix: the file-name stem to use instead of the prediction id.
@@ -413,7 +711,8 @@ async def download_outputs(
         The absolute paths, in output order.
 
     Raises:
-        DownloadError: an output could not be fetched, decoded or written.
+        DownloadError: an output could not be fetched, decoded or written, is
+            over ``max_bytes``, or its name holds another file.
         ConfigurationError: bad arguments, or the directory is not writable.
     """
     if max_concurrency < 1 or retries < 0 or (max_bytes is not None and max_bytes < 1):
@@ -429,6 +728,7 @@ async def download_outputs(
         api_origin=_origin(api_origin) if api_origin else None,
         max_bytes=max_bytes,
         retries=retries,
+        overwrite=overwrite,
         clock=clock or AnyioClock(),
         rng=rng or random.Random(),
     )

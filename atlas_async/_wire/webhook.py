@@ -35,13 +35,20 @@ without one.
 
 A body of the wrong shape raises `UnexpectedResponseError` naming the problem
 (with the session id once it is known); the verifier reports it as
-``malformed_body``.
+``malformed_body``. So does a body nested too deeply to read (JSON that would
+make the parser recurse past Python's limit): never a ``RecursionError``.
+
+Headers: Atlas signs with Ed25519 and sends the signature in
+``X-AtlasCloud-Webhook-Signature-Ed25519``; during a migration a legacy hex
+HMAC travels in the bare ``X-AtlasCloud-Webhook-Signature``, and once the HMAC
+is retired the Ed25519 signature moves to that bare header (shared by the
+vendor's newer receivers).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, TypeAlias
 
@@ -50,8 +57,10 @@ import attrs
 from .._core.errors import UnexpectedResponseError
 from .._core.models import Kind, Prediction, PredictionStatus
 from . import convert as _convert
+from .errors import decode_body
 
 __all__ = [
+    "HEADER_BARE_SIGNATURE",
     "HEADER_EVENT",
     "HEADER_ID",
     "HEADER_KEY_ID",
@@ -70,6 +79,7 @@ HEADER_EVENT: Final = "X-AtlasCloud-Webhook-Event"
 HEADER_TIMESTAMP: Final = "X-AtlasCloud-Webhook-Timestamp"
 HEADER_KEY_ID: Final = "X-AtlasCloud-Webhook-Key-Id"
 HEADER_SIGNATURE: Final = "X-AtlasCloud-Webhook-Signature-Ed25519"
+HEADER_BARE_SIGNATURE: Final = "X-AtlasCloud-Webhook-Signature"
 
 WebhookStatus: TypeAlias = Literal["OK", "ERROR"]
 
@@ -142,16 +152,34 @@ def read_delivery(
 
     if isinstance(body, Mapping):
         document = body
-    else:
+    elif isinstance(body, (bytes, bytearray, memoryview)):
         try:
-            document = json.loads(body)
-        except ValueError:  # also UnicodeDecodeError
-            raise malformed("not JSON") from None
+            decoded = decode_body(bytes(body))
+        except RecursionError:
+            raise malformed("nested too deeply to read") from None
+        if not decoded.is_json:
+            raise malformed("not JSON")
+        document = decoded.value
+    else:
+        raise malformed(f"a body must be bytes, not {type(body).__name__}")
     if not isinstance(document, Mapping):
         raise malformed("not a JSON object")
     session_id = document.get("session_id")
     if not isinstance(session_id, str) or not session_id:
         raise malformed("no session_id")
+    try:
+        return _read(document, session_id, status_code, malformed)
+    except RecursionError:
+        # Parsed, but too deep for the payload's reader: refused the same way.
+        raise malformed("nested too deeply to read", session_id) from None
+
+
+def _read(
+    document: Mapping[str, Any],
+    session_id: str,
+    status_code: int | None,
+    malformed: Callable[..., UnexpectedResponseError],
+) -> Delivery:
     event_type = document.get("event_type")
     if not isinstance(event_type, str) or not event_type:
         raise malformed("no event_type", session_id)
