@@ -36,9 +36,9 @@ from __future__ import annotations
 import inspect
 import os
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence, Set
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -67,8 +67,20 @@ from ._core.config import (
     TimeoutArg,
     resolve_config,
 )
-from ._core.errors import ArgumentTypeError, InvalidArgumentError
+from ._core.errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    SubmissionUnknownError,
+)
 from ._core.flow import Limits, resolve_limits
+from ._core.history import (
+    DEFAULT_SETTLE_AFTER,
+    Absent,
+    Attach,
+    HistoryItem,
+    SentSubmit,
+    Verdict,
+)
 from ._core.models import Kind, ModelInfo, Prediction, UploadedMedia
 from ._core.outcome import prediction_failure
 from ._core.policies import PollPolicy, check_poll_option, check_poll_policy
@@ -96,6 +108,7 @@ from ._net.session import ApiSession, check_session_options
 from ._net.transport import TRANSPORT_NAMES, TransportOption
 from ._ops.download import download_outputs
 from ._ops.futures import PredictionFuture
+from ._ops.history import iter_history, settle_from_history
 from ._ops.lifecycle import Lifecycle
 from ._ops.operations import Operations
 from ._ops.scheduler import Scheduler
@@ -161,6 +174,11 @@ class AtlasClient:
         poll_retry: the retry of a failed poll: a `BackoffPolicy` (the spacing;
             20 failures in a row end the prediction) or a `Retry`.
         allow_insecure_http: allow plain ``http://`` to a non-loopback host.
+        history_lag: seconds the account's history may lag behind a
+            prediction's creation (clocks apart included), when a submit that
+            got no answer is looked up there (`reconcile`, and a batch on its
+            own): a submit is proven absent only once its send window closed
+            this long ago. The built-in emulator needs about 1.
 
     Raises:
         ArgumentTypeError: an option of the wrong type (``poll="fast"``,
@@ -191,7 +209,9 @@ class AtlasClient:
         retry: Retry | None = None,
         poll_retry: BackoffPolicy | Retry | None = None,
         allow_insecure_http: bool = False,
+        history_lag: float = DEFAULT_SETTLE_AFTER,
     ) -> None:
+        self._history_lag = check_real(history_lag, "history_lag", minimum=0.0)
         poll = _check_client_options(
             api_key=api_key,
             base_url=base_url,
@@ -242,6 +262,7 @@ class AtlasClient:
             submit=self.submit,
             attach=self.attach,
             download=self.download,
+            settle_unknown=self._settle_unknown,
             secret=self._config.api_key,
         )
 
@@ -682,6 +703,128 @@ class AtlasClient:
             )
         return await operations.upload(file, check_filename(filename))
 
+    async def history(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        since: datetime | float | None = None,
+    ) -> AsyncIterator[HistoryItem]:
+        """
+        The account's predictions, newest first (``GET /model/history``), each
+        once, with the body each was created from.
+
+        Example::
+
+            async for item in client.history(model="black-forest-labs/flux-schnell",
+                                             since=time.time() - 3600):
+                print(item.id, item.status, item.body)
+
+        Args:
+            model: only this model's predictions.
+            status: only this status (``created``, ``processing``,
+                ``completed``, ``failed``, ``timeout``).
+            since: stop at the first prediction created before this moment (an
+                aware datetime, or Unix seconds).
+
+        Raises:
+            InvalidArgumentError: a bad model, status or moment (before any
+                request).
+        """
+        if model is not None:
+            check_model_id(model)
+        if status is not None and (not isinstance(status, str) or not status):
+            raise ArgumentTypeError(
+                f"status must be a non-empty str, not {describe(status)}",
+                argument="status",
+            )
+        moment = _moment(since)
+        operations = self._running_operations()
+        async for item in iter_history(
+            operations.history_page, model=model, status=status, since=moment
+        ):
+            yield item
+
+    async def reconcile(self, unknown: SubmissionUnknownError) -> Prediction | None:
+        """
+        Settle a submit that got no answer, from the account's history.
+
+        Looks for a prediction created from the same body while the submit was
+        out. Returns it when found (follow it with `attach`: nothing is paid
+        twice), None when history proves the submit never arrived (send it
+        again), and raises when history cannot tell yet.
+
+        Example::
+
+            try:
+                future = await client.submit_image(model, prompt="a cat")
+            except atlas.SubmissionUnknownError as lost:
+                found = await client.reconcile(lost)
+                if found is None:  # it never arrived: safe to send again
+                    future = await client.submit_image(model, prompt="a cat")
+                else:
+                    future = client.attach(found.id, kind=lost.kind, model=lost.model)
+
+        Raises:
+            SubmissionUnknownError: still undecided: the message says why (too
+                soon, or several identical predictions, named in ``candidates``).
+            ArgumentTypeError: not a `SubmissionUnknownError` from a submit.
+        """
+        if not isinstance(unknown, SubmissionUnknownError):
+            raise ArgumentTypeError(
+                "reconcile takes a SubmissionUnknownError, not"
+                f" {type(unknown).__name__}",
+                argument="unknown",
+            )
+        after, before = unknown.sent_after, unknown.sent_before
+        if (
+            unknown.model is None
+            or unknown.request_body is None
+            or after is None
+            or before is None
+        ):
+            raise InvalidArgumentError(
+                "this SubmissionUnknownError does not say what was sent and when"
+                " (it did not come from a submit of this client)",
+                argument="unknown",
+            )
+        sent = SentSubmit(0, unknown.model, unknown.request_body, after, before)
+        [verdict] = await self._settle_unknown([sent], frozenset())
+        if isinstance(verdict, Attach):
+            return await self.get_prediction(verdict.prediction_id)
+        if isinstance(verdict, Absent):
+            return None
+        undecided = SubmissionUnknownError(
+            f"{unknown.message}; the history cannot tell yet: {verdict.reason}"
+            + (
+                f" (candidates: {', '.join(verdict.candidates)})"
+                if verdict.candidates
+                else ""
+            ),
+            method=unknown.method,
+            url=unknown.url,
+            kind=unknown.kind,
+            model=unknown.model,
+        )
+        undecided.request_body = unknown.request_body
+        undecided.sent_after, undecided.sent_before = after, before
+        undecided.candidates = verdict.candidates
+        raise undecided
+
+    async def _settle_unknown(
+        self, sent: Sequence[SentSubmit], claimed: Set[str]
+    ) -> list[Verdict]:
+        operations = self._running_operations()
+        lag = self._history_lag
+        return await settle_from_history(
+            operations.history_page,
+            sent,
+            now=self._clock.wall,
+            claimed=claimed,
+            skew=lag / 2.0,
+            settle_after=lag,
+        )
+
     async def list_models(self) -> list[ModelInfo]:
         """
         Return the model catalog. Needs no API key; sends none.
@@ -881,3 +1024,17 @@ def _check_download_options(options: Mapping[str, object]) -> None:
             f"name_prefix must be a str, not {type(prefix).__name__}",
             argument="name_prefix",
         )
+
+
+def _moment(since: object) -> float | None:
+    """``since`` as Unix seconds: an aware datetime or a finite number."""
+    if since is None:
+        return None
+    if isinstance(since, datetime):
+        if since.tzinfo is None:
+            raise InvalidArgumentError(
+                "since must be timezone-aware (datetime.now(timezone.utc))",
+                argument="since",
+            )
+        return since.timestamp()
+    return check_real(since, "since")

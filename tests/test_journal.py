@@ -161,7 +161,7 @@ class TestOpen:
             assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
         assert stored(path, "PRAGMA journal_mode") == [("wal",)]
         meta = dict(stored(path, "SELECT name, value FROM meta"))
-        assert meta == {"format": "atlas_async.journal", "schema_version": "2"}
+        assert meta == {"format": "atlas_async.journal", "schema_version": "3"}
         assert stored(path, "PRAGMA application_id") == [(0x41544C53,)]
 
     async def test_missing_parent_directories_are_created(self, tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ class TestOpen:
         with pytest.raises(JournalError, match="not a journal"):
             await Journal(path).open()
 
-    @pytest.mark.parametrize("version", ["3", "99", "two"])
+    @pytest.mark.parametrize("version", ["4", "99", "two"])
     async def test_newer_schema_is_refused(self, path: Path, version: str) -> None:
         """A journal written by a newer version asks for an upgrade."""
         await begin(path)

@@ -185,9 +185,9 @@ async def test_a_v1_journal_is_upgraded_in_place_and_no_row_is_lost(
     assert [r for r in after if r[0] != 6] == [r for r in before if r[0] != 6]
     assert after[6][3] == "unknown"
     assert after[6][-1] == 5_000.0  # stamped by the journal's clock
-    assert dict(read(v1, "SELECT name, value FROM meta"))["schema_version"] == "2"
+    assert dict(read(v1, "SELECT name, value FROM meta"))["schema_version"] == "3"
     columns = [c[1] for c in read(v1, "PRAGMA table_info(items)")]
-    assert columns[-1] == "error"
+    assert columns[-3:] == ["error", "sent_after", "sent_before"]
 
 
 async def test_v1_rows_are_read_as_before(v1: Path) -> None:

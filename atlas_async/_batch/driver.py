@@ -33,12 +33,16 @@ from .._core.errors import (
     PredictionFailedError,
     SubmissionUnknownError,
 )
+from .._core.history import Absent, Attach, SentSubmit
 from .._core.models import Prediction
+from .._core.sending import on_send
 from .._ops.download import prepare_directory
 from .._ops.futures import PredictionFuture
+from .._wire.parse import build_submit_body
 from .host import BatchHost
 from .journal import ItemState, Journal, JournalEntry
 from .record import Record, open_journal, rebuild_error
+from .settle import Settler
 from .types import BatchProgress, BatchResult, GenerationRequest
 
 if TYPE_CHECKING:
@@ -99,6 +103,9 @@ class Driver:
         self.expired = False  # the batch deadline passed
         self.waiting: dict[int, PredictionFuture] = {}
         self.downloads = anyio.CapacityLimiter(options.download_concurrency)
+        self.settler = Settler(host.settle_unknown)
+        # Each item's send window in this run: (went out, last moment to arrive).
+        self.windows: dict[int, tuple[float, float]] = {}
 
     async def run(self) -> None:
         options = self.options
@@ -114,6 +121,9 @@ class Driver:
             self.record = Record(journal)
             if journal is not None:
                 self.entries = await journal.begin(self.requests)
+                for entry in self.entries:
+                    if entry.prediction_id is not None:
+                        self.settler.claim(entry.prediction_id)
             self.queue = deque(self._order())
             self._report()
             limit = options.max_in_flight or self.host.max_in_flight
@@ -178,14 +188,16 @@ class Driver:
             return BatchResult(index, request, error=rebuild_error(entry), resumed=True)
         if entry is not None and state in (ItemState.UNKNOWN, ItemState.SUBMITTING):
             # `submitting` here: an open journal reused after a cancelled run.
-            if not self.options.resubmit_unknown:
-                error = SubmissionUnknownError(
-                    f"item {index} was sent by an earlier run and no answer came: "
-                    "it may exist and bill; resubmit it knowingly with "
-                    "resubmit_unknown=True (CLI: --resubmit-unknown)"
-                )
-                return BatchResult(index, request, error=error, resumed=True)
-            await self.record.reset_to_pending(index)
+            if self.options.resubmit_unknown:
+                await self.record.reset_to_pending(index)
+            else:
+                window = (entry.sent_after, entry.sent_before)
+                settled = await self._settle(index, window, resumed=True)
+                if not isinstance(settled, PredictionFuture | None):
+                    return settled
+                if settled is not None:
+                    self._report(in_flight=1)
+                    return await self._wait(index, settled)
             state = ItemState.PENDING
         if self.expired:
             attached = entry is not None and state is ItemState.SUBMITTED
@@ -212,36 +224,128 @@ class Driver:
     async def _submit(
         self, index: int, request: GenerationRequest
     ) -> PredictionFuture | BatchResult:
-        await self.record.mark_submitting(index)
+        sent = False
+
+        async def sending(after: float, before: float) -> None:
+            # Committed just before the request leaves, with its slot and its
+            # token: an item still waiting for those stays pending, exactly.
+            nonlocal sent
+            first = self.windows.get(index)
+            self.windows[index] = (first[0] if first else after, before)
+            if sent:
+                await self.record.extend_send_window(index, before)
+            else:
+                await self.record.mark_submitting(
+                    index, sent_after=after, sent_before=before
+                )
+                sent = True
+
         try:
-            future = await self.host.submit(
-                request.kind,
-                request.model,
-                timeout=self.options.timeout,
-                params=request.params,
-            )
+            with on_send(sending):
+                future = await self.host.submit(
+                    request.kind,
+                    request.model,
+                    timeout=self.options.timeout,
+                    params=request.params,
+                )
         except SubmissionUnknownError as exc:
+            if not sent:  # a host that does not say when it sends
+                await self.record.mark_submitting(index)
             await self.record.mark_unknown(index, exc)
-            return BatchResult(index, request, error=exc)
+            settled = await self._settle(index, self.windows.get(index), error=exc)
+            if settled is None:
+                return await self._submit(index, request)
+            return settled
         except ClientStateError as exc:
             # The client is closing: no more submits. One that got its id just
             # before keeps it for a resume; any other was never sent.
             self.stop_error = self.stop_error or exc
             if exc.prediction_id is not None:
+                if not sent:
+                    await self.record.mark_submitting(index)
                 await self.record.mark_submitted(index, exc.prediction_id)
-            else:
+            elif sent:
                 await self.record.reset_to_pending(index)
             return BatchResult(index, request, error=exc)
         except AtlasError as exc:
             if isinstance(exc, _STOPS) and self.stop_error is None:
                 self.stop_error = exc
             if _never_left(exc):
-                await self.record.reset_to_pending(index)
+                if sent:
+                    await self.record.reset_to_pending(index)
             else:
                 await self.record.mark_failed(index, exc)
             return BatchResult(index, request, error=exc)
+        if not sent:
+            await self.record.mark_submitting(index)
+        self.settler.claim(future.id)
         await self.record.mark_submitted(index, future.id)
         return future
+
+    async def _settle(
+        self,
+        index: int,
+        window: tuple[float | None, float | None] | None,
+        *,
+        resumed: bool = False,
+        error: SubmissionUnknownError | None = None,
+    ) -> PredictionFuture | BatchResult | None:
+        """
+        Settle an unknown item from the account's history: the future of the
+        prediction it created, None when it never arrived (it is ``pending``
+        again: send it), or its result when history cannot tell.
+        """
+        request = self.requests[index]
+        after, before = window if window is not None else (None, None)
+        if after is None or before is None:
+            unknown = error or SubmissionUnknownError(
+                f"item {index} was sent by an earlier run and no answer came, and"
+                " the journal does not say when (written by an older atlas_async):"
+                " it may exist and bill; resubmit it knowingly with"
+                " resubmit_unknown=True (CLI: --resubmit-unknown)"
+            )
+            return BatchResult(index, request, error=unknown, resumed=resumed)
+        body = build_submit_body(request.model, request.params)
+        sent = SentSubmit(index, request.model, body, after, before)
+        clock = self.host.clock
+        while True:
+            try:
+                verdict = await self.settler.settle(sent)
+            except AtlasError as exc:
+                unknown = SubmissionUnknownError(
+                    f"item {index} was sent and no answer came, and the account's"
+                    f" history could not be read to settle it ({exc}): it may"
+                    " exist and bill; run the batch again to settle it"
+                )
+                unknown.__cause__ = exc
+                return BatchResult(index, request, error=unknown, resumed=resumed)
+            if isinstance(verdict, Attach):
+                await self.record.mark_submitted(index, verdict.prediction_id)
+                return self.host.attach(
+                    verdict.prediction_id,
+                    kind=request.kind,
+                    model=request.model,
+                    timeout=self.options.timeout,
+                )
+            if isinstance(verdict, Absent):
+                await self.record.reset_to_pending(index)
+                self.windows.pop(index, None)
+                return None
+            if verdict.retry_at is None or self.expired:
+                named = (
+                    f" (candidates: {', '.join(verdict.candidates)})"
+                    if verdict.candidates
+                    else ""
+                )
+                unknown = SubmissionUnknownError(
+                    f"item {index} was sent and no answer came; the account's"
+                    f" history cannot settle it: {verdict.reason}{named}"
+                )
+                unknown.candidates = verdict.candidates
+                return BatchResult(index, request, error=unknown, resumed=resumed)
+            # History may still show it: look again once it must.
+            wait = max(verdict.retry_at - clock.wall(), 0.0) + 0.05
+            await clock.sleep_until(clock.now() + wait)
 
     async def _wait(self, index: int, future: PredictionFuture) -> BatchResult:
         request = self.requests[index]

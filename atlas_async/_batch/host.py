@@ -9,13 +9,14 @@ tests can run the engine on any host.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
 from .._core.clock import Clock
+from .._core.history import SentSubmit, Verdict
 from .._core.models import Kind, Prediction
 from .._ops.futures import PredictionFuture
 
@@ -82,6 +83,12 @@ class BatchHost(Protocol):
         """Save a prediction's outputs (``AtlasClient.download``)."""
         ...
 
+    async def settle_unknown(
+        self, sent: Sequence[SentSubmit], claimed: Set[str]
+    ) -> list[Verdict]:
+        """Settle submits that got no answer from the account's history."""
+        ...
+
 
 @attrs.frozen
 class HostCalls:
@@ -101,4 +108,7 @@ class HostCalls:
     submit: Callable[..., Coroutine[Any, Any, PredictionFuture]]
     attach: Callable[..., PredictionFuture]
     download: Callable[..., Coroutine[Any, Any, list[Path]]]
+    settle_unknown: Callable[
+        [Sequence[SentSubmit], Set[str]], Coroutine[Any, Any, list[Verdict]]
+    ]
     secret: str | None = attrs.field(default=None, repr=False)

@@ -101,7 +101,7 @@ __all__ = [
 logger = logging.getLogger("atlas_async.journal")
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _FORMAT = "atlas_async.journal"
 _APPLICATION_ID = 0x41544C53  # "ATLS": lets humans and file(1) spot our files
 _LOCK_TIMEOUT = 1.0  # seconds to wait for another holder before refusing
@@ -248,6 +248,10 @@ class JournalEntry:
         error: that error rebuilt, same class and fields (not compared by ==).
         attempts: how many times it entered ``submitting``.
         created_at, updated_at: wall-clock epoch seconds.
+        sent_after, sent_before: the last submit's send window (wall-clock
+            epoch seconds: when it went out, and the last moment the server
+            can have received it), from ``submitting`` on; what settles an
+            ``unknown`` item from the account's history.
     """
 
     index: int
@@ -266,6 +270,8 @@ class JournalEntry:
     attempts: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+    sent_after: float | None = None
+    sent_before: float | None = None
 
 
 def _read_row(d: Mapping[str, Any]) -> JournalEntry:
@@ -313,6 +319,10 @@ def _read_row(d: Mapping[str, Any]) -> JournalEntry:
         attempts=_count(d, "attempts"),
         created_at=_moment(d, "created_at"),
         updated_at=_moment(d, "updated_at"),
+        sent_after=_moment(d, "sent_after") if d["sent_after"] is not None else None,
+        sent_before=(
+            _moment(d, "sent_before") if d["sent_before"] is not None else None
+        ),
     )
     _check_state(entry)
     return entry
@@ -342,12 +352,13 @@ _SCHEMA = (
     "prediction TEXT, outputs TEXT NOT NULL DEFAULT '[]', "
     "files TEXT NOT NULL DEFAULT '[]', error_type TEXT, error_message TEXT, "
     "attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, "
-    "updated_at REAL NOT NULL, error TEXT)",  # error: last, as schema 1 -> 2 adds it
+    "updated_at REAL NOT NULL, error TEXT, sent_after REAL, sent_before REAL)",
+    # error, then sent_after and sent_before: last, as schema 2 and 3 added them
 )
 _COLUMNS = (
     "index", "key", "request", "state", "prediction_id", "prediction", "outputs",
     "files", "error_type", "error_message", "attempts", "created_at", "updated_at",
-    "error",
+    "error", "sent_after", "sent_before",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(_COLUMNS).replace('index', 'idx')} FROM items"
 _TAMPERED = "changed outside atlas_async? move it away or choose another journal path"
@@ -473,9 +484,25 @@ class Journal:
 
         return await self._run(query)
 
-    async def mark_submitting(self, index: int) -> None:
-        """``pending -> submitting``: await it *before* the POST is sent."""
-        await self._move(index, _S.SUBMITTING, attempts=_BUMP)
+    async def mark_submitting(
+        self,
+        index: int,
+        *,
+        sent_after: float | None = None,
+        sent_before: float | None = None,
+    ) -> None:
+        """
+        ``pending -> submitting``: await it *before* the POST is sent, with
+        its send window when known (see `JournalEntry`).
+        """
+        window = {"sent_after": sent_after, "sent_before": sent_before}
+        columns = {k: _NULL if v is None else v for k, v in window.items()}
+        await self._move(index, _S.SUBMITTING, attempts=_BUMP, **columns)
+
+    async def extend_send_window(self, index: int, sent_before: float) -> None:
+        """A ``submitting`` item is sent again (its first try provably never
+        left): the server may receive it until ``sent_before`` now."""
+        await self._move(index, _S.SUBMITTING, {_S.SUBMITTING}, sent_before=sent_before)
 
     async def mark_submitted(self, index: int, prediction_id: str) -> None:
         """``submitting | unknown -> submitted``: the id to attach to from now on."""
@@ -627,6 +654,9 @@ class Journal:
         version = meta.get("schema_version", "")
         if version == "1":
             self._upgrade_from_1(conn)
+            version = "2"
+        if version == "2":
+            self._upgrade_from_2(conn)
         elif version != str(SCHEMA_VERSION):
             raise JournalError(
                 f"journal {self.path} was written by a newer atlas_async (schema "
@@ -652,6 +682,12 @@ class Journal:
         records = [(canonical(record(*row[1:])), row[0]) for row in failed]
         conn.executemany("UPDATE items SET error = ? WHERE idx = ?", records)
         conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+
+    def _upgrade_from_2(self, conn: sqlite3.Connection) -> None:
+        # Items sent before the upgrade have no window: they settle as before.
+        conn.execute("ALTER TABLE items ADD COLUMN sent_after REAL")
+        conn.execute("ALTER TABLE items ADD COLUMN sent_before REAL")
+        conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
 
     def _begin_sync(
         self, conn: sqlite3.Connection, fingerprint: str, rows: list[tuple[str, str]]

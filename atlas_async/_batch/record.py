@@ -65,10 +65,23 @@ class Record:
     def __init__(self, journal: Journal | None) -> None:
         self.journal = journal
 
-    async def mark_submitting(self, index: int) -> None:
+    async def mark_submitting(
+        self,
+        index: int,
+        *,
+        sent_after: float | None = None,
+        sent_before: float | None = None,
+    ) -> None:
         """Commit ``submitting`` before the POST (not shielded: see the module)."""
         if self.journal is not None:
-            await self.journal.mark_submitting(index)
+            await self.journal.mark_submitting(
+                index, sent_after=sent_after, sent_before=sent_before
+            )
+
+    async def extend_send_window(self, index: int, sent_before: float) -> None:
+        """Commit a later end of the send window (a never-sent try sent again)."""
+        if self.journal is not None:
+            await self.journal.extend_send_window(index, sent_before)
 
     async def mark_submitted(self, index: int, prediction_id: str) -> None:
         """Commit the id the server gave."""

@@ -232,12 +232,23 @@ class SubmissionUnknownError(TransportError):
     A submit was sent and no answer came back.
 
     The prediction may exist and may be billed, so the SDK never re-sends it on its
-    own. Look it up in the Atlas console, or resubmit knowingly (a batch journal
-    records such items as ``unknown``).
+    own. `AtlasClient.reconcile` settles it from the account's history (a batch
+    does so by itself); or resubmit knowingly.
+
+    Attributes:
+        kind, model: what was submitted.
+        request_body: the JSON body that was sent (for `reconcile`).
+        sent_after, sent_before: wall times (Unix seconds) between which the
+            server may have received it.
+        candidates: after an undecided `reconcile`, the ids it might be.
     """
 
     kind: Kind | None
     model: str | None
+    request_body: Any
+    sent_after: float | None
+    sent_before: float | None
+    candidates: tuple[str, ...]
 
     def __init__(
         self,
@@ -251,6 +262,10 @@ class SubmissionUnknownError(TransportError):
         super().__init__(message, method=method, url=url)
         self.kind = kind
         self.model = model
+        self.request_body = None
+        self.sent_after = None
+        self.sent_before = None
+        self.candidates = ()
 
 
 class UnexpectedResponseError(AtlasError):

@@ -136,11 +136,15 @@ class Absent:
 
 @attrs.frozen(slots=True)
 class Undecided:
-    """History cannot tell yet; ``candidates`` are ids it might be."""
+    """
+    History cannot tell; ``candidates`` are ids it might be. ``retry_at``
+    (wall time, Unix seconds) is when a new look can decide, if time will.
+    """
 
     key: Hashable
     reason: str
     candidates: tuple[str, ...] = ()
+    retry_at: float | None = None
 
 
 Verdict = Attach | Absent | Undecided
@@ -265,6 +269,7 @@ def _unmatched(
             submit.key,
             "not in the history yet, and it may still appear there"
             f" (certain {certain - now:.0f} s from now)",
+            retry_at=certain,
         )
     return Absent(submit.key)
 

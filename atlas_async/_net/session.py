@@ -44,6 +44,7 @@ from .._core.clock import Clock
 from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
 from .._core.errors import APIError, ConfigurationError, RateLimitError
 from .._core.models import Kind
+from .._core.sending import send_hook
 from .._core.windows import RequestKind
 from .._wire.answer import Answer
 from .attempt import (
@@ -164,6 +165,13 @@ class ApiSession:
             _to_httpx_timeout(config.timeout)
             if config.timeout is not None
             else httpx.USE_CLIENT_DEFAULT
+        )
+        # The longest a sent request can take to reach the server: its phases'
+        # timeouts end to end (10 minutes when one is unbounded).
+        phases = config.timeout or DEFAULT_TIMEOUTS
+        spans = (phases.connect, phases.write, phases.read)
+        self._send_window = (
+            600.0 if None in spans else sum(x for x in spans if x is not None)
         )
 
     @property
@@ -308,7 +316,13 @@ class ApiSession:
     async def _attempt(self, client: httpx.AsyncClient, call: Call) -> Answer:
         started = self._clock.now()
         outcome: httpx.Response | httpx.HTTPError
+        hook = send_hook() if call.purpose is RequestKind.SUBMIT else None
         async with self.gate.slot(call.purpose):
+            if hook is not None:
+                # It has its slot and its token: it goes out now. The server may
+                # receive it until the request's own deadline.
+                wall = self._clock.wall()
+                await hook(wall, wall + self._send_window)
             self.attempts += 1
             try:
                 request = client.build_request(

@@ -20,10 +20,13 @@ from typing import Any, Protocol
 import attrs
 
 from .._core.clock import Clock
+from .._core.errors import SubmissionUnknownError
 from .._core.models import Kind, ModelInfo, Prediction, UploadedMedia
+from .._core.sending import on_send, send_hook
 from .._core.windows import RequestKind
 from .._net.session import ApiSession, RetryMode
 from .._wire import parse as wire
+from .._wire.history import HistoryPage, history_path, read_history_page
 from .download import download_outputs
 from .upload import FileInput, read_upload
 
@@ -80,16 +83,37 @@ class Operations:
             SubmissionUnknownError: sent, and no answer came.
             APIError: refused (429/503 only after the allowed retries).
         """
-        answer = await self._session.request(
-            "POST",
-            wire.submit_path(kind),
-            json=wire.build_submit_body(model, params),
-            retry=RetryMode.SUBMIT,
-            kind=kind,
-            model=model,
-            purpose=RequestKind.SUBMIT,
-        )
-        prediction = wire.read_submit(answer, now=self._clock.wall())
+        body = wire.build_submit_body(model, params)
+        window: list[float] = []
+        outer = send_hook()
+
+        async def sending(after: float, before: float) -> None:
+            # The first attempt's start and the last one's end: what
+            # `AtlasClient.reconcile` looks for in the history.
+            if window:
+                window[1] = before
+            else:
+                window.extend((after, before))
+            if outer is not None:
+                await outer(after, before)
+
+        try:
+            with on_send(sending):
+                answer = await self._session.request(
+                    "POST",
+                    wire.submit_path(kind),
+                    json=body,
+                    retry=RetryMode.SUBMIT,
+                    kind=kind,
+                    model=model,
+                    purpose=RequestKind.SUBMIT,
+                )
+            prediction = wire.read_submit(answer, now=self._clock.wall())
+        except SubmissionUnknownError as exc:
+            exc.request_body = body
+            if window:
+                exc.sent_after, exc.sent_before = window
+            raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "submitted prediction %s (%s, %s)",
@@ -138,6 +162,17 @@ class Operations:
             size=media.size if media.size is not None else len(data),
             content_type=media.content_type or content_type,
         )
+
+    async def history_page(
+        self, page: int, size: int, model: str | None, status: str | None
+    ) -> HistoryPage:
+        """One page of the account's history, newest first; retried like a GET."""
+        answer = await self._session.request(
+            "GET",
+            history_path(page, size, model=model, status=status),
+            retry=RetryMode.IDEMPOTENT,
+        )
+        return read_history_page(answer, now=self._clock.wall())
 
     async def list_models(self) -> list[ModelInfo]:
         """The model catalog; sends no key."""
