@@ -13,9 +13,11 @@ from __future__ import annotations
 import enum
 import functools
 import operator
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
 import attrs
@@ -23,12 +25,15 @@ import attrs
 __all__ = [
     "FrozenDict",
     "Kind",
+    "Lyrics",
     "ModelInfo",
     "Prediction",
     "PredictionStatus",
+    "Transcript",
     "UploadedMedia",
     "freeze",
     "frozen_mapping",
+    "is_text_output",
 ]
 
 _K = TypeVar("_K")
@@ -68,13 +73,21 @@ class Kind(enum.Enum):
             ) from None
 
 
-class PredictionStatus(enum.Enum):
+class PredictionStatus(str, enum.Enum):
     """
-    A prediction's status. Wire synonyms are folded in by ``_wire``.
+    A prediction's status: a ``str`` enum, so ``status == "completed"`` holds and
+    ``str(status)`` is ``"completed"``. Wire synonyms are folded in by ``_wire``.
 
     ``succeeded``/``success`` arrive as COMPLETED, ``cancelled`` as CANCELED,
     ``error`` as FAILED; any other string is UNKNOWN (not terminal) and the raw
     string stays on `Prediction.status_raw`.
+
+    CREATED (accepted, not yet queued), STARTING, QUEUED and PROCESSING are not
+    terminal: the prediction is polled on. TIMEOUT is the *server's* verdict
+    that the prediction ran out of time: a terminal failure, raised as
+    `PredictionFailedError` like FAILED and CANCELED. (The client's own
+    deadline passing is a different thing, `PredictionTimeoutError`: that
+    prediction may still finish.)
     """
 
     CREATED = "created"
@@ -86,6 +99,14 @@ class PredictionStatus(enum.Enum):
     TIMEOUT = "timeout"
     CANCELED = "canceled"
     UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        # The value, on every Python version (their mixed-in enums' format()
+        # differ): str() and f-strings agree.
+        return format(self.value, spec)
 
     @property
     def is_terminal(self) -> bool:
@@ -222,6 +243,95 @@ def frozen_mapping(value: Mapping[Any, Any] | None) -> FrozenDict[Any, Any]:
     )
 
 
+# What W5's rule calls a locator, not text: an output that starts so is a file.
+_LOCATOR_PREFIXES = ("http://", "https://", "//", "data:")
+# Raw base64 (``enable_base64_output`` without a data: prefix) is a file too:
+# this long, in the base64 alphabets only, with nothing but line breaks between.
+_BASE64_MIN = 64
+_BASE64 = re.compile(r"[A-Za-z0-9+/_\-]+={0,2}")
+
+
+def is_text_output(output: str) -> bool:
+    """
+    True when ``output`` is text to read (a transcript, lyrics), not a file.
+
+    An output is a file when it starts with ``http://``, ``https://``, ``//`` or
+    ``data:`` (any case), or when it is raw base64 (64 or more characters of
+    the base64 alphabets, line breaks aside, as ``enable_base64_output`` gives
+    them); a blank string is neither. Everything else is text: speech-to-text
+    and lyrics models put the text itself in ``outputs`` (docs/wire.md,
+    "Outputs").
+    """
+    if not isinstance(output, str) or not output.strip():
+        return False
+    if output[:8].lower().startswith(_LOCATOR_PREFIXES):
+        return False
+    if len(output) >= _BASE64_MIN:
+        packed = output.replace("\r", "").replace("\n", "")
+        if _BASE64.fullmatch(packed):
+            return False
+    return True
+
+
+def _frozen_entries(value: object) -> tuple[FrozenDict[str, Any], ...]:
+    # A list of objects (words, channels): the objects, frozen; the rest dropped.
+    if not isinstance(value, (list, tuple)):
+        return ()
+    return tuple(frozen_mapping(v) for v in value if isinstance(v, Mapping))
+
+
+@attrs.frozen(kw_only=True)
+class Transcript:
+    """
+    What a speech-to-text model heard (the wire's ``stt_result``).
+
+    Attributes:
+        text: the whole transcript, or None.
+        language: the language the model detected (e.g. ``"English"``), or None.
+        language_code: its code (e.g. ``"en"``), or None.
+        duration: the audio's length in seconds, when the model said.
+        words: the timed words as the model gave them, read-only mappings
+            (typically ``text``/``word``, ``start``, ``end``).
+        channels: per-channel results, read-only mappings.
+        raw: the ``stt_result`` object as received.
+    """
+
+    text: str | None = None
+    language: str | None = None
+    language_code: str | None = None
+    duration: float | None = None
+    words: tuple[Mapping[str, Any], ...] = attrs.field(
+        default=(), converter=_frozen_entries
+    )
+    channels: tuple[Mapping[str, Any], ...] = attrs.field(
+        default=(), converter=_frozen_entries
+    )
+    raw: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=frozen_mapping, repr=False, eq=False
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Lyrics:
+    """
+    What a lyrics model wrote (the wire's ``lyrics_result``).
+
+    Attributes:
+        lyrics: the lyrics, or None.
+        song_title: the title the model gave the song, or None.
+        style_tags: the style words (``"pop"``, ``"upbeat"``); a comma-separated
+            string on the wire is split.
+        raw: the ``lyrics_result`` object as received.
+    """
+
+    lyrics: str | None = None
+    song_title: str | None = None
+    style_tags: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=frozen_mapping, repr=False, eq=False
+    )
+
+
 @attrs.frozen(kw_only=True)
 class Prediction:
     """
@@ -239,7 +349,22 @@ class Prediction:
         has_nsfw_contents: one flag per output, when the server said.
         urls: links the server gave, e.g. ``urls["get"]`` (the poll URL).
         metrics: server metrics such as ``predict_time``.
+        cost: what the prediction cost, from the wire's ``price`` (text or a
+            number), as a `~decimal.Decimal` in the account's billing currency
+            (exact, so a batch's costs add up to the cent); None when the
+            server did not say or said something that is not a price.
+        latency: how long the server says the prediction took, in seconds: its
+            ``latency_ms``, else ``executionTime``, else ``timings.inference``
+            (all milliseconds on the wire); None when absent or not a number.
+        completed_at: when the server finished it, an aware datetime read like
+            ``created_at`` (ISO 8601, UTC when no offset); None otherwise.
+        stt_result: a speech-to-text model's `Transcript`, or None.
+        lyrics_result: a lyrics model's `Lyrics`, or None.
         raw: the ``data`` object as received, for fields the SDK does not model.
+
+    A field the server sent in a shape that makes no sense reads as None (or
+    empty), never as an error: ``raw`` keeps what came. `text` gives the plain
+    text a speech-to-text or lyrics model produced.
 
     Immutable all the way down: ``urls``, ``metrics`` and ``raw`` are read-only
     mappings (`FrozenDict`; nested objects too, nested arrays are tuples) that
@@ -264,6 +389,11 @@ class Prediction:
     has_nsfw_contents: tuple[bool, ...] | None = None
     urls: Mapping[str, str] = attrs.field(default=_EMPTY, converter=frozen_mapping)
     metrics: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=frozen_mapping)
+    cost: Decimal | None = None
+    latency: float | None = None
+    completed_at: datetime | None = None
+    stt_result: Transcript | None = None
+    lyrics_result: Lyrics | None = None
     raw: Mapping[str, Any] = attrs.field(
         default=_EMPTY, converter=frozen_mapping, repr=False, eq=False
     )
@@ -272,6 +402,29 @@ class Prediction:
     def done(self) -> bool:
         """True when the status is terminal."""
         return self.status.is_terminal
+
+    @property
+    def text(self) -> str | None:
+        """
+        The plain text this prediction produced, or None when it made files.
+
+        The transcript of ``stt_result``, else the lyrics of ``lyrics_result``,
+        else the outputs that are text, not files (`is_text_output`), joined by
+        a blank line when there are several.
+
+        Example::
+
+            prediction = await client.generate_audio(asr_model, audio=url)
+            print(prediction.text)
+        """
+        # Worked out when asked, from fields already read: the poll path never
+        # pays for it.
+        if self.stt_result is not None and self.stt_result.text:
+            return self.stt_result.text
+        if self.lyrics_result is not None and self.lyrics_result.lyrics:
+            return self.lyrics_result.lyrics
+        texts = [output for output in self.outputs if is_text_output(output)]
+        return "\n\n".join(texts) if texts else None
 
     @functools.cached_property
     def _hash(self) -> int:
