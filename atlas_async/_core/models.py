@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 import operator
 import re
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from decimal import Decimal
-from typing import Any, NoReturn, TypeVar
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import attrs
 
@@ -31,9 +32,11 @@ __all__ = [
     "PredictionStatus",
     "Transcript",
     "UploadedMedia",
+    "LIVE_FIELDS",
     "freeze",
     "frozen_mapping",
     "is_text_output",
+    "read_datetime",
 ]
 
 _K = TypeVar("_K")
@@ -273,6 +276,86 @@ def is_text_output(output: str) -> bool:
     return True
 
 
+#: The live poll fields the views of `Prediction` read from ``raw`` (the batch
+#: journal keeps these with a result).
+LIVE_FIELDS = (
+    "price",
+    "latency_ms",
+    "executionTime",
+    "timings",
+    "completed_at",
+    "stt_result",
+    "lyrics_result",
+)
+# Longer numeric text than this is no price or duration (and Decimal's work
+# grows with it): garbage.
+_NUMBER_TEXT_MAX = 64
+# Python 3.10's fromisoformat takes only 3 or 6 fraction digits and no "Z".
+_FRACTION = re.compile(r"\.([0-9]+)")
+
+
+def read_datetime(value: object) -> datetime | None:
+    """
+    An aware datetime from ISO-8601 text (``Z`` included), else None.
+
+    The API speaks UTC: a time without an offset is read as UTC. The one
+    reading of the wire's dates (``created_at``, ``completed_at``).
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _number(value: object) -> float | None:
+    # A finite, non-negative number from a JSON number or numeric text.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if len(value) > _NUMBER_TEXT_MAX:
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) and number >= 0.0 else None
+
+
+def _price(value: object) -> Decimal | None:
+    # Exact: a float by its shortest text (0.035, not its binary value).
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    if isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str) and len(value) <= _NUMBER_TEXT_MAX:
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+    else:
+        return None
+    return amount if amount.is_finite() and amount >= 0 else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _frozen_entries(value: object) -> tuple[FrozenDict[str, Any], ...]:
     # A list of objects (words, channels): the objects, frozen; the rest dropped.
     if not isinstance(value, (list, tuple)):
@@ -332,6 +415,67 @@ class Lyrics:
     )
 
 
+def _transcript(value: object) -> Transcript | None:
+    # A bare string is the text; an empty object or another value is None.
+    if isinstance(value, str):
+        return Transcript(text=value) if value.strip() else None
+    if not isinstance(value, Mapping) or not value:
+        return None
+    return Transcript(
+        text=_text(value.get("text")),
+        language=_text(value.get("language")),
+        language_code=_text(value.get("language_code")),
+        duration=_number(value.get("duration")),
+        words=value.get("words"),
+        channels=value.get("channels"),
+        raw=value,
+    )
+
+
+def _lyrics(value: object) -> Lyrics | None:
+    # A bare string is the lyrics; style tags from a list or "a, b" text.
+    if isinstance(value, str):
+        return Lyrics(lyrics=value) if value.strip() else None
+    if not isinstance(value, Mapping) or not value:
+        return None
+    tags = value.get("style_tags")
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    if not isinstance(tags, (list, tuple)):
+        tags = ()
+    return Lyrics(
+        lyrics=_text(value.get("lyrics")),
+        song_title=_text(value.get("song_title")),
+        style_tags=tuple(t.strip() for t in tags if isinstance(t, str) and t.strip()),
+        raw=value,
+    )
+
+
+class _Views(NamedTuple):
+    cost: Decimal | None
+    latency: float | None
+    completed_at: datetime | None
+    stt_result: Transcript | None
+    lyrics_result: Lyrics | None
+
+
+def _read_views(raw: Mapping[str, Any]) -> _Views:
+    latency = _number(raw.get("latency_ms"))
+    if latency is None:
+        latency = _number(raw.get("executionTime"))
+    if latency is None:
+        timings = raw.get("timings")
+        if isinstance(timings, Mapping):
+            latency = _number(timings.get("inference"))
+    return _Views(
+        cost=_price(raw.get("price")),
+        latency=None if latency is None else latency / 1000.0,
+        completed_at=read_datetime(raw.get("completed_at")),
+        stt_result=_transcript(raw.get("stt_result")),
+        lyrics_result=_lyrics(raw.get("lyrics_result")),
+    )
+
+
 @attrs.frozen(kw_only=True)
 class Prediction:
     """
@@ -349,22 +493,14 @@ class Prediction:
         has_nsfw_contents: one flag per output, when the server said.
         urls: links the server gave, e.g. ``urls["get"]`` (the poll URL).
         metrics: server metrics such as ``predict_time``.
-        cost: what the prediction cost, from the wire's ``price`` (text or a
-            number), as a `~decimal.Decimal` in the account's billing currency
-            (exact, so a batch's costs add up to the cent); None when the
-            server did not say or said something that is not a price.
-        latency: how long the server says the prediction took, in seconds: its
-            ``latency_ms``, else ``executionTime``, else ``timings.inference``
-            (all milliseconds on the wire); None when absent or not a number.
-        completed_at: when the server finished it, an aware datetime read like
-            ``created_at`` (ISO 8601, UTC when no offset); None otherwise.
-        stt_result: a speech-to-text model's `Transcript`, or None.
-        lyrics_result: a lyrics model's `Lyrics`, or None.
         raw: the ``data`` object as received, for fields the SDK does not model.
 
-    A field the server sent in a shape that makes no sense reads as None (or
-    empty), never as an error: ``raw`` keeps what came. `text` gives the plain
-    text a speech-to-text or lyrics model produced.
+    Typed views read the live fields that ``raw`` holds: `cost` (``price``),
+    `latency` (``latency_ms``, ``executionTime``), `completed_at`, `stt_result`
+    and `lyrics_result`, and `text` (the plain text a speech-to-text or lyrics
+    model produced). A field sent in a shape that makes no sense reads as None,
+    never as an error. They are worked out on first use (the poll path never
+    pays for them) and, like ``raw``, are not compared by ``==``.
 
     Immutable all the way down: ``urls``, ``metrics`` and ``raw`` are read-only
     mappings (`FrozenDict`; nested objects too, nested arrays are tuples) that
@@ -375,7 +511,7 @@ class Prediction:
 
         prediction = await client.generate_image(model, prompt="a red fox")
         if prediction.status.is_success:
-            print(prediction.outputs[0])
+            print(prediction.outputs[0], prediction.cost)
     """
 
     id: str
@@ -389,11 +525,6 @@ class Prediction:
     has_nsfw_contents: tuple[bool, ...] | None = None
     urls: Mapping[str, str] = attrs.field(default=_EMPTY, converter=frozen_mapping)
     metrics: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=frozen_mapping)
-    cost: Decimal | None = None
-    latency: float | None = None
-    completed_at: datetime | None = None
-    stt_result: Transcript | None = None
-    lyrics_result: Lyrics | None = None
     raw: Mapping[str, Any] = attrs.field(
         default=_EMPTY, converter=frozen_mapping, repr=False, eq=False
     )
@@ -404,27 +535,74 @@ class Prediction:
         return self.status.is_terminal
 
     @property
+    def cost(self) -> Decimal | None:
+        """
+        What the prediction cost: the wire's ``price`` (text or a number) as an
+        exact `~decimal.Decimal`, in the account's billing currency.
+
+        Exact, so a batch's costs add up to what is billed (``0.035`` is
+        ``Decimal("0.035")``, not the float's binary value). None when the
+        server did not say, or sent something that is not a non-negative amount.
+        """
+        return self._views.cost
+
+    @property
+    def latency(self) -> float | None:
+        """
+        How long the server says the prediction took, in seconds.
+
+        Its ``latency_ms``, else ``executionTime``, else ``timings.inference``
+        (all milliseconds on the wire); None when absent, negative or not a
+        number. ``metrics["predict_time"]`` is another clock and stays there.
+        """
+        return self._views.latency
+
+    @property
+    def completed_at(self) -> datetime | None:
+        """
+        When the server finished the prediction: an aware datetime, read like
+        `created_at` (ISO 8601, UTC when no offset); None otherwise.
+        """
+        return self._views.completed_at
+
+    @property
+    def stt_result(self) -> Transcript | None:
+        """A speech-to-text model's `Transcript` (``stt_result``), or None."""
+        return self._views.stt_result
+
+    @property
+    def lyrics_result(self) -> Lyrics | None:
+        """A lyrics model's `Lyrics` (``lyrics_result``), or None."""
+        return self._views.lyrics_result
+
+    @property
     def text(self) -> str | None:
         """
         The plain text this prediction produced, or None when it made files.
 
-        The transcript of ``stt_result``, else the lyrics of ``lyrics_result``,
-        else the outputs that are text, not files (`is_text_output`), joined by
-        a blank line when there are several.
+        The transcript of `stt_result`, else the lyrics of `lyrics_result`, else
+        the outputs that are text, not files (`is_text_output`), joined by a
+        blank line when there are several.
 
         Example::
 
             prediction = await client.generate_audio(asr_model, audio=url)
             print(prediction.text)
         """
-        # Worked out when asked, from fields already read: the poll path never
-        # pays for it.
-        if self.stt_result is not None and self.stt_result.text:
-            return self.stt_result.text
-        if self.lyrics_result is not None and self.lyrics_result.lyrics:
-            return self.lyrics_result.lyrics
+        transcript, lyrics = self._views.stt_result, self._views.lyrics_result
+        if transcript is not None and transcript.text:
+            return transcript.text
+        if lyrics is not None and lyrics.lyrics:
+            return lyrics.lyrics
         texts = [output for output in self.outputs if is_text_output(output)]
         return "\n\n".join(texts) if texts else None
+
+    @functools.cached_property
+    def _views(self) -> _Views:
+        # Read from raw on first use and kept (one slot that __init__ leaves
+        # empty, as for _hash): a snapshot per poll answer pays nothing for
+        # views nobody reads.
+        return _read_views(self.raw)
 
     @functools.cached_property
     def _hash(self) -> int:

@@ -20,10 +20,10 @@ Strict where the SDK acts, lenient where it only reports. A wrong type in a fiel
 the SDK makes decisions on (id, status, model, outputs, an upload's URL, a catalog
 entry's model id) raises `UnexpectedResponseError` with the raw body attached. A
 wrong shape in a field it only reports (``created_at``, ``has_nsfw_contents``,
-``urls``, ``metrics``, ``error_code``, ``size``, and the live fields ``price``,
-``latency_ms``, ``executionTime``, ``timings``, ``completed_at``, ``stt_result``,
-``lyrics_result`` ...) becomes None or empty, so one odd decoration never fails
-a finished prediction; ``raw`` keeps what came.
+``urls``, ``metrics``, ``error_code``, ``size`` ...) becomes None or empty, so one
+odd decoration never fails a finished prediction; ``raw`` keeps what came. The
+live fields (``price``, ``latency_ms``, ``completed_at``, ``stt_result`` ...) are
+not read here at all: `Prediction`'s views read them from ``raw`` when asked.
 Unknown keys are ignored for forward compatibility.
 
 The field readers and the status synonyms are in `values`.
@@ -43,7 +43,6 @@ import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
@@ -60,13 +59,12 @@ from .._core.errors import (
     UnexpectedResponseError,
 )
 from .._core.models import (
+    LIVE_FIELDS,
     FrozenDict,
     Kind,
-    Lyrics,
     ModelInfo,
     Prediction,
     PredictionStatus,
-    Transcript,
     UploadedMedia,
     freeze,
 )
@@ -110,14 +108,6 @@ class _PredictionData:
     has_nsfw_contents: tuple[bool, ...] | None = None
     urls: dict[str, str] = attrs.field(factory=dict)
     metrics: dict[str, Any] = attrs.field(factory=dict)
-    # The live fields (docs/wire.md, "Live fields"): read leniently, as views.
-    price: Decimal | None = None
-    latency_ms: float | None = None
-    execution_time: float | None = None  # "executionTime", milliseconds
-    timings: dict[str, Any] = attrs.field(factory=dict)
-    completed_at: datetime | None = None
-    stt_result: Transcript | None = None
-    lyrics_result: Lyrics | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -188,11 +178,6 @@ def _prediction_hook(c: cattrs.Converter) -> Callable[[object, object], Predicti
         if prediction_id is None:
             raise _v.ShapeError("no prediction id (expected data.id)")
         outputs = wire.outputs if wire.outputs is not None else wire.output
-        latency = wire.latency_ms
-        if latency is None:
-            latency = wire.execution_time
-            if latency is None and wire.timings:
-                latency = _v.lenient_number(wire.timings.get("inference"), float)
         return Prediction(
             id=prediction_id,
             status=_v.parse_status(wire.status),
@@ -205,11 +190,6 @@ def _prediction_hook(c: cattrs.Converter) -> Callable[[object, object], Predicti
             has_nsfw_contents=wire.has_nsfw_contents,
             urls=wire.urls,
             metrics=wire.metrics,
-            cost=wire.price,
-            latency=None if latency is None else latency / 1000.0,
-            completed_at=wire.completed_at,
-            stt_result=wire.stt_result,
-            lyrics_result=wire.lyrics_result,
             raw=_compact(data),
         )
 
@@ -275,15 +255,6 @@ def make_converter() -> cattrs.Converter:
             has_nsfw_contents=override(struct_hook=_v.nsfw_flags),
             urls=override(struct_hook=_v.str_mapping),
             metrics=override(struct_hook=_v.any_mapping),
-            price=override(struct_hook=_v.price),
-            latency_ms=override(struct_hook=_v.lenient_number),
-            execution_time=override(
-                rename="executionTime", struct_hook=_v.lenient_number
-            ),
-            timings=override(struct_hook=_v.any_mapping),
-            completed_at=override(struct_hook=_v.lenient_datetime),
-            stt_result=override(struct_hook=_v.transcript),
-            lyrics_result=override(struct_hook=_v.lyrics),
         ),
     )
     c.register_structure_hook(
@@ -444,13 +415,6 @@ def _exact_bool(value: object, _type: object) -> bool:
     raise _v.ShapeError(f"expected true or false, got {_v.type_name(value)}")
 
 
-def _exact_decimal(value: object, _type: object) -> Decimal:
-    amount = _v.price(value, Decimal) if isinstance(value, str) else None
-    if amount is None:
-        raise _v.ShapeError(f"expected a price as text, got {value!r:.40}")
-    return amount
-
-
 def _iso_datetime(value: object, _type: object) -> datetime:
     if not isinstance(value, str):
         raise _v.ShapeError(f"expected an ISO date, got {_v.type_name(value)}")
@@ -469,32 +433,12 @@ def _records() -> cattrs.Converter:
     # values, and read back as the enum (or fail).
     c.register_unstructure_hook(PredictionStatus, operator.attrgetter("value"))
     c.register_structure_hook(PredictionStatus, lambda v, _t: PredictionStatus(v))
-    # Money as its exact text, never a float.
-    c.register_unstructure_hook(Decimal, str)
-    c.register_structure_hook(Decimal, _exact_decimal)
-    for view in (Transcript, Lyrics):
-        c.register_unstructure_hook(
-            view, make_dict_unstructure_fn(view, c, raw=override(omit=True))
-        )
-        c.register_structure_hook(
-            view, make_dict_structure_fn(view, c, raw=override(omit=True))
-        )
     # `outputs` has a column of its own; `raw` is not ours to keep (and may
-    # repeat large base64 outputs). The live fields are written only when set,
-    # so a snapshot without them has the record it always had.
-    set_only = override(omit_if_default=True)
+    # repeat large base64 outputs), except the live fields the views read.
     c.register_unstructure_hook(
         Prediction,
         make_dict_unstructure_fn(
-            Prediction,
-            c,
-            outputs=override(omit=True),
-            raw=override(omit=True),
-            cost=set_only,
-            latency=set_only,
-            completed_at=set_only,
-            stt_result=set_only,
-            lyrics_result=set_only,
+            Prediction, c, outputs=override(omit=True), raw=override(omit=True)
         ),
     )
     c.register_structure_hook(
@@ -514,24 +458,44 @@ def _record_problem(exc: Exception) -> ValueError:
 def prediction_to_record(prediction: Prediction) -> dict[str, Any]:
     """
     Return the journal's record of ``prediction``: every modelled field as JSON
-    values (enums by value, dates in ISO 8601), without ``outputs`` and ``raw``.
+    values (enums by value, dates in ISO 8601), without ``outputs`` and ``raw``;
+    the live fields its views read (``price``, ``latency_ms``, ``stt_result``
+    ...) are kept under ``live``, when it has any.
     """
     record: dict[str, Any] = _records().unstructure(prediction)
+    raw = prediction.raw
+    live = {key: _plain(raw[key]) for key in LIVE_FIELDS if key in raw}
+    if live:
+        record["live"] = live
     return record
 
 
 def prediction_from_record(record: object, outputs: Sequence[str]) -> Prediction:
     """
-    Rebuild the `Prediction` that `prediction_to_record` wrote, with ``outputs``.
+    Rebuild the `Prediction` that `prediction_to_record` wrote, with ``outputs``;
+    its ``raw`` holds the ``live`` fields, so its views read as they did.
 
     Raises:
         ValueError: ``record`` is not such a record; the text lists each problem.
     """
     try:
         data = {**_require_mapping(record), "outputs": list(outputs)}
-        return _records().structure(data, Prediction)
+        live = data.pop("live", None)
+        if live is not None and not isinstance(live, Mapping):
+            raise _v.ShapeError(f"expected live fields, got {_v.type_name(live)}")
+        prediction = _records().structure(data, Prediction)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         raise _record_problem(exc) from None
+    return attrs.evolve(prediction, raw=live) if live else prediction
+
+
+def _plain(value: object) -> object:
+    # Frozen values back to what JSON writes: a record is plain data.
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def error_to_record(error: AtlasError) -> dict[str, Any]:

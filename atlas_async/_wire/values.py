@@ -12,14 +12,12 @@ an empty value for a wrong shape: they read fields the SDK only reports, and
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any
 
-from .._core.models import Lyrics, PredictionStatus, Transcript
+from .._core.models import PredictionStatus, read_datetime
 
 __all__ = [
     "ShapeError",
@@ -27,17 +25,13 @@ __all__ = [
     "error_text",
     "lenient_datetime",
     "lenient_int",
-    "lenient_number",
     "lenient_str",
-    "lyrics",
     "nsfw_flags",
     "output_urls",
     "parse_status",
-    "price",
     "str_mapping",
     "str_tuple",
     "strict_str",
-    "transcript",
     "type_name",
 ]
 
@@ -68,12 +62,7 @@ _STATUS_SYNONYMS: dict[str, PredictionStatus] = {
 # "Outputs").
 _OUTPUT_ENTRY_KEYS = ("url", "image", "output", "download_url")
 
-# Python 3.10's fromisoformat takes only 3 or 6 fraction digits and no "Z".
-_FRACTION = re.compile(r"\.([0-9]+)")
 _INTEGER = re.compile(r"-?[0-9]+")
-# Longer numeric text than this is no price or duration (and Decimal's work
-# grows with it): read as garbage.
-_NUMBER_TEXT_MAX = 64
 
 
 class ShapeError(ValueError):
@@ -178,18 +167,7 @@ def lenient_int(value: object, _type: object) -> int | None:
 
 def lenient_datetime(value: object, _type: object) -> datetime | None:
     """An aware datetime from ISO-8601 text (``Z`` included); else None."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    # The API speaks UTC; a timestamp without an offset is read as UTC.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return read_datetime(value)
 
 
 def nsfw_flags(value: object, _type: object) -> tuple[bool, ...] | None:
@@ -225,101 +203,6 @@ def str_tuple(value: object, _type: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(item for item in value if isinstance(item, str))
-
-
-def lenient_number(value: object, _type: object) -> float | None:
-    """
-    A finite, non-negative number from a JSON number or numeric text; else None.
-
-    For durations (``latency_ms``, ``executionTime``): a negative, infinite or
-    NaN value, a bool, or text that is no number is garbage, read as None.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        if len(value) > _NUMBER_TEXT_MAX:
-            return None
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int too large for a float
-        return None
-    return number if math.isfinite(number) and number >= 0.0 else None
-
-
-def price(value: object, _type: object) -> Decimal | None:
-    """
-    A prediction's price as an exact `Decimal`, from a number or numeric text.
-
-    ``"0.035"`` and ``0.035`` both read as ``Decimal("0.035")`` (a float is read
-    by its shortest text, not its binary value). Negative, infinite, NaN, a
-    bool, an object or text that is no number read as None.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        value = repr(value)
-    if isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, str) and len(value) <= _NUMBER_TEXT_MAX:
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            return None
-    else:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
-
-
-def transcript(value: object, _type: object) -> Transcript | None:
-    """
-    A speech-to-text result (``stt_result``) as a `Transcript`; else None.
-
-    ``{text, language, language_code, duration, words[], channels[]}``; each
-    member of a wrong shape reads as None or empty. A bare string is read as
-    the transcript's text; an empty object or any other value is None.
-    """
-    if isinstance(value, str):
-        return Transcript(text=value) if value.strip() else None
-    if not isinstance(value, Mapping) or not value:
-        return None
-    return Transcript(
-        text=lenient_str(value.get("text"), str),
-        language=lenient_str(value.get("language"), str),
-        language_code=lenient_str(value.get("language_code"), str),
-        duration=lenient_number(value.get("duration"), float),
-        words=value.get("words"),
-        channels=value.get("channels"),
-        raw=value,
-    )
-
-
-def lyrics(value: object, _type: object) -> Lyrics | None:
-    """
-    A lyrics model's result (``lyrics_result``) as `Lyrics`; else None.
-
-    ``{song_title, style_tags, lyrics}``; ``style_tags`` may be a list of
-    strings or one comma-separated string. A bare string is read as the lyrics;
-    an empty object or any other value is None.
-    """
-    if isinstance(value, str):
-        return Lyrics(lyrics=value) if value.strip() else None
-    if not isinstance(value, Mapping) or not value:
-        return None
-    tags = value.get("style_tags")
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    return Lyrics(
-        lyrics=lenient_str(value.get("lyrics"), str),
-        song_title=lenient_str(value.get("song_title"), str),
-        style_tags=tuple(tag.strip() for tag in str_tuple(tags, tuple) if tag.strip()),
-        raw=value,
-    )
 
 
 def type_name(value: object) -> str:
