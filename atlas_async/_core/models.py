@@ -2,6 +2,10 @@
 Inert value types. Snapshots never do I/O and never see JSON: ``_wire`` and
 ``_convert`` turn bodies into these, and the client and scheduler pass them around.
 
+A snapshot keeps the decoded ``data`` it came from as ``raw``; its typed views
+(``cost``, ``latency``, ``text`` ...) read the live fields from there, leniently,
+on first use.
+
 Snapshots are immutable all the way down: their mappings are `FrozenDict`
 (nested objects too, and nested lists become tuples), so a snapshot can be
 shared between tasks, kept as a dict key or in a set, and never changes under
@@ -24,6 +28,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 import attrs
 
 __all__ = [
+    "LIVE_FIELDS",
     "FrozenDict",
     "Kind",
     "Lyrics",
@@ -32,7 +37,6 @@ __all__ = [
     "PredictionStatus",
     "Transcript",
     "UploadedMedia",
-    "LIVE_FIELDS",
     "freeze",
     "frozen_mapping",
     "is_text_output",
