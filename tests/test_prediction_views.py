@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from atlas_async import Lyrics, Prediction, PredictionStatus, Transcript
-from atlas_async._core.models import is_text_output
+from atlas_async._core.views import is_text_output
 from atlas_async._wire.convert import (
     prediction_from_record,
     prediction_to_record,

@@ -16,16 +16,24 @@ from __future__ import annotations
 
 import enum
 import functools
-import math
 import operator
-import re
-import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 import attrs
+
+from .frozen import EMPTY as _EMPTY, FrozenDict, freeze, frozen_mapping
+from .views import (
+    LIVE_FIELDS,
+    Lyrics,
+    Transcript,
+    Views,
+    is_text_output,
+    read_datetime,
+    read_views,
+)
 
 __all__ = [
     "LIVE_FIELDS",
@@ -42,9 +50,6 @@ __all__ = [
     "is_text_output",
     "read_datetime",
 ]
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 class Kind(enum.Enum):
@@ -134,350 +139,6 @@ _TERMINAL = frozenset(
         PredictionStatus.CANCELED,
     }
 )
-
-
-class FrozenDict(dict[_K, _V]):
-    """
-    A read-only ``dict``: every mutating method raises ``TypeError``.
-
-    A ``dict`` subclass, so it costs one C-level copy to build, reads at dict
-    speed, compares equal to a plain dict with the same items, prints like one,
-    and ``json.dumps``, ``attrs.asdict`` and cattrs treat it as one. Unlike a
-    dict it is hashable (when its values are; the hash is computed on first use
-    and kept) and pickles as itself. ``copy()`` and ``|`` return plain dicts to
-    change freely.
-
-    Build one with `frozen_mapping` (or `freeze`), which freezes nested values
-    too; the constructor copies only the top level. (Calling ``dict``'s own
-    methods on one, ``dict.__setitem__(frozen, k, v)``, still writes: the same
-    deliberate escape hatch as ``object.__setattr__`` on a frozen attrs class.)
-    """
-
-    __slots__ = ("_hash",)
-    _hash: int
-
-    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(f"{type(self).__name__} is read-only")
-
-    __setitem__ = __delitem__ = _read_only
-    clear = pop = popitem = setdefault = update = _read_only
-
-    def __ior__(self, other: object) -> NoReturn:  # type: ignore[misc]
-        self._read_only()
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        try:
-            return self._hash
-        except AttributeError:
-            self._hash = value = hash(frozenset(dict.items(self)))
-            return value
-
-    def __eq__(self, other: object) -> bool:
-        # A plain mapping's nested lists equal our tuples: compare it frozen,
-        # so `prediction.raw == decoded_json` holds as it did for plain dicts.
-        if type(other) is not FrozenDict and isinstance(other, Mapping):
-            other = frozen_mapping(other)
-        return dict.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
-
-    def __reduce__(self) -> tuple[Callable[..., FrozenDict[_K, _V]], tuple[Any, ...]]:
-        # dict's own reduction re-inserts the items one by one (__setitem__).
-        return (type(self), (dict(self),))
-
-    def __copy__(self) -> FrozenDict[_K, _V]:
-        return self
-
-
-_EMPTY: FrozenDict[Any, Any] = FrozenDict()
-# What JSON decoding yields besides objects and arrays: kept as they are.
-_PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
-
-
-def freeze(value: Any) -> Any:
-    """
-    Return ``value`` made immutable all the way down.
-
-    Mappings become `FrozenDict` (`frozen_mapping`), lists and tuples tuples,
-    sets frozensets, each with their items frozen; anything else (strings,
-    numbers, None, datetimes, other objects) is returned as it is.
-    """
-    kind = type(value)
-    if kind in _PLAIN or kind is FrozenDict:
-        return value
-    if kind is list or kind is tuple:
-        return _frozen_sequence(value)
-    if kind is dict or isinstance(value, Mapping):
-        return frozen_mapping(value)
-    if isinstance(value, list):
-        return _frozen_sequence(value)
-    if isinstance(value, set | frozenset):
-        return frozenset([freeze(v) for v in value])
-    return value
-
-
-def _frozen_sequence(value: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
-    # JSON arrays hold plain values nearly always: one C-level check and copy.
-    if _PLAIN.issuperset(map(type, value)):
-        return value if type(value) is tuple else tuple(value)
-    return tuple([v if type(v) in _PLAIN else freeze(v) for v in value])
-
-
-def frozen_mapping(value: Mapping[Any, Any] | None) -> FrozenDict[Any, Any]:
-    """
-    Return ``value`` as a `FrozenDict`, its nested values frozen (`freeze`).
-
-    A `FrozenDict` is returned as it is, and None or an empty mapping as one
-    shared empty `FrozenDict`; anything else is copied, string keys interned.
-    """
-    # Snapshots are built for every poll answer and kept per prediction in
-    # flight: one pass copies, freezes and interns the keys (JSON decoding makes
-    # fresh key strings for every answer, and with 10,000 predictions in flight
-    # the repeated "status", "created_at", ... were a fifth of the SDK's memory).
-    if type(value) is FrozenDict:
-        return value
-    if not value:
-        return _EMPTY
-    return FrozenDict(
-        {
-            (sys.intern(k) if type(k) is str else k): (
-                v if type(v) in _PLAIN else freeze(v)
-            )
-            for k, v in value.items()
-        }
-    )
-
-
-# What W5's rule calls a locator, not text: an output that starts so is a file.
-_LOCATOR_PREFIXES = ("http://", "https://", "//", "data:")
-# Raw base64 (``enable_base64_output`` without a data: prefix) is a file too:
-# this long, in the base64 alphabets only, with nothing but line breaks between.
-_BASE64_MIN = 64
-_BASE64 = re.compile(r"[A-Za-z0-9+/_\-]+={0,2}")
-
-
-def is_text_output(output: str) -> bool:
-    """
-    True when ``output`` is text to read (a transcript, lyrics), not a file.
-
-    An output is a file when it starts with ``http://``, ``https://``, ``//`` or
-    ``data:`` (any case), or when it is raw base64 (64 or more characters of
-    the base64 alphabets, line breaks aside, as ``enable_base64_output`` gives
-    them); a blank string is neither. Everything else is text: speech-to-text
-    and lyrics models put the text itself in ``outputs`` (docs/wire.md,
-    "Outputs").
-    """
-    if not isinstance(output, str) or not output.strip():
-        return False
-    if output[:8].lower().startswith(_LOCATOR_PREFIXES):
-        return False
-    if len(output) >= _BASE64_MIN:
-        packed = output.replace("\r", "").replace("\n", "")
-        if _BASE64.fullmatch(packed):
-            return False
-    return True
-
-
-#: The live poll fields the views of `Prediction` read from ``raw`` (the batch
-#: journal keeps these with a result).
-LIVE_FIELDS = (
-    "price",
-    "latency_ms",
-    "executionTime",
-    "timings",
-    "completed_at",
-    "stt_result",
-    "lyrics_result",
-)
-# Longer numeric text than this is no price or duration (and Decimal's work
-# grows with it): garbage.
-_NUMBER_TEXT_MAX = 64
-# Python 3.10's fromisoformat takes only 3 or 6 fraction digits and no "Z".
-_FRACTION = re.compile(r"\.([0-9]+)")
-
-
-def read_datetime(value: object) -> datetime | None:
-    """
-    An aware datetime from ISO-8601 text (``Z`` included), else None.
-
-    The API speaks UTC: a time without an offset is read as UTC. The one
-    reading of the wire's dates (``created_at``, ``completed_at``).
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _number(value: object) -> float | None:
-    # A finite, non-negative number from a JSON number or numeric text.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        if len(value) > _NUMBER_TEXT_MAX:
-            return None
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int too large for a float
-        return None
-    return number if math.isfinite(number) and number >= 0.0 else None
-
-
-def _price(value: object) -> Decimal | None:
-    # Exact: a float by its shortest text (0.035, not its binary value).
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        value = repr(value)
-    if isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, str) and len(value) <= _NUMBER_TEXT_MAX:
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            return None
-    else:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _frozen_entries(value: object) -> tuple[FrozenDict[str, Any], ...]:
-    # A list of objects (words, channels): the objects, frozen; the rest dropped.
-    if not isinstance(value, (list, tuple)):
-        return ()
-    return tuple(frozen_mapping(v) for v in value if isinstance(v, Mapping))
-
-
-@attrs.frozen(kw_only=True)
-class Transcript:
-    """
-    What a speech-to-text model heard (the wire's ``stt_result``).
-
-    Attributes:
-        text: the whole transcript, or None.
-        language: the language the model detected (e.g. ``"English"``), or None.
-        language_code: its code (e.g. ``"en"``), or None.
-        duration: the audio's length in seconds, when the model said.
-        words: the timed words as the model gave them, read-only mappings
-            (typically ``text``/``word``, ``start``, ``end``).
-        channels: per-channel results, read-only mappings.
-        raw: the ``stt_result`` object as received.
-    """
-
-    text: str | None = None
-    language: str | None = None
-    language_code: str | None = None
-    duration: float | None = None
-    words: tuple[Mapping[str, Any], ...] = attrs.field(
-        default=(), converter=_frozen_entries
-    )
-    channels: tuple[Mapping[str, Any], ...] = attrs.field(
-        default=(), converter=_frozen_entries
-    )
-    raw: Mapping[str, Any] = attrs.field(
-        default=_EMPTY, converter=frozen_mapping, repr=False, eq=False
-    )
-
-
-@attrs.frozen(kw_only=True)
-class Lyrics:
-    """
-    What a lyrics model wrote (the wire's ``lyrics_result``).
-
-    Attributes:
-        lyrics: the lyrics, or None.
-        song_title: the title the model gave the song, or None.
-        style_tags: the style words (``"pop"``, ``"upbeat"``); a comma-separated
-            string on the wire is split.
-        raw: the ``lyrics_result`` object as received.
-    """
-
-    lyrics: str | None = None
-    song_title: str | None = None
-    style_tags: tuple[str, ...] = ()
-    raw: Mapping[str, Any] = attrs.field(
-        default=_EMPTY, converter=frozen_mapping, repr=False, eq=False
-    )
-
-
-def _transcript(value: object) -> Transcript | None:
-    # A bare string is the text; an empty object or another value is None.
-    if isinstance(value, str):
-        return Transcript(text=value) if value.strip() else None
-    if not isinstance(value, Mapping) or not value:
-        return None
-    return Transcript(
-        text=_text(value.get("text")),
-        language=_text(value.get("language")),
-        language_code=_text(value.get("language_code")),
-        duration=_number(value.get("duration")),
-        words=value.get("words"),
-        channels=value.get("channels"),
-        raw=value,
-    )
-
-
-def _lyrics(value: object) -> Lyrics | None:
-    # A bare string is the lyrics; style tags from a list or "a, b" text.
-    if isinstance(value, str):
-        return Lyrics(lyrics=value) if value.strip() else None
-    if not isinstance(value, Mapping) or not value:
-        return None
-    tags = value.get("style_tags")
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    if not isinstance(tags, (list, tuple)):
-        tags = ()
-    return Lyrics(
-        lyrics=_text(value.get("lyrics")),
-        song_title=_text(value.get("song_title")),
-        style_tags=tuple(t.strip() for t in tags if isinstance(t, str) and t.strip()),
-        raw=value,
-    )
-
-
-class _Views(NamedTuple):
-    cost: Decimal | None
-    latency: float | None
-    completed_at: datetime | None
-    stt_result: Transcript | None
-    lyrics_result: Lyrics | None
-
-
-def _read_views(raw: Mapping[str, Any]) -> _Views:
-    latency = _number(raw.get("latency_ms"))
-    if latency is None:
-        latency = _number(raw.get("executionTime"))
-    if latency is None:
-        timings = raw.get("timings")
-        if isinstance(timings, Mapping):
-            latency = _number(timings.get("inference"))
-    return _Views(
-        cost=_price(raw.get("price")),
-        latency=None if latency is None else latency / 1000.0,
-        completed_at=read_datetime(raw.get("completed_at")),
-        stt_result=_transcript(raw.get("stt_result")),
-        lyrics_result=_lyrics(raw.get("lyrics_result")),
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -602,11 +263,11 @@ class Prediction:
         return "\n\n".join(texts) if texts else None
 
     @functools.cached_property
-    def _views(self) -> _Views:
+    def _views(self) -> Views:
         # Read from raw on first use and kept (one slot that __init__ leaves
         # empty, as for _hash): a snapshot per poll answer pays nothing for
         # views nobody reads.
-        return _read_views(self.raw)
+        return read_views(self.raw)
 
     @functools.cached_property
     def _hash(self) -> int:
