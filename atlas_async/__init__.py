@@ -55,9 +55,11 @@ from ._core.errors import (
 from ._core.flow import Limits as Limits
 from ._core.models import (
     Kind as Kind,
+    Lyrics as Lyrics,
     ModelInfo as ModelInfo,
     Prediction as Prediction,
     PredictionStatus as PredictionStatus,
+    Transcript as Transcript,
     UploadedMedia as UploadedMedia,
 )
 from ._core.policies import (
@@ -157,9 +159,11 @@ __all__ = [
     "UnexpectedResponseError",
     # models
     "Kind",
+    "Lyrics",
     "ModelInfo",
     "Prediction",
     "PredictionStatus",
+    "Transcript",
     "UploadedMedia",
     # time
     "AnyioClock",

@@ -2,6 +2,10 @@
 Inert value types. Snapshots never do I/O and never see JSON: ``_wire`` and
 ``_convert`` turn bodies into these, and the client and scheduler pass them around.
 
+A snapshot keeps the decoded ``data`` it came from as ``raw``; its typed views
+(``cost``, ``latency``, ``text`` ...) read the live fields from there, leniently,
+on first use.
+
 Snapshots are immutable all the way down: their mappings are `FrozenDict`
 (nested objects too, and nested lists become tuples), so a snapshot can be
 shared between tasks, kept as a dict key or in a set, and never changes under
@@ -13,26 +17,39 @@ from __future__ import annotations
 import enum
 import functools
 import operator
-import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from decimal import Decimal
+from typing import Any
 
 import attrs
 
+from .frozen import EMPTY as _EMPTY, FrozenDict, freeze, frozen_mapping
+from .views import (
+    LIVE_FIELDS,
+    Lyrics,
+    Transcript,
+    Views,
+    is_text_output,
+    read_datetime,
+    read_views,
+)
+
 __all__ = [
+    "LIVE_FIELDS",
     "FrozenDict",
     "Kind",
+    "Lyrics",
     "ModelInfo",
     "Prediction",
     "PredictionStatus",
+    "Transcript",
     "UploadedMedia",
     "freeze",
     "frozen_mapping",
+    "is_text_output",
+    "read_datetime",
 ]
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 class Kind(enum.Enum):
@@ -68,13 +85,21 @@ class Kind(enum.Enum):
             ) from None
 
 
-class PredictionStatus(enum.Enum):
+class PredictionStatus(str, enum.Enum):
     """
-    A prediction's status. Wire synonyms are folded in by ``_wire``.
+    A prediction's status: a ``str`` enum, so ``status == "completed"`` holds and
+    ``str(status)`` is ``"completed"``. Wire synonyms are folded in by ``_wire``.
 
     ``succeeded``/``success`` arrive as COMPLETED, ``cancelled`` as CANCELED,
     ``error`` as FAILED; any other string is UNKNOWN (not terminal) and the raw
     string stays on `Prediction.status_raw`.
+
+    CREATED (accepted, not yet queued), STARTING, QUEUED and PROCESSING are not
+    terminal: the prediction is polled on. TIMEOUT is the *server's* verdict
+    that the prediction ran out of time: a terminal failure, raised as
+    `PredictionFailedError` like FAILED and CANCELED. (The client's own
+    deadline passing is a different thing, `PredictionTimeoutError`: that
+    prediction may still finish.)
     """
 
     CREATED = "created"
@@ -86,6 +111,14 @@ class PredictionStatus(enum.Enum):
     TIMEOUT = "timeout"
     CANCELED = "canceled"
     UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        # The value, on every Python version (their mixed-in enums' format()
+        # differ): str() and f-strings agree.
+        return format(self.value, spec)
 
     @property
     def is_terminal(self) -> bool:
@@ -108,120 +141,6 @@ _TERMINAL = frozenset(
 )
 
 
-class FrozenDict(dict[_K, _V]):
-    """
-    A read-only ``dict``: every mutating method raises ``TypeError``.
-
-    A ``dict`` subclass, so it costs one C-level copy to build, reads at dict
-    speed, compares equal to a plain dict with the same items, prints like one,
-    and ``json.dumps``, ``attrs.asdict`` and cattrs treat it as one. Unlike a
-    dict it is hashable (when its values are; the hash is computed on first use
-    and kept) and pickles as itself. ``copy()`` and ``|`` return plain dicts to
-    change freely.
-
-    Build one with `frozen_mapping` (or `freeze`), which freezes nested values
-    too; the constructor copies only the top level. (Calling ``dict``'s own
-    methods on one, ``dict.__setitem__(frozen, k, v)``, still writes: the same
-    deliberate escape hatch as ``object.__setattr__`` on a frozen attrs class.)
-    """
-
-    __slots__ = ("_hash",)
-    _hash: int
-
-    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(f"{type(self).__name__} is read-only")
-
-    __setitem__ = __delitem__ = _read_only
-    clear = pop = popitem = setdefault = update = _read_only
-
-    def __ior__(self, other: object) -> NoReturn:  # type: ignore[misc]
-        self._read_only()
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        try:
-            return self._hash
-        except AttributeError:
-            self._hash = value = hash(frozenset(dict.items(self)))
-            return value
-
-    def __eq__(self, other: object) -> bool:
-        # A plain mapping's nested lists equal our tuples: compare it frozen,
-        # so `prediction.raw == decoded_json` holds as it did for plain dicts.
-        if type(other) is not FrozenDict and isinstance(other, Mapping):
-            other = frozen_mapping(other)
-        return dict.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
-
-    def __reduce__(self) -> tuple[Callable[..., FrozenDict[_K, _V]], tuple[Any, ...]]:
-        # dict's own reduction re-inserts the items one by one (__setitem__).
-        return (type(self), (dict(self),))
-
-    def __copy__(self) -> FrozenDict[_K, _V]:
-        return self
-
-
-_EMPTY: FrozenDict[Any, Any] = FrozenDict()
-# What JSON decoding yields besides objects and arrays: kept as they are.
-_PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
-
-
-def freeze(value: Any) -> Any:
-    """
-    Return ``value`` made immutable all the way down.
-
-    Mappings become `FrozenDict` (`frozen_mapping`), lists and tuples tuples,
-    sets frozensets, each with their items frozen; anything else (strings,
-    numbers, None, datetimes, other objects) is returned as it is.
-    """
-    kind = type(value)
-    if kind in _PLAIN or kind is FrozenDict:
-        return value
-    if kind is list or kind is tuple:
-        return _frozen_sequence(value)
-    if kind is dict or isinstance(value, Mapping):
-        return frozen_mapping(value)
-    if isinstance(value, list):
-        return _frozen_sequence(value)
-    if isinstance(value, set | frozenset):
-        return frozenset([freeze(v) for v in value])
-    return value
-
-
-def _frozen_sequence(value: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
-    # JSON arrays hold plain values nearly always: one C-level check and copy.
-    if _PLAIN.issuperset(map(type, value)):
-        return value if type(value) is tuple else tuple(value)
-    return tuple([v if type(v) in _PLAIN else freeze(v) for v in value])
-
-
-def frozen_mapping(value: Mapping[Any, Any] | None) -> FrozenDict[Any, Any]:
-    """
-    Return ``value`` as a `FrozenDict`, its nested values frozen (`freeze`).
-
-    A `FrozenDict` is returned as it is, and None or an empty mapping as one
-    shared empty `FrozenDict`; anything else is copied, string keys interned.
-    """
-    # Snapshots are built for every poll answer and kept per prediction in
-    # flight: one pass copies, freezes and interns the keys (JSON decoding makes
-    # fresh key strings for every answer, and with 10,000 predictions in flight
-    # the repeated "status", "created_at", ... were a fifth of the SDK's memory).
-    if type(value) is FrozenDict:
-        return value
-    if not value:
-        return _EMPTY
-    return FrozenDict(
-        {
-            (sys.intern(k) if type(k) is str else k): (
-                v if type(v) in _PLAIN else freeze(v)
-            )
-            for k, v in value.items()
-        }
-    )
-
-
 @attrs.frozen(kw_only=True)
 class Prediction:
     """
@@ -241,6 +160,13 @@ class Prediction:
         metrics: server metrics such as ``predict_time``.
         raw: the ``data`` object as received, for fields the SDK does not model.
 
+    Typed views read the live fields that ``raw`` holds: `cost` (``price``),
+    `latency` (``latency_ms``, ``executionTime``), `completed_at`, `stt_result`
+    and `lyrics_result`, and `text` (the plain text a speech-to-text or lyrics
+    model produced). A field sent in a shape that makes no sense reads as None,
+    never as an error. They are worked out on first use (the poll path never
+    pays for them) and, like ``raw``, are not compared by ``==``.
+
     Immutable all the way down: ``urls``, ``metrics`` and ``raw`` are read-only
     mappings (`FrozenDict`; nested objects too, nested arrays are tuples) that
     compare equal to the plain dicts they came from. Snapshots are hashable:
@@ -250,7 +176,7 @@ class Prediction:
 
         prediction = await client.generate_image(model, prompt="a red fox")
         if prediction.status.is_success:
-            print(prediction.outputs[0])
+            print(prediction.outputs[0], prediction.cost)
     """
 
     id: str
@@ -272,6 +198,76 @@ class Prediction:
     def done(self) -> bool:
         """True when the status is terminal."""
         return self.status.is_terminal
+
+    @property
+    def cost(self) -> Decimal | None:
+        """
+        What the prediction cost: the wire's ``price`` (text or a number) as an
+        exact `~decimal.Decimal`, in the account's billing currency.
+
+        Exact, so a batch's costs add up to what is billed (``0.035`` is
+        ``Decimal("0.035")``, not the float's binary value). None when the
+        server did not say, or sent something that is not a non-negative amount.
+        """
+        return self._views.cost
+
+    @property
+    def latency(self) -> float | None:
+        """
+        How long the server says the prediction took, in seconds.
+
+        Its ``latency_ms``, else ``executionTime``, else ``timings.inference``
+        (all milliseconds on the wire); None when absent, negative or not a
+        number. ``metrics["predict_time"]`` is another clock and stays there.
+        """
+        return self._views.latency
+
+    @property
+    def completed_at(self) -> datetime | None:
+        """
+        When the server finished the prediction: an aware datetime, read like
+        `created_at` (ISO 8601, UTC when no offset); None otherwise.
+        """
+        return self._views.completed_at
+
+    @property
+    def stt_result(self) -> Transcript | None:
+        """A speech-to-text model's `Transcript` (``stt_result``), or None."""
+        return self._views.stt_result
+
+    @property
+    def lyrics_result(self) -> Lyrics | None:
+        """A lyrics model's `Lyrics` (``lyrics_result``), or None."""
+        return self._views.lyrics_result
+
+    @property
+    def text(self) -> str | None:
+        """
+        The plain text this prediction produced, or None when it made files.
+
+        The transcript of `stt_result`, else the lyrics of `lyrics_result`, else
+        the outputs that are text, not files (`is_text_output`), joined by a
+        blank line when there are several.
+
+        Example::
+
+            prediction = await client.generate_audio(asr_model, audio=url)
+            print(prediction.text)
+        """
+        transcript, lyrics = self._views.stt_result, self._views.lyrics_result
+        if transcript is not None and transcript.text:
+            return transcript.text
+        if lyrics is not None and lyrics.lyrics:
+            return lyrics.lyrics
+        texts = [output for output in self.outputs if is_text_output(output)]
+        return "\n\n".join(texts) if texts else None
+
+    @functools.cached_property
+    def _views(self) -> Views:
+        # Read from raw on first use and kept (one slot that __init__ leaves
+        # empty, as for _hash): a snapshot per poll answer pays nothing for
+        # views nobody reads.
+        return read_views(self.raw)
 
     @functools.cached_property
     def _hash(self) -> int:

@@ -21,7 +21,9 @@ the SDK makes decisions on (id, status, model, outputs, an upload's URL, a catal
 entry's model id) raises `UnexpectedResponseError` with the raw body attached. A
 wrong shape in a field it only reports (``created_at``, ``has_nsfw_contents``,
 ``urls``, ``metrics``, ``error_code``, ``size`` ...) becomes None or empty, so one
-odd decoration never fails a finished prediction; ``raw`` keeps what came.
+odd decoration never fails a finished prediction; ``raw`` keeps what came. The
+live fields (``price``, ``latency_ms``, ``completed_at``, ``stt_result`` ...) are
+not read here at all: `Prediction`'s views read them from ``raw`` when asked.
 Unknown keys are ignored for forward compatibility.
 
 The field readers and the status synonyms are in `values`.
@@ -37,6 +39,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -56,6 +59,7 @@ from .._core.errors import (
     UnexpectedResponseError,
 )
 from .._core.models import (
+    LIVE_FIELDS,
     FrozenDict,
     Kind,
     ModelInfo,
@@ -425,8 +429,12 @@ def _records() -> cattrs.Converter:
     c.register_structure_hook(bool, _exact_bool)
     c.register_structure_hook(datetime, _iso_datetime)
     c.register_unstructure_hook(datetime, datetime.isoformat)
+    # A str enum would pass through as itself, both ways: records hold plain
+    # values, and read back as the enum (or fail).
+    c.register_unstructure_hook(PredictionStatus, operator.attrgetter("value"))
+    c.register_structure_hook(PredictionStatus, lambda v, _t: PredictionStatus(v))
     # `outputs` has a column of its own; `raw` is not ours to keep (and may
-    # repeat large base64 outputs).
+    # repeat large base64 outputs), except the live fields the views read.
     c.register_unstructure_hook(
         Prediction,
         make_dict_unstructure_fn(
@@ -450,24 +458,44 @@ def _record_problem(exc: Exception) -> ValueError:
 def prediction_to_record(prediction: Prediction) -> dict[str, Any]:
     """
     Return the journal's record of ``prediction``: every modelled field as JSON
-    values (enums by value, dates in ISO 8601), without ``outputs`` and ``raw``.
+    values (enums by value, dates in ISO 8601), without ``outputs`` and ``raw``;
+    the live fields its views read (``price``, ``latency_ms``, ``stt_result``
+    ...) are kept under ``live``, when it has any.
     """
     record: dict[str, Any] = _records().unstructure(prediction)
+    raw = prediction.raw
+    live = {key: _plain(raw[key]) for key in LIVE_FIELDS if key in raw}
+    if live:
+        record["live"] = live
     return record
 
 
 def prediction_from_record(record: object, outputs: Sequence[str]) -> Prediction:
     """
-    Rebuild the `Prediction` that `prediction_to_record` wrote, with ``outputs``.
+    Rebuild the `Prediction` that `prediction_to_record` wrote, with ``outputs``;
+    its ``raw`` holds the ``live`` fields, so its views read as they did.
 
     Raises:
         ValueError: ``record`` is not such a record; the text lists each problem.
     """
     try:
         data = {**_require_mapping(record), "outputs": list(outputs)}
-        return _records().structure(data, Prediction)
+        live = data.pop("live", None)
+        if live is not None and not isinstance(live, Mapping):
+            raise _v.ShapeError(f"expected live fields, got {_v.type_name(live)}")
+        prediction = _records().structure(data, Prediction)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         raise _record_problem(exc) from None
+    return attrs.evolve(prediction, raw=live) if live else prediction
+
+
+def _plain(value: object) -> object:
+    # Frozen values back to what JSON writes: a record is plain data.
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def error_to_record(error: AtlasError) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from .._core.models import PredictionStatus
+from .._core.models import PredictionStatus, read_datetime
 
 __all__ = [
     "ShapeError",
@@ -62,8 +62,6 @@ _STATUS_SYNONYMS: dict[str, PredictionStatus] = {
 # "Outputs").
 _OUTPUT_ENTRY_KEYS = ("url", "image", "output", "download_url")
 
-# Python 3.10's fromisoformat takes only 3 or 6 fraction digits and no "Z".
-_FRACTION = re.compile(r"\.([0-9]+)")
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
@@ -169,18 +167,7 @@ def lenient_int(value: object, _type: object) -> int | None:
 
 def lenient_datetime(value: object, _type: object) -> datetime | None:
     """An aware datetime from ISO-8601 text (``Z`` included); else None."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    # The API speaks UTC; a timestamp without an offset is read as UTC.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return read_datetime(value)
 
 
 def nsfw_flags(value: object, _type: object) -> tuple[bool, ...] | None:
