@@ -195,7 +195,9 @@ def redact_value(value: Any, secret: str | None = None) -> Any:
 
 def _redact(value: Any, secret: str | None, depth: int) -> Any:
     if isinstance(value, str):
-        return redact_text(value, secret)
+        clean = redact_text(value, secret)
+        # A str subclass (a status enum) comes back as itself when clean.
+        return value if clean == value else clean
     if isinstance(value, (bytes, bytearray)):
         return _redact_bytes(value, secret)
     if depth > _MAX_DEPTH and isinstance(value, (Mapping, list, tuple, set)):
