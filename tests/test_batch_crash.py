@@ -167,3 +167,104 @@ def test_a_killed_batch_resumes_with_every_prompt_completed_once(
     outputs = sum(len(r["outputs"]) for r in results)
     assert len(names) == outputs == PROMPTS
     assert sorted(Path(f).name for r in results for f in r["files"]) == names
+
+
+MODELS = (
+    "google/nano-banana-2/text-to-image",
+    "bytedance/seedream-v4",
+    "bytedance/seedream-v5.0-lite",
+    "black-forest-labs/flux-schnell",
+    "wavespeed-ai/flux-schnell",
+    "openai/gpt-image-2/text-to-image",
+    "z-image/turbo",
+)
+
+
+@pytest.fixture
+def slow_submits() -> Iterator[str]:
+    """The emulator answering every submit 4 s after creating it: a kill in
+    those seconds leaves submits that reached the server and got no answer."""
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "atlas_async.emulator", "--port", "0"),
+            *("--time-scale", "20", "--seed", "5"),
+            *("--fault", "slow_rate=1", "--fault", "slow_seconds=4"),
+            *("--fault", "targets=submit"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        for line in lines(process, time.monotonic() + 30):
+            found = re.search(r"listening on (http://\S+/api/v1)", line)
+            if found:
+                yield found[1]
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def test_a_batch_killed_while_submits_are_out_settles_them_from_history(
+    slow_submits: str, tmp_path: Path
+) -> None:
+    """SIGKILL while 20+ submits are out: the rerun attaches every one of them
+    from the account's history; every prompt done once, none unknown, no flag."""
+    jobs = 35
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(
+        "".join(
+            json.dumps({"model": MODELS[i % len(MODELS)], "prompt": f"fox {i}"}) + "\n"
+            for i in range(jobs)
+        )
+    )
+    out, journal = tmp_path / "out", tmp_path / "run.journal"
+    command = [
+        *script(),
+        "batch",
+        str(requests),
+        *("--base-url", slow_submits, "--api-key", "test-key"),
+        *("--out", str(out), "--journal", str(journal), "--json"),
+    ]
+    first = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while stats(slow_submits)["predictions_created"] < 20:
+            assert time.monotonic() < deadline, "the submits did not go out"
+            assert first.poll() is None
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:  # pragma: no cover - only if an assert failed
+            first.kill()
+            first.wait()
+
+    before = journal_states(journal)
+    # Killed with no answer to any submit: each one sent is 'submitting'.
+    created = stats(slow_submits)["predictions_created"]
+    assert before.get("submitting", 0) >= 20
+    assert before.get("submitting", 0) >= created
+
+    second = subprocess.run(
+        command, capture_output=True, text=True, env=clean_env(), timeout=120
+    )
+    assert second.returncode == 0, second.stdout[-3000:]
+    *results, _summary = (json.loads(x) for x in second.stdout.splitlines())
+    assert len(results) == jobs
+    assert all(r["ok"] for r in results), [r for r in results if not r["ok"]][:3]
+    assert journal_states(journal) == {"completed": jobs}
+    assert len({r["prediction_id"] for r in results}) == jobs
+    final = stats(slow_submits)
+    assert final["predictions_created"] == jobs
+    assert final["duplicate_submissions"] == 0

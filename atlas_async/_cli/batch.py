@@ -342,5 +342,8 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                     ):
                         reporter.result(result)
 
-                await with_client(conn, call)
+                # As many requests at once as predictions in progress (up to
+                # 64): a batch's submits and polls are what it waits on.
+                requests = min(options.concurrency or 64, 64)
+                await with_client(conn, call, max_concurrent_requests=requests)
     return reporter.summary(out, journal_path)

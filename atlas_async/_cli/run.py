@@ -211,6 +211,8 @@ async def open_client(
             "poll",
             ExponentialPolicy(first=1.0 / scale, factor=1.5, cap=5.0 / scale),
         )
+        # Its history is written as predictions are created, on this clock.
+        options.setdefault("history_lag", 1.0)
         async with AtlasClient(
             conn.api_key or _EMULATOR_KEY, base_url=running.base_url, **options
         ) as client:
@@ -222,13 +224,14 @@ async def with_client(
     call: Callable[[AtlasClient], Awaitable[_T]],
     *,
     needs_key: bool = True,
+    **options: Any,
 ) -> _T:
     """
     Open a client for ``conn`` (see `open_client`), await ``call(client)`` with
     it, close it, and return the result: commands print after the client (and
     an ``--emulator``) has stopped.
     """
-    async with open_client(conn, needs_key=needs_key) as client:
+    async with open_client(conn, needs_key=needs_key, **options) as client:
         return await call(client)
 
 
