@@ -16,7 +16,8 @@ The order of checks on every request:
 3. the per-key request rate (429 "rate limit exceeded", nothing created), so
    submits, polls and uploads all spend the key's budget, as on Atlas;
 4. the route: unknown paths 404, wrong methods 405;
-5. per route, see `_submit`, `_poll` and `_upload`. A submit is refused before
+5. per route, see `_submit`, `_poll`, `_upload` and ``_history`` (a key's
+   predictions, for ``GET /api/v1/model/history``). A submit is refused before
    create, in this order: a drawn 5xx, 400 (invalid), 402 (no balance), 429
    for the key's ``max_in_flight``, then 429 "too many concurrent tasks for
    this model" for the model's in-flight limit.
@@ -39,6 +40,7 @@ from . import _http
 from ._catalog import MediaKind
 from ._config import EmulatorConfig, FaultTarget
 from ._faults import NO_FAULTS, FaultInjector, HttpFaults, RateLimiter
+from ._history import history_page
 from ._http import Request, Response, error_response, json_response, success
 from ._signing import SigningKey, WebhookSigning
 from ._state import (
@@ -64,11 +66,13 @@ SUBMIT_PATHS = {
 UPLOAD_PATH = f"{API}/model/uploadMedia"
 MODELS_PATH = f"{API}/models"
 JWKS_PATH = f"{API}/webhooks/jwks.json"
+HISTORY_PATH = f"{API}/model/history"
 POLL_ROUTE = f"GET {POLL_PREFIX}{{id}}"
 CONTROL_PREFIX = "/_emulator/"
 
 MODEL_BUSY = "too many concurrent tasks for this model"
 
+_NAMED_PATHS = frozenset({UPLOAD_PATH, MODELS_PATH, JWKS_PATH, HISTORY_PATH})
 _OUTPUT_NAME = re.compile(r"^([0-9a-f]{32})-(\d+)\.(png|mp4|wav)$")
 
 
@@ -135,7 +139,7 @@ class EmulatorCore:
         stats = self.stats
         if path.startswith(POLL_PREFIX):
             endpoint = POLL_ROUTE if method == "GET" else f"{method} <unknown>"
-        elif path in SUBMIT_PATHS or path in (UPLOAD_PATH, MODELS_PATH, JWKS_PATH):
+        elif path in SUBMIT_PATHS or path in _NAMED_PATHS:
             endpoint = f"{method} {path}"
         elif path.startswith(FILES_PREFIX):
             endpoint = f"{method} {FILES_PREFIX}{{name}}"
@@ -187,6 +191,17 @@ class EmulatorCore:
                     lambda: self._upload(request, request_id),
                 )
             return self._submit(request, key, request_id, now)
+        if path == HISTORY_PATH:
+            if method != "GET":
+                return error_response(405, request_id)
+            page = history_page(
+                self.store.by_key.get(key, ()),
+                request.query,
+                now,
+                request.origin,
+                self.store.wall_time,
+            )
+            return json_response(200, page, request_id)
         if path in (MODELS_PATH, JWKS_PATH):
             return error_response(405, request_id)
         return error_response(404, request_id)
@@ -254,7 +269,8 @@ class EmulatorCore:
         if limit is not None and store.in_flight(key, now, model) >= limit:
             self.stats.record_refusal("model_in_flight", model)
             return error_response(429, request_id, MODEL_BUSY, self._retry_after)
-        record = store.create(spec, params, key, now)
+        body = request.body.decode("utf-8", "replace")
+        record = store.create(spec, params, key, now, body)
         self.stats.record_created(params)
         self.stats.record_in_flight(
             model, store.in_flight(key, now), store.in_flight(key, now, model)

@@ -93,7 +93,13 @@ class PredictionRecord:
     nsfw: bool
     base64: bool
     media_key: bytes
+    body: str = ""
     _media: dict[int, bytes] = attrs.field(factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The model id, as submitted."""
+        return self.spec.model
 
     @property
     def extension(self) -> str:
@@ -202,6 +208,8 @@ class PredictionStore:
         self._origin = origin
         self._epoch = epoch
         self.predictions: dict[str, PredictionRecord] = {}
+        # Each key's predictions in creation order (its account's history).
+        self.by_key: dict[str, list[PredictionRecord]] = {}
         self.uploads: dict[str, Upload] = {}
         # Heaps of ready_at per key and per (key, model): in flight until then.
         self._running: dict[str, list[float]] = {}
@@ -218,9 +226,19 @@ class PredictionStore:
         return self._models.get(model_id)
 
     def create(
-        self, spec: ModelSpec, params: dict[str, Any], key: str, now: float
+        self,
+        spec: ModelSpec,
+        params: dict[str, Any],
+        key: str,
+        now: float,
+        body: str = "",
     ) -> PredictionRecord:
-        """Create a prediction of ``spec`` for ``params`` at ``now``; return it."""
+        """
+        Create a prediction of ``spec`` for ``params`` at ``now``; return it.
+
+        ``body`` is the submit's JSON text exactly as received (``/model/history``
+        answers it as ``requestBody``).
+        """
         config, rng = self._config, self._rng
         prediction_id = f"{rng.getrandbits(128):032x}"
         low, high = config.latency_for(spec)
@@ -262,8 +280,10 @@ class PredictionStore:
             media_key=_media.digest(
                 spec.model, text, params.get("seed"), prediction_id
             ),
+            body=body,
         )
         self.predictions[prediction_id] = record
+        self.by_key.setdefault(key, []).append(record)
         heapq.heappush(self._running.setdefault(key, []), record.ready_at)
         heapq.heappush(
             self._running_by_model.setdefault((key, spec.model), []), record.ready_at
@@ -301,6 +321,7 @@ class PredictionStore:
     def clear(self) -> None:
         """Forget every prediction and upload."""
         self.predictions.clear()
+        self.by_key.clear()
         self.uploads.clear()
         self._running.clear()
         self._running_by_model.clear()
