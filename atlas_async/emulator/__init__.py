@@ -38,12 +38,18 @@ from ._adapters import (
     EmulatorTransport as EmulatorTransport,
 )
 from ._catalog import (
+    CLASSIC_STYLE as CLASSIC_STYLE,
     DEFAULT_CATALOG as DEFAULT_CATALOG,
+    NEWER_STYLE as NEWER_STYLE,
     InputRule as InputRule,
     LatencyClass as LatencyClass,
     MediaKind as MediaKind,
     ModelSpec as ModelSpec,
+    Profile as Profile,
+    WireStyle as WireStyle,
+    infer_spec as infer_spec,
     model_spec as model_spec,
+    plausible_model_id as plausible_model_id,
 )
 from ._config import (
     DEFAULT_LATENCY as DEFAULT_LATENCY,
@@ -65,6 +71,7 @@ from ._stats import EmulatorStats as EmulatorStats, StatsSnapshot as StatsSnapsh
 from ._webhooks import WebhookSender as WebhookSender, http_sender as http_sender
 
 __all__ = [
+    "CLASSIC_STYLE",
     "DEFAULT_CATALOG",
     "DEFAULT_LATENCY",
     "ConnectionDroppedError",
@@ -79,15 +86,20 @@ __all__ = [
     "LatencyClass",
     "MediaKind",
     "ModelSpec",
+    "NEWER_STYLE",
     "PredictionRecord",
+    "Profile",
     "RunningEmulator",
     "SigningKey",
     "StatsSnapshot",
     "WebhookSender",
     "WebhookSigning",
+    "WireStyle",
     "config_from_options",
     "http_sender",
+    "infer_spec",
     "model_spec",
+    "plausible_model_id",
     "run_emulator",
     "serve",
 ]

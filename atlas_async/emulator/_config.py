@@ -28,7 +28,13 @@ from typing import Any
 
 import attrs
 
-from ._catalog import DEFAULT_CATALOG, LatencyClass, ModelSpec
+from ._catalog import (
+    DEFAULT_CATALOG,
+    LatencyClass,
+    ModelSpec,
+    WireStyle,
+    plausible_model_id,
+)
 
 __all__ = [
     "DEFAULT_LATENCY",
@@ -180,6 +186,11 @@ class Faults:
         error_rate: fraction of predictions that end ``failed``.
         moderation_fraction: of those failures, the fraction that are content
             moderation (``error_code`` 1039, "...content policy...").
+        timeout_rate: fraction of the predictions that do not fail that end
+            ``timeout`` instead (the server gave up on them).
+        verdict_5xx_rate: fraction of failed and timed-out predictions whose
+            polls answer HTTP 500 with the verdict in the body; None leaves it
+            to each model (`WireStyle.verdict_5xx_share`).
         server_error_rate: fraction of requests answered 500/502/503.
         server_error_codes: the statuses drawn from for those.
         drop_rate: fraction of requests whose connection closes without an answer.
@@ -204,6 +215,10 @@ class Faults:
     retry_after: float | None = attrs.field(default=None, validator=_positive_or_none)
     error_rate: float = attrs.field(default=0.0, validator=_fraction)
     moderation_fraction: float = attrs.field(default=0.25, validator=_fraction)
+    timeout_rate: float = attrs.field(default=0.0, validator=_fraction)
+    verdict_5xx_rate: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_fraction)
+    )
     server_error_rate: float = attrs.field(default=0.0, validator=_fraction)
     server_error_codes: tuple[int, ...] = attrs.field(
         default=(500, 502, 503), converter=_to_codes, validator=_error_codes
@@ -328,7 +343,11 @@ class EmulatorConfig:
         api_keys: the only valid keys; None accepts any non-empty bearer key.
         no_balance_keys: keys whose submits get 402 "insufficient balance".
         faults: what goes wrong; see `Faults`.
-        models: the catalog ``GET /models`` lists and submits are checked against.
+        models: the catalog ``GET /models`` lists. A submit may also name any
+            plausible id outside it (``_catalog.infer_spec``): its kind is the
+            endpoint's and its answers take the newer forms.
+        style: when set, every model answers in these forms (`WireStyle`),
+            whatever its own.
         epoch: the Unix time that the clock's first reading stands for (for
             ``created_at``); None takes the wall time when the emulator starts.
         max_upload_bytes: larger uploads and bodies get 413.
@@ -358,6 +377,7 @@ class EmulatorConfig:
     models: tuple[ModelSpec, ...] = attrs.field(
         default=DEFAULT_CATALOG, converter=_to_models
     )
+    style: WireStyle | None = None
     epoch: float | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
     webhook_max_attempts: int = attrs.field(default=10, validator=_positive_or_none)
@@ -366,12 +386,17 @@ class EmulatorConfig:
     webhook_timeout: float = attrs.field(default=10.0, validator=_positive_or_none)
 
     def __attrs_post_init__(self) -> None:
-        # A limit on a misspelt model would silently limit nothing.
+        # A limit on a model the emulator would refuse would limit nothing.
         catalog = {spec.model for spec in self.models}
-        unknown = sorted(set(self.faults.max_in_flight_per_model) - catalog)
+        unknown = sorted(
+            model
+            for model in self.faults.max_in_flight_per_model
+            if model not in catalog and not plausible_model_id(model)
+        )
         if unknown:
             raise ValueError(
-                f"max_in_flight_per_model names models not in the catalog: {unknown}"
+                "max_in_flight_per_model names models the emulator does not"
+                f" serve: {unknown}"
             )
 
     def webhook_retry_after(self, attempts: int) -> float:

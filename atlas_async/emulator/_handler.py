@@ -49,7 +49,9 @@ from ._state import (
     CONTENT_TYPES,
     FILES_PREFIX,
     POLL_PREFIX,
-    PROCESSING,
+    RESULT_PREFIX,
+    TERMINAL,
+    TIMEOUT,
     PredictionStore,
 )
 from ._stats import EmulatorStats
@@ -68,6 +70,7 @@ MODELS_PATH = f"{API}/models"
 JWKS_PATH = f"{API}/webhooks/jwks.json"
 HISTORY_PATH = f"{API}/model/history"
 POLL_ROUTE = f"GET {POLL_PREFIX}{{id}}"
+RESULT_ROUTE = f"GET {RESULT_PREFIX}{{id}}"
 CONTROL_PREFIX = "/_emulator/"
 
 MODEL_BUSY = "too many concurrent tasks for this model"
@@ -139,6 +142,8 @@ class EmulatorCore:
         stats = self.stats
         if path.startswith(POLL_PREFIX):
             endpoint = POLL_ROUTE if method == "GET" else f"{method} <unknown>"
+        elif path.startswith(RESULT_PREFIX):
+            endpoint = RESULT_ROUTE if method == "GET" else f"{method} <unknown>"
         elif path in SUBMIT_PATHS or path in _NAMED_PATHS:
             endpoint = f"{method} {path}"
         elif path.startswith(FILES_PREFIX):
@@ -176,10 +181,20 @@ class EmulatorCore:
         if self.limiter is not None and not self.limiter.allow(key, now):
             self.stats.record_refusal("rate")
             return error_response(429, request_id, extra=self._retry_after)
-        if path.startswith(POLL_PREFIX):
+        prefix = (
+            POLL_PREFIX
+            if path.startswith(POLL_PREFIX)
+            else RESULT_PREFIX
+            if path.startswith(RESULT_PREFIX)
+            else None
+        )
+        if prefix is not None:
             if method != "GET":
                 return error_response(405, request_id)
-            return self._poll(request, path[len(POLL_PREFIX) :], request_id, now)
+            # Clients retry ".../{id}/" (W15); "/model/result/{id}" is the same
+            # answer under the path many third-party clients poll first (W16).
+            prediction_id = path[len(prefix) :].removesuffix("/")
+            return self._poll(request, prediction_id, request_id, now)
         kind = SUBMIT_PATHS.get(path)
         if kind is not None or path == UPLOAD_PATH:
             if method != "POST":
@@ -190,7 +205,7 @@ class EmulatorCore:
                     request_id,
                     lambda: self._upload(request, request_id),
                 )
-            return self._submit(request, key, request_id, now)
+            return self._submit(request, key, request_id, now, kind)
         if path == HISTORY_PATH:
             if method != "GET":
                 return error_response(405, request_id)
@@ -247,20 +262,26 @@ class EmulatorCore:
     # -- submit ----------------------------------------------------------------
 
     def _submit(
-        self, request: Request, key: str, request_id: str, now: float
+        self,
+        request: Request,
+        key: str,
+        request_id: str,
+        now: float,
+        kind: MediaKind,
     ) -> Response:
         faults = self.injector.draw(FaultTarget.SUBMIT)
         if faults.server_error is not None:  # refused before create
             self.stats.record_fault("server_error")
             return error_response(faults.server_error, request_id)
+        store = self.store
         params, spec, problem = validate_submit(
-            request.headers, request.body, self.store.model
+            request.headers, request.body, lambda model: store.resolve(model, kind)
         )
         if params is None or spec is None:
             return error_response(400, request_id, problem)
         if key in self.config.no_balance_keys:
             return error_response(402, request_id)
-        store, model = self.store, spec.model
+        model = spec.model
         limit = self.config.faults.max_in_flight
         if limit is not None and store.in_flight(key, now) >= limit:
             self.stats.record_refusal("in_flight")
@@ -277,14 +298,16 @@ class EmulatorCore:
         )
         if params.get("webhook_url") is not None:
             self.webhooks.schedule(params["webhook_url"], record, request.origin)
-        if record.failed:
+        if record.outcome == TIMEOUT:
+            self.stats.record_fault("timeout")
+        elif record.failed:
             self.stats.record_fault(
                 "moderation" if record.error_code == 1039 else "failure"
             )
         data = {
             "id": record.id,
             "model": spec.model,
-            "status": PROCESSING,
+            "status": record.status(now),
             "outputs": None,
             "urls": {"get": f"{request.origin}{POLL_PREFIX}{record.id}"},
             "created_at": record.created_at,
@@ -309,6 +332,10 @@ class EmulatorCore:
         elif now < record.warm_until:
             self.stats.record_fault("warmup_404")
             response = error_response(404, request_id)
+        elif record.verdict_5xx and record.status(now) in TERMINAL:
+            # The verdict is the answer: HTTP 500, but a decision, not a fault.
+            body = record.verdict(now, request.origin)
+            response = json_response(500, body, request_id)
         else:
             response = success(record.to_wire(now, request.origin), request_id)
         return response if faults is NO_FAULTS else self._after(response, faults)
@@ -342,18 +369,17 @@ class EmulatorCore:
         else:
             match = _OUTPUT_NAME.match(name)
             record = self.store.predictions.get(match[1]) if match else None
+            extension = record.extension if record is not None else None
             if (
                 match is None
                 or record is None
+                or extension is None
                 or record.status(self.clock()) != COMPLETED
                 or int(match[2]) >= record.outputs
-                or match[3] != record.extension
+                or match[3] != extension
             ):
                 return error_response(404, request_id)
-            content_type, data = (
-                CONTENT_TYPES[record.extension],
-                record.media(int(match[2])),
-            )
+            content_type, data = CONTENT_TYPES[extension], record.media(int(match[2]))
         headers = [
             (b"content-type", content_type.encode("latin-1", "replace")),
             (b"content-length", str(len(data)).encode()),

@@ -1,24 +1,31 @@
 """
 Predictions and uploads, pure: every time-dependent call takes ``now`` (clock
-seconds), and all randomness comes from one injected ``random.Random``.
+seconds), and all randomness comes from injected ``random.Random`` streams.
 
-A prediction's whole future is decided when it is created: its latency (drawn
-uniformly from the model's range, in Atlas seconds, then divided by
-``time_scale``), whether it fails and how, and how many outputs it has. Its
-status at any moment is then a pure function of ``now``:
-``processing`` until ``ready_at``, then ``completed`` or ``failed`` forever.
-Nothing runs in the background, so an emulator driven by a `FakeClock` moves
-exactly when the test moves the clock.
+A prediction's whole future is decided when it is created: how long it waits
+``created`` (its model's `WireStyle.queue_seconds`), its latency (drawn
+uniformly from the model's range, in Atlas seconds), whether it fails, times
+out or completes and how, how many outputs it has and what it costs; Atlas
+seconds are divided by ``time_scale``. Its status at any moment is then a pure
+function of ``now``: ``created`` until ``queued_until``, ``processing`` until
+``ready_at``, then ``completed``, ``failed`` or ``timeout`` forever. Nothing
+runs in the background, so an emulator driven by a `FakeClock` moves exactly
+when the test moves the clock.
 
-Every creation draws exactly four numbers (id, latency, failure, moderation),
-whatever the configuration, so the n-th prediction of two runs with the same
-seed gets the same id and latency even if their failure rates differ.
+Every creation draws exactly four numbers from the shared stream (id, latency,
+failure, moderation), whatever the configuration, so the n-th prediction of two
+runs with the same seed gets the same id and latency even if their failure
+rates differ. Decisions added later (timeout, the HTTP 500 verdict form) draw
+from a stream of the prediction's own, seeded by its id, for the same reason.
 
 Magic prompt markers force an outcome, for tests that need one prediction to
 fail without a failure rate:
 
 * ``[emulator:fail]`` fails it (``error_code`` 1000);
 * ``[emulator:moderate]`` fails it as content moderation (``error_code`` 1039);
+* ``[emulator:timeout]`` ends it ``timeout``;
+* ``[emulator:verdict-5xx]`` answers its failure (or timeout) as HTTP 500 with
+  the verdict in the body, whatever the model's share;
 * ``[emulator:nsfw]`` completes it with every ``has_nsfw_contents`` flag true.
 """
 
@@ -27,26 +34,31 @@ from __future__ import annotations
 import base64
 import heapq
 import itertools
+import math
 import random
 from datetime import datetime, timezone
 from typing import Any
 
 import attrs
 
-from . import _media, _mp4
-from ._catalog import MediaKind, ModelSpec
+from . import _media, _mp4, _text
+from ._catalog import MediaKind, ModelSpec, Profile, WireStyle, infer_spec
 from ._config import EmulatorConfig
 
 __all__ = [
     "API",
     "COMPLETED",
     "CONTENT_TYPES",
+    "CREATED",
     "FAILED",
     "FAILURE_CODE",
     "FILES_PREFIX",
     "MODERATION_CODE",
     "POLL_PREFIX",
     "PROCESSING",
+    "RESULT_PREFIX",
+    "TERMINAL",
+    "TIMEOUT",
     "PredictionRecord",
     "PredictionStore",
     "Upload",
@@ -54,12 +66,16 @@ __all__ = [
 
 API = "/api/v1"
 POLL_PREFIX = f"{API}/model/prediction/"
+RESULT_PREFIX = f"{API}/model/result/"
 FILES_PREFIX = "/files/"
 
-# The only statuses the emulator reports: Atlas's documented three.
+# The server's status vocabulary (the vendor's history filter lists these five).
+CREATED = "created"
 PROCESSING = "processing"
 COMPLETED = "completed"
 FAILED = "failed"
+TIMEOUT = "timeout"
+TERMINAL = frozenset({COMPLETED, FAILED, TIMEOUT})
 
 MODERATION_CODE = 1039
 FAILURE_CODE = 1000
@@ -68,14 +84,34 @@ MODERATION_ERROR = (
     "content violates the content policy."
 )
 FAILURE_ERROR = "Generation failed: the model could not process this request."
+TIMEOUT_ERROR = "The task timed out: the model did not finish within its time limit."
+VERDICT_MESSAGE = "prediction failed"
+"""The outer ``message`` of an HTTP 500 verdict whose ``data.error`` holds the
+reason (when ``data.error`` is empty, the outer message is the reason)."""
 
-_EXTENSIONS = {MediaKind.IMAGE: "png", MediaKind.VIDEO: "mp4", MediaKind.AUDIO: "wav"}
+_EXTENSIONS = {
+    Profile.IMAGE: "png",
+    Profile.VIDEO: "mp4",
+    Profile.SPEECH: "wav",
+    Profile.MUSIC: "wav",
+}
 CONTENT_TYPES = {"png": "image/png", "mp4": "video/mp4", "wav": "audio/wav"}
+DEFAULT_VIDEO_SECONDS = 5
+"""What a video's ``duration`` is billed as when the request leaves it out
+(or asks for ``-1``, automatic)."""
+_AUDIO_SECONDS = 1.0  # the WAV the emulator makes is one second long
+_INFERRED_CACHE = 4096  # inferred specs remembered; beyond, inferred per submit
 
 
 @attrs.define(eq=False)
 class PredictionRecord:
-    """One prediction, decided at creation; see the module docstring."""
+    """
+    One prediction, decided at creation; see the module docstring.
+
+    Clock times (``created``, ``queued_until``, ``ready_at``, ``warm_until``)
+    are in the emulator's clock seconds; ``queue_time`` and ``predict_time``
+    in Atlas seconds, as the answers report them.
+    """
 
     id: str
     spec: ModelSpec
@@ -86,7 +122,7 @@ class PredictionRecord:
     ready_at: float
     warm_until: float
     predict_time: float
-    failed: bool
+    outcome: str
     error: str | None
     error_code: int | None
     outputs: int
@@ -94,6 +130,14 @@ class PredictionRecord:
     base64: bool
     media_key: bytes
     body: str = ""
+    queued_until: float = -math.inf
+    queue_time: float = 0.0
+    completed_at: str = ""
+    price: float | None = None
+    price_as_text: bool = False
+    error_key: str | None = None
+    verdict_5xx: bool = False
+    outer_message_only: bool = False
     _media: dict[int, bytes] = attrs.field(factory=dict)
 
     @property
@@ -102,21 +146,37 @@ class PredictionRecord:
         return self.spec.model
 
     @property
-    def extension(self) -> str:
-        """The file extension of the outputs: ``png``, ``mp4`` or ``wav``."""
-        return _EXTENSIONS[self.spec.kind]
+    def failed(self) -> bool:
+        """True when it ends ``failed`` or ``timeout`` (not billed)."""
+        return self.outcome != COMPLETED
+
+    @property
+    def extension(self) -> str | None:
+        """The outputs' file extension (``png``, ``mp4``, ``wav``); None for text."""
+        return _EXTENSIONS.get(self.spec.profile)
 
     def status(self, now: float) -> str:
         """Return the wire status at ``now``."""
         if now < self.ready_at:
-            return PROCESSING
-        return FAILED if self.failed else COMPLETED
+            return CREATED if now < self.queued_until else PROCESSING
+        return self.outcome
+
+    def error_value(self) -> str | dict[str, str] | None:
+        """``error`` as this model sends it: the text, or ``{key: text}``."""
+        if self.error is None or self.error_key is None:
+            return self.error
+        return {self.error_key: self.error}
 
     def to_wire(self, now: float, origin: str) -> dict[str, Any]:
         """
-        Return the poll answer's ``data`` at ``now`` (also a webhook's payload).
+        Return the poll answer's ``data`` at ``now`` (also a webhook's payload
+        and a history item's ``result``).
 
         ``origin`` (``scheme://host[:port]``) prefixes the poll and file URLs.
+        Until it ends there is no ``metrics`` at all; once ended it carries the
+        live fields: ``completed_at``, ``executionTime`` and ``latency_ms``
+        (Atlas milliseconds: running, and queued plus running), ``metrics``,
+        and when completed its ``price``.
         """
         status = self.status(now)
         data: dict[str, Any] = {
@@ -129,45 +189,123 @@ class PredictionRecord:
             "created_at": self.created_at,
             "error": None,
             "error_code": None,
-            "metrics": {},
         }
-        if status == PROCESSING:
+        if status not in TERMINAL:
             return data
         data["metrics"] = {"predict_time": self.predict_time}
+        data["completed_at"] = self.completed_at
+        data["executionTime"] = round(self.predict_time * 1000)
+        data["latency_ms"] = round((self.queue_time + self.predict_time) * 1000)
         if self.failed:
-            data.update(outputs=[], has_nsfw_contents=[], error=self.error)
+            data.update(outputs=[], has_nsfw_contents=[], error=self.error_value())
             data["error_code"] = self.error_code
             return data
-        ext = self.extension
-        if self.base64:
-            prefix = f"data:{CONTENT_TYPES[ext]};base64,"
-            outputs = [
-                prefix + base64.b64encode(self.media(i)).decode()
-                for i in range(self.outputs)
-            ]
+        profile = self.spec.profile
+        if profile is Profile.TRANSCRIPT:
+            text, result = _text.transcript(self.media_key)
+            outputs = [text]
+            data["stt_result"] = result
+        elif profile is Profile.LYRICS:
+            text, result = _text.lyrics(_prompt(self.params), self.media_key)
+            outputs = [text]
+            data["lyrics_result"] = result
         else:
-            outputs = [
-                f"{origin}{FILES_PREFIX}{self.id}-{i}.{ext}"
-                for i in range(self.outputs)
-            ]
+            ext = _EXTENSIONS[profile]
+            if self.base64:
+                prefix = f"data:{CONTENT_TYPES[ext]};base64,"
+                outputs = [
+                    prefix + base64.b64encode(self.media(i)).decode()
+                    for i in range(self.outputs)
+                ]
+            else:
+                outputs = [
+                    f"{origin}{FILES_PREFIX}{self.id}-{i}.{ext}"
+                    for i in range(self.outputs)
+                ]
         data.update(
-            outputs=outputs, has_nsfw_contents=[self.nsfw] * self.outputs, error=""
+            outputs=outputs, has_nsfw_contents=[self.nsfw] * len(outputs), error=""
         )
+        if self.price is not None:
+            data["price"] = (
+                _price_text(self.price) if self.price_as_text else self.price
+            )
         return data
+
+    def verdict(self, now: float, origin: str) -> dict[str, Any]:
+        """
+        The body of a poll answered HTTP 500 with the verdict (W1-W3):
+        ``{"code": 500, "message": ..., "data": {...}}``, ``data`` being the
+        poll answer's. When ``outer_message_only``, ``data.error`` is empty and
+        the reason is the outer ``message``.
+        """
+        data = self.to_wire(now, origin)
+        message = VERDICT_MESSAGE
+        if self.outer_message_only:
+            data["error"] = ""
+            message = self.error or VERDICT_MESSAGE
+        return {"code": 500, "message": message, "data": data}
 
     def media(self, index: int) -> bytes:
         """Return output ``index``'s file bytes (made once, then cached)."""
         data = self._media.get(index)
         if data is None:
             key = _media.digest(self.media_key.hex(), index)
-            if self.spec.kind is MediaKind.IMAGE:
+            profile = self.spec.profile
+            if profile is Profile.IMAGE:
                 data = _media.png(key, *_media.image_size(self.params.get("size")))
-            elif self.spec.kind is MediaKind.VIDEO:
+            elif profile is Profile.VIDEO:
                 data = _mp4.mp4(key)
             else:
                 data = _media.wav(key)
             self._media[index] = data
         return data
+
+
+def _price_text(price: float) -> str:
+    text = f"{price:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _prompt(params: dict[str, Any]) -> str:
+    value = params.get("prompt") or params.get("text") or ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _seconds(value: object, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value) if value > 0 else default
+
+
+def price_of(
+    spec: ModelSpec, params: dict[str, Any], outputs: int, media_key: bytes
+) -> float:
+    """
+    Return what one completed prediction of ``spec`` costs, in USD.
+
+    ``image``: per output; ``second``: per second of the requested
+    ``duration`` (`DEFAULT_VIDEO_SECONDS` when absent or automatic);
+    ``minute``: per minute of audio (the transcript's length, or the
+    one-second WAV made); ``1k_chars``: per thousand characters of ``text`` (or
+    ``prompt``); ``generation``: once.
+    """
+    unit = spec.price_unit
+    if unit == "image":
+        amount = float(outputs)
+    elif unit == "second":
+        amount = _seconds(params.get("duration"), DEFAULT_VIDEO_SECONDS)
+    elif unit == "minute":
+        seconds = (
+            _text.transcript_seconds(media_key)
+            if spec.profile is Profile.TRANSCRIPT
+            else _AUDIO_SECONDS
+        )
+        amount = seconds / 60.0
+    elif unit == "1k_chars":
+        amount = len(_prompt(params)) / 1000.0
+    else:
+        amount = 1.0
+    return round(spec.price * amount, 6)
 
 
 @attrs.frozen
@@ -183,10 +321,6 @@ class Upload:
 def _iso(timestamp: float) -> str:
     moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _text(params: dict[str, Any]) -> str:
-    return str(params.get("prompt") or params.get("text") or "")
 
 
 class PredictionStore:
@@ -215,6 +349,7 @@ class PredictionStore:
         self._running: dict[str, list[float]] = {}
         self._running_by_model: dict[tuple[str, str], list[float]] = {}
         self._models = {spec.model: spec for spec in config.models}
+        self._inferred: dict[tuple[str, MediaKind], ModelSpec] = {}
         self._upload_numbers = itertools.count(1)
 
     def wall_time(self, now: float) -> float:
@@ -224,6 +359,27 @@ class PredictionStore:
     def model(self, model_id: str) -> ModelSpec | None:
         """Return the catalog entry for ``model_id``, or None."""
         return self._models.get(model_id)
+
+    def resolve(self, model_id: str, kind: MediaKind) -> ModelSpec | None:
+        """
+        Return the spec a submit of ``model_id`` to ``kind``'s endpoint runs:
+        the catalog's entry, else one inferred from a plausible id
+        (`infer_spec`, remembered per id and kind), else None.
+        """
+        spec = self._models.get(model_id)
+        if spec is not None:
+            return spec
+        cache_key = (model_id, kind)
+        spec = self._inferred.get(cache_key)
+        if spec is None:
+            spec = infer_spec(model_id, kind)
+            if spec is not None and len(self._inferred) < _INFERRED_CACHE:
+                self._inferred[cache_key] = spec
+        return spec
+
+    def style(self, spec: ModelSpec) -> WireStyle:
+        """The forms ``spec``'s answers take (the config's override, if any)."""
+        return self._config.style if self._config.style is not None else spec.style
 
     def create(
         self,
@@ -240,27 +396,54 @@ class PredictionStore:
         answers it as ``requestBody``).
         """
         config, rng = self._config, self._rng
+        faults = config.faults
         prediction_id = f"{rng.getrandbits(128):032x}"
+        while prediction_id in self.predictions:  # only after a restart, and rarely
+            prediction_id = f"{rng.getrandbits(128):032x}"
         low, high = config.latency_for(spec)
         predict_time = rng.uniform(low, high)
         fail_draw, moderation_draw = rng.random(), rng.random()
-        text = _text(params)
-        failed = fail_draw < config.faults.error_rate
-        moderated = failed and moderation_draw < config.faults.moderation_fraction
+        own = random.Random(prediction_id)
+        timeout_draw, verdict_draw, outer_draw = (
+            own.random(),
+            own.random(),
+            own.random(),
+        )
+        text = _prompt(params)
+        failed = fail_draw < faults.error_rate
+        moderated = failed and moderation_draw < faults.moderation_fraction
         if "[emulator:moderate]" in text:
             failed = moderated = True
         elif "[emulator:fail]" in text:
             failed = True
+        timed_out = not failed and (
+            "[emulator:timeout]" in text or timeout_draw < faults.timeout_rate
+        )
         if moderated:
-            error, error_code = MODERATION_ERROR, MODERATION_CODE
+            outcome, error, error_code = FAILED, MODERATION_ERROR, MODERATION_CODE
         elif failed:
-            error, error_code = FAILURE_ERROR, FAILURE_CODE
+            outcome, error, error_code = FAILED, FAILURE_ERROR, FAILURE_CODE
+        elif timed_out:
+            outcome, error, error_code = TIMEOUT, TIMEOUT_ERROR, None
         else:
-            error, error_code = None, None
+            outcome, error, error_code = COMPLETED, None, None
         outputs = 0
-        if not failed:
-            image = spec.kind is MediaKind.IMAGE
+        if outcome == COMPLETED:
+            image = spec.kind is MediaKind.IMAGE and not spec.profile.text
             outputs = int(params.get("num_images", 1)) if image else 1
+        style = self.style(spec)
+        share = (
+            faults.verdict_5xx_rate
+            if faults.verdict_5xx_rate is not None
+            else style.verdict_5xx_share
+        )
+        verdict = outcome != COMPLETED and (
+            "[emulator:verdict-5xx]" in text or verdict_draw < share
+        )
+        media_key = _media.digest(spec.model, text, params.get("seed"), prediction_id)
+        scale = config.time_scale
+        queued_until = now + style.queue_seconds / scale
+        ready_at = queued_until + predict_time / scale
         record = PredictionRecord(
             id=prediction_id,
             spec=spec,
@@ -268,27 +451,41 @@ class PredictionStore:
             params=params,
             created=now,
             created_at=_iso(self.wall_time(now)),
-            ready_at=now + predict_time / config.time_scale,
-            warm_until=now + config.faults.warmup_404_seconds / config.time_scale,
+            ready_at=ready_at,
+            warm_until=now + faults.warmup_404_seconds / scale,
             predict_time=round(predict_time, 3),
-            failed=failed,
+            outcome=outcome,
             error=error,
             error_code=error_code,
             outputs=outputs,
             nsfw="[emulator:nsfw]" in text,
             base64=params.get("enable_base64_output") is True,
-            media_key=_media.digest(
-                spec.model, text, params.get("seed"), prediction_id
-            ),
+            media_key=media_key,
             body=body,
+            queued_until=queued_until,
+            queue_time=style.queue_seconds,
+            completed_at=_iso(self.wall_time(ready_at)),
+            price=(
+                price_of(spec, params, outputs, media_key)
+                if outcome == COMPLETED
+                else None
+            ),
+            price_as_text=style.price_as_text,
+            error_key=style.error_key,
+            verdict_5xx=verdict,
+            outer_message_only=verdict and outer_draw < 0.5,
         )
-        self.predictions[prediction_id] = record
-        self.by_key.setdefault(key, []).append(record)
-        heapq.heappush(self._running.setdefault(key, []), record.ready_at)
-        heapq.heappush(
-            self._running_by_model.setdefault((key, spec.model), []), record.ready_at
-        )
+        self._add(record)
         return record
+
+    def _add(self, record: PredictionRecord) -> None:
+        self.predictions[record.id] = record
+        self.by_key.setdefault(record.key, []).append(record)
+        heapq.heappush(self._running.setdefault(record.key, []), record.ready_at)
+        heapq.heappush(
+            self._running_by_model.setdefault((record.key, record.model), []),
+            record.ready_at,
+        )
 
     def in_flight(self, key: str, now: float, model: str | None = None) -> int:
         """
