@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency", action="append", default=[], metavar="NAME=MIN,MAX"
     )
+    parser.add_argument(
+        "--balance",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="what every key's account starts with (default: 1000000)",
+    )
     return parser
 
 
@@ -46,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             no_balance_keys=args.no_balance_key,
             faults=args.fault,
             latency=args.latency,
+            balance=args.balance,
         )
     except ValueError as exc:
         parser.error(str(exc))

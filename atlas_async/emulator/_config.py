@@ -342,6 +342,11 @@ class EmulatorConfig:
         model_latency: (min, max) Atlas seconds for particular model ids.
         api_keys: the only valid keys; None accepts any non-empty bearer key.
         no_balance_keys: keys whose submits get 402 "insufficient balance".
+        balance: the USD every key's account starts with. A submit freezes
+            its prediction's price; a completed prediction is charged, a failed
+            one released. A submit that the available balance cannot cover
+            gets 402 "insufficient balance". The default is large enough that
+            only a test that wants a 402 sees one.
         faults: what goes wrong; see `Faults`.
         models: the catalog ``GET /models`` lists. A submit may also name any
             plausible id outside it (``_catalog.infer_spec``): its kind is the
@@ -373,6 +378,7 @@ class EmulatorConfig:
     no_balance_keys: frozenset[str] = attrs.field(
         default=frozenset(), converter=_to_key_set
     )
+    balance: float = attrs.field(default=1_000_000.0, validator=_non_negative)
     faults: Faults = attrs.field(factory=Faults)
     models: tuple[ModelSpec, ...] = attrs.field(
         default=DEFAULT_CATALOG, converter=_to_models
@@ -426,6 +432,7 @@ def config_from_options(
     no_balance_keys: Iterable[str] = (),
     faults: Iterable[str] = (),
     latency: Iterable[str] = (),
+    balance: float | None = None,
 ) -> EmulatorConfig:
     """
     Build a config from command-line style options (shared by the CLIs).
@@ -438,6 +445,7 @@ def config_from_options(
         faults: ``name=value`` strings (see `Faults.from_options`).
         latency: ``class=min,max`` strings (``image=1,2``) or
             ``model-id=min,max``, in Atlas seconds.
+        balance: `EmulatorConfig.balance`; None keeps the default.
 
     Raises:
         ValueError: with a one-line message naming the bad option.
@@ -457,6 +465,9 @@ def config_from_options(
             raise ValueError(f"bad latency {option!r} (expected NAME=MIN,MAX)")
         (classes if name in class_names else models)[name] = (low, high)
     keys = tuple(api_keys)
+    extra: dict[str, Any] = {}
+    if balance is not None:
+        extra["balance"] = balance
     try:
         return EmulatorConfig(
             seed=seed,
@@ -466,6 +477,7 @@ def config_from_options(
             faults=Faults.from_options(faults),
             latency=classes,
             model_latency=models,
+            **extra,
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None

@@ -20,7 +20,9 @@ The order of checks on every request:
    predictions, for ``GET /api/v1/model/history``). A submit is refused before
    create, in this order: a drawn 5xx, 400 (invalid), 402 (no balance), 429
    for the key's ``max_in_flight``, then 429 "too many concurrent tasks for
-   this model" for the model's in-flight limit.
+   this model" for the model's in-flight limit. The 402 comes for a
+   ``no_balance_keys`` key, or when the key's available balance is used up
+   or below the prediction's price.
 
 A submit with ``webhook_url`` also hands its record to the `WebhookDispatcher`
 (``_webhooks``), which POSTs the signed end of the prediction when it is ready;
@@ -37,6 +39,14 @@ import time
 from collections.abc import Callable
 
 from . import _http
+from ._billing import (
+    BALANCE_PATH,
+    COSTS_PATH,
+    USAGE_PATH,
+    BillingError,
+    balance_body,
+    usage_body,
+)
 from ._catalog import MediaKind
 from ._config import EmulatorConfig, FaultTarget
 from ._faults import NO_FAULTS, FaultInjector, HttpFaults, RateLimiter
@@ -53,6 +63,8 @@ from ._state import (
     TERMINAL,
     TIMEOUT,
     PredictionStore,
+    price_of,
+    requested_outputs,
 )
 from ._stats import EmulatorStats
 from ._validate import validate_submit
@@ -75,7 +87,10 @@ CONTROL_PREFIX = "/_emulator/"
 
 MODEL_BUSY = "too many concurrent tasks for this model"
 
-_NAMED_PATHS = frozenset({UPLOAD_PATH, MODELS_PATH, JWKS_PATH, HISTORY_PATH})
+_BILLING_PATHS = frozenset({BALANCE_PATH, USAGE_PATH, COSTS_PATH})
+_NAMED_PATHS = frozenset(
+    {UPLOAD_PATH, MODELS_PATH, JWKS_PATH, HISTORY_PATH, *_BILLING_PATHS}
+)
 _OUTPUT_NAME = re.compile(r"^([0-9a-f]{32})-(\d+)\.(png|mp4|wav)$")
 
 
@@ -206,6 +221,10 @@ class EmulatorCore:
                     lambda: self._upload(request, request_id),
                 )
             return self._submit(request, key, request_id, now, kind)
+        if path in _BILLING_PATHS:
+            if method != "GET":
+                return error_response(405, request_id)
+            return self._billing(request, key, request_id, now)
         if path == HISTORY_PATH:
             if method != "GET":
                 return error_response(405, request_id)
@@ -281,6 +300,11 @@ class EmulatorCore:
             return error_response(400, request_id, problem)
         if key in self.config.no_balance_keys:
             return error_response(402, request_id)
+        available = store.account(key, now).available
+        quote = price_of(spec, params, requested_outputs(spec, params), b"")
+        if available <= 0.0 or available < quote:
+            self.stats.record_fault("insufficient_balance")
+            return error_response(402, request_id)
         model = spec.model
         limit = self.config.faults.max_in_flight
         if limit is not None and store.in_flight(key, now) >= limit:
@@ -315,6 +339,29 @@ class EmulatorCore:
         }
         response = success(data, request_id)
         return response if faults is NO_FAULTS else self._after(response, faults)
+
+    # -- billing ---------------------------------------------------------------
+
+    def _billing(
+        self, request: Request, key: str, request_id: str, now: float
+    ) -> Response:
+        store = self.store
+        if request.path == BALANCE_PATH:
+            body = balance_body(store.account(key, now), key, request_id)
+            return json_response(200, body, request_id)
+        try:
+            body = usage_body(
+                store.by_key.get(key, ()),
+                key,
+                request.query,
+                now,
+                store.wall_time,
+                request_id,
+                costs=request.path == COSTS_PATH,
+            )
+        except BillingError as exc:
+            return json_response(400, exc.body(request_id), request_id)
+        return json_response(200, body, request_id)
 
     # -- poll ------------------------------------------------------------------
 

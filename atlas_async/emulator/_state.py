@@ -59,9 +59,12 @@ __all__ = [
     "RESULT_PREFIX",
     "TERMINAL",
     "TIMEOUT",
+    "Account",
     "PredictionRecord",
     "PredictionStore",
     "Upload",
+    "price_of",
+    "requested_outputs",
 ]
 
 API = "/api/v1"
@@ -133,7 +136,7 @@ class PredictionRecord:
     queued_until: float = -math.inf
     queue_time: float = 0.0
     completed_at: str = ""
-    price: float | None = None
+    price: float = 0.0
     price_as_text: bool = False
     error_key: str | None = None
     verdict_5xx: bool = False
@@ -144,6 +147,30 @@ class PredictionRecord:
     def model(self) -> str:
         """The model id, as submitted."""
         return self.spec.model
+
+    @property
+    def model_type(self) -> str:
+        """``image``, ``video`` or ``audio``: the kind it was served as."""
+        return self.spec.kind.value
+
+    @property
+    def billed_seconds(self) -> float:
+        """Seconds of media it is billed for: a video's requested ``duration``
+        (`DEFAULT_VIDEO_SECONDS` if none), a transcript's audio, the WAV made;
+        0 for images and lyrics."""
+        profile = self.spec.profile
+        if profile is Profile.VIDEO:
+            return _seconds(self.params.get("duration"), DEFAULT_VIDEO_SECONDS)
+        if profile is Profile.TRANSCRIPT:
+            return _text.transcript_seconds(self.media_key)
+        if profile in (Profile.SPEECH, Profile.MUSIC):
+            return _AUDIO_SECONDS
+        return 0.0
+
+    @property
+    def characters(self) -> int:
+        """Characters of ``prompt`` (or ``text``) it was given."""
+        return len(_prompt(self.params))
 
     @property
     def failed(self) -> bool:
@@ -225,10 +252,7 @@ class PredictionRecord:
         data.update(
             outputs=outputs, has_nsfw_contents=[self.nsfw] * len(outputs), error=""
         )
-        if self.price is not None:
-            data["price"] = (
-                _price_text(self.price) if self.price_as_text else self.price
-            )
+        data["price"] = _price_text(self.price) if self.price_as_text else self.price
         return data
 
     def verdict(self, now: float, origin: str) -> dict[str, Any]:
@@ -277,11 +301,19 @@ def _seconds(value: object, default: float) -> float:
     return float(value) if value > 0 else default
 
 
+def requested_outputs(spec: ModelSpec, params: dict[str, Any]) -> int:
+    """How many outputs a submit asks for: ``num_images`` for images, else one."""
+    if spec.profile is Profile.IMAGE:
+        return int(params.get("num_images", 1))
+    return 1
+
+
 def price_of(
     spec: ModelSpec, params: dict[str, Any], outputs: int, media_key: bytes
 ) -> float:
     """
-    Return what one completed prediction of ``spec`` costs, in USD.
+    Return what one completed prediction of ``spec`` costs, in USD (a failed or
+    timed-out one is frozen at this price while it runs, then not billed).
 
     ``image``: per output; ``second``: per second of the requested
     ``duration`` (`DEFAULT_VIDEO_SECONDS` when absent or automatic);
@@ -306,6 +338,53 @@ def price_of(
     else:
         amount = 1.0
     return round(spec.price * amount, 6)
+
+
+@attrs.define(eq=False)
+class Account:
+    """
+    One key's money, in USD: what it started with, what completed predictions
+    cost it, and what its unfinished ones hold frozen.
+
+    A submit freezes the prediction's price; when it ends the price is either
+    charged (completed) or released (failed, timed out: not billed). Settling
+    is lazy, like everything else here: `settle` applies every end due by
+    ``now``.
+    """
+
+    start: float
+    charged: float = 0.0
+    frozen: float = 0.0
+    _pending: list[tuple[float, int, float, bool]] = attrs.field(factory=list)
+    _seq: itertools.count[int] = attrs.field(factory=itertools.count)
+
+    @property
+    def cash(self) -> float:
+        """What is left once the completed predictions are paid for."""
+        return self.start - self.charged
+
+    @property
+    def available(self) -> float:
+        """What a new submit may spend: cash less what is frozen."""
+        return self.start - self.charged - self.frozen
+
+    def hold(self, record: PredictionRecord) -> None:
+        """Freeze ``record``'s price until it ends."""
+        self.frozen += record.price
+        entry = (record.ready_at, next(self._seq), record.price, not record.failed)
+        heapq.heappush(self._pending, entry)
+
+    def settle(self, now: float) -> Account:
+        """Charge or release every prediction that has ended by ``now``."""
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            _, _, price, billed = heapq.heappop(pending)
+            self.frozen -= price
+            if billed:
+                self.charged += price
+        if not pending:
+            self.frozen = 0.0  # no float dust once nothing is held
+        return self
 
 
 @attrs.frozen
@@ -350,6 +429,7 @@ class PredictionStore:
         self._running_by_model: dict[tuple[str, str], list[float]] = {}
         self._models = {spec.model: spec for spec in config.models}
         self._inferred: dict[tuple[str, MediaKind], ModelSpec] = {}
+        self._accounts: dict[str, Account] = {}
         self._upload_numbers = itertools.count(1)
 
     def wall_time(self, now: float) -> float:
@@ -427,10 +507,7 @@ class PredictionStore:
             outcome, error, error_code = TIMEOUT, TIMEOUT_ERROR, None
         else:
             outcome, error, error_code = COMPLETED, None, None
-        outputs = 0
-        if outcome == COMPLETED:
-            image = spec.kind is MediaKind.IMAGE and not spec.profile.text
-            outputs = int(params.get("num_images", 1)) if image else 1
+        outputs = requested_outputs(spec, params) if outcome == COMPLETED else 0
         style = self.style(spec)
         share = (
             faults.verdict_5xx_rate
@@ -465,11 +542,7 @@ class PredictionStore:
             queued_until=queued_until,
             queue_time=style.queue_seconds,
             completed_at=_iso(self.wall_time(ready_at)),
-            price=(
-                price_of(spec, params, outputs, media_key)
-                if outcome == COMPLETED
-                else None
-            ),
+            price=price_of(spec, params, requested_outputs(spec, params), media_key),
             price_as_text=style.price_as_text,
             error_key=style.error_key,
             verdict_5xx=verdict,
@@ -478,7 +551,15 @@ class PredictionStore:
         self._add(record)
         return record
 
+    def account(self, key: str, now: float) -> Account:
+        """Return ``key``'s account, settled at ``now``."""
+        account = self._accounts.get(key)
+        if account is None:
+            account = self._accounts[key] = Account(start=self._config.balance)
+        return account.settle(now)
+
     def _add(self, record: PredictionRecord) -> None:
+        self.account(record.key, record.created).hold(record)
         self.predictions[record.id] = record
         self.by_key.setdefault(record.key, []).append(record)
         heapq.heappush(self._running.setdefault(record.key, []), record.ready_at)
@@ -519,6 +600,7 @@ class PredictionStore:
         """Forget every prediction and upload."""
         self.predictions.clear()
         self.by_key.clear()
+        self._accounts.clear()
         self.uploads.clear()
         self._running.clear()
         self._running_by_model.clear()
