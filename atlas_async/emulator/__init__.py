@@ -58,6 +58,7 @@ from ._config import (
     FaultTarget as FaultTarget,
     config_from_options as config_from_options,
 )
+from ._files import Upload as Upload
 from ._http import ConnectionDroppedError as ConnectionDroppedError
 from ._serve import (
     Emulator as Emulator,
@@ -92,6 +93,7 @@ __all__ = [
     "RunningEmulator",
     "SigningKey",
     "StatsSnapshot",
+    "Upload",
     "WebhookSender",
     "WebhookSigning",
     "WireStyle",

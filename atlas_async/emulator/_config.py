@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -68,6 +69,10 @@ class FaultTarget(enum.Enum):
     UPLOAD = "upload"
     MODELS = "models"
     FILES = "files"
+
+
+SIGNATURE_PLACES = ("ed25519", "both", "bare")
+"""`EmulatorConfig.webhook_signature`'s values."""
 
 
 def _check_range(value: LatencyRange) -> LatencyRange:
@@ -355,7 +360,14 @@ class EmulatorConfig:
             whatever its own.
         epoch: the Unix time that the clock's first reading stands for (for
             ``created_at``); None takes the wall time when the emulator starts.
-        max_upload_bytes: larger uploads and bodies get 413.
+        max_upload_bytes: larger uploads get 413. Uploads stream to disk, so
+            the default is Atlas's own (about 512 MB: speech-to-text audio).
+        max_body_bytes: larger request bodies (other than uploads) get 413,
+            as on Atlas (50 MB: "send a URL instead of inline Base64").
+        state: a file to keep predictions, uploads and balances in, so an
+            emulator started again with the same file finds them (uploads
+            go to the folder ``<state>.files``); None keeps them in memory
+            (uploads in a temporary folder).
         webhook_max_attempts: POSTs per webhook before the emulator gives up
             (Atlas makes about ten).
         webhook_retry_delay: Atlas seconds before the first redelivery; each
@@ -364,6 +376,11 @@ class EmulatorConfig:
             seconds (Atlas: about 30 minutes).
         webhook_timeout: clock seconds the default sender waits for the
             receiver's answer before counting the attempt as failed.
+        webhook_signature: where the Ed25519 signature travels:
+            ``"ed25519"`` (``X-AtlasCloud-Webhook-Signature-Ed25519`` only, as
+            today), ``"both"`` (also in the bare
+            ``X-AtlasCloud-Webhook-Signature``) or ``"bare"`` (only there, as
+            once the legacy HMAC is retired).
     """
 
     seed: int = 0
@@ -385,11 +402,22 @@ class EmulatorConfig:
     )
     style: WireStyle | None = None
     epoch: float | None = None
-    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_bytes: int = attrs.field(
+        default=512 * 1024 * 1024, validator=_positive_or_none
+    )
+    max_body_bytes: int = attrs.field(
+        default=50 * 1024 * 1024, validator=_positive_or_none
+    )
+    state: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path)
+    )
     webhook_max_attempts: int = attrs.field(default=10, validator=_positive_or_none)
     webhook_retry_delay: float = attrs.field(default=10.0, validator=_non_negative)
     webhook_retry_cap: float = attrs.field(default=1800.0, validator=_non_negative)
     webhook_timeout: float = attrs.field(default=10.0, validator=_positive_or_none)
+    webhook_signature: str = attrs.field(
+        default="ed25519", validator=attrs.validators.in_(SIGNATURE_PLACES)
+    )
 
     def __attrs_post_init__(self) -> None:
         # A limit on a model the emulator would refuse would limit nothing.
@@ -433,6 +461,8 @@ def config_from_options(
     faults: Iterable[str] = (),
     latency: Iterable[str] = (),
     balance: float | None = None,
+    state: str | Path | None = None,
+    webhook_signature: str | None = None,
 ) -> EmulatorConfig:
     """
     Build a config from command-line style options (shared by the CLIs).
@@ -446,6 +476,9 @@ def config_from_options(
         latency: ``class=min,max`` strings (``image=1,2``) or
             ``model-id=min,max``, in Atlas seconds.
         balance: `EmulatorConfig.balance`; None keeps the default.
+        state: `EmulatorConfig.state`, the file to keep state in.
+        webhook_signature: `EmulatorConfig.webhook_signature`; None keeps the
+            default.
 
     Raises:
         ValueError: with a one-line message naming the bad option.
@@ -468,6 +501,10 @@ def config_from_options(
     extra: dict[str, Any] = {}
     if balance is not None:
         extra["balance"] = balance
+    if state is not None:
+        extra["state"] = state
+    if webhook_signature is not None:
+        extra["webhook_signature"] = webhook_signature
     try:
         return EmulatorConfig(
             seed=seed,

@@ -32,13 +32,13 @@ that loop runs only while the emulator runs (``async with emulator`` or
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from . import _http
 from ._billing import (
     BALANCE_PATH,
     COSTS_PATH,
@@ -50,8 +50,10 @@ from ._billing import (
 from ._catalog import MediaKind
 from ._config import EmulatorConfig, FaultTarget
 from ._faults import NO_FAULTS, FaultInjector, HttpFaults, RateLimiter
+from ._files import classify
 from ._history import history_page
 from ._http import Request, Response, error_response, json_response, success
+from ._multipart import FormPart, FormReceiver, boundary_of
 from ._signing import SigningKey, WebhookSigning
 from ._state import (
     API,
@@ -166,7 +168,14 @@ class EmulatorCore:
         else:
             endpoint = f"{method} <unknown>"
         stats.record_request(endpoint)
-        response = self._route(request, request_id, method, path)
+        try:
+            response = self._route(request, request_id, method, path)
+        finally:
+            if request.form is not None:  # parts not kept: their files go
+                for part in request.form.values():
+                    if part.path is not None:
+                        with contextlib.suppress(OSError):
+                            part.path.unlink()
         if not response.drop:
             stats.record_status(response.status)
         return response
@@ -241,7 +250,10 @@ class EmulatorCore:
         return error_response(404, request_id)
 
     def _authenticate(self, request: Request) -> str | None:
-        header = request.headers.get("authorization") or ""
+        return self._authenticate_headers(request.headers)
+
+    def _authenticate_headers(self, headers: Mapping[str, str]) -> str | None:
+        header = headers.get("authorization") or ""
         scheme, _, key = header.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
@@ -390,45 +402,92 @@ class EmulatorCore:
     # -- upload and files --------------------------------------------------------
 
     def _upload(self, request: Request, request_id: str) -> Response:
-        if len(request.body) > self.config.max_upload_bytes:
-            return error_response(413, request_id)
-        fields = _http.parse_multipart(
-            request.headers.get("content-type") or "", request.body
-        )
-        if "file" not in fields:
+        form = request.form
+        if form is None:  # a caller that did not stream the body (handle() direct)
+            if len(request.body) > self.config.max_upload_bytes:
+                return error_response(413, request_id)
+            form = self.read_form(request.headers, request.body)
+        part = form.get("file")
+        if part is None:
             return error_response(400, request_id)
-        filename, content_type, data = fields["file"]
-        content_type = content_type or _guess_type(filename)
-        upload = self.store.add_upload(filename or "file", content_type, data)
+        # Atlas types an upload by its name (W9), not by what the part declares.
+        content_type = classify(part.filename, part.content_type)
+        upload = self.store.files.put(
+            part.filename or "file", content_type, path=part.path, data=part.data
+        )
+        part.path = None  # moved into place: no longer the request's to delete
         self.stats.uploads += 1
         payload = {
             "type": content_type,
             "download_url": f"{request.origin}{FILES_PREFIX}{upload.name}",
             "filename": upload.filename,
-            "size": len(data),
+            "size": upload.size,
         }
         return success(payload, request_id)
+
+    def read_form(self, headers: Mapping[str, str], body: bytes) -> dict[str, FormPart]:
+        """Parse a whole multipart body held in memory (files still go to disk)."""
+        receiver = self.form_receiver(headers)
+        if receiver is None:
+            return {}
+        receiver.feed(body)
+        return receiver.finish()
+
+    def form_receiver(self, headers: Mapping[str, str]) -> FormReceiver | None:
+        """
+        Return a streaming reader for an upload's body, or None if its type is
+        not multipart. It raises `TooLargeError` past ``max_upload_bytes``.
+        """
+        boundary = boundary_of(headers.get("content-type") or "")
+        if boundary is None:
+            return None
+        files = self.store.files
+        return FormReceiver(
+            boundary, lambda: files.directory, self.config.max_upload_bytes
+        )
+
+    def accepts_upload(
+        self, method: str, path: str, headers: Mapping[str, str]
+    ) -> bool:
+        """True when this request is an upload with a valid key: its body may
+        stream to disk (anything else is read into memory, capped)."""
+        return (
+            method == "POST"
+            and path == UPLOAD_PATH
+            and self._authenticate_headers(headers) is not None
+        )
+
+    def too_large(self, method: str, path: str) -> Response:
+        """Answer (and count) a body the adapter stopped reading: 413."""
+        request_id = f"req_{next(self._request_ids):016x}"
+        self.stats.record_request(f"{method} {path}")
+        self.stats.record_status(413)
+        return error_response(413, request_id)
 
     def _file(self, name: str, request_id: str, *, head: bool) -> Response:
         upload = self.store.uploads.get(name)
         if upload is not None:
-            content_type, data = upload.content_type, upload.data
-        else:
-            match = _OUTPUT_NAME.match(name)
-            record = self.store.predictions.get(match[1]) if match else None
-            extension = record.extension if record is not None else None
-            if (
-                match is None
-                or record is None
-                or extension is None
-                or record.status(self.clock()) != COMPLETED
-                or int(match[2]) >= record.outputs
-                or match[3] != extension
-            ):
-                return error_response(404, request_id)
-            content_type, data = CONTENT_TYPES[extension], record.media(int(match[2]))
+            headers = [
+                (b"content-type", upload.content_type.encode("latin-1", "replace")),
+                (b"content-length", str(upload.size).encode()),
+                (b"x-request-id", request_id.encode()),
+            ]
+            return Response(200, headers, b"", file=None if head else upload.path)
+        match = _OUTPUT_NAME.match(name)
+        record = self.store.predictions.get(match[1]) if match else None
+        extension = record.extension if record is not None else None
+        if (
+            match is None
+            or record is None
+            or extension is None
+            or record.status(self.clock()) != COMPLETED
+            or int(match[2]) >= record.outputs
+            or match[3] != extension
+        ):
+            return error_response(404, request_id)
+        data = record.media(int(match[2]))
         headers = [
-            (b"content-type", content_type.encode("latin-1", "replace")),
+            (b"content-type", CONTENT_TYPES[extension].encode()),
             (b"content-length", str(len(data)).encode()),
             (b"x-request-id", request_id.encode()),
         ]
@@ -457,9 +516,3 @@ class EmulatorCore:
         if state:
             self.store.clear()
             self.webhooks.clear()
-
-
-def _guess_type(filename: str) -> str:
-    import mimetypes
-
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 
 import anyio
@@ -30,6 +30,7 @@ import sniffio
 
 from ._adapters import EmulatorApp, EmulatorTransport, Sleep
 from ._config import EmulatorConfig
+from ._files import Upload
 from ._handler import JWKS_PATH, EmulatorCore
 from ._signing import WebhookSigning
 from ._state import PredictionRecord
@@ -165,6 +166,11 @@ class Emulator:
             headers={"Authorization": f"Bearer {api_key}"},
             **kwargs,  # type: ignore[arg-type]
         )
+
+    @property
+    def uploads(self) -> Mapping[str, Upload]:
+        """Every stored upload, by the name its URL ends in."""
+        return self._core.store.uploads
 
     def prediction(self, prediction_id: str) -> PredictionRecord | None:
         """Return the emulator's record of a prediction (its decided future)."""

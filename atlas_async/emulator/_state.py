@@ -37,6 +37,7 @@ import itertools
 import math
 import random
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -44,6 +45,7 @@ import attrs
 from . import _media, _mp4, _text
 from ._catalog import MediaKind, ModelSpec, Profile, WireStyle, infer_spec
 from ._config import EmulatorConfig
+from ._files import FileStore, Upload
 
 __all__ = [
     "API",
@@ -62,7 +64,6 @@ __all__ = [
     "Account",
     "PredictionRecord",
     "PredictionStore",
-    "Upload",
     "price_of",
     "requested_outputs",
 ]
@@ -387,14 +388,11 @@ class Account:
         return self
 
 
-@attrs.frozen
-class Upload:
-    """A file stored by ``uploadMedia``."""
-
-    name: str
-    filename: str
-    content_type: str
-    data: bytes
+def _files_directory(config: EmulatorConfig) -> Path | None:
+    """Where uploads are kept: beside the state file, or (None) a temporary."""
+    if config.state is None:
+        return None
+    return config.state.with_name(config.state.name + ".files")
 
 
 def _iso(timestamp: float) -> str:
@@ -423,14 +421,13 @@ class PredictionStore:
         self.predictions: dict[str, PredictionRecord] = {}
         # Each key's predictions in creation order (its account's history).
         self.by_key: dict[str, list[PredictionRecord]] = {}
-        self.uploads: dict[str, Upload] = {}
+        self.files = FileStore(_files_directory(config))
         # Heaps of ready_at per key and per (key, model): in flight until then.
         self._running: dict[str, list[float]] = {}
         self._running_by_model: dict[tuple[str, str], list[float]] = {}
         self._models = {spec.model: spec for spec in config.models}
         self._inferred: dict[tuple[str, MediaKind], ModelSpec] = {}
         self._accounts: dict[str, Account] = {}
-        self._upload_numbers = itertools.count(1)
 
     def wall_time(self, now: float) -> float:
         """Return the unix time that clock reading ``now`` stands for."""
@@ -585,22 +582,16 @@ class PredictionStore:
             heapq.heappop(running)
         return len(running)
 
-    def add_upload(self, filename: str, content_type: str, data: bytes) -> Upload:
-        """Store an uploaded file under a fresh name; return it."""
-        # A counter, not the random stream: uploads must not shift prediction ids.
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)
-        name = f"upload-{next(self._upload_numbers):06d}-{safe[-80:] or 'file'}"
-        upload = Upload(
-            name=name, filename=filename, content_type=content_type, data=data
-        )
-        self.uploads[name] = upload
-        return upload
+    @property
+    def uploads(self) -> dict[str, Upload]:
+        """Every stored upload, by its served name."""
+        return self.files.uploads
 
     def clear(self) -> None:
-        """Forget every prediction and upload."""
+        """Forget every prediction and upload (deleting the uploaded files)."""
         self.predictions.clear()
         self.by_key.clear()
         self._accounts.clear()
-        self.uploads.clear()
+        self.files.clear()
         self._running.clear()
         self._running_by_model.clear()
