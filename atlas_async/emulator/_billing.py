@@ -44,6 +44,7 @@ __all__ = [
     "MAX_DAYS",
     "USAGE_PATH",
     "BillingError",
+    "account_id",
     "balance_body",
     "key_id",
     "usage_body",
@@ -137,19 +138,24 @@ def _money(value: float) -> dict[str, str]:
     return {"value": f"{round(value, 6) + 0.0:.6f}", "currency": "usd"}
 
 
-def key_id(key: str) -> str:
-    """A key's public name in answers: never the key itself."""
-    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+def account_id(key: str) -> str:
+    """The account an API key stands for: a digest, never the key itself."""
+    return "acct_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def balance_body(funds: Funds, key: str, request_id: str) -> dict[str, Any]:
-    """The ``/public/v1/balance`` answer for one key's account."""
+def key_id(owner: str) -> str:
+    """The key's public name in usage rows grouped by ``api_key``."""
+    return "key_" + owner.removeprefix("acct_")
+
+
+def balance_body(funds: Funds, owner: str, request_id: str) -> dict[str, Any]:
+    """The ``/public/v1/balance`` answer for one account (`account_id`)."""
     zero = _money(0.0)
     return {
         "object": "balance",
         "scope": "self",
         "account": {
-            "id": "acct_" + hashlib.sha256(key.encode()).hexdigest()[:12],
+            "id": owner,
             "name": "Atlas emulator account",
             "type": "personal",
         },
@@ -200,7 +206,7 @@ def _iso_day(day: date) -> str:
 
 def usage_body(
     records: Iterable[Billable],
-    key: str,
+    owner: str,
     query: str,
     now: float,
     wall: Callable[[float], float],
@@ -264,7 +270,7 @@ def usage_body(
         labels = {
             "model_type": record.model_type,
             "model": record.model,
-            "api_key": key_id(key),
+            "api_key": key_id(owner),
         }
         group = tuple(labels[name] for name in groups)
         row = rows.get((day, group))

@@ -44,6 +44,7 @@ from ._billing import (
     COSTS_PATH,
     USAGE_PATH,
     BillingError,
+    account_id,
     balance_body,
     usage_body,
 )
@@ -131,6 +132,7 @@ class EmulatorCore:
         self.injector = FaultInjector(faults, random.Random(f"faults:{config.seed}"))
         self.limiter = RateLimiter(faults.rps, faults.rps_burst) if faults.rps else None
         self._request_ids = itertools.count(1)
+        self._owners: dict[str, str] = {}
         self._retry_after = (
             [(b"retry-after", f"{faults.retry_after:g}".encode())]
             if faults.retry_after is not None
@@ -233,12 +235,12 @@ class EmulatorCore:
         if path in _BILLING_PATHS:
             if method != "GET":
                 return error_response(405, request_id)
-            return self._billing(request, key, request_id, now)
+            return self._billing(request, self._owner(key), request_id, now)
         if path == HISTORY_PATH:
             if method != "GET":
                 return error_response(405, request_id)
             page = history_page(
-                self.store.by_key.get(key, ()),
+                self.store.by_key.get(self._owner(key), ()),
                 request.query,
                 now,
                 request.origin,
@@ -248,6 +250,15 @@ class EmulatorCore:
         if path in (MODELS_PATH, JWKS_PATH):
             return error_response(405, request_id)
         return error_response(404, request_id)
+
+    def _owner(self, key: str) -> str:
+        """The account id of ``key`` (what its predictions are filed under)."""
+        owner = self._owners.get(key)
+        if owner is None:
+            owner = account_id(key)
+            if len(self._owners) < 65536:
+                self._owners[key] = owner
+        return owner
 
     def _authenticate(self, request: Request) -> str | None:
         return self._authenticate_headers(request.headers)
@@ -312,25 +323,28 @@ class EmulatorCore:
             return error_response(400, request_id, problem)
         if key in self.config.no_balance_keys:
             return error_response(402, request_id)
-        available = store.account(key, now).available
+        # Predictions belong to the key's account, named by a digest of the key:
+        # the state file never holds a key.
+        owner = self._owner(key)
+        available = store.account(owner, now).available
         quote = price_of(spec, params, requested_outputs(spec, params), b"")
         if available <= 0.0 or available < quote:
             self.stats.record_fault("insufficient_balance")
             return error_response(402, request_id)
         model = spec.model
         limit = self.config.faults.max_in_flight
-        if limit is not None and store.in_flight(key, now) >= limit:
+        if limit is not None and store.in_flight(owner, now) >= limit:
             self.stats.record_refusal("in_flight")
             return error_response(429, request_id, extra=self._retry_after)
         limit = self.config.faults.model_limit(model)
-        if limit is not None and store.in_flight(key, now, model) >= limit:
+        if limit is not None and store.in_flight(owner, now, model) >= limit:
             self.stats.record_refusal("model_in_flight", model)
             return error_response(429, request_id, MODEL_BUSY, self._retry_after)
         body = request.body.decode("utf-8", "replace")
-        record = store.create(spec, params, key, now, body)
+        record = store.create(spec, params, owner, now, body)
         self.stats.record_created(params)
         self.stats.record_in_flight(
-            model, store.in_flight(key, now), store.in_flight(key, now, model)
+            model, store.in_flight(owner, now), store.in_flight(owner, now, model)
         )
         if params.get("webhook_url") is not None:
             self.webhooks.schedule(params["webhook_url"], record, request.origin)
@@ -355,16 +369,16 @@ class EmulatorCore:
     # -- billing ---------------------------------------------------------------
 
     def _billing(
-        self, request: Request, key: str, request_id: str, now: float
+        self, request: Request, owner: str, request_id: str, now: float
     ) -> Response:
         store = self.store
         if request.path == BALANCE_PATH:
-            body = balance_body(store.account(key, now), key, request_id)
+            body = balance_body(store.account(owner, now), owner, request_id)
             return json_response(200, body, request_id)
         try:
             body = usage_body(
-                store.by_key.get(key, ()),
-                key,
+                store.by_key.get(owner, ()),
+                owner,
                 request.query,
                 now,
                 store.wall_time,
@@ -412,7 +426,7 @@ class EmulatorCore:
             return error_response(400, request_id)
         # Atlas types an upload by its name (W9), not by what the part declares.
         content_type = classify(part.filename, part.content_type)
-        upload = self.store.files.put(
+        upload = self.store.add_upload(
             part.filename or "file", content_type, path=part.path, data=part.data
         )
         part.path = None  # moved into place: no longer the request's to delete
@@ -507,6 +521,10 @@ class EmulatorCore:
                 200, {"code": 200, "message": "", "data": None}, request_id
             )
         return error_response(404, request_id)
+
+    def close(self) -> None:
+        """Close the state file (if any) and delete temporary upload folders."""
+        self.store.close()
 
     def reset(self, *, state: bool = False) -> None:
         """Zero the stats and rate-limit buckets; with ``state``, forget predictions."""

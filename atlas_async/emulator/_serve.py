@@ -180,6 +180,14 @@ class Emulator:
         """Zero the stats and rate limits; with ``state``, forget all predictions."""
         self._core.reset(state=state)
 
+    def close(self) -> None:
+        """
+        Close the state file (``EmulatorConfig.state``) and remove the temporary
+        upload folder, if any. `serve` does this when its block ends; an
+        in-process emulator with a state file should be closed when done.
+        """
+        self._core.close()
+
     def __repr__(self) -> str:
         return (
             f"Emulator(seed={self.config.seed}, time_scale={self.config.time_scale:g})"
@@ -266,17 +274,25 @@ async def serve(
         signer: as for `Emulator`.
         webhook_sender: as for `Emulator` (default: real HTTP POSTs).
 
+    With ``config.state`` set, the state file is read before the socket listens
+    and closed when the block ends.
+
     Raises:
         OSError: if the address cannot be bound.
     """
     emulator = Emulator(
         config, clock=clock, sleep=sleep, signer=signer, webhook_sender=webhook_sender
     )
-    async with (
-        emulator,  # the webhook loop starts before the server and stops after it
-        serve_asgi(emulator.app, host=host, port=port, name="atlas-emulator") as bound,
-    ):
-        yield RunningEmulator(emulator=emulator, host=host, port=bound)
+    try:
+        async with (
+            emulator,  # the webhook loop starts before the server and stops after it
+            serve_asgi(
+                emulator.app, host=host, port=port, name="atlas-emulator"
+            ) as bound,
+        ):
+            yield RunningEmulator(emulator=emulator, host=host, port=bound)
+    finally:
+        emulator.close()
 
 
 def run_emulator(

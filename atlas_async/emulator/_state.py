@@ -43,9 +43,10 @@ from typing import Any
 import attrs
 
 from . import _media, _mp4, _text
-from ._catalog import MediaKind, ModelSpec, Profile, WireStyle, infer_spec
+from ._catalog import MediaKind, ModelSpec, Profile, WireStyle, infer_spec, model_spec
 from ._config import EmulatorConfig
 from ._files import FileStore, Upload
+from ._persist import StateFile
 
 __all__ = [
     "API",
@@ -428,10 +429,112 @@ class PredictionStore:
         self._models = {spec.model: spec for spec in config.models}
         self._inferred: dict[tuple[str, MediaKind], ModelSpec] = {}
         self._accounts: dict[str, Account] = {}
+        self._state: StateFile | None = None
+        if config.state is not None:
+            self._open_state(config.state)
+
+    def _open_state(self, path: Path) -> None:
+        state = self._state = StateFile(path)
+        if state.run > 1:
+            # Not the ids of the run before, yet still the same for the same seed.
+            self._rng.seed(f"{self._config.seed}:run:{state.run}")
+        for row in state.predictions():
+            self._add(self._from_row(row))
+        self.files.restore(
+            Upload(name, filename, content_type, self.files.directory / name, size)
+            for name, filename, content_type, size in state.uploads()
+        )
+
+    def close(self) -> None:
+        """Close the state file, if there is one (uploads stay on disk)."""
+        if self._state is not None:
+            self._state.close()
+        self.files.close()
 
     def wall_time(self, now: float) -> float:
         """Return the unix time that clock reading ``now`` stands for."""
         return self._epoch + (now - self._origin)
+
+    def clock_time(self, wall: float) -> float:
+        """Return the clock reading that unix time ``wall`` stands for."""
+        return self._origin + (wall - self._epoch)
+
+    def _to_row(self, record: PredictionRecord) -> dict[str, Any]:
+        wall = self.wall_time
+        return {
+            "id": record.id,
+            "key": record.key,
+            "model": record.model,
+            "kind": record.spec.kind.value,
+            "params": record.params,
+            "body": record.body,
+            "created": wall(record.created),
+            "queued_until": wall(record.queued_until),
+            "ready_at": wall(record.ready_at),
+            "warm_until": wall(record.warm_until),
+            "created_at": record.created_at,
+            "completed_at": record.completed_at,
+            "predict_time": record.predict_time,
+            "queue_time": record.queue_time,
+            "outcome": record.outcome,
+            "error": record.error,
+            "error_code": record.error_code,
+            "outputs": record.outputs,
+            "nsfw": record.nsfw,
+            "base64": record.base64,
+            "media_key": record.media_key.hex(),
+            "price": record.price,
+            "price_as_text": record.price_as_text,
+            "error_key": record.error_key,
+            "verdict_5xx": record.verdict_5xx,
+            "outer_message_only": record.outer_message_only,
+        }
+
+    def _from_row(self, row: dict[str, Any]) -> PredictionRecord:
+        clock = self.clock_time
+        kind = MediaKind(row["kind"])
+        model = row["model"]
+        # A model served by id then is served by id now; one no longer
+        # plausible (a custom catalog entry dropped since) keeps its shape.
+        spec = self.resolve(model, kind) or model_spec(model, kind)
+        return PredictionRecord(
+            id=row["id"],
+            spec=spec,
+            key=row["key"],
+            params=row["params"],
+            created=clock(row["created"]),
+            created_at=row["created_at"],
+            ready_at=clock(row["ready_at"]),
+            warm_until=clock(row["warm_until"]),
+            predict_time=row["predict_time"],
+            outcome=row["outcome"],
+            error=row["error"],
+            error_code=row["error_code"],
+            outputs=row["outputs"],
+            nsfw=row["nsfw"],
+            base64=row["base64"],
+            media_key=bytes.fromhex(row["media_key"]),
+            body=row["body"],
+            queued_until=clock(row["queued_until"]),
+            queue_time=row["queue_time"],
+            completed_at=row["completed_at"],
+            price=row["price"],
+            price_as_text=row["price_as_text"],
+            error_key=row["error_key"],
+            verdict_5xx=row["verdict_5xx"],
+            outer_message_only=row["outer_message_only"],
+        )
+
+    def add_upload(
+        self, filename: str, content_type: str, *, path: Path | None, data: bytes
+    ) -> Upload:
+        """Keep one uploaded file (`FileStore.put`), in the state file too."""
+        upload = self.files.put(filename, content_type, path=path, data=data)
+        if self._state is not None:
+            self._state.add_upload(
+                upload.name, upload.filename, upload.content_type, upload.size
+            )
+        return upload
 
     def model(self, model_id: str) -> ModelSpec | None:
         """Return the catalog entry for ``model_id``, or None."""
@@ -546,6 +649,8 @@ class PredictionStore:
             outer_message_only=verdict and outer_draw < 0.5,
         )
         self._add(record)
+        if self._state is not None:
+            self._state.add_prediction(record.id, self._to_row(record))
         return record
 
     def account(self, key: str, now: float) -> Account:
@@ -593,5 +698,7 @@ class PredictionStore:
         self.by_key.clear()
         self._accounts.clear()
         self.files.clear()
+        if self._state is not None:
+            self._state.clear()
         self._running.clear()
         self._running_by_model.clear()
