@@ -1,6 +1,9 @@
 """
 A faithful local Atlas Cloud: the asynchronous generation API on loopback or
-in-process, with real media, fault injection and request accounting.
+in-process, with real media, fault injection and request accounting; any
+plausible model id, the newer wire forms (``created``/``timeout``, live fields,
+HTTP 500 verdicts, ``error`` objects, text outputs), history, billing, large
+uploads, and state that can outlive the process (``EmulatorConfig.state``).
 
 Install with the ``emulator`` extra (uvicorn). The core package never imports
 this module, and this module imports nothing of the SDK: it is a separate

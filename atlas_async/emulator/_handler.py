@@ -4,9 +4,12 @@ The request handler: one synchronous function from `Request` to `Response`.
 It never sleeps and never touches a socket; it reads the clock once per request
 and returns a `Response` that may ask its adapter to wait (``delay``) or to drop
 the connection (``drop``). The ASGI app and the in-process transport are thin
-adapters around `EmulatorCore.handle`.
+adapters around `EmulatorCore.handle`. Bodies reach it already read: the
+adapters stream an authenticated upload to disk (`form_receiver`) and cap
+every other body at ``max_body_bytes`` (`too_large`).
 
-The order of checks on every request:
+The order of checks on every request (query strings, ``utm_*`` included, are
+read only by the history and billing routes):
 
 1. ``GET /api/v1/models``, ``GET /files/{name}``, the webhook key set
    ``GET /api/v1/webhooks/jwks.json`` and the loopback-only ``/_emulator/*``
@@ -16,8 +19,11 @@ The order of checks on every request:
 3. the per-key request rate (429 "rate limit exceeded", nothing created), so
    submits, polls and uploads all spend the key's budget, as on Atlas;
 4. the route: unknown paths 404, wrong methods 405;
-5. per route, see `_submit`, `_poll`, `_upload` and ``_history`` (a key's
-   predictions, for ``GET /api/v1/model/history``). A submit is refused before
+5. per route, see `_submit`, `_poll` (also under ``.../{id}/`` and
+   ``/model/result/{id}``), `_upload`, ``_history`` (``GET
+   /api/v1/model/history``) and `_billing` (``/public/v1/...``). A key's
+   predictions and money belong to its account, named by a digest of the key
+   (``_billing.account_id``). A submit is refused before
    create, in this order: a drawn 5xx, 400 (invalid), 402 (no balance), 429
    for the key's ``max_in_flight``, then 429 "too many concurrent tasks for
    this model" for the model's in-flight limit. The 402 comes for a
@@ -28,6 +34,11 @@ A submit with ``webhook_url`` also hands its record to the `WebhookDispatcher`
 (``_webhooks``), which POSTs the signed end of the prediction when it is ready;
 that loop runs only while the emulator runs (``async with emulator`` or
 ``serve``), the handler itself stays synchronous.
+
+A poll of a failed or timed-out prediction whose model answers verdicts
+(``WireStyle.verdict_5xx_share``) is HTTP 500 with the verdict in the body
+(`PredictionRecord.verdict`): a decision, not a fault, so it is not counted as
+one.
 """
 
 from __future__ import annotations
