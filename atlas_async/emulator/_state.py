@@ -16,7 +16,7 @@ Every creation draws exactly four numbers from the shared stream (id, latency,
 failure, moderation), whatever the configuration, so the n-th prediction of two
 runs with the same seed gets the same id and latency even if their failure
 rates differ. Decisions added later (timeout, the HTTP 500 verdict form) draw
-from a stream of the prediction's own, seeded by its id, for the same reason.
+from numbers of the prediction's own, a digest of its id, for the same reason.
 
 Magic prompt markers force an outcome, for tests that need one prediction to
 fail without a failure rate:
@@ -32,6 +32,7 @@ fail without a failure rate:
 from __future__ import annotations
 
 import base64
+import hashlib
 import heapq
 import itertools
 import math
@@ -285,6 +286,18 @@ class PredictionRecord:
                 data = _media.wav(key)
             self._media[index] = data
         return data
+
+
+def _own_draws(prediction_id: str) -> tuple[float, float, float]:
+    """Three uniform draws in [0, 1) of a prediction's own, from its id (a
+    digest: far cheaper than seeding a generator per prediction)."""
+    digest = hashlib.blake2b(prediction_id.encode(), digest_size=24).digest()
+    scale = 2.0**-64
+    return (
+        int.from_bytes(digest[0:8], "big") * scale,
+        int.from_bytes(digest[8:16], "big") * scale,
+        int.from_bytes(digest[16:24], "big") * scale,
+    )
 
 
 def _price_text(price: float) -> str:
@@ -583,12 +596,7 @@ class PredictionStore:
         low, high = config.latency_for(spec)
         predict_time = rng.uniform(low, high)
         fail_draw, moderation_draw = rng.random(), rng.random()
-        own = random.Random(prediction_id)
-        timeout_draw, verdict_draw, outer_draw = (
-            own.random(),
-            own.random(),
-            own.random(),
-        )
+        timeout_draw, verdict_draw, outer_draw = _own_draws(prediction_id)
         text = _prompt(params)
         failed = fail_draw < faults.error_rate
         moderated = failed and moderation_draw < faults.moderation_fraction
