@@ -517,3 +517,12 @@ class TestPollPaths:
         await wire.http.get(f"/model/result/{prediction_id}")
         endpoints = wire.emulator.stats.snapshot().requests_by_endpoint
         assert endpoints["GET /api/v1/model/result/{id}"] == 1
+
+
+async def test_the_new_faults_parse_from_the_command_line() -> None:
+    """--fault timeout_rate=... and verdict_5xx_rate=... (none: per model)."""
+    faults = Faults.from_options(["timeout_rate=0.2", "verdict_5xx_rate=1"])
+    assert (faults.timeout_rate, faults.verdict_5xx_rate) == (0.2, 1.0)
+    assert Faults.from_options(["verdict_5xx_rate=none"]).verdict_5xx_rate is None
+    with pytest.raises(ValueError, match="verdict_5xx_rate"):
+        Faults.from_options(["verdict_5xx_rate=2"])
