@@ -7,9 +7,9 @@ literal's) and the SDK must read it into the expected values. The emulator
 shares no code with the SDK, so a change on one side that the other does not
 follow fails here instead of against the real service.
 
-The emulator reports only ``processing``, ``completed`` and ``failed``; the
-``created`` and ``starting`` answers other clients have seen are read by the
-SDK side only.
+For nano-banana-2 the emulator reports ``processing``, ``completed`` and
+``failed`` (its catalog's classic forms); the ``created`` and ``starting``
+answers other clients have seen are read by the SDK side only here.
 
 Webhooks add the signature: a delivery the emulator signs must verify with the
 SDK's `WebhookVerifier`, and one literal delivery, signed with the RFC 8032 test
@@ -82,8 +82,7 @@ POLL_PROCESSING = (
     '"model":"google/nano-banana-2/text-to-image","status":"processing",'
     '"outputs":null,"urls":{"get":"http://127.0.0.1/api/v1/model/prediction/'
     '8ba2926c6bd642049f4d17dd68ea6785"},"has_nsfw_contents":null,'
-    '"created_at":"2023-11-14T22:13:20.000Z","error":null,"error_code":null,'
-    '"metrics":{}}}'
+    '"created_at":"2023-11-14T22:13:20.000Z","error":null,"error_code":null}}'
 )
 POLL_COMPLETED = (
     '{"code":200,"message":"","data":{"id":"8ba2926c6bd642049f4d17dd68ea6785",'
@@ -92,7 +91,8 @@ POLL_COMPLETED = (
     '"urls":{"get":"http://127.0.0.1/api/v1/model/prediction/'
     '8ba2926c6bd642049f4d17dd68ea6785"},"has_nsfw_contents":[false],'
     '"created_at":"2023-11-14T22:13:20.000Z","error":"","error_code":null,'
-    '"metrics":{"predict_time":4.0}}}'
+    '"metrics":{"predict_time":4.0},"completed_at":"2023-11-14T22:13:24.000Z",'
+    '"executionTime":4000,"latency_ms":4000,"price":0.03}}'
 )
 POLL_FAILED = (
     '{"code":200,"message":"","data":{"id":"8ba2926c6bd642049f4d17dd68ea6785",'
@@ -101,7 +101,9 @@ POLL_FAILED = (
     '8ba2926c6bd642049f4d17dd68ea6785"},"has_nsfw_contents":[],'
     '"created_at":"2023-11-14T22:13:20.000Z",'
     '"error":"Generation failed: the model could not process this request.",'
-    '"error_code":1000,"metrics":{"predict_time":4.0}}}'
+    '"error_code":1000,"metrics":{"predict_time":4.0},'
+    '"completed_at":"2023-11-14T22:13:24.000Z","executionTime":4000,'
+    '"latency_ms":4000}}'
 )
 # Seen from Atlas by other clients, never sent by the emulator.
 POLL_CREATED = (
@@ -125,7 +127,14 @@ MODEL_ENTRY = (
     '"model":"google/nano-banana-2/text-to-image","type":"Image",'
     '"displayName":"Nano Banana 2","categories":["TEXT-TO-IMAGE"],'
     '"organization":"google","schema":"https://static.atlascloud.ai/model/schema/'
-    'google-nano-banana-2-text-to-image.json","tags":[],"display_console":true}'
+    'google-nano-banana-2-text-to-image.json","tags":[],"display_console":true,'
+    '"price":{"discount":"1","actual":{"input_price":"0","output_price":"0",'
+    '"base_price":"0.03","cache_price":"0","cache_creation_price":"0",'
+    '"output_image_price":"0.03","request_price":"0","unit":"image"},'
+    '"origin":{"input_price":"0","output_price":"0","base_price":"0.03",'
+    '"cache_price":"0","cache_creation_price":"0","output_image_price":"0.03",'
+    '"request_price":"0","unit":"image"}},"input_modalities":["text"],'
+    '"output_modalities":["image"]}'
 )
 UPLOAD = (
     '{"code":200,"message":"","data":{"type":"image/png",'
@@ -141,7 +150,8 @@ WEBHOOK_BODY = (
     b'"urls":{"get":"http://127.0.0.1/api/v1/model/prediction/'
     b'8ba2926c6bd642049f4d17dd68ea6785"},"has_nsfw_contents":[false],'
     b'"created_at":"2023-11-14T22:13:20.000Z","error":"","error_code":null,'
-    b'"metrics":{"predict_time":4.0}},"error":null}'
+    b'"metrics":{"predict_time":4.0},"completed_at":"2023-11-14T22:13:24.000Z",'
+    b'"executionTime":4000,"latency_ms":4000,"price":0.03},"error":null}'
 )
 WEBHOOK_FAILED_BODY = (
     b'{"session_id":"8ba2926c6bd642049f4d17dd68ea6785",'
@@ -152,7 +162,9 @@ WEBHOOK_FAILED_BODY = (
     b'8ba2926c6bd642049f4d17dd68ea6785"},"has_nsfw_contents":[],'
     b'"created_at":"2023-11-14T22:13:20.000Z",'
     b'"error":"Generation failed: the model could not process this request.",'
-    b'"error_code":1000,"metrics":{"predict_time":4.0}},'
+    b'"error_code":1000,"metrics":{"predict_time":4.0},'
+    b'"completed_at":"2023-11-14T22:13:24.000Z","executionTime":4000,'
+    b'"latency_ms":4000},'
     b'"error":"Generation failed: the model could not process this request."}'
 )
 # WEBHOOK_BODY signed with the RFC 8032 key at 1700000004.
@@ -162,8 +174,8 @@ WEBHOOK_HEADERS = {
     "X-AtlasCloud-Webhook-Timestamp": "1700000004",
     "X-AtlasCloud-Webhook-Key-Id": RFC8037_KID,
     "X-AtlasCloud-Webhook-Signature-Ed25519": (
-        "koIprX-gkxzcEgvfAdji6XPCmIH9EzuugKUaYFly2UIVpD9nDwUay9gw8gHOSRueECBquV-XFg7Z"
-        "MH_xYcIvDQ"
+        "yYzVqrMyEtVoFWeWsWJyC-fDpmnT4SXspZEaf5r5Tw0Vlb46lkPXwT6eCa70t3nLog_q2K82I6Yp"
+        "J-asowoGDA"
     ),
 }
 WEBHOOK_JWKS = {

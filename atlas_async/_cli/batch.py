@@ -12,9 +12,12 @@ does the client start and `generate_many` run, with the journal already open.
 
 The journal lives beside the outputs by default (``OUT/.atlas-journal.sqlite``;
 ``.atlas-journal.emulator.sqlite`` for ``--emulator`` runs, so an emulator run
-is never replayed as a real one). Running the same command again resumes: what
-completed is reported from the journal, what was submitted is attached (with
-``--emulator``, sent again: the emulator that had it stopped with its run). While
+is never replayed as a real one). An ``--emulator`` run keeps the emulator's
+state beside its journal (the journal's name plus ``-emulator``), so the
+emulator of a rerun has the predictions and files of the one before. Running
+the same command again resumes: what completed is reported from the journal,
+what was submitted is attached (with ``--emulator`` and no emulator state kept,
+sent again: the emulator that had it stopped with its run). While
 we hold the journal's lock no other run writes to the folder through it, so
 the hidden ``.part-`` temporaries a killed run may have left are deleted.
 
@@ -68,6 +71,7 @@ __all__ = ["BatchOptions", "run_batch"]
 
 JOURNAL_NAME = ".atlas-journal.sqlite"
 EMULATOR_JOURNAL_NAME = ".atlas-journal.emulator.sqlite"
+EMULATOR_STATE_SUFFIX = "-emulator"  # the emulator's state, beside the journal
 _UNKNOWN = ItemState.UNKNOWN
 _GONE = "the emulator of the previous run stopped before this item finished"
 _TEMPORARY = re.compile(r"\..+\.part-[0-9a-f]+")  # _download's hidden temporaries
@@ -275,7 +279,12 @@ def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
 
 
 async def _begin(
-    journal: Journal, parsed: ParsedRequests, reporter: _Reporter, *, emulator: bool
+    journal: Journal,
+    parsed: ParsedRequests,
+    reporter: _Reporter,
+    *,
+    emulator: bool,
+    kept: bool = False,
 ) -> None:
     try:
         entries = await journal.begin(parsed.requests)
@@ -285,7 +294,9 @@ async def _begin(
             "to start over)"
         ) from None
     states = Counter(entry.state for entry in entries)
-    orphans = [e for e in entries if e.state in (ItemState.SUBMITTED, _UNKNOWN)]
+    # With the emulator's state kept, its predictions outlive it: attach them.
+    resent = (_UNKNOWN,) if kept else (ItemState.SUBMITTED, _UNKNOWN)
+    orphans = [e for e in entries if e.state in resent]
     if emulator and orphans:
         # The emulator that had these died with the previous run, and nothing
         # it made was billed: send them again to this run's emulator.
@@ -314,13 +325,24 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     out = await anyio.to_thread.run_sync(prepare_directory, options.out)
     name = JOURNAL_NAME if conn.emulator is None else EMULATOR_JOURNAL_NAME
     journal_path = options.journal or out / name
+    kept = False
+    if conn.emulator is not None:
+        state = journal_path.with_name(journal_path.name + EMULATOR_STATE_SUFFIX)
+        kept = state.exists()
+        conn = attrs.evolve(conn, emulator=attrs.evolve(conn.emulator, state=state))
     reporter = _Reporter(parsed, options, conn.clock)
     # The key a client would use (option, else environment): kept out of the file.
     secret = conn.api_key or os.environ.get(API_KEY_ENV, "").strip() or None
     journal = Journal(journal_path, clock=conn.clock, secret=secret)
     async with journal:
         if parsed.requests:
-            await _begin(journal, parsed, reporter, emulator=conn.emulator is not None)
+            await _begin(
+                journal,
+                parsed,
+                reporter,
+                emulator=conn.emulator is not None,
+                kept=kept,
+            )
         removed = await anyio.to_thread.run_sync(_remove_temporaries, out)
         if removed:
             reporter.note(f"removed {removed} partial downloads of an earlier run")

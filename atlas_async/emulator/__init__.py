@@ -1,6 +1,9 @@
 """
 A faithful local Atlas Cloud: the asynchronous generation API on loopback or
-in-process, with real media, fault injection and request accounting.
+in-process, with real media, fault injection and request accounting; any
+plausible model id, the newer wire forms (``created``/``timeout``, live fields,
+HTTP 500 verdicts, ``error`` objects, text outputs), history, billing, large
+uploads, and state that can outlive the process (``EmulatorConfig.state``).
 
 Install with the ``emulator`` extra (uvicorn). The core package never imports
 this module, and this module imports nothing of the SDK: it is a separate
@@ -38,12 +41,18 @@ from ._adapters import (
     EmulatorTransport as EmulatorTransport,
 )
 from ._catalog import (
+    CLASSIC_STYLE as CLASSIC_STYLE,
     DEFAULT_CATALOG as DEFAULT_CATALOG,
+    NEWER_STYLE as NEWER_STYLE,
     InputRule as InputRule,
     LatencyClass as LatencyClass,
     MediaKind as MediaKind,
     ModelSpec as ModelSpec,
+    Profile as Profile,
+    WireStyle as WireStyle,
+    infer_spec as infer_spec,
     model_spec as model_spec,
+    plausible_model_id as plausible_model_id,
 )
 from ._config import (
     DEFAULT_LATENCY as DEFAULT_LATENCY,
@@ -52,6 +61,7 @@ from ._config import (
     FaultTarget as FaultTarget,
     config_from_options as config_from_options,
 )
+from ._files import Upload as Upload
 from ._http import ConnectionDroppedError as ConnectionDroppedError
 from ._serve import (
     Emulator as Emulator,
@@ -65,6 +75,7 @@ from ._stats import EmulatorStats as EmulatorStats, StatsSnapshot as StatsSnapsh
 from ._webhooks import WebhookSender as WebhookSender, http_sender as http_sender
 
 __all__ = [
+    "CLASSIC_STYLE",
     "DEFAULT_CATALOG",
     "DEFAULT_LATENCY",
     "ConnectionDroppedError",
@@ -79,15 +90,21 @@ __all__ = [
     "LatencyClass",
     "MediaKind",
     "ModelSpec",
+    "NEWER_STYLE",
     "PredictionRecord",
+    "Profile",
     "RunningEmulator",
     "SigningKey",
     "StatsSnapshot",
+    "Upload",
     "WebhookSender",
     "WebhookSigning",
+    "WireStyle",
     "config_from_options",
     "http_sender",
+    "infer_spec",
     "model_spec",
+    "plausible_model_id",
     "run_emulator",
     "serve",
 ]

@@ -31,6 +31,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency", action="append", default=[], metavar="NAME=MIN,MAX"
     )
+    parser.add_argument(
+        "--balance",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="what every key's account starts with (default: 1000000)",
+    )
+    parser.add_argument(
+        "--state",
+        default=None,
+        metavar="FILE",
+        help="keep predictions, uploads and balances in FILE (SQLite), so a"
+        " restarted emulator finds them",
+    )
+    parser.add_argument(
+        "--webhook-signature",
+        choices=("ed25519", "both", "bare"),
+        default="ed25519",
+        help="where webhooks carry the Ed25519 signature: the -Ed25519 header,"
+        " the bare X-AtlasCloud-Webhook-Signature header, or both",
+    )
     return parser
 
 
@@ -46,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             no_balance_keys=args.no_balance_key,
             faults=args.fault,
             latency=args.latency,
+            balance=args.balance,
+            state=args.state,
+            webhook_signature=args.webhook_signature,
         )
     except ValueError as exc:
         parser.error(str(exc))

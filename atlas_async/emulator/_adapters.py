@@ -24,13 +24,15 @@ more than all of that together. starlette is not needed at all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ._handler import EmulatorCore
-from ._http import ConnectionDroppedError, Request
+from ._http import ConnectionDroppedError, Request, Response
+from ._multipart import FormPart, TooLargeError
 
 __all__ = ["EmulatorApp", "EmulatorTransport", "Sleep"]
 
@@ -57,31 +59,34 @@ class EmulatorApp:
             return
         if scope["type"] != "http":  # websockets: not part of the API
             return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
         headers = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
         }
+        method, path = scope["method"], scope["path"]
+        received = await receive_body(
+            self._core, method, path, headers, _chunks(receive)
+        )
+        if received is None:  # the client went away
+            return
+        if isinstance(received, Response):
+            await _answer(send, received, head=False)
+            return
+        body, form = received
         host = headers.get("host")
         if host is None:
             server = scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
         client = scope.get("client")
         request = Request(
-            scope["method"],
-            scope["path"],
+            method,
+            path,
             headers=headers,
             origin=f"{scope.get('scheme', 'http')}://{host}",
             body=body,
             query=scope.get("query_string", b"").decode("latin-1"),
             client_host=client[0] if client else None,
+            form=form,
         )
         response = self._core.handle(request)
         if response.delay:
@@ -89,14 +94,104 @@ class EmulatorApp:
         if response.drop:
             await _drop(send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": response.headers,
-            }
-        )
+        await _answer(send, response, head=method == "HEAD")
+
+
+class _DisconnectedError(Exception):
+    """The client closed the connection before its body ended."""
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _DisconnectedError
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def receive_body(
+    core: EmulatorCore,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    chunks: AsyncIterator[bytes],
+) -> tuple[bytes, dict[str, FormPart] | None] | Response | None:
+    """
+    Read a request's body: ``(body, form)``, a 413 `Response`, or None when the
+    client went away.
+
+    An authenticated upload streams into a `FormReceiver` (files straight to
+    disk, up to ``max_upload_bytes``); any other body is read into memory up to
+    ``max_body_bytes``. A declared ``Content-Length`` over the limit is refused
+    before anything is read.
+    """
+    config = core.config
+    receiver = (
+        core.form_receiver(headers)
+        if core.accepts_upload(method, path, headers)
+        else None
+    )
+    limit = config.max_upload_bytes if receiver is not None else config.max_body_bytes
+    declared = headers.get("content-length") or ""
+    if declared.isdigit() and int(declared) > limit:
+        return core.too_large(method, path)
+    try:
+        if receiver is not None:
+            try:
+                async for chunk in chunks:
+                    receiver.feed(chunk)
+            except TooLargeError:
+                return core.too_large(method, path)
+            except BaseException:
+                receiver.discard()
+                raise
+            return b"", receiver.finish()
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > limit:
+                return core.too_large(method, path)
+        return bytes(body), None
+    except _DisconnectedError:
+        return None
+
+
+_FILE_CHUNK = 1024 * 1024
+
+
+async def _answer(send: Send, response: Response, *, head: bool) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": response.headers,
+        }
+    )
+    if response.file is None or head:
         await send({"type": "http.response.body", "body": response.body})
+        return
+    with response.file.open("rb") as file:
+        while chunk := file.read(_FILE_CHUNK):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _body(request: httpx.Request) -> AsyncIterator[bytes]:
+    stream = request.stream
+    if isinstance(stream, httpx.AsyncByteStream):
+        async for chunk in stream:
+            yield chunk
+    else:  # a body given as bytes or a plain iterable
+        for chunk in stream:
+            yield chunk
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(_FILE_CHUNK):
+            yield chunk
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -150,8 +245,20 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer ``request`` from the emulator."""
-        body = await request.aread()
         url = request.url
+        received = await receive_body(
+            self._core, request.method, url.path, request.headers, _body(request)
+        )
+        if received is None:  # pragma: no cover - an in-process body cannot vanish
+            raise httpx.RemoteProtocolError("request body ended early", request=request)
+        if isinstance(received, Response):
+            return httpx.Response(
+                received.status,
+                headers=received.headers,
+                content=received.body,
+                request=request,
+            )
+        body, form = received
         port = f":{url.port}" if url.port is not None else ""
         emulated = Request(
             request.method,
@@ -161,6 +268,7 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
             body=body,
             query=url.query.decode("latin-1"),
             client_host=self._client_host,
+            form=form,
         )
         response = self._core.handle(emulated)
         if response.delay:
@@ -168,6 +276,13 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         if response.drop:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
+            )
+        if response.file is not None:
+            return httpx.Response(
+                response.status,
+                headers=response.headers,
+                content=_file_chunks(response.file),
+                request=request,
             )
         return httpx.Response(
             response.status,

@@ -24,11 +24,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ._catalog import DEFAULT_CATALOG, LatencyClass, ModelSpec
+from ._catalog import (
+    DEFAULT_CATALOG,
+    LatencyClass,
+    ModelSpec,
+    WireStyle,
+    plausible_model_id,
+)
 
 __all__ = [
     "DEFAULT_LATENCY",
@@ -62,6 +69,10 @@ class FaultTarget(enum.Enum):
     UPLOAD = "upload"
     MODELS = "models"
     FILES = "files"
+
+
+SIGNATURE_PLACES = ("ed25519", "both", "bare")
+"""`EmulatorConfig.webhook_signature`'s values."""
 
 
 def _check_range(value: LatencyRange) -> LatencyRange:
@@ -180,6 +191,11 @@ class Faults:
         error_rate: fraction of predictions that end ``failed``.
         moderation_fraction: of those failures, the fraction that are content
             moderation (``error_code`` 1039, "...content policy...").
+        timeout_rate: fraction of the predictions that do not fail that end
+            ``timeout`` instead (the server gave up on them).
+        verdict_5xx_rate: fraction of failed and timed-out predictions whose
+            polls answer HTTP 500 with the verdict in the body; None leaves it
+            to each model (`WireStyle.verdict_5xx_share`).
         server_error_rate: fraction of requests answered 500/502/503.
         server_error_codes: the statuses drawn from for those.
         drop_rate: fraction of requests whose connection closes without an answer.
@@ -204,6 +220,10 @@ class Faults:
     retry_after: float | None = attrs.field(default=None, validator=_positive_or_none)
     error_rate: float = attrs.field(default=0.0, validator=_fraction)
     moderation_fraction: float = attrs.field(default=0.25, validator=_fraction)
+    timeout_rate: float = attrs.field(default=0.0, validator=_fraction)
+    verdict_5xx_rate: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_fraction)
+    )
     server_error_rate: float = attrs.field(default=0.0, validator=_fraction)
     server_error_codes: tuple[int, ...] = attrs.field(
         default=(500, 502, 503), converter=_to_codes, validator=_error_codes
@@ -327,11 +347,27 @@ class EmulatorConfig:
         model_latency: (min, max) Atlas seconds for particular model ids.
         api_keys: the only valid keys; None accepts any non-empty bearer key.
         no_balance_keys: keys whose submits get 402 "insufficient balance".
+        balance: the USD every key's account starts with. A submit freezes
+            its prediction's price; a completed prediction is charged, a failed
+            one released. A submit that the available balance cannot cover
+            gets 402 "insufficient balance". The default is large enough that
+            only a test that wants a 402 sees one.
         faults: what goes wrong; see `Faults`.
-        models: the catalog ``GET /models`` lists and submits are checked against.
+        models: the catalog ``GET /models`` lists. A submit may also name any
+            plausible id outside it (``_catalog.infer_spec``): its kind is the
+            endpoint's and its answers take the newer forms.
+        style: when set, every model answers in these forms (`WireStyle`),
+            whatever its own.
         epoch: the Unix time that the clock's first reading stands for (for
             ``created_at``); None takes the wall time when the emulator starts.
-        max_upload_bytes: larger uploads and bodies get 413.
+        max_upload_bytes: larger uploads get 413. Uploads stream to disk, so
+            the default is Atlas's own (about 512 MB: speech-to-text audio).
+        max_body_bytes: larger request bodies (other than uploads) get 413,
+            as on Atlas (50 MB: "send a URL instead of inline Base64").
+        state: a file to keep predictions, uploads and balances in, so an
+            emulator started again with the same file finds them (uploads
+            go to the folder ``<state>.files``); None keeps them in memory
+            (uploads in a temporary folder).
         webhook_max_attempts: POSTs per webhook before the emulator gives up
             (Atlas makes about ten).
         webhook_retry_delay: Atlas seconds before the first redelivery; each
@@ -340,6 +376,11 @@ class EmulatorConfig:
             seconds (Atlas: about 30 minutes).
         webhook_timeout: clock seconds the default sender waits for the
             receiver's answer before counting the attempt as failed.
+        webhook_signature: where the Ed25519 signature travels:
+            ``"ed25519"`` (``X-AtlasCloud-Webhook-Signature-Ed25519`` only, as
+            today), ``"both"`` (also in the bare
+            ``X-AtlasCloud-Webhook-Signature``) or ``"bare"`` (only there, as
+            once the legacy HMAC is retired).
     """
 
     seed: int = 0
@@ -354,24 +395,42 @@ class EmulatorConfig:
     no_balance_keys: frozenset[str] = attrs.field(
         default=frozenset(), converter=_to_key_set
     )
+    balance: float = attrs.field(default=1_000_000.0, validator=_non_negative)
     faults: Faults = attrs.field(factory=Faults)
     models: tuple[ModelSpec, ...] = attrs.field(
         default=DEFAULT_CATALOG, converter=_to_models
     )
+    style: WireStyle | None = None
     epoch: float | None = None
-    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_bytes: int = attrs.field(
+        default=512 * 1024 * 1024, validator=_positive_or_none
+    )
+    max_body_bytes: int = attrs.field(
+        default=50 * 1024 * 1024, validator=_positive_or_none
+    )
+    state: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path)
+    )
     webhook_max_attempts: int = attrs.field(default=10, validator=_positive_or_none)
     webhook_retry_delay: float = attrs.field(default=10.0, validator=_non_negative)
     webhook_retry_cap: float = attrs.field(default=1800.0, validator=_non_negative)
     webhook_timeout: float = attrs.field(default=10.0, validator=_positive_or_none)
+    webhook_signature: str = attrs.field(
+        default="ed25519", validator=attrs.validators.in_(SIGNATURE_PLACES)
+    )
 
     def __attrs_post_init__(self) -> None:
-        # A limit on a misspelt model would silently limit nothing.
+        # A limit on a model the emulator would refuse would limit nothing.
         catalog = {spec.model for spec in self.models}
-        unknown = sorted(set(self.faults.max_in_flight_per_model) - catalog)
+        unknown = sorted(
+            model
+            for model in self.faults.max_in_flight_per_model
+            if model not in catalog and not plausible_model_id(model)
+        )
         if unknown:
             raise ValueError(
-                f"max_in_flight_per_model names models not in the catalog: {unknown}"
+                "max_in_flight_per_model names models the emulator does not"
+                f" serve: {unknown}"
             )
 
     def webhook_retry_after(self, attempts: int) -> float:
@@ -401,6 +460,9 @@ def config_from_options(
     no_balance_keys: Iterable[str] = (),
     faults: Iterable[str] = (),
     latency: Iterable[str] = (),
+    balance: float | None = None,
+    state: str | Path | None = None,
+    webhook_signature: str | None = None,
 ) -> EmulatorConfig:
     """
     Build a config from command-line style options (shared by the CLIs).
@@ -413,6 +475,10 @@ def config_from_options(
         faults: ``name=value`` strings (see `Faults.from_options`).
         latency: ``class=min,max`` strings (``image=1,2``) or
             ``model-id=min,max``, in Atlas seconds.
+        balance: `EmulatorConfig.balance`; None keeps the default.
+        state: `EmulatorConfig.state`, the file to keep state in.
+        webhook_signature: `EmulatorConfig.webhook_signature`; None keeps the
+            default.
 
     Raises:
         ValueError: with a one-line message naming the bad option.
@@ -432,6 +498,13 @@ def config_from_options(
             raise ValueError(f"bad latency {option!r} (expected NAME=MIN,MAX)")
         (classes if name in class_names else models)[name] = (low, high)
     keys = tuple(api_keys)
+    extra: dict[str, Any] = {}
+    if balance is not None:
+        extra["balance"] = balance
+    if state is not None:
+        extra["state"] = state
+    if webhook_signature is not None:
+        extra["webhook_signature"] = webhook_signature
     try:
         return EmulatorConfig(
             seed=seed,
@@ -441,6 +514,7 @@ def config_from_options(
             faults=Faults.from_options(faults),
             latency=classes,
             model_latency=models,
+            **extra,
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None

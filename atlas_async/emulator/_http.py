@@ -1,6 +1,6 @@
 """
 The emulator's HTTP vocabulary, independent of any server: a `Request` in, a
-`Response` out, plus the wire's envelopes and a small multipart parser.
+`Response` out, plus the wire's envelopes.
 
 Keeping the handler on these two plain classes (instead of ASGI messages or
 httpx objects) is what lets one handler serve both adapters, the ASGI app that
@@ -15,9 +15,12 @@ Envelopes follow docs/wire.md: success is
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._multipart import FormPart
 
 __all__ = [
     "ConnectionDroppedError",
@@ -25,7 +28,6 @@ __all__ = [
     "Response",
     "error_response",
     "json_response",
-    "parse_multipart",
     "success",
 ]
 
@@ -61,10 +63,20 @@ class Request:
 
     ``headers`` must answer ``get`` for lower-case names (a dict with lower-case
     keys, or ``httpx.Headers``). ``origin`` is ``scheme://host[:port]``, used to
-    build absolute URLs.
+    build absolute URLs. An upload's body arrives already parsed, its files on
+    disk, as ``form`` (see `_multipart`); ``body`` is then empty.
     """
 
-    __slots__ = ("body", "client_host", "headers", "method", "origin", "path", "query")
+    __slots__ = (
+        "body",
+        "client_host",
+        "form",
+        "headers",
+        "method",
+        "origin",
+        "path",
+        "query",
+    )
 
     def __init__(
         self,
@@ -76,6 +88,7 @@ class Request:
         body: bytes = b"",
         query: str = "",
         client_host: str | None = None,
+        form: dict[str, FormPart] | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -84,6 +97,7 @@ class Request:
         self.body = body
         self.query = query
         self.client_host = client_host
+        self.form = form
 
 
 class Response:
@@ -91,10 +105,11 @@ class Response:
     One answer: status, headers (byte pairs), body; or a dropped connection.
 
     ``delay`` is clock seconds to wait before answering (the slow fault);
-    ``drop`` means close the connection without answering.
+    ``drop`` means close the connection without answering; ``file``, when set,
+    is sent as the body instead of ``body``, read from disk a piece at a time.
     """
 
-    __slots__ = ("body", "delay", "drop", "headers", "status")
+    __slots__ = ("body", "delay", "drop", "file", "headers", "status")
 
     def __init__(
         self,
@@ -104,12 +119,14 @@ class Response:
         *,
         delay: float = 0.0,
         drop: bool = False,
+        file: Path | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.delay = delay
         self.drop = drop
+        self.file = file
 
 
 def json_response(
@@ -149,48 +166,3 @@ def error_response(
         "data": None,
     }
     return json_response(status, payload, request_id, extra)
-
-
-_PARAM = re.compile(r';\s*([\w*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
-
-
-def _params(header: str) -> dict[str, str]:
-    return {
-        match[1].lower(): match[2] if match[2] is not None else match[3]
-        for match in _PARAM.finditer(header)
-    }
-
-
-def parse_multipart(
-    content_type: str, body: bytes
-) -> dict[str, tuple[str, str, bytes]]:
-    """
-    Parse a ``multipart/form-data`` body into ``{field: (filename, type, data)}``.
-
-    Only what uploads need: each part's ``Content-Disposition`` name and filename
-    and its ``Content-Type``. A malformed body gives an empty dict.
-    """
-    if not content_type.lower().startswith("multipart/form-data"):
-        return {}
-    boundary = _params(content_type).get("boundary")
-    if not boundary:
-        return {}
-    fields: dict[str, tuple[str, str, bytes]] = {}
-    for part in body.split(b"--" + boundary.encode("latin-1"))[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, data = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        headers = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        params = _params(headers.get("content-disposition", ""))
-        if "name" in params:
-            fields[params["name"]] = (
-                params.get("filename", ""),
-                headers.get("content-type", ""),
-                data.removesuffix(b"\r\n"),
-            )
-    return fields

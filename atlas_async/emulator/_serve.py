@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 
 import anyio
@@ -30,6 +30,7 @@ import sniffio
 
 from ._adapters import EmulatorApp, EmulatorTransport, Sleep
 from ._config import EmulatorConfig
+from ._files import Upload
 from ._handler import JWKS_PATH, EmulatorCore
 from ._signing import WebhookSigning
 from ._state import PredictionRecord
@@ -166,6 +167,11 @@ class Emulator:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    @property
+    def uploads(self) -> Mapping[str, Upload]:
+        """Every stored upload, by the name its URL ends in."""
+        return self._core.store.uploads
+
     def prediction(self, prediction_id: str) -> PredictionRecord | None:
         """Return the emulator's record of a prediction (its decided future)."""
         return self._core.store.predictions.get(prediction_id)
@@ -173,6 +179,14 @@ class Emulator:
     def reset(self, *, state: bool = False) -> None:
         """Zero the stats and rate limits; with ``state``, forget all predictions."""
         self._core.reset(state=state)
+
+    def close(self) -> None:
+        """
+        Close the state file (``EmulatorConfig.state``) and remove the temporary
+        upload folder, if any. `serve` does this when its block ends; an
+        in-process emulator with a state file should be closed when done.
+        """
+        self._core.close()
 
     def __repr__(self) -> str:
         return (
@@ -260,17 +274,25 @@ async def serve(
         signer: as for `Emulator`.
         webhook_sender: as for `Emulator` (default: real HTTP POSTs).
 
+    With ``config.state`` set, the state file is read before the socket listens
+    and closed when the block ends.
+
     Raises:
         OSError: if the address cannot be bound.
     """
     emulator = Emulator(
         config, clock=clock, sleep=sleep, signer=signer, webhook_sender=webhook_sender
     )
-    async with (
-        emulator,  # the webhook loop starts before the server and stops after it
-        serve_asgi(emulator.app, host=host, port=port, name="atlas-emulator") as bound,
-    ):
-        yield RunningEmulator(emulator=emulator, host=host, port=bound)
+    try:
+        async with (
+            emulator,  # the webhook loop starts before the server and stops after it
+            serve_asgi(
+                emulator.app, host=host, port=port, name="atlas-emulator"
+            ) as bound,
+        ):
+            yield RunningEmulator(emulator=emulator, host=host, port=bound)
+    finally:
+        emulator.close()
 
 
 def run_emulator(

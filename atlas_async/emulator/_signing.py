@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 __all__ = [
+    "BARE_SIGNATURE_HEADER",
     "EVENT_HEADER",
     "ID_HEADER",
     "KEY_ID_HEADER",
@@ -51,6 +52,7 @@ EVENT_HEADER: Final = "X-AtlasCloud-Webhook-Event"
 TIMESTAMP_HEADER: Final = "X-AtlasCloud-Webhook-Timestamp"
 KEY_ID_HEADER: Final = "X-AtlasCloud-Webhook-Key-Id"
 SIGNATURE_HEADER: Final = "X-AtlasCloud-Webhook-Signature-Ed25519"
+BARE_SIGNATURE_HEADER: Final = "X-AtlasCloud-Webhook-Signature"
 
 _SEED_SIZE = 32
 

@@ -1,65 +1,87 @@
 """
 Predictions and uploads, pure: every time-dependent call takes ``now`` (clock
-seconds), and all randomness comes from one injected ``random.Random``.
+seconds), and all randomness comes from injected ``random.Random`` streams.
 
-A prediction's whole future is decided when it is created: its latency (drawn
-uniformly from the model's range, in Atlas seconds, then divided by
-``time_scale``), whether it fails and how, and how many outputs it has. Its
-status at any moment is then a pure function of ``now``:
-``processing`` until ``ready_at``, then ``completed`` or ``failed`` forever.
-Nothing runs in the background, so an emulator driven by a `FakeClock` moves
-exactly when the test moves the clock.
+A prediction's whole future is decided when it is created: how long it waits
+``created`` (its model's `WireStyle.queue_seconds`), its latency (drawn
+uniformly from the model's range, in Atlas seconds), whether it fails, times
+out or completes and how, how many outputs it has and what it costs; Atlas
+seconds are divided by ``time_scale``. Its status at any moment is then a pure
+function of ``now``: ``created`` until ``queued_until``, ``processing`` until
+``ready_at``, then ``completed``, ``failed`` or ``timeout`` forever. Nothing
+runs in the background, so an emulator driven by a `FakeClock` moves exactly
+when the test moves the clock.
 
-Every creation draws exactly four numbers (id, latency, failure, moderation),
-whatever the configuration, so the n-th prediction of two runs with the same
-seed gets the same id and latency even if their failure rates differ.
+Every creation draws exactly four numbers from the shared stream (id, latency,
+failure, moderation), whatever the configuration, so the n-th prediction of two
+runs with the same seed gets the same id and latency even if their failure
+rates differ. Decisions added later (timeout, the HTTP 500 verdict form) draw
+from numbers of the prediction's own, a digest of its id, for the same reason.
 
 Magic prompt markers force an outcome, for tests that need one prediction to
 fail without a failure rate:
 
 * ``[emulator:fail]`` fails it (``error_code`` 1000);
 * ``[emulator:moderate]`` fails it as content moderation (``error_code`` 1039);
+* ``[emulator:timeout]`` ends it ``timeout``;
+* ``[emulator:verdict-5xx]`` answers its failure (or timeout) as HTTP 500 with
+  the verdict in the body, whatever the model's share;
 * ``[emulator:nsfw]`` completes it with every ``has_nsfw_contents`` flag true.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import heapq
 import itertools
+import math
 import random
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import attrs
 
-from . import _media, _mp4
-from ._catalog import MediaKind, ModelSpec
+from . import _media, _mp4, _text
+from ._catalog import MediaKind, ModelSpec, Profile, WireStyle, infer_spec, model_spec
 from ._config import EmulatorConfig
+from ._files import FileStore, Upload
+from ._persist import StateFile
 
 __all__ = [
     "API",
     "COMPLETED",
     "CONTENT_TYPES",
+    "CREATED",
     "FAILED",
     "FAILURE_CODE",
     "FILES_PREFIX",
     "MODERATION_CODE",
     "POLL_PREFIX",
     "PROCESSING",
+    "RESULT_PREFIX",
+    "TERMINAL",
+    "TIMEOUT",
+    "Account",
     "PredictionRecord",
     "PredictionStore",
-    "Upload",
+    "price_of",
+    "requested_outputs",
 ]
 
 API = "/api/v1"
 POLL_PREFIX = f"{API}/model/prediction/"
+RESULT_PREFIX = f"{API}/model/result/"
 FILES_PREFIX = "/files/"
 
-# The only statuses the emulator reports: Atlas's documented three.
+# The server's status vocabulary (the vendor's history filter lists these five).
+CREATED = "created"
 PROCESSING = "processing"
 COMPLETED = "completed"
 FAILED = "failed"
+TIMEOUT = "timeout"
+TERMINAL = frozenset({COMPLETED, FAILED, TIMEOUT})
 
 MODERATION_CODE = 1039
 FAILURE_CODE = 1000
@@ -68,14 +90,34 @@ MODERATION_ERROR = (
     "content violates the content policy."
 )
 FAILURE_ERROR = "Generation failed: the model could not process this request."
+TIMEOUT_ERROR = "The task timed out: the model did not finish within its time limit."
+VERDICT_MESSAGE = "prediction failed"
+"""The outer ``message`` of an HTTP 500 verdict whose ``data.error`` holds the
+reason (when ``data.error`` is empty, the outer message is the reason)."""
 
-_EXTENSIONS = {MediaKind.IMAGE: "png", MediaKind.VIDEO: "mp4", MediaKind.AUDIO: "wav"}
+_EXTENSIONS = {
+    Profile.IMAGE: "png",
+    Profile.VIDEO: "mp4",
+    Profile.SPEECH: "wav",
+    Profile.MUSIC: "wav",
+}
 CONTENT_TYPES = {"png": "image/png", "mp4": "video/mp4", "wav": "audio/wav"}
+DEFAULT_VIDEO_SECONDS = 5
+"""What a video's ``duration`` is billed as when the request leaves it out
+(or asks for ``-1``, automatic)."""
+_AUDIO_SECONDS = 1.0  # the WAV the emulator makes is one second long
+_INFERRED_CACHE = 4096  # inferred specs remembered; beyond, inferred per submit
 
 
 @attrs.define(eq=False)
 class PredictionRecord:
-    """One prediction, decided at creation; see the module docstring."""
+    """
+    One prediction, decided at creation; see the module docstring.
+
+    Clock times (``created``, ``queued_until``, ``ready_at``, ``warm_until``)
+    are in the emulator's clock seconds; ``queue_time`` and ``predict_time``
+    in Atlas seconds, as the answers report them.
+    """
 
     id: str
     spec: ModelSpec
@@ -86,31 +128,85 @@ class PredictionRecord:
     ready_at: float
     warm_until: float
     predict_time: float
-    failed: bool
+    outcome: str
     error: str | None
     error_code: int | None
     outputs: int
     nsfw: bool
     base64: bool
     media_key: bytes
+    body: str = ""
+    queued_until: float = -math.inf
+    queue_time: float = 0.0
+    completed_at: str = ""
+    price: float = 0.0
+    price_as_text: bool = False
+    error_key: str | None = None
+    verdict_5xx: bool = False
+    outer_message_only: bool = False
     _media: dict[int, bytes] = attrs.field(factory=dict)
 
     @property
-    def extension(self) -> str:
-        """The file extension of the outputs: ``png``, ``mp4`` or ``wav``."""
-        return _EXTENSIONS[self.spec.kind]
+    def model(self) -> str:
+        """The model id, as submitted."""
+        return self.spec.model
+
+    @property
+    def model_type(self) -> str:
+        """``image``, ``video`` or ``audio``: the kind it was served as."""
+        return self.spec.kind.value
+
+    @property
+    def billed_seconds(self) -> float:
+        """Seconds of media it is billed for: a video's requested ``duration``
+        (`DEFAULT_VIDEO_SECONDS` if none), a transcript's audio, the WAV made;
+        0 for images and lyrics."""
+        profile = self.spec.profile
+        if profile is Profile.VIDEO:
+            return _seconds(self.params.get("duration"), DEFAULT_VIDEO_SECONDS)
+        if profile is Profile.TRANSCRIPT:
+            return _text.transcript_seconds(self.media_key)
+        if profile in (Profile.SPEECH, Profile.MUSIC):
+            return _AUDIO_SECONDS
+        return 0.0
+
+    @property
+    def characters(self) -> int:
+        """Characters of ``prompt`` (or ``text``) it was given."""
+        return len(_prompt(self.params))
+
+    @property
+    def failed(self) -> bool:
+        """True when it ends ``failed`` or ``timeout`` (not billed)."""
+        return self.outcome != COMPLETED
+
+    @property
+    def extension(self) -> str | None:
+        """The outputs' file extension (``png``, ``mp4``, ``wav``); None for text."""
+        return _EXTENSIONS.get(self.spec.profile)
 
     def status(self, now: float) -> str:
         """Return the wire status at ``now``."""
         if now < self.ready_at:
-            return PROCESSING
-        return FAILED if self.failed else COMPLETED
+            return CREATED if now < self.queued_until else PROCESSING
+        return self.outcome
+
+    def error_value(self) -> str | dict[str, str] | None:
+        """``error`` as this model sends it: the text, or ``{key: text}``."""
+        if self.error is None or self.error_key is None:
+            return self.error
+        return {self.error_key: self.error}
 
     def to_wire(self, now: float, origin: str) -> dict[str, Any]:
         """
-        Return the poll answer's ``data`` at ``now`` (also a webhook's payload).
+        Return the poll answer's ``data`` at ``now`` (also a webhook's payload
+        and a history item's ``result``).
 
         ``origin`` (``scheme://host[:port]``) prefixes the poll and file URLs.
+        Until it ends there is no ``metrics`` at all; once ended it carries the
+        live fields: ``completed_at``, ``executionTime`` and ``latency_ms``
+        (Atlas milliseconds: running, and queued plus running), ``metrics``,
+        and when completed its ``price``.
         """
         status = self.status(now)
         data: dict[str, Any] = {
@@ -123,40 +219,68 @@ class PredictionRecord:
             "created_at": self.created_at,
             "error": None,
             "error_code": None,
-            "metrics": {},
         }
-        if status == PROCESSING:
+        if status not in TERMINAL:
             return data
         data["metrics"] = {"predict_time": self.predict_time}
+        data["completed_at"] = self.completed_at
+        data["executionTime"] = round(self.predict_time * 1000)
+        data["latency_ms"] = round((self.queue_time + self.predict_time) * 1000)
         if self.failed:
-            data.update(outputs=[], has_nsfw_contents=[], error=self.error)
+            data.update(outputs=[], has_nsfw_contents=[], error=self.error_value())
             data["error_code"] = self.error_code
             return data
-        ext = self.extension
-        if self.base64:
-            prefix = f"data:{CONTENT_TYPES[ext]};base64,"
-            outputs = [
-                prefix + base64.b64encode(self.media(i)).decode()
-                for i in range(self.outputs)
-            ]
+        profile = self.spec.profile
+        if profile is Profile.TRANSCRIPT:
+            text, result = _text.transcript(self.media_key)
+            outputs = [text]
+            data["stt_result"] = result
+        elif profile is Profile.LYRICS:
+            text, result = _text.lyrics(_prompt(self.params), self.media_key)
+            outputs = [text]
+            data["lyrics_result"] = result
         else:
-            outputs = [
-                f"{origin}{FILES_PREFIX}{self.id}-{i}.{ext}"
-                for i in range(self.outputs)
-            ]
+            ext = _EXTENSIONS[profile]
+            if self.base64:
+                prefix = f"data:{CONTENT_TYPES[ext]};base64,"
+                outputs = [
+                    prefix + base64.b64encode(self.media(i)).decode()
+                    for i in range(self.outputs)
+                ]
+            else:
+                outputs = [
+                    f"{origin}{FILES_PREFIX}{self.id}-{i}.{ext}"
+                    for i in range(self.outputs)
+                ]
         data.update(
-            outputs=outputs, has_nsfw_contents=[self.nsfw] * self.outputs, error=""
+            outputs=outputs, has_nsfw_contents=[self.nsfw] * len(outputs), error=""
         )
+        data["price"] = _price_text(self.price) if self.price_as_text else self.price
         return data
+
+    def verdict(self, now: float, origin: str) -> dict[str, Any]:
+        """
+        The body of a poll answered HTTP 500 with the verdict (W1-W3):
+        ``{"code": 500, "message": ..., "data": {...}}``, ``data`` being the
+        poll answer's. When ``outer_message_only``, ``data.error`` is empty and
+        the reason is the outer ``message``.
+        """
+        data = self.to_wire(now, origin)
+        message = VERDICT_MESSAGE
+        if self.outer_message_only:
+            data["error"] = ""
+            message = self.error or VERDICT_MESSAGE
+        return {"code": 500, "message": message, "data": data}
 
     def media(self, index: int) -> bytes:
         """Return output ``index``'s file bytes (made once, then cached)."""
         data = self._media.get(index)
         if data is None:
             key = _media.digest(self.media_key.hex(), index)
-            if self.spec.kind is MediaKind.IMAGE:
+            profile = self.spec.profile
+            if profile is Profile.IMAGE:
                 data = _media.png(key, *_media.image_size(self.params.get("size")))
-            elif self.spec.kind is MediaKind.VIDEO:
+            elif profile is Profile.VIDEO:
                 data = _mp4.mp4(key)
             else:
                 data = _media.wav(key)
@@ -164,23 +288,130 @@ class PredictionRecord:
         return data
 
 
-@attrs.frozen
-class Upload:
-    """A file stored by ``uploadMedia``."""
+def _own_draws(prediction_id: str) -> tuple[float, float, float]:
+    """Three uniform draws in [0, 1) of a prediction's own, from its id (a
+    digest: far cheaper than seeding a generator per prediction)."""
+    digest = hashlib.blake2b(prediction_id.encode(), digest_size=24).digest()
+    scale = 2.0**-64
+    return (
+        int.from_bytes(digest[0:8], "big") * scale,
+        int.from_bytes(digest[8:16], "big") * scale,
+        int.from_bytes(digest[16:24], "big") * scale,
+    )
 
-    name: str
-    filename: str
-    content_type: str
-    data: bytes
+
+def _price_text(price: float) -> str:
+    text = f"{price:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _prompt(params: dict[str, Any]) -> str:
+    value = params.get("prompt") or params.get("text") or ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _seconds(value: object, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value) if value > 0 else default
+
+
+def requested_outputs(spec: ModelSpec, params: dict[str, Any]) -> int:
+    """How many outputs a submit asks for: ``num_images`` for images, else one."""
+    if spec.profile is Profile.IMAGE:
+        return int(params.get("num_images", 1))
+    return 1
+
+
+def price_of(
+    spec: ModelSpec, params: dict[str, Any], outputs: int, media_key: bytes
+) -> float:
+    """
+    Return what one completed prediction of ``spec`` costs, in USD (a failed or
+    timed-out one is frozen at this price while it runs, then not billed).
+
+    ``image``: per output; ``second``: per second of the requested
+    ``duration`` (`DEFAULT_VIDEO_SECONDS` when absent or automatic);
+    ``minute``: per minute of audio (the transcript's length, or the
+    one-second WAV made); ``1k_chars``: per thousand characters of ``text`` (or
+    ``prompt``); ``generation``: once.
+    """
+    unit = spec.price_unit
+    if unit == "image":
+        amount = float(outputs)
+    elif unit == "second":
+        amount = _seconds(params.get("duration"), DEFAULT_VIDEO_SECONDS)
+    elif unit == "minute":
+        seconds = (
+            _text.transcript_seconds(media_key)
+            if spec.profile is Profile.TRANSCRIPT
+            else _AUDIO_SECONDS
+        )
+        amount = seconds / 60.0
+    elif unit == "1k_chars":
+        amount = len(_prompt(params)) / 1000.0
+    else:
+        amount = 1.0
+    return round(spec.price * amount, 6)
+
+
+@attrs.define(eq=False)
+class Account:
+    """
+    One key's money, in USD: what it started with, what completed predictions
+    cost it, and what its unfinished ones hold frozen.
+
+    A submit freezes the prediction's price; when it ends the price is either
+    charged (completed) or released (failed, timed out: not billed). Settling
+    is lazy, like everything else here: `settle` applies every end due by
+    ``now``.
+    """
+
+    start: float
+    charged: float = 0.0
+    frozen: float = 0.0
+    _pending: list[tuple[float, int, float, bool]] = attrs.field(factory=list)
+    _seq: itertools.count[int] = attrs.field(factory=itertools.count)
+
+    @property
+    def cash(self) -> float:
+        """What is left once the completed predictions are paid for."""
+        return self.start - self.charged
+
+    @property
+    def available(self) -> float:
+        """What a new submit may spend: cash less what is frozen."""
+        return self.start - self.charged - self.frozen
+
+    def hold(self, record: PredictionRecord) -> None:
+        """Freeze ``record``'s price until it ends."""
+        self.frozen += record.price
+        entry = (record.ready_at, next(self._seq), record.price, not record.failed)
+        heapq.heappush(self._pending, entry)
+
+    def settle(self, now: float) -> Account:
+        """Charge or release every prediction that has ended by ``now``."""
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            _, _, price, billed = heapq.heappop(pending)
+            self.frozen -= price
+            if billed:
+                self.charged += price
+        if not pending:
+            self.frozen = 0.0  # no float dust once nothing is held
+        return self
+
+
+def _files_directory(config: EmulatorConfig) -> Path | None:
+    """Where uploads are kept: beside the state file, or (None) a temporary."""
+    if config.state is None:
+        return None
+    return config.state.with_name(config.state.name + ".files")
 
 
 def _iso(timestamp: float) -> str:
     moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _text(params: dict[str, Any]) -> str:
-    return str(params.get("prompt") or params.get("text") or "")
 
 
 class PredictionStore:
@@ -202,47 +433,202 @@ class PredictionStore:
         self._origin = origin
         self._epoch = epoch
         self.predictions: dict[str, PredictionRecord] = {}
-        self.uploads: dict[str, Upload] = {}
+        # Each key's predictions in creation order (its account's history).
+        self.by_key: dict[str, list[PredictionRecord]] = {}
+        self.files = FileStore(_files_directory(config))
         # Heaps of ready_at per key and per (key, model): in flight until then.
         self._running: dict[str, list[float]] = {}
         self._running_by_model: dict[tuple[str, str], list[float]] = {}
         self._models = {spec.model: spec for spec in config.models}
-        self._upload_numbers = itertools.count(1)
+        self._inferred: dict[tuple[str, MediaKind], ModelSpec] = {}
+        self._accounts: dict[str, Account] = {}
+        self._state: StateFile | None = None
+        if config.state is not None:
+            self._open_state(config.state)
+
+    def _open_state(self, path: Path) -> None:
+        state = self._state = StateFile(path)
+        if state.run > 1:
+            # Not the ids of the run before, yet still the same for the same seed.
+            self._rng.seed(f"{self._config.seed}:run:{state.run}")
+        for row in state.predictions():
+            self._add(self._from_row(row))
+        self.files.restore(
+            Upload(name, filename, content_type, self.files.directory / name, size)
+            for name, filename, content_type, size in state.uploads()
+        )
+
+    def close(self) -> None:
+        """Close the state file, if there is one (uploads stay on disk)."""
+        if self._state is not None:
+            self._state.close()
+        self.files.close()
 
     def wall_time(self, now: float) -> float:
         """Return the unix time that clock reading ``now`` stands for."""
         return self._epoch + (now - self._origin)
 
+    def clock_time(self, wall: float) -> float:
+        """Return the clock reading that unix time ``wall`` stands for."""
+        return self._origin + (wall - self._epoch)
+
+    def _to_row(self, record: PredictionRecord) -> dict[str, Any]:
+        wall = self.wall_time
+        return {
+            "id": record.id,
+            "key": record.key,
+            "model": record.model,
+            "kind": record.spec.kind.value,
+            "params": record.params,
+            "body": record.body,
+            "created": wall(record.created),
+            "queued_until": wall(record.queued_until),
+            "ready_at": wall(record.ready_at),
+            "warm_until": wall(record.warm_until),
+            "created_at": record.created_at,
+            "completed_at": record.completed_at,
+            "predict_time": record.predict_time,
+            "queue_time": record.queue_time,
+            "outcome": record.outcome,
+            "error": record.error,
+            "error_code": record.error_code,
+            "outputs": record.outputs,
+            "nsfw": record.nsfw,
+            "base64": record.base64,
+            "media_key": record.media_key.hex(),
+            "price": record.price,
+            "price_as_text": record.price_as_text,
+            "error_key": record.error_key,
+            "verdict_5xx": record.verdict_5xx,
+            "outer_message_only": record.outer_message_only,
+        }
+
+    def _from_row(self, row: dict[str, Any]) -> PredictionRecord:
+        clock = self.clock_time
+        kind = MediaKind(row["kind"])
+        model = row["model"]
+        # A model served by id then is served by id now; one no longer
+        # plausible (a custom catalog entry dropped since) keeps its shape.
+        spec = self.resolve(model, kind) or model_spec(model, kind)
+        return PredictionRecord(
+            id=row["id"],
+            spec=spec,
+            key=row["key"],
+            params=row["params"],
+            created=clock(row["created"]),
+            created_at=row["created_at"],
+            ready_at=clock(row["ready_at"]),
+            warm_until=clock(row["warm_until"]),
+            predict_time=row["predict_time"],
+            outcome=row["outcome"],
+            error=row["error"],
+            error_code=row["error_code"],
+            outputs=row["outputs"],
+            nsfw=row["nsfw"],
+            base64=row["base64"],
+            media_key=bytes.fromhex(row["media_key"]),
+            body=row["body"],
+            queued_until=clock(row["queued_until"]),
+            queue_time=row["queue_time"],
+            completed_at=row["completed_at"],
+            price=row["price"],
+            price_as_text=row["price_as_text"],
+            error_key=row["error_key"],
+            verdict_5xx=row["verdict_5xx"],
+            outer_message_only=row["outer_message_only"],
+        )
+
+    def add_upload(
+        self, filename: str, content_type: str, *, path: Path | None, data: bytes
+    ) -> Upload:
+        """Keep one uploaded file (`FileStore.put`), in the state file too."""
+        upload = self.files.put(filename, content_type, path=path, data=data)
+        if self._state is not None:
+            self._state.add_upload(
+                upload.name, upload.filename, upload.content_type, upload.size
+            )
+        return upload
+
     def model(self, model_id: str) -> ModelSpec | None:
         """Return the catalog entry for ``model_id``, or None."""
         return self._models.get(model_id)
 
+    def resolve(self, model_id: str, kind: MediaKind) -> ModelSpec | None:
+        """
+        Return the spec a submit of ``model_id`` to ``kind``'s endpoint runs:
+        the catalog's entry, else one inferred from a plausible id
+        (`infer_spec`, remembered per id and kind), else None.
+        """
+        spec = self._models.get(model_id)
+        if spec is not None:
+            return spec
+        cache_key = (model_id, kind)
+        spec = self._inferred.get(cache_key)
+        if spec is None:
+            spec = infer_spec(model_id, kind)
+            if spec is not None and len(self._inferred) < _INFERRED_CACHE:
+                self._inferred[cache_key] = spec
+        return spec
+
+    def style(self, spec: ModelSpec) -> WireStyle:
+        """The forms ``spec``'s answers take (the config's override, if any)."""
+        return self._config.style if self._config.style is not None else spec.style
+
     def create(
-        self, spec: ModelSpec, params: dict[str, Any], key: str, now: float
+        self,
+        spec: ModelSpec,
+        params: dict[str, Any],
+        key: str,
+        now: float,
+        body: str = "",
     ) -> PredictionRecord:
-        """Create a prediction of ``spec`` for ``params`` at ``now``; return it."""
+        """
+        Create a prediction of ``spec`` for ``params`` at ``now``; return it.
+
+        ``body`` is the submit's JSON text exactly as received (``/model/history``
+        answers it as ``requestBody``).
+        """
         config, rng = self._config, self._rng
+        faults = config.faults
         prediction_id = f"{rng.getrandbits(128):032x}"
+        while prediction_id in self.predictions:  # only after a restart, and rarely
+            prediction_id = f"{rng.getrandbits(128):032x}"
         low, high = config.latency_for(spec)
         predict_time = rng.uniform(low, high)
         fail_draw, moderation_draw = rng.random(), rng.random()
-        text = _text(params)
-        failed = fail_draw < config.faults.error_rate
-        moderated = failed and moderation_draw < config.faults.moderation_fraction
+        timeout_draw, verdict_draw, outer_draw = _own_draws(prediction_id)
+        text = _prompt(params)
+        failed = fail_draw < faults.error_rate
+        moderated = failed and moderation_draw < faults.moderation_fraction
         if "[emulator:moderate]" in text:
             failed = moderated = True
         elif "[emulator:fail]" in text:
             failed = True
+        timed_out = not failed and (
+            "[emulator:timeout]" in text or timeout_draw < faults.timeout_rate
+        )
         if moderated:
-            error, error_code = MODERATION_ERROR, MODERATION_CODE
+            outcome, error, error_code = FAILED, MODERATION_ERROR, MODERATION_CODE
         elif failed:
-            error, error_code = FAILURE_ERROR, FAILURE_CODE
+            outcome, error, error_code = FAILED, FAILURE_ERROR, FAILURE_CODE
+        elif timed_out:
+            outcome, error, error_code = TIMEOUT, TIMEOUT_ERROR, None
         else:
-            error, error_code = None, None
-        outputs = 0
-        if not failed:
-            image = spec.kind is MediaKind.IMAGE
-            outputs = int(params.get("num_images", 1)) if image else 1
+            outcome, error, error_code = COMPLETED, None, None
+        outputs = requested_outputs(spec, params) if outcome == COMPLETED else 0
+        style = self.style(spec)
+        share = (
+            faults.verdict_5xx_rate
+            if faults.verdict_5xx_rate is not None
+            else style.verdict_5xx_share
+        )
+        verdict = outcome != COMPLETED and (
+            "[emulator:verdict-5xx]" in text or verdict_draw < share
+        )
+        media_key = _media.digest(spec.model, text, params.get("seed"), prediction_id)
+        scale = config.time_scale
+        queued_until = now + style.queue_seconds / scale
+        ready_at = queued_until + predict_time / scale
         record = PredictionRecord(
             id=prediction_id,
             spec=spec,
@@ -250,25 +636,47 @@ class PredictionStore:
             params=params,
             created=now,
             created_at=_iso(self.wall_time(now)),
-            ready_at=now + predict_time / config.time_scale,
-            warm_until=now + config.faults.warmup_404_seconds / config.time_scale,
+            ready_at=ready_at,
+            warm_until=now + faults.warmup_404_seconds / scale,
             predict_time=round(predict_time, 3),
-            failed=failed,
+            outcome=outcome,
             error=error,
             error_code=error_code,
             outputs=outputs,
             nsfw="[emulator:nsfw]" in text,
             base64=params.get("enable_base64_output") is True,
-            media_key=_media.digest(
-                spec.model, text, params.get("seed"), prediction_id
-            ),
+            media_key=media_key,
+            body=body,
+            queued_until=queued_until,
+            queue_time=style.queue_seconds,
+            completed_at=_iso(self.wall_time(ready_at)),
+            price=price_of(spec, params, requested_outputs(spec, params), media_key),
+            price_as_text=style.price_as_text,
+            error_key=style.error_key,
+            verdict_5xx=verdict,
+            outer_message_only=verdict and outer_draw < 0.5,
         )
-        self.predictions[prediction_id] = record
-        heapq.heappush(self._running.setdefault(key, []), record.ready_at)
-        heapq.heappush(
-            self._running_by_model.setdefault((key, spec.model), []), record.ready_at
-        )
+        self._add(record)
+        if self._state is not None:
+            self._state.add_prediction(record.id, self._to_row(record))
         return record
+
+    def account(self, key: str, now: float) -> Account:
+        """Return ``key``'s account, settled at ``now``."""
+        account = self._accounts.get(key)
+        if account is None:
+            account = self._accounts[key] = Account(start=self._config.balance)
+        return account.settle(now)
+
+    def _add(self, record: PredictionRecord) -> None:
+        self.account(record.key, record.created).hold(record)
+        self.predictions[record.id] = record
+        self.by_key.setdefault(record.key, []).append(record)
+        heapq.heappush(self._running.setdefault(record.key, []), record.ready_at)
+        heapq.heappush(
+            self._running_by_model.setdefault((record.key, record.model), []),
+            record.ready_at,
+        )
 
     def in_flight(self, key: str, now: float, model: str | None = None) -> int:
         """
@@ -287,20 +695,18 @@ class PredictionStore:
             heapq.heappop(running)
         return len(running)
 
-    def add_upload(self, filename: str, content_type: str, data: bytes) -> Upload:
-        """Store an uploaded file under a fresh name; return it."""
-        # A counter, not the random stream: uploads must not shift prediction ids.
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)
-        name = f"upload-{next(self._upload_numbers):06d}-{safe[-80:] or 'file'}"
-        upload = Upload(
-            name=name, filename=filename, content_type=content_type, data=data
-        )
-        self.uploads[name] = upload
-        return upload
+    @property
+    def uploads(self) -> dict[str, Upload]:
+        """Every stored upload, by its served name."""
+        return self.files.uploads
 
     def clear(self) -> None:
-        """Forget every prediction and upload."""
+        """Forget every prediction and upload (deleting the uploaded files)."""
         self.predictions.clear()
-        self.uploads.clear()
+        self.by_key.clear()
+        self._accounts.clear()
+        self.files.clear()
+        if self._state is not None:
+            self._state.clear()
         self._running.clear()
         self._running_by_model.clear()

@@ -63,7 +63,7 @@ class StatsSnapshot:
         faults: per fault name, how many times it was injected (``rate_limit``,
             ``in_flight_limit``, ``model_in_flight_limit``, ``server_error``,
             ``drop``, ``slow``, ``malformed``, ``warmup_404``, ``failure``,
-            ``moderation``).
+            ``moderation``, ``timeout``, ``insufficient_balance``).
         faults_injected: the sum of ``faults``.
         uploads: files stored by ``uploadMedia``.
         webhooks_scheduled: predictions created with a ``webhook_url``.

@@ -4,8 +4,9 @@ Submit validation, pure: headers and body in, params or a 400 message out.
 The real service validates each model against its own OpenAPI schema and
 answers a bare "Invalid request parameters" that names nothing (docs/wire.md).
 The emulator checks only what every model shares, in this order: the
-retention headers (docs/wire.md), a JSON object body, a catalog ``model``,
-the model's `InputRule`, ``size`` written ``W*H`` (Wan's exact message for
+retention headers (docs/wire.md), a JSON object body, a ``model`` it serves
+(a catalog id, or any plausible id: ``_catalog.infer_spec``), the model's
+`InputRule`, ``size`` written ``W*H`` (Wan's exact message for
 ``720x1280``), ``num_images`` in 1-4, and ``webhook_url`` (docs/wire.md: an
 invalid one is a 400). Everything else is accepted.
 
@@ -35,6 +36,9 @@ _RETENTION = {
     "x-atlascloud-request-retention-hours": (0, 336),
 }
 _IMAGE_FIELDS = ("image", "images", "image_url")
+_AUDIO_FIELDS = ("audio", "audio_url", "url", "file", "input_audio", "audio_file")
+# Not inputs: settings and routing, which alone ask a model for nothing.
+_NOT_INPUTS = frozenset({"model", "webhook_url"})
 
 Validated = tuple[dict[str, Any] | None, ModelSpec | None, str]
 
@@ -66,6 +70,18 @@ def webhook_url_problem(value: object) -> str | None:
     return None
 
 
+def _has_input(params: dict[str, Any]) -> bool:
+    """True when some field besides model and webhook_url holds something."""
+    for name, value in params.items():
+        if name in _NOT_INPUTS:
+            continue
+        if isinstance(value, str) and value.strip():
+            return True
+        if isinstance(value, list | dict) and value:
+            return True
+    return False
+
+
 def validate_submit(
     headers: Mapping[str, str],
     body: bytes,
@@ -77,7 +93,8 @@ def validate_submit(
     Args:
         headers: the request headers (lower-case lookups).
         body: the raw request body.
-        find_model: returns the catalog entry for a model id, or None.
+        find_model: returns the spec a model id runs as, or None for an id the
+            emulator does not serve.
 
     Returns:
         ``(params, spec, "")`` when valid, else ``(None, None, message)``.
@@ -100,15 +117,26 @@ def validate_submit(
     if spec is None:
         return None, None, f"{bad}: model {model!r} is not available"
     rule = spec.input_rule
-    if rule is InputRule.IMAGE:
+    if rule is InputRule.ANY:
+        if not _has_input(params):
+            return None, None, bad
+    elif rule is InputRule.IMAGE:
         if not any(params.get(name) for name in _IMAGE_FIELDS):
+            return None, None, bad
+    elif rule is InputRule.AUDIO:
+        if not any(params.get(name) for name in _AUDIO_FIELDS):
             return None, None, bad
     elif not _non_empty(params.get("prompt")) and not (
         rule is InputRule.TEXT and _non_empty(params.get("text"))
     ):
         return None, None, bad
     size = params.get("size")
-    if size is not None and not (isinstance(size, str) and _SIZE.match(size)):
+    # Models the emulator knows only by id may well write sizes "1024x1024".
+    if (
+        size is not None
+        and rule is not InputRule.ANY
+        and not (isinstance(size, str) and _SIZE.match(size))
+    ):
         return None, None, f"Invalid size format: {size}, expected format: width*height"
     count = params.get("num_images", 1)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 4:

@@ -48,7 +48,7 @@ import httpx
 
 from ._catalog import MediaKind
 from ._config import EmulatorConfig
-from ._signing import WebhookSigning
+from ._signing import BARE_SIGNATURE_HEADER, SIGNATURE_HEADER, WebhookSigning
 from ._state import PredictionRecord
 from ._stats import EmulatorStats
 
@@ -222,6 +222,13 @@ class WebhookDispatcher:
                 event_type=EVENT_TYPES[record.spec.kind],
                 timestamp=self._wall(self._clock()),
             )
+            place = self._config.webhook_signature
+            if place != "ed25519":
+                # After the HMAC's retirement the bare header carries Ed25519 (W13).
+                signature = headers[SIGNATURE_HEADER]
+                if place == "bare":
+                    del headers[SIGNATURE_HEADER]
+                headers[BARE_SIGNATURE_HEADER] = signature
             headers["Content-Type"] = "application/json"
             try:
                 status: int | None = await send(delivery.url, headers, delivery.body)

@@ -29,7 +29,8 @@ SUBMIT_KEYS = {
     "created_at",
     "has_nsfw_contents",
 }
-POLL_KEYS = SUBMIT_KEYS | {"error", "error_code", "metrics"}
+POLL_KEYS = SUBMIT_KEYS | {"error", "error_code"}
+LIVE_KEYS = {"metrics", "completed_at", "executionTime", "latency_ms"}
 
 
 def _error_body(response: httpx.Response, code: int, msg: str) -> None:
@@ -67,14 +68,14 @@ class TestSubmitAndPoll:
         datetime.fromisoformat(data["created_at"].replace("Z", "+00:00"))
 
     async def test_poll_while_processing_has_every_field(self, wire: Wire) -> None:
-        """A poll before the latency has passed says processing, outputs null."""
+        """A poll before the latency has passed says processing, outputs null,
+        and carries no metrics at all (not even an empty object)."""
         prediction_id = await wire.submit(model=IMAGE, prompt="a fox")
         data = await wire.poll(prediction_id)
         assert set(data) == POLL_KEYS
         assert data["status"] == "processing"
         assert data["outputs"] is None
         assert data["error"] is None
-        assert data["metrics"] == {}
 
     async def test_poll_after_latency_is_completed_with_urls(self, wire: Wire) -> None:
         """Once the clock passes the latency, outputs are absolute /files/ URLs."""
@@ -86,6 +87,7 @@ class TestSubmitAndPoll:
         assert data["has_nsfw_contents"] == [False]
         assert data["error"] == ""
         assert data["error_code"] is None
+        assert set(data) == POLL_KEYS | LIVE_KEYS | {"price"}
         metrics = data["metrics"]
         assert isinstance(metrics, dict)
         assert 2.0 <= metrics["predict_time"] <= 10.0
