@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 
@@ -59,8 +60,12 @@ class Harness:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.clock = FakeClock()
+        config = config or EmulatorConfig(seed=3)
+        if config.epoch is None:
+            # One wall clock for both sides: history times are compared with it.
+            config = attrs.evolve(config, epoch=self.clock.wall())
         self.emulator = Emulator(
-            config or EmulatorConfig(seed=3),
+            config,
             clock=self.clock.now,
             sleep=self.clock.sleep,
         )
@@ -294,10 +299,11 @@ class TestStops:
         async with Journal(tmp_path / "run.db") as journal:
             assert (await journal.get(0)).state is ItemState.PENDING
 
-    async def test_a_dropped_submit_is_unknown_and_not_resent(
+    async def test_a_dropped_submit_is_found_in_history_and_not_resent(
         self, tmp_path: Path
     ) -> None:
-        """A sent submit without an answer is unknown; a resume reports it, unsent."""
+        """A sent submit without an answer is looked up in the account's
+        history and followed there: it completes, created once."""
         config = EmulatorConfig(
             seed=2, faults=Faults(drop_rate=1.0, targets=["submit"])
         )
@@ -307,14 +313,33 @@ class TestStops:
             first = await collect(
                 client.generate_many([image("dropped")], journal=journal)
             )
-            assert isinstance(first[0].error, SubmissionUnknownError)
-            created = h.stats().predictions_created
             again = await collect(
                 client.generate_many([image("dropped")], journal=journal)
             )
-        assert isinstance(again[0].error, SubmissionUnknownError)
+        assert first[0].ok, first[0].error
+        assert again[0].ok
         assert again[0].resumed
-        assert h.stats().predictions_created == created == 1
+        assert again[0].prediction == first[0].prediction
+        assert h.stats().predictions_created == 1
+
+    async def test_a_submit_history_cannot_place_is_sent_again_at_most_once(
+        self, tmp_path: Path
+    ) -> None:
+        """Clocks a day apart: history never shows the dropped submits inside
+        their send windows, so each is taken for absent; it is sent again once,
+        then left unknown for the user, never sent in a loop."""
+        config = EmulatorConfig(
+            seed=2,
+            faults=Faults(drop_rate=1.0, targets=["submit"]),
+            epoch=FakeClock().wall() + 86_400.0,
+        )
+        h = Harness(config)
+        async with h.client() as client:
+            results = await collect(
+                client.generate_many([image("dropped")], journal=tmp_path / "j")
+            )
+        assert isinstance(results[0].error, SubmissionUnknownError)
+        assert h.stats().predictions_created == 2
 
 
 class TestTimeouts:

@@ -106,6 +106,8 @@ class Driver:
         self.settler = Settler(host.settle_unknown)
         # Each item's send window in this run: (went out, last moment to arrive).
         self.windows: dict[int, tuple[float, float]] = {}
+        # Items sent again in this run because history proved them absent.
+        self.resent: set[int] = set()
 
     async def run(self) -> None:
         options = self.options
@@ -252,8 +254,13 @@ class Driver:
             if not sent:  # a host that does not say when it sends
                 await self.record.mark_submitting(index)
             await self.record.mark_unknown(index, exc)
+            if index in self.resent:
+                # Sent again after history showed no trace of it, and lost again:
+                # a second absence may be a clock, not the truth. Not again.
+                return BatchResult(index, request, error=exc)
             settled = await self._settle(index, self.windows.get(index), error=exc)
             if settled is None:
+                self.resent.add(index)
                 return await self._submit(index, request)
             return settled
         except ClientStateError as exc:
