@@ -52,6 +52,7 @@ from ._batch.iterator import (
 from ._batch.journal import Journal
 from ._core.clock import Clock
 from ._core.config import (
+    DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
@@ -97,7 +98,8 @@ class AtlasClient:
         base_url: the API base; default ``ATLASCLOUD_BASE_URL``, then
             ``https://api.atlascloud.ai/api/v1``.
         timeout: per HTTP request: seconds, a ``timedelta``, `Timeouts` or an
-            ``httpx.Timeout``. Default: connect 10 s, read 60 s, write 60 s.
+            ``httpx.Timeout``. Default: connect 10 s, read 60 s, write 60 s,
+            and 300 s for the whole request (`Timeouts.total`).
         max_in_flight: predictions submitted and not yet terminal (default
             1000); further submits wait.
         max_concurrent_requests: HTTP requests in flight at once (submits, polls,
@@ -125,6 +127,9 @@ class AtlasClient:
         poll_retry: the retry of a failed poll: a `BackoffPolicy` (the spacing;
             20 failures in a row end the prediction) or a `Retry`.
         allow_insecure_http: allow plain ``http://`` to a non-loopback host.
+        max_answer_bytes: the most an API answer may weigh once decoded (gzip,
+            deflate, br undone); past it the request fails with
+            `UnexpectedResponseError` (default 8 MiB).
 
     Raises:
         ConfigurationError: for a malformed key or URL, plain http to a remote
@@ -150,6 +155,7 @@ class AtlasClient:
         retry: Retry | None = None,
         poll_retry: BackoffPolicy | Retry | None = None,
         allow_insecure_http: bool = False,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._config = resolve_config(
             api_key,
@@ -162,6 +168,7 @@ class AtlasClient:
             max_concurrent_requests=max_concurrent_requests,
             requests_per_second=requests_per_second,
             poll=poll,
+            max_answer_bytes=max_answer_bytes,
         )
         if retry is not None:
             if not isinstance(retry, Retry):
@@ -204,7 +211,10 @@ class AtlasClient:
         # One way, bottom up: each part gets what it needs, nothing above it.
         limits = self._limits
         gate = RequestGate(
-            config.max_concurrent_requests, limits.requests_per_second, clock
+            config.max_concurrent_requests,
+            limits.requests_per_second,
+            clock,
+            retry_after_cap=config.retry.backoff.retry_after_cap,
         )
         session = ApiSession(
             config,
