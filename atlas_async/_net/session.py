@@ -31,6 +31,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -218,6 +219,7 @@ class ApiSession:
             # "What the HTTP layer costs").
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             follow_redirects=False,
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
             event_hooks={"response": [_hide_api_location]},
         )
         await self._client.__aenter__()
@@ -281,8 +283,11 @@ class ApiSession:
         if self._client is None:
             raise RuntimeError("ApiSession.open() was not called")
         url = httpx.URL(self.url_for(path_or_url))
-        # Only the encodings the body reader undoes in bounded steps.
-        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
+        headers = {"User-Agent": USER_AGENT}
+        if self._injected is not None:
+            # Only the encodings the body reader undoes in bounded steps (the
+            # client we build has it among its default headers).
+            headers["Accept-Encoding"] = ACCEPT_ENCODING
         # An API path is on the API origin by construction: only absolute URLs
         # need their origin checked (and parsed again) before they get the key.
         if auth and (path_or_url.startswith("/") or self._is_api_origin(url)):
@@ -336,7 +341,8 @@ class ApiSession:
             self.attempts += 1
             # The overall deadline runs from the slot (the queue before it is
             # flow control's, not the server's), over connect, send and body.
-            with anyio.move_on_after(self._total) as deadline:
+            deadline = _Deadline(self._total)
+            async with deadline:
                 try:
                     outcome = await self._exchange(client, call)
                 except (httpx.HTTPError, BodyRefusedError, httpx.InvalidURL) as exc:
@@ -352,7 +358,7 @@ class ApiSession:
         # than the check, on every attempt.
         debug = logger.isEnabledFor(logging.DEBUG)
         if not isinstance(outcome, _Exchange):
-            failure = self._failure(call, outcome, deadline.cancelled_caught)
+            failure = self._failure(call, outcome, deadline.expired)
             if debug:
                 logger.debug(
                     "%s -> %s after %.3fs",
@@ -417,14 +423,17 @@ class ApiSession:
                 async for chunk in response.aiter_raw():
                     reader.feed(chunk)
             body = reader.finish()
-        except BodyRefusedError as refused:
-            refused.status_code = response.status_code
-            raise
-        finally:
+        except BaseException as exc:
+            if isinstance(exc, BodyRefusedError):
+                exc.status_code = response.status_code
             # Bounded even under the deadline's cancellation: closing a half-read
             # answer drops its connection; a peer that will not let go is cut.
             with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                 await response.aclose()
+            raise
+        else:
+            await response.aclose()
+        finally:
             # httpx's response and its stream point at each other: ~40 objects
             # of cyclic garbage per request, which only the garbage collector
             # frees. Unlinking them lets reference counting free them now
@@ -500,6 +509,64 @@ _API_MARK = "atlas_async.api"
 _API_REQUEST = {_API_MARK: True}
 # The longest a half-read answer may take to close once its request is over.
 _CLOSE_TIMEOUT = 5.0
+
+
+class _Deadline:
+    """
+    ``async with _Deadline(seconds)``: cancel the block after ``seconds``;
+    ``expired`` says whether that is how it ended (the block then ends quietly).
+
+    Every attempt enters one, so it is cheap where it can be: under asyncio on
+    Python 3.11+ it is ``asyncio.timeout`` (half the cost of a cancel scope
+    with a deadline), elsewhere anyio's ``move_on_after``; no limit, nothing.
+    """
+
+    __slots__ = ("_inner", "_seconds", "expired")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._inner: Any = None
+        self.expired = False
+
+    async def __aenter__(self) -> None:
+        if self._seconds == math.inf:
+            return
+        if _ASYNCIO_TIMEOUT is not None and _asyncio_running():
+            self._inner = _ASYNCIO_TIMEOUT(self._seconds)
+            await self._inner.__aenter__()
+        else:
+            self._inner = anyio.move_on_after(self._seconds)
+            self._inner.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        inner = self._inner
+        if inner is None:
+            return False
+        if isinstance(inner, anyio.CancelScope):
+            swallowed = bool(inner.__exit__(exc_type, exc, tb))
+            self.expired = inner.cancelled_caught
+            return swallowed
+        try:
+            await inner.__aexit__(exc_type, exc, tb)
+        except TimeoutError:
+            if not inner.expired():
+                raise
+            self.expired = True
+            return True
+        return False
+
+
+def _asyncio_running() -> bool:
+    # The clock's own shortcut: anyio's backend lookup costs more per call.
+    return asyncio._get_running_loop() is not None
+
+
+_ASYNCIO_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # Python 3.11+
 
 
 class _Exchange(NamedTuple):

@@ -265,16 +265,16 @@ class BodyReader:
     __slots__ = ("_chunks", "_decoders", "_limit", "_sizes", "size")
 
     def __init__(self, content_encoding: str | None, limit: int) -> None:
-        codings = [
-            coding.strip().lower() for coding in (content_encoding or "").split(",")
-        ]
-        decoders = [
-            decoder
-            for coding in reversed(codings)
-            if coding not in _IDENTITY
-            if (decoder := _decoder(coding)) is not None
-        ]
-        self._decoders: list[_Decoder] = decoders
+        decoders: list[_Decoder] = []
+        if content_encoding:  # most answers have none: no list to build
+            codings = [coding.strip().lower() for coding in content_encoding.split(",")]
+            decoders = [
+                decoder
+                for coding in reversed(codings)
+                if coding not in _IDENTITY
+                if (decoder := _decoder(coding)) is not None
+            ]
+        self._decoders = decoders
         self._limit = limit
         self._chunks: list[bytes] = []
         # Bytes each decoding stage has produced: an intermediate stage of a

@@ -7,7 +7,7 @@ one request past its deadline nor the client's other requests past the cap.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import httpx
@@ -164,3 +164,46 @@ class TestRetryAfter:
             waited = clock.now() - started
             tg.cancel_scope.cancel()
         assert waited == 0.0
+
+
+class _Trickle(httpx.AsyncByteStream):
+    """A body that sends one byte, then waits (real time) before each next one."""
+
+    def __init__(self, body: bytes, interval: float) -> None:
+        self.body = body
+        self.interval = interval
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for byte in self.body:
+            yield bytes([byte])
+            self.sent += 1
+            await anyio.sleep(self.interval)
+
+
+class TestTotalTimeoutOnEveryLoop:
+    """The deadline under asyncio (asyncio.timeout) and trio (a cancel scope)."""
+
+    @pytest.fixture(params=["asyncio", "trio"])
+    def anyio_backend(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.mark.anyio
+    async def test_a_trickling_body_ends_at_the_total_on_both_loops(self) -> None:
+        streams: list[_Trickle] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            stream = _Trickle(SLOW, interval=0.05)
+            streams.append(stream)
+            return httpx.Response(200, stream=stream)
+
+        client = AtlasClient(
+            KEY, transport=mock(handler), timeout=Timeouts(total=0.3), max_retries=3
+        )
+        async with client:
+            with pytest.raises(TransportError, match=r"total timeout of 0\.3s"):
+                await client.get_prediction("p1")
+            # The client is still usable: the deadline ended one request.
+            assert client.statistics().in_flight == 0
+        [stream] = streams  # no retry past the request's deadline
+        assert 0 < stream.sent < len(SLOW)
