@@ -58,14 +58,12 @@ class TestDecode:
             b'{"n": NaN}',
             b'{"n": -Infinity}',
             b"\xff\xfe\x00garbage",
-            b'{"a": "\\ud800"}',
         ],
-        ids=["huge-int", "nan", "infinity", "bad-utf8", "lone-surrogate"],
+        ids=["huge-int", "nan", "infinity", "bad-utf8"],
     )
     def test_pathological_values_are_not_json(self, body: bytes) -> None:
         """Non-standard or unreadable values leave the body as text."""
-        decoded = decode_body(body)
-        assert not decoded.is_json or decoded.value == {"a": "\ud800"}
+        assert not decode_body(body).is_json
 
     def test_an_answer_too_deep_has_its_reason(self) -> None:
         answer = Answer.read(200, {}, nested(5_000))
