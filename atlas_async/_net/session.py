@@ -24,6 +24,20 @@ Theory of operation:
   requests in flight and spends the shared rate budget; ``gate.record()`` then
   reports the outcome (status, ``Retry-After``), so a 429 slows the whole client.
   Waits between retries happen outside the slot, on the injected `Clock`.
+* **Bounded answers, bounded time.** Each answer is streamed and read by
+  `BodyReader` (``_wire.answer``), which undoes ``Content-Encoding`` itself in
+  bounded steps and stops at ``max_answer_bytes`` decoded bytes; a
+  ``Content-Length`` past it is refused unread. Each attempt runs under the
+  overall deadline (``Timeouts.total``) from the moment it has its slot:
+  connect, send and the whole body. The retries of one request stop at the
+  same deadline, so no ``Retry-After`` is waited for past it. A sent submit
+  whose answer is unusable (past the cap, broken, out of time, a 5xx other
+  than 503) is `SubmissionUnknownError`.
+* **Only typed errors leave.** Whatever the HTTP library raises, its own bugs
+  included, becomes a `TransportError` (a submit's: `SubmissionUnknownError`);
+  a redirect, whatever its ``Location``, is `UnexpectedResponseError` (the
+  client built here hides an API redirect's ``Location`` from httpx, which
+  would otherwise parse it, and choke on odd ones, before returning).
 * **Logs carry no secrets.** DEBUG per attempt (method, path, status, elapsed),
   WARNING per retry; never headers, never query strings, never the key. Records
   about a prediction carry its id in the text and in ``extra``.

@@ -26,7 +26,7 @@ from atlas_async.testing import FakeClock
 
 from .answers import OK_SUBMIT, poll_body
 from .conftest import IMAGE, KEY, POLL_PATH, SUBMIT_PATH, client_for
-from .server import HostileServer, trickle_answer
+from .server import HostileServer, json_answer, trickle_answer
 
 #: A body that would take 20 s at one byte per 0.05 s.
 SLOW = json.dumps(poll_body(padding="z" * 400)).encode()
@@ -79,6 +79,28 @@ class TestTotalTimeout:
             with pytest.raises(SubmissionUnknownError, match="total"):
                 await client.submit("image", IMAGE, prompt="a fox")
         assert len(hostile.requests("POST")) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_retry_after_past_the_deadline_is_not_waited_for(
+    hostile: HostileServer, transport: str
+) -> None:
+    """On a real socket: a 503 asking for an hour, with 0.5 s left of the
+    request's deadline, ends the request at once with the server's figure."""
+    hostile.route(
+        "GET",
+        POLL_PATH,
+        json_answer(
+            {"code": 503, "msg": "busy"}, status=503, headers=[("Retry-After", "3600")]
+        ),
+    )
+    async with client_for(
+        hostile, transport, timeout=Timeouts(total=0.5), max_retries=5
+    ) as client:
+        with pytest.raises(ServerError) as caught:
+            await client.get_prediction("p1")
+    assert caught.value.retry_after == 3600.0
+    assert len(hostile.connections) == 1
 
 
 def mock(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.MockTransport:
