@@ -60,6 +60,7 @@ from ._batch.iterator import (
 from ._batch.journal import Journal
 from ._core.clock import Clock
 from ._core.config import (
+    DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
@@ -146,7 +147,8 @@ class AtlasClient:
         base_url: the API base; default ``ATLASCLOUD_BASE_URL``, then
             ``https://api.atlascloud.ai/api/v1``.
         timeout: per HTTP request: seconds, a ``timedelta``, `Timeouts` or an
-            ``httpx.Timeout``. Default: connect 10 s, read 60 s, write 60 s.
+            ``httpx.Timeout``. Default: connect 10 s, read 60 s, write 60 s,
+            and 300 s for the whole request (`Timeouts.total`).
         max_in_flight: predictions submitted and not yet terminal (default
             1000); further submits wait.
         max_concurrent_requests: HTTP requests in flight at once (submits, polls,
@@ -179,6 +181,9 @@ class AtlasClient:
             got no answer is looked up there (`reconcile`, and a batch on its
             own): a submit is proven absent only once its send window closed
             this long ago. The built-in emulator needs about 1.
+        max_answer_bytes: the most an API answer may weigh once decoded (gzip,
+            deflate, br undone); past it the request fails with
+            `UnexpectedResponseError` (default 8 MiB).
 
     Raises:
         ArgumentTypeError: an option of the wrong type (``poll="fast"``,
@@ -210,6 +215,7 @@ class AtlasClient:
         poll_retry: BackoffPolicy | Retry | None = None,
         allow_insecure_http: bool = False,
         history_lag: float = DEFAULT_SETTLE_AFTER,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._history_lag = check_real(history_lag, "history_lag", minimum=0.0)
         poll = _check_client_options(
@@ -241,6 +247,7 @@ class AtlasClient:
             max_concurrent_requests=max_concurrent_requests,
             requests_per_second=requests_per_second,
             poll=poll,
+            max_answer_bytes=max_answer_bytes,
         )
         if retry is not None:
             self._config = attrs.evolve(self._config, retry=retry)
@@ -279,7 +286,10 @@ class AtlasClient:
         # One way, bottom up: each part gets what it needs, nothing above it.
         limits = self._limits
         gate = RequestGate(
-            config.max_concurrent_requests, limits.requests_per_second, clock
+            config.max_concurrent_requests,
+            limits.requests_per_second,
+            clock,
+            retry_after_cap=config.retry.backoff.retry_after_cap,
         )
         session = ApiSession(
             config,

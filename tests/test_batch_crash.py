@@ -228,6 +228,8 @@ def test_a_batch_killed_while_submits_are_out_settles_them_from_history(
         "batch",
         str(requests),
         *("--base-url", slow_submits, "--api-key", "test-key"),
+        # The emulator writes history as it creates, on this machine's clock.
+        *("--history-lag", "1"),
         *("--out", str(out), "--journal", str(journal), "--json"),
     ]
     first = subprocess.Popen(

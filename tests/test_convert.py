@@ -279,14 +279,15 @@ class TestLenientFields:
             pytest.param(None, None, id="null"),
             pytest.param({"message": "from object"}, "from object", id="object"),
             pytest.param({"msg": "from msg"}, "from msg", id="object-msg"),
-            pytest.param({"code": 5}, None, id="object-without-text"),
+            pytest.param({"code": 5}, '{"code":5}', id="object-without-text"),
             pytest.param(500, "500", id="number"),
-            pytest.param(["a"], None, id="list"),
+            pytest.param(["a"], '["a"]', id="list"),
             pytest.param(False, None, id="bool"),
         ],
     )
     def test_error_text(self, error: object, expected: str | None) -> None:
-        """The error text is a non-blank string, from a string or an error object."""
+        """The error text is a non-blank string, from a string or an error object
+        (its reason, else its JSON text)."""
         assert _read({"id": "x", "error": error}).error == expected
 
     @pytest.mark.parametrize(

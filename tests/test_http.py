@@ -168,15 +168,18 @@ class TestSubmitIsNeverSentTwice:
     async def test_server_error_500_is_sent_once(
         self, router: respx.Router, make_session: SessionFactory
     ) -> None:
-        """A 500 on submit may have created the prediction: ServerError, one send."""
+        """A 500 on submit may have created the prediction: unknown, one send,
+        the ServerError as its cause."""
         route = router.post(SUBMIT).mock(
             return_value=httpx.Response(500, json=error_body(500, "internal"))
         )
         async with make_session() as session:
-            with pytest.raises(ServerError) as info:
+            with pytest.raises(SubmissionUnknownError) as info:
                 await submit(session)
         assert route.call_count == 1
-        assert info.value.status_code == 500
+        cause = info.value.__cause__
+        assert isinstance(cause, ServerError)
+        assert cause.status_code == 500
 
     @pytest.mark.parametrize(
         "failure",
@@ -270,8 +273,9 @@ class TestSubmitIsNeverSentTwice:
             (401, AuthenticationError),
             (402, InsufficientBalanceError),
             (404, NotFoundError),
-            (502, ServerError),
-            (504, ServerError),
+            # The gateway failed after the submit went through: unknown.
+            (502, SubmissionUnknownError),
+            (504, SubmissionUnknownError),
         ],
     )
     async def test_other_errors_are_not_retried(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,16 +25,13 @@ from atlas_async._core.errors import (
     PredictionTimeoutError,
     RateLimitError,
     ServerError,
+    UnexpectedResponseError,
 )
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import ExponentialPolicy, FixedPolicy
 from atlas_async._net.gate import RequestGate
-from atlas_async._ops.futures import PredictionFuture
 from atlas_async._ops.scheduler import Scheduler
 from atlas_async.testing import FakeClock, FakeSource, snapshot
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.asyncio
 
@@ -488,29 +484,27 @@ class TestLifecycle:
                 await submit(sched, "a")
         assert caught.value.prediction_id == "a"
 
-    async def test_unexpected_exception_tears_the_task_group_down(
+    async def test_unexpected_exception_fails_only_its_prediction(
         self, api: FakeSource
     ) -> None:
-        """A bug in fetch propagates out of run instead of being swallowed."""
+        """A bug in fetch fails the prediction being polled, chained from the
+        bug; it is neither swallowed nor allowed to tear the scheduler down."""
 
         class Broken(FakeSource):
             async def fetch(self, prediction_id: str) -> Prediction:
-                raise KeyError("bug")
+                if prediction_id == "a":
+                    raise KeyError("bug")
+                return await super().fetch(prediction_id)
 
         api = Broken(api.clock)
-        sched = Scheduler(api, clock=api.clock, poll=FixedPolicy(1.0))
-        futures: list[PredictionFuture] = []
-
-        async def host() -> None:
-            async with api.clock.autojump(), anyio.create_task_group() as tg:
-                await tg.start(sched.run)
-                futures.append(await submit(sched, "a"))
-                await anyio.sleep_forever()
-
-        with pytest.raises(BaseExceptionGroup) as caught:
-            await host()
-        assert caught.group_contains(KeyError)
-        assert isinstance(futures[0].exception(), ClientClosedError)
+        async with running(api) as sched:
+            broken = await submit(sched, "a")
+            fine = await submit(sched, "b")
+            with pytest.raises(UnexpectedResponseError) as caught:
+                await broken
+            assert (await fine).status is S.COMPLETED
+        assert isinstance(caught.value.__cause__, KeyError)
+        assert caught.value.prediction_id == "a"
 
     async def test_log_records_carry_the_prediction_id(
         self, api: FakeSource, caplog: pytest.LogCaptureFixture

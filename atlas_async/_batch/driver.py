@@ -193,7 +193,13 @@ class Driver:
             if self.options.resubmit_unknown:
                 await self.record.reset_to_pending(index)
             else:
-                window = (entry.sent_after, entry.sent_before)
+                # Its sender stopped sending when the item was marked unknown
+                # (it gave up, or the journal's lock proved it dead): nothing of
+                # it can leave after that, so the window closes there.
+                before = entry.sent_before
+                if before is not None:
+                    before = min(before, entry.updated_at)
+                window = (entry.sent_after, before)
                 settled = await self._settle(index, window, resumed=True)
                 if not isinstance(settled, PredictionFuture | None):
                     return settled

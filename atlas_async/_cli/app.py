@@ -208,6 +208,15 @@ def batch(
             help="Send again submits an earlier run got no answer to (may bill twice).",
         ),
     ] = False,
+    history_lag: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Seconds the account's history may lag behind a prediction's"
+            " creation, when submits that got no answer are looked up there"
+            " [default: 60; 1 with --emulator].",
+        ),
+    ] = None,
     as_json: AsJson = False,
     api_key: ApiKey = None,
     base_url: BaseUrl = None,
@@ -228,6 +237,7 @@ def batch(
         concurrency=concurrency,
         timeout=timeout,
         resubmit_unknown=resubmit_unknown,
+        history_lag=history_lag,
         as_json=as_json,
     )
     return run(

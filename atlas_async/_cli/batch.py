@@ -102,6 +102,7 @@ class BatchOptions:
     concurrency: int | None = None
     timeout: float | None = None
     resubmit_unknown: bool = False
+    history_lag: float | None = None
     as_json: bool = False
 
 
@@ -367,5 +368,8 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                 # As many requests at once as predictions in progress (up to
                 # 64): a batch's submits and polls are what it waits on.
                 requests = min(options.concurrency or 64, 64)
-                await with_client(conn, call, max_concurrent_requests=requests)
+                extra: dict[str, Any] = {"max_concurrent_requests": requests}
+                if options.history_lag is not None:
+                    extra["history_lag"] = options.history_lag
+                await with_client(conn, call, **extra)
     return reporter.summary(out, journal_path)

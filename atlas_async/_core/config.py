@@ -17,6 +17,10 @@ Theory of operation:
   in clear text is a key given away.
 * A missing API key is *not* an error here: ``list_models`` needs no key. The
   HTTP layer raises `ConfigurationError` on the first call that needs one.
+* Nothing from the wire is unbounded: an answer is read up to
+  ``max_answer_bytes`` decoded bytes (`DEFAULT_MAX_ANSWER_BYTES`), and a
+  request ends by ``Timeouts.total`` (`DEFAULT_TOTAL_TIMEOUT`) whatever its
+  phases' timeouts say (docs/wire.md, "Caps and deadlines").
 * Error messages never echo the key, and never echo a URL's userinfo or query
   (someone may have pasted a key there).
 """
@@ -43,10 +47,12 @@ __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_ANSWER_BYTES",
     "DEFAULT_MAX_CONCURRENT_REQUESTS",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUTS",
+    "DEFAULT_TOTAL_TIMEOUT",
     "ClientConfig",
     "Origin",
     "DEFAULT_PREDICTION_TIMEOUTS",
@@ -71,6 +77,14 @@ DEFAULT_MAX_CONCURRENT_REQUESTS = 16
 # for any one account's limits, small enough to bound the scheduler's memory.
 DEFAULT_MAX_IN_FLIGHT = 1000
 DEFAULT_MAX_RETRIES = 4
+#: The most an API answer may weigh once decoded (gzip, deflate, br undone):
+#: a poll or submit answer is a few KB; the model catalog a few hundred; room is
+#: left for ``enable_base64_output`` images inside a poll answer.
+DEFAULT_MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: The longest one request may take, connect to last byte: long enough for a
+#: sync-mode submit or a large upload on a slow link (the vendor's own client
+#: gives uploads 300 s), short enough that no server can hold a request forever.
+DEFAULT_TOTAL_TIMEOUT = 300.0
 
 
 @attrs.frozen(kw_only=True)
@@ -78,23 +92,33 @@ class Timeouts:
     """
     Per-request timeouts in seconds; None means no limit for that phase.
 
-    The same four phases as ``httpx.Timeout``. ``pool`` defaults to None: the
-    SDK's own limiter keeps requests below the pool size, and a pool timeout only
-    fires when requests queue inside httpx (docs/performance.md, "What the HTTP
-    layer costs").
+    The same four phases as ``httpx.Timeout``, each bounding one wait (a read
+    timeout is the longest pause *between* two pieces of the answer). ``pool``
+    defaults to None: the SDK's own limiter keeps requests below the pool size,
+    and a pool timeout only fires when requests queue inside httpx
+    (docs/performance.md, "What the HTTP layer costs").
+
+    ``total`` bounds the whole of each attempt, from the moment it leaves the
+    client's queue to the answer's last byte (connect, send and the whole body):
+    a server trickling one byte a second trips no phase timeout, and this one
+    ends it. No retry of a request starts once ``total`` seconds have passed
+    since the request began, and a ``Retry-After`` that would end past that is
+    not waited for. A submit stopped by it after it was sent is
+    `SubmissionUnknownError`. None: no overall limit.
 
     Example::
 
-        AtlasClient(timeout=Timeouts(connect=5, read=120, write=60))
+        AtlasClient(timeout=Timeouts(connect=5, read=120, write=60, total=600))
     """
 
     connect: float | None = 10.0
     read: float | None = 60.0
     write: float | None = 60.0
     pool: float | None = None
+    total: float | None = DEFAULT_TOTAL_TIMEOUT
 
     def __attrs_post_init__(self) -> None:
-        for name in ("connect", "read", "write", "pool"):
+        for name in ("connect", "read", "write", "pool", "total"):
             # A finite number > 0 (ArgumentTypeError / InvalidArgumentError,
             # both ConfigurationError); None is how "no limit" is spelled.
             value = getattr(self, name)
@@ -175,6 +199,7 @@ class ClientConfig:
         max_concurrent_requests: HTTP requests in flight at once.
         requests_per_second: a request budget (None: unlimited, but slows on 429).
         poll: the poll policy option, passed through to the scheduler as given.
+        max_answer_bytes: the most an API answer may weigh, decoded.
     """
 
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -186,6 +211,13 @@ class ClientConfig:
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     requests_per_second: float | None = None
     poll: object = attrs.field(default=None, eq=False)
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+
+    @property
+    def total_timeout(self) -> float | None:
+        """The overall limit of one request (`Timeouts.total`), also for an
+        injected ``http_client`` whose phase timeouts are kept."""
+        return (self.timeout or DEFAULT_TIMEOUTS).total
 
     @property
     def origin(self) -> Origin:
@@ -208,6 +240,7 @@ def resolve_config(
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     requests_per_second: float | None = None,
     poll: object = None,
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
 ) -> ClientConfig:
     """
     Resolve and validate the client's settings from arguments and ``env``.
@@ -238,6 +271,7 @@ def resolve_config(
         ),
         requests_per_second=_positive_rate(requests_per_second),
         poll=poll,
+        max_answer_bytes=_positive_int("max_answer_bytes", max_answer_bytes),
     )
 
 
@@ -327,9 +361,13 @@ def _resolve_timeout(timeout: TimeoutArg) -> Timeouts | None:
         raise ConfigurationError("timeout must be seconds, a timedelta or Timeouts")
     if isinstance(timeout, (int, float)):
         # One number bounds each phase, like httpx; the pool wait stays unbounded
-        # because our limiter, not httpx's pool, is where requests queue.
+        # because our limiter, not httpx's pool, is where requests queue. The
+        # total is never below one phase: timeout=900 asks for long requests.
         seconds = float(timeout)
-        return Timeouts(connect=seconds, read=seconds, write=seconds, pool=None)
+        total = max(seconds, DEFAULT_TOTAL_TIMEOUT) if seconds > 0 else seconds
+        return Timeouts(
+            connect=seconds, read=seconds, write=seconds, pool=None, total=total
+        )
     if all(hasattr(timeout, name) for name in ("connect", "read", "write", "pool")):
         return Timeouts(
             connect=timeout.connect,

@@ -6,10 +6,16 @@ readable.
 Theory of operation:
 
 * `error_for` turns an `Answer` (decoded once) into the `AtlasError` it amounts
-  to (errors inside HTTP 200 count), or None.
+  to (errors inside HTTP 200 count), or None. A poll's or submit's 5xx whose
+  body carries a terminal verdict is no error: it is the prediction's end.
   Redirects are errors: following one would carry the key off the API origin.
-* `transport_failure` turns an httpx exception into a `TransportError`, or into
-  `SubmissionUnknownError` for a submit that may have reached the server.
+* `transport_failure` turns an httpx exception (or anything else an HTTP library
+  raised) into a `TransportError`, or into `SubmissionUnknownError` for a submit
+  that may have reached the server.
+* A submit that was sent and whose answer is unusable is unknown, never a plain
+  failure: `submit_failure` turns a 5xx other than 503 (the server may have
+  created the prediction before failing), an answer past the cap or in a broken
+  encoding, and the overall deadline into `SubmissionUnknownError`.
 * A failure the call's `RetryMode` allows to retry comes wrapped in
   ``_net.retrying.RetryableError``; the one retry loop unwraps it once the
   retries are spent.
@@ -36,21 +42,27 @@ from .._core.errors import (
 from .._core.models import Kind
 from .._core.safety import redact_text, redact_value
 from .._core.windows import RequestKind
-from .._wire.answer import Answer
+from .._wire.answer import Answer, BodyRefusedError
 from .._wire.errors import api_error
 from .retrying import RetryableError
 
 __all__ = [
     "Call",
     "RetryMode",
+    "deadline_failure",
     "error_for",
     "redact",
+    "redirect_failure",
+    "refused_failure",
     "retries_status",
     "short",
+    "submit_failure",
     "transport_failure",
+    "unusable_submit",
 ]
 
 _E = TypeVar("_E", bound="BaseException | None")
+_A = TypeVar("_A", bound=AtlasError)
 
 # Failures that prove the request never left: no connection was made, or no
 # pooled connection was free to carry it. Only these may re-send a submit.
@@ -67,7 +79,7 @@ _TRANSIENT: tuple[type[httpx.HTTPError], ...] = (
 )
 _IDEMPOTENT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 # The server refused a submit without acting on it (503: temporarily
-# unavailable). A 500 may have half-created it: never retried. A 429 is not
+# unavailable). A 500 may have half-created it: never retried, unknown. A 429 is not
 # retried here either: it goes up to the scheduler, which waits for the model's
 # window or the account's rate and tries again until the prediction's deadline.
 _SUBMIT_RETRY_STATUSES = frozenset({503})
@@ -121,6 +133,10 @@ class Call:
         return {"prediction_id": self.prediction_id} if self.prediction_id else {}
 
 
+# Calls whose 5xx answers may carry a prediction's final verdict (W1-W3).
+_VERDICT_PURPOSES = frozenset({RequestKind.POLL, RequestKind.SUBMIT})
+
+
 def error_for(answer: Answer, call: Call, *, now: float) -> AtlasError | None:
     """
     The error this answer amounts to (errors inside a 2xx too), or None.
@@ -129,25 +145,133 @@ def error_for(answer: Answer, call: Call, *, now: float) -> AtlasError | None:
     """
     status = answer.status_code
     if 300 <= status < 400:
-        # Following would carry the key to wherever Location points; the API
-        # itself never redirects, so this is a misconfigured base_url or proxy.
-        return UnexpectedResponseError(
-            f"{call.method} {call.url.path} answered {status} (a redirect);"
-            " atlas_async does not follow redirects from the API, so that the"
-            " Authorization header never leaves its origin: check base_url",
-            status_code=status,
-            prediction_id=call.prediction_id,
-        )
+        return redirect_failure(call, status)
     return api_error(
         status,
         answer.headers,
         answer.decoded,
         now=now,
         prediction_id=call.prediction_id,
+        verdicts=call.purpose in _VERDICT_PURPOSES,
     )
 
 
-def transport_failure(exc: httpx.HTTPError, call: Call) -> Exception:
+def redirect_failure(call: Call, status: int | None) -> UnexpectedResponseError:
+    """
+    A redirect from the API, whatever its ``Location`` (never shown: it may
+    carry credentials). ``status`` is None when the HTTP library refused the
+    ``Location`` before the answer reached us.
+    """
+    # Following would carry the key to wherever Location points; the API
+    # itself never redirects, so this is a misconfigured base_url or proxy.
+    shown = f"{status} (a redirect)" if status is not None else "a redirect"
+    return UnexpectedResponseError(
+        f"{call.method} {call.url.path} answered {shown};"
+        " atlas_async does not follow redirects from the API, so that the"
+        " Authorization header never leaves its origin: check base_url",
+        status_code=status,
+        prediction_id=call.prediction_id,
+    )
+
+
+def refused_failure(
+    refused: BodyRefusedError, call: Call, status: int | None
+) -> UnexpectedResponseError | SubmissionUnknownError:
+    """An answer whose body broke the rules (past the cap, a broken encoding)."""
+    hint = (
+        ": pass AtlasClient(max_answer_bytes=...) to allow more"
+        if refused.too_large
+        else ""
+    )
+    error = UnexpectedResponseError(
+        f"{call.method} {call.url.path} answered {status}, and {refused.reason}"
+        f"{hint}; the rest was not read",
+        status_code=status,
+        prediction_id=call.prediction_id,
+    )
+    error.__cause__ = refused
+    return submit_failure(error, call)
+
+
+def deadline_failure(
+    call: Call, total: float
+) -> TransportError | SubmissionUnknownError:
+    """The overall deadline (`Timeouts.total`) passed before the answer ended."""
+    error = TransportError(
+        f"{call.method} {call.public_url} did not finish within its total timeout"
+        f" of {total:g}s (connect, send and the whole answer): the server is"
+        " too slow or trickling its answer",
+        method=call.method,
+        url=call.public_url,
+        prediction_id=call.prediction_id,
+    )
+    error.__cause__ = TimeoutError(f"total timeout of {total:g}s")
+    return submit_failure(error, call)
+
+
+def submit_failure(error: _A, call: Call) -> _A | SubmissionUnknownError:
+    """
+    ``error`` as the caller should see it: for a sent submit whose answer is
+    unusable, `SubmissionUnknownError` (chained from ``error``); else unchanged.
+
+    Unusable: a 5xx other than 503 (the server, or a gateway in front of it, may
+    have created the prediction before failing), an `UnexpectedResponseError`
+    other than a redirect, and a `TransportError` (a deadline). A 4xx, a 503
+    and a 429 are refusals: nothing was created.
+    """
+    if call.retry is not RetryMode.SUBMIT or isinstance(error, SubmissionUnknownError):
+        return error
+    if isinstance(error, APIError):
+        status = error.status_code
+        if status is None or not 500 <= status <= 599 or status == 503:
+            return error
+    elif isinstance(error, UnexpectedResponseError):
+        if error.status_code is not None and 300 <= error.status_code < 400:
+            return error  # a redirect: nothing at this URL took the request
+    elif not isinstance(error, TransportError):
+        return error
+    return unusable_submit(
+        error, method=call.method, url=call.public_url, kind=call.kind, model=call.model
+    )
+
+
+def unusable_submit(
+    error: Exception,
+    *,
+    method: str,
+    url: str,
+    kind: Kind | None,
+    model: str | None,
+) -> SubmissionUnknownError:
+    """
+    The `SubmissionUnknownError` of a submit that was sent and whose answer
+    cannot be used (``error`` says why, and is its cause).
+    """
+    why = error.message if isinstance(error, AtlasError) else str(error)
+    detail = f"{type(error).__name__}: {why}" if why else type(error).__name__
+    unknown = SubmissionUnknownError(
+        f"{method} {url} was sent and its answer is unusable ({detail}); the"
+        " prediction may exist and be billed, so it was not re-sent: check the"
+        " Atlas Cloud console before submitting again",
+        method=method,
+        url=url,
+        kind=kind,
+        model=model,
+    )
+    unknown.__cause__ = error
+    return unknown
+
+
+def transport_failure(exc: Exception, call: Call) -> Exception:
+    """
+    What a failed exchange means for ``call``: a `SubmissionUnknownError` for a
+    submit that may have reached the server, else a `TransportError` (wrapped
+    in `RetryableError` when the call's mode allows another try).
+
+    ``exc`` is an httpx exception, or anything else an HTTP library raised (an
+    HTTP library's own bug is still no answer): only httpx's connect failures
+    prove a request never left.
+    """
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     method, url = call.method, call.public_url
     if call.retry is RetryMode.SUBMIT and not isinstance(exc, _NEVER_SENT):

@@ -26,7 +26,17 @@ from .._core.clock import Clock
 from .._core.flow import AccountRate
 from .._core.windows import Cause, RefusalMemory, RequestKind
 
-__all__ = ["Admission", "GateFigures", "NullGate", "RequestGate"]
+__all__ = [
+    "DEFAULT_RETRY_AFTER_CAP",
+    "Admission",
+    "GateFigures",
+    "NullGate",
+    "RequestGate",
+]
+
+#: The longest one answer's Retry-After holds every request of a client, when
+#: the client's config names none: the HTTP retries' own cap.
+DEFAULT_RETRY_AFTER_CAP = 60.0
 
 logger = logging.getLogger("atlas_async")
 
@@ -111,6 +121,13 @@ class RequestGate:
         requests_per_second: a known account rate: where the rate starts and a
             ceiling; None starts unlimited and learns from refusals.
         clock: where the rate's waits happen.
+        retry_after_cap: the longest a server's Retry-After may hold every
+            request of the client (the config's own cap, 60 s by default).
+
+    A Retry-After holds every request only when the answer speaks for the
+    whole account: a 503, or a 429 attributed to the rate. One on a submit
+    refused for its model's window is the scheduler's to wait for (that
+    model's submits wait for a slot anyway): it holds nothing else here.
     """
 
     __slots__ = (
@@ -129,9 +146,11 @@ class RequestGate:
         max_concurrent_requests: int,
         requests_per_second: float | None,
         clock: Clock,
+        *,
+        retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
     ) -> None:
         self._limiter = anyio.CapacityLimiter(max_concurrent_requests)
-        self._rate = AccountRate(requests_per_second)
+        self._rate = AccountRate(requests_per_second, retry_after_cap=retry_after_cap)
         self._refusals = RefusalMemory()
         self._clock = clock
         # One shared context object per kind: the limiter tracks its borrowers
@@ -162,10 +181,13 @@ class RequestGate:
         """
         self.requests_sent += 1
         now = self._clock.now()
-        self._rate.on_response(status_code, retry_after, now)
         if status_code != 429:
+            self._rate.on_response(status_code, retry_after, now)
             return None
         cause = self._refusals.record(kind, 429, message, now)
+        # A window refusal's Retry-After is no reason to hold polls or other
+        # models: only a refusal of the account's rate blocks the account.
+        self._rate.on_response(429, retry_after if cause is Cause.RATE else None, now)
         if cause is Cause.RATE:
             logger.warning("rate limited (429); slowing every request of this client")
             self._rate.on_refusal(now)

@@ -24,6 +24,20 @@ Theory of operation:
   requests in flight and spends the shared rate budget; ``gate.record()`` then
   reports the outcome (status, ``Retry-After``), so a 429 slows the whole client.
   Waits between retries happen outside the slot, on the injected `Clock`.
+* **Bounded answers, bounded time.** Each answer is streamed and read by
+  `BodyReader` (``_wire.answer``), which undoes ``Content-Encoding`` itself in
+  bounded steps and stops at ``max_answer_bytes`` decoded bytes; a
+  ``Content-Length`` past it is refused unread. Each attempt runs under the
+  overall deadline (``Timeouts.total``) from the moment it has its slot:
+  connect, send and the whole body. The retries of one request stop at the
+  same deadline, so no ``Retry-After`` is waited for past it. A sent submit
+  whose answer is unusable (past the cap, broken, out of time, a 5xx other
+  than 503) is `SubmissionUnknownError`.
+* **Only typed errors leave.** Whatever the HTTP library raises, its own bugs
+  included, becomes a `TransportError` (a submit's: `SubmissionUnknownError`);
+  a redirect, whatever its ``Location``, is `UnexpectedResponseError` (the
+  client built here hides an API redirect's ``Location`` from httpx, which
+  would otherwise parse it, and choke on odd ones, before returning).
 * **Logs carry no secrets.** DEBUG per attempt (method, path, status, elapsed),
   WARNING per retry; never headers, never query strings, never the key. Records
   about a prediction carry its id in the text and in ``extra``.
@@ -31,30 +45,45 @@ Theory of operation:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import random
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
+import anyio
 import httpx
 
 from .._core.clock import Clock
 from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
-from .._core.errors import APIError, ConfigurationError, RateLimitError
+from .._core.errors import (
+    APIError,
+    AtlasError,
+    ClientClosedError,
+    ConfigurationError,
+    RateLimitError,
+    SubmissionUnknownError,
+)
 from .._core.models import Kind
 from .._core.sending import send_hook
 from .._core.windows import RequestKind
-from .._wire.answer import Answer
+from .._wire.answer import ACCEPT_ENCODING, Answer, BodyReader, BodyRefusedError
 from .attempt import (
     Call,
     RetryMode,
+    deadline_failure,
     error_for,
     redact,
+    redirect_failure,
+    refused_failure,
     retries_status,
     short,
+    submit_failure,
     transport_failure,
+    unusable_submit,
 )
 from .clock import AnyioClock
 from .gate import Admission, NullGate
@@ -159,6 +188,9 @@ class ApiSession:
         # Counters for ClientStatistics: every attempt, and the retries among them.
         self.attempts = 0
         self.retries = 0
+        total = config.total_timeout
+        self._total = math.inf if total is None else total
+        self._max_bytes = config.max_answer_bytes
         # Per-request timeouts only when the user chose them; otherwise an injected
         # client keeps its own, and the client we build carries the defaults.
         self._timeout: httpx.Timeout | Any = (
@@ -166,12 +198,17 @@ class ApiSession:
             if config.timeout is not None
             else httpx.USE_CLIENT_DEFAULT
         )
-        # The longest a sent request can take to reach the server: its phases'
-        # timeouts end to end (10 minutes when one is unbounded).
+        # The longest a sent request can take to reach the server: its overall
+        # deadline, else its phases' timeouts end to end (10 minutes when one
+        # is unbounded).
         phases = config.timeout or DEFAULT_TIMEOUTS
         spans = (phases.connect, phases.write, phases.read)
         self._send_window = (
-            600.0 if None in spans else sum(x for x in spans if x is not None)
+            self._total
+            if self._total != math.inf
+            else 600.0
+            if None in spans
+            else sum(x for x in spans if x is not None)
         )
 
     @property
@@ -209,6 +246,8 @@ class ApiSession:
             # "What the HTTP layer costs").
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             follow_redirects=False,
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
+            event_hooks={"response": [_hide_api_location]},
         )
         await self._client.__aenter__()
 
@@ -272,6 +311,10 @@ class ApiSession:
             raise RuntimeError("ApiSession.open() was not called")
         url = httpx.URL(self.url_for(path_or_url))
         headers = {"User-Agent": USER_AGENT}
+        if self._injected is not None:
+            # Only the encodings the body reader undoes in bounded steps (the
+            # client we build has it among its default headers).
+            headers["Accept-Encoding"] = ACCEPT_ENCODING
         # An API path is on the API origin by construction: only absolute URLs
         # need their origin checked (and parsed again) before they get the key.
         if auth and (path_or_url.startswith("/") or self._is_api_origin(url)):
@@ -291,9 +334,14 @@ class ApiSession:
         client = self._client
         if call.retry is RetryMode.NONE:
             return await self._attempt(client, call)
+        plan = self._config.retry
+        if self._total != math.inf:
+            # No retry starts, and no Retry-After is waited for, past the
+            # request's own deadline.
+            plan = plan.until(self._clock.now() + self._total)
         return await retrying(
             lambda: self._attempt(client, call),
-            retry=self._config.retry,
+            retry=plan,
             clock=self._clock,
             rng=self._rng,
             on_retry=lambda error, retry, delay: self._on_retry(
@@ -315,7 +363,7 @@ class ApiSession:
 
     async def _attempt(self, client: httpx.AsyncClient, call: Call) -> Answer:
         started = self._clock.now()
-        outcome: httpx.Response | httpx.HTTPError
+        outcome: _Exchange | Exception | None = None
         hook = send_hook() if call.purpose is RequestKind.SUBMIT else None
         async with self.gate.slot(call.purpose):
             if hook is not None:
@@ -324,68 +372,52 @@ class ApiSession:
                 wall = self._clock.wall()
                 await hook(wall, wall + self._send_window)
             self.attempts += 1
-            try:
-                request = client.build_request(
-                    call.method,
-                    call.url,
-                    json=call.json,
-                    files=call.files,
-                    headers=call.headers,
-                    timeout=self._timeout,
-                )
-                outcome = await client.send(request, follow_redirects=False)
-            except httpx.HTTPError as exc:
-                outcome = exc
-            else:
-                # The body is read and the stream closed. httpx's response and its
-                # stream point at each other: ~40 objects of cyclic garbage per
-                # request, which only the garbage collector frees. Unlinking them
-                # lets reference counting free them now (docs/performance.md).
-                outcome.stream = _SPENT
+            # The overall deadline runs from the slot (the queue before it is
+            # flow control's, not the server's), over connect, send and body.
+            deadline = _Deadline(self._total)
+            async with deadline:
+                try:
+                    outcome = await self._exchange(client, call)
+                except (httpx.HTTPError, BodyRefusedError, httpx.InvalidURL) as exc:
+                    outcome = exc
+                except AtlasError:
+                    raise
+                # An HTTP library's own bug is still no answer: typed below.
+                except Exception as exc:  # noqa: BLE001
+                    outcome = exc
         elapsed = self._clock.now() - started
 
         # Logging calls are guarded: their arguments (label, extra) cost more
         # than the check, on every attempt.
         debug = logger.isEnabledFor(logging.DEBUG)
-        if isinstance(outcome, httpx.HTTPError):
-            self.gate.record(None, None, call.purpose)
+        if not isinstance(outcome, _Exchange):
+            failure = self._failure(call, outcome, deadline.expired)
             if debug:
                 logger.debug(
                     "%s -> %s after %.3fs",
                     call.label,
-                    type(outcome).__name__,
+                    type(outcome).__name__ if outcome is not None else "deadline",
                     elapsed,
                     extra=call.extra,
                 )
-            failure = transport_failure(outcome, call)
-            redact(failure, self._config.api_key)
-            raise failure from outcome
+            # Each failure carries its own cause (the httpx error, the refusal).
+            raise redact(failure, self._config.api_key)
 
+        status, headers, body = outcome
         if debug:
             logger.debug(
-                "%s -> %d in %.3fs",
-                call.label,
-                outcome.status_code,
-                elapsed,
-                extra=call.extra,
+                "%s -> %d in %.3fs", call.label, status, elapsed, extra=call.extra
             )
         # Classified just below; an answer that is an error is raised, never
         # returned, so a returned answer is always one checked for errors.
-        answer = Answer.read(
-            outcome.status_code,
-            outcome.headers,
-            outcome.content,
-            elapsed=elapsed,
-            error_checked=True,
-        )
+        answer = Answer.read(status, headers, body, elapsed=elapsed, error_checked=True)
         error = redact(
             error_for(answer, call, now=self._clock.wall()), self._config.api_key
         )
         if error is None:
-            self.gate.record(outcome.status_code, None, call.purpose)
+            self.gate.record(status, None, call.purpose)
             return answer
         # Classify by the API's own code: a 429 may arrive inside an HTTP 200.
-        status = outcome.status_code
         retry_after = None
         if isinstance(error, APIError):
             status = error.status_code or status
@@ -395,7 +427,95 @@ class ApiSession:
             error.refused_by = cause.value
         if retries_status(call.retry, status):
             raise RetryableError(error, retry_after)
-        raise error
+        raise submit_failure(error, call)
+
+    async def _exchange(self, client: httpx.AsyncClient, call: Call) -> _Exchange:
+        """One request and its whole answer, read up to the cap."""
+        if client.is_closed:
+            raise ClientClosedError("the HTTP client is closed")
+        request = client.build_request(
+            call.method,
+            call.url,
+            json=call.json,
+            files=call.files,
+            headers=call.headers,
+            timeout=self._timeout,
+            extensions=_API_REQUEST,
+        )
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            headers = response.headers
+            if response.is_stream_consumed:
+                # Built in memory (httpx.MockTransport, respx): already decoded.
+                reader = BodyReader(None, self._max_bytes)
+                reader.feed(response.content)
+            else:
+                reader = BodyReader(headers.get("content-encoding"), self._max_bytes)
+                # A length past the cap is refused before a byte is read.
+                reader.announce(headers.get("content-length"))
+                async for chunk in response.aiter_raw():
+                    reader.feed(chunk)
+            body = reader.finish()
+        except BaseException as exc:
+            if isinstance(exc, BodyRefusedError):
+                exc.status_code = response.status_code
+            # Bounded even under the deadline's cancellation: closing a half-read
+            # answer drops its connection; a peer that will not let go is cut.
+            with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+                await response.aclose()
+            raise
+        else:
+            await response.aclose()
+        finally:
+            # httpx's response and its stream point at each other: ~40 objects
+            # of cyclic garbage per request, which only the garbage collector
+            # frees. Unlinking them lets reference counting free them now
+            # (docs/performance.md).
+            response.stream = _SPENT
+        return _Exchange(response.status_code, headers, body)
+
+    def _failure(
+        self, call: Call, outcome: Exception | None, timed_out: bool
+    ) -> Exception:
+        """The error (or `RetryableError`) for an attempt that got no usable answer."""
+        if isinstance(outcome, BodyRefusedError):
+            status = outcome.status_code
+            self.gate.record(status, None, call.purpose)
+            return refused_failure(outcome, call, status)
+        self.gate.record(None, None, call.purpose)
+        if outcome is None or timed_out:
+            return deadline_failure(call, self._total)
+        if isinstance(outcome, httpx.InvalidURL) or (
+            isinstance(outcome, httpx.RemoteProtocolError)
+            and "location header" in str(outcome).lower()
+        ):
+            # httpx refused a redirect's Location before we saw the answer (an
+            # injected client; the client we build hides it from httpx).
+            return redirect_failure(call, None)
+        return transport_failure(outcome, call)
+
+    def unusable_submit(
+        self,
+        error: Exception,
+        path: str,
+        *,
+        kind: Kind | None,
+        model: str | None,
+    ) -> SubmissionUnknownError:
+        """
+        The `SubmissionUnknownError` for a submit whose 2xx answer could not be
+        read as a prediction (``error``, redacted, is its cause): it was sent,
+        so the prediction may exist and bill.
+        """
+        redact(error, self._config.api_key)
+        unknown = unusable_submit(
+            error,
+            method="POST",
+            url=self.url_for(path),
+            kind=kind,
+            model=model,
+        )
+        return redact(unknown, self._config.api_key)
 
     def _is_api_origin(self, url: httpx.URL) -> bool:
         return origin_of(str(url)) == self._origin
@@ -416,6 +536,91 @@ class ApiSession:
 
 
 _SPENT = httpx.ByteStream(b"")
+# Marks the session's requests, so the client it builds hides their redirects'
+# Location from httpx (downloads through the same client follow theirs).
+_API_MARK = "atlas_async.api"
+_API_REQUEST = {_API_MARK: True}
+# The longest a half-read answer may take to close once its request is over.
+_CLOSE_TIMEOUT = 5.0
+
+
+class _Deadline:
+    """
+    ``async with _Deadline(seconds)``: cancel the block after ``seconds``;
+    ``expired`` says whether that is how it ended (the block then ends quietly).
+
+    Every attempt enters one, so it is cheap where it can be: under asyncio on
+    Python 3.11+ it is ``asyncio.timeout`` (half the cost of a cancel scope
+    with a deadline), elsewhere anyio's ``move_on_after``; no limit, nothing.
+    """
+
+    __slots__ = ("_inner", "_seconds", "expired")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._inner: Any = None
+        self.expired = False
+
+    async def __aenter__(self) -> None:
+        if self._seconds == math.inf:
+            return
+        if _ASYNCIO_TIMEOUT is not None and _asyncio_running():
+            self._inner = _ASYNCIO_TIMEOUT(self._seconds)
+            await self._inner.__aenter__()
+        else:
+            self._inner = anyio.move_on_after(self._seconds)
+            self._inner.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        inner = self._inner
+        if inner is None:
+            return False
+        if isinstance(inner, anyio.CancelScope):
+            swallowed = bool(inner.__exit__(exc_type, exc, tb))
+            self.expired = inner.cancelled_caught
+            return swallowed
+        try:
+            await inner.__aexit__(exc_type, exc, tb)
+        except TimeoutError:
+            if not inner.expired():
+                raise
+            self.expired = True
+            return True
+        return False
+
+
+def _asyncio_running() -> bool:
+    # The clock's own shortcut: anyio's backend lookup costs more per call.
+    return asyncio._get_running_loop() is not None
+
+
+_ASYNCIO_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # Python 3.11+
+
+
+class _Exchange(NamedTuple):
+    """A whole answer off the wire: status, headers, the decoded body."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+async def _hide_api_location(response: httpx.Response) -> None:
+    """
+    Drop a redirect's ``Location`` from an answer to the session's request.
+
+    httpx parses ``Location`` before returning a redirect, even one it will not
+    follow, and raises its own errors for odd ones (``javascript:...``, a bad
+    port); the API never redirects, and the session reports any redirect as
+    `UnexpectedResponseError` with its status, without looking where it points.
+    """
+    if response.is_redirect and response.request.extensions.get(_API_MARK):
+        del response.headers["location"]
 
 
 def _to_httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:

@@ -29,7 +29,9 @@ Theory of operation:
   itself, by what they prove: no connection (``ConnectError`` /
   ``ConnectTimeout``), a timeout while waiting for the answer (``ReadTimeout``),
   a hang-up (``RemoteProtocolError``, httpx's own type for it), anything else
-  on the wire (``ReadError``). The response body stream is re-mapped too.
+  on the wire (``ReadError``), a request aiohttp refuses to make with a bare
+  ``ValueError`` (``LocalProtocolError``). The response body stream is
+  re-mapped too.
 * **The pool.** Both transports get a pool as large as
   ``max_concurrent_requests``. The scheduler's limiter admits at most that many
   requests at once, so neither pool ever queues (no ``PoolTimeout``).
@@ -167,6 +169,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """Send ``request``; every network failure is an ``httpx.TransportError``."""
         try:
             response = await self._inner.handle_async_request(request)
+        except ValueError as exc:
+            # aiohttp refuses some requests with a bare ValueError before
+            # sending (an Authorization header next to credentials in the URL,
+            # e.g. after a redirect to http://user:pw@host/): a request that
+            # cannot be made is httpx's LocalProtocolError, which every caller
+            # already handles.
+            raise httpx.LocalProtocolError(
+                f"aiohttp refused the request: {exc}", request=request
+            ) from exc
         except _catchable() as exc:
             mapped = _remap(exc, request)
             if mapped is None:

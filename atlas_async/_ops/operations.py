@@ -80,9 +80,11 @@ class Operations:
         Submit one prediction: one POST, never re-sent once it may have arrived.
 
         Raises:
-            SubmissionUnknownError: sent, and no answer came.
+            SubmissionUnknownError: sent, and no usable answer came (none, a
+                5xx, or one that does not read as a prediction): it may exist.
             APIError: refused (429/503 only after the allowed retries).
         """
+        path = wire.submit_path(kind)
         body = wire.build_submit_body(model, params)
         window: list[float] = []
         outer = send_hook()
@@ -101,14 +103,21 @@ class Operations:
             with on_send(sending):
                 answer = await self._session.request(
                     "POST",
-                    wire.submit_path(kind),
+                    path,
                     json=body,
                     retry=RetryMode.SUBMIT,
                     kind=kind,
                     model=model,
                     purpose=RequestKind.SUBMIT,
                 )
-            prediction = wire.read_submit(answer, now=self._clock.wall())
+            try:
+                prediction = wire.read_submit(answer, now=self._clock.wall())
+            except Exception as exc:
+                # The server took the request and answered something that names
+                # no prediction (no id, not JSON, cut off): it may exist and bill.
+                raise self._session.unusable_submit(
+                    exc, path, kind=kind, model=model
+                ) from exc
         except SubmissionUnknownError as exc:
             exc.request_body = body
             if window:

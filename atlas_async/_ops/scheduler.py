@@ -32,8 +32,10 @@ first wins; the future resolves once, so a later delivery or poll answer for it
 is a no-op. Without deliveries, polling alone ends every prediction.
 
 One poll's failure (an `AtlasError` from ``fetch``) becomes that prediction's
-outcome. Any other exception is a bug: it propagates out of `run` and tears the
-client's task group down; it is never logged and dropped. On close, every
+outcome. Any other exception while handling one prediction (a bug, or an
+answer nothing foresaw) fails that prediction at once, with an
+`UnexpectedResponseError` chained from it and an ERROR log line; it never
+reaches `run`, so it never closes the client or fails the others. On close, every
 pending future fails with `ClientClosedError` (the server jobs go on; ``attach``
 resumes them) and no task is left behind.
 """
@@ -59,6 +61,7 @@ from .._core.errors import (
     ClientStateError,
     ConfigurationError,
     PredictionTimeoutError,
+    UnexpectedResponseError,
 )
 from .._core.flow import Limits
 from .._core.models import Kind, Prediction
@@ -502,6 +505,39 @@ class Scheduler:
         resolver = self._futures.get(pid)
         if resolver is None:
             return  # cancelled or expired while queued
+        try:
+            await self._poll_once(pid, resolver)
+        except Exception as exc:  # noqa: BLE001  # a bug: it fails this prediction
+            self._fail_by_bug(pid, resolver, exc)
+
+    def _fail_by_bug(
+        self, pid: str, resolver: PredictionResolver, exc: Exception
+    ) -> None:
+        """
+        End one prediction whose handling raised what nothing should (a bug,
+        or an answer no parser foresaw): that prediction fails with an
+        `AtlasError` chained from it; the client and every other prediction
+        go on.
+        """
+        error = UnexpectedResponseError(
+            f"atlas_async failed while handling prediction {pid}"
+            f" ({type(exc).__name__}: {exc}); this is a bug in atlas_async,"
+            " please report it. The prediction may still run on the server:"
+            " attach() resumes it",
+            prediction_id=pid,
+        )
+        error.__cause__ = exc
+        logger.error(
+            "prediction %s: %s", pid, error.message, extra={"prediction_id": pid}
+        )
+        if self._futures.get(pid) is not resolver:
+            return  # already ended (the bug came after its end)
+        self._core.remove(pid)
+        self._finish(pid)
+        self._counts["failed"] += 1
+        resolver.fail(error)
+
+    async def _poll_once(self, pid: str, resolver: PredictionResolver) -> None:
         if self._core.errors(pid):
             self._counts["retries"] += 1
         self._counts["polls"] += 1

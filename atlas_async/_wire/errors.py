@@ -22,6 +22,19 @@ The message is the server's text (``msg``, ``message``, ``error``, also inside
 ``data``), or a non-JSON page's title or text, flattened to one line; when the
 server said nothing it is ``"HTTP 502 Bad Gateway"``. Nothing here ever reads a
 request header, so no message can carry the API key.
+
+A 5xx whose body carries a terminal verdict (``data.status`` is ``failed``,
+``canceled``, ``cancelled``, ``error`` or ``timeout``) is a decision the server
+made, not an outage: with ``verdicts=True`` (the session asks for polls and
+submits) it is no error, and the body is read as the prediction it describes.
+
+`error_text` is the one reader of an ``error`` value, a string or an object
+(``message``, ``msg``, ``error``, ``detail``, ``reason``, else its compact JSON
+text): error answers, polls and webhook deliveries all read ``error`` with it.
+
+Decoding is bounded: `decode_body` keeps as text (with the reason) any body
+nested deeper than `MAX_JSON_DEPTH`, or using the non-standard ``NaN`` and
+``Infinity``, so no answer can raise `RecursionError` here or deeper down.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import http
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 
@@ -49,15 +62,25 @@ from .._core.errors import (
 from .._core.outcome import one_line
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "Decoded",
     "api_error",
     "decode_body",
     "envelope_code",
     "error_from_response",
+    "error_text",
+    "failure_reason",
     "header",
+    "is_terminal_verdict",
     "one_line",
     "parse_retry_after",
 ]
+
+#: The deepest JSON an answer may be, in nested arrays and objects. Atlas's
+#: answers are 4-6 deep; the limit leaves room for deep model inputs echoed
+#: back, and keeps every recursive reader (conversion, redaction, repr, the
+#: journal's JSON) far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
 
 _ERROR_CLASSES: dict[int, type[APIError]] = {
     400: InvalidRequestError,
@@ -80,18 +103,72 @@ _TAG = re.compile(r"<[^>]*>")
 
 @attrs.frozen
 class Decoded:
-    """A body read once: the JSON value when ``is_json``, else the text."""
+    """
+    A body read once: the JSON value when ``is_json``, else the text.
+
+    ``problem`` says why a body that looked like JSON was kept as text (nested
+    too deep, a non-standard constant); None otherwise.
+    """
 
     value: object
     is_json: bool
+    problem: str | None = None
+
+
+def _no_constants(name: str) -> object:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+# Built once: json.loads with any option builds a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 def decode_body(body: bytes) -> Decoded:
-    """Decode ``body`` as JSON, or keep it as text (invalid UTF-8 replaced)."""
+    """
+    Decode ``body`` as JSON, or keep it as text (invalid UTF-8 replaced).
+
+    Bounded: JSON nested deeper than `MAX_JSON_DEPTH` (however deep: the parser's
+    own `RecursionError` is caught), or using ``NaN``/``Infinity``, is kept as
+    text with the reason in ``problem``. A body of fewer brackets than the limit
+    cannot be too deep, so an ordinary answer costs two byte counts more.
+    """
+    problem = None
     try:
-        return Decoded(json.loads(body), is_json=True)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
-        return Decoded(body.decode("utf-8", errors="replace"), is_json=False)
+        value = _DECODER.decode(
+            body.decode(json.detect_encoding(body), "surrogatepass")
+        )
+    except RecursionError:
+        problem = _TOO_DEEP
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, constants
+        if "constant" in str(exc):
+            problem = str(exc)
+    else:
+        if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH or not _too_deep(
+            value
+        ):
+            return Decoded(value, is_json=True)
+        problem = _TOO_DEEP
+    return Decoded(
+        body.decode("utf-8", errors="replace"), is_json=False, problem=problem
+    )
+
+
+def _too_deep(value: object) -> bool:
+    # Iterative, so a deep value cannot exhaust the stack it is measured on.
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -151,8 +228,16 @@ def api_error(
     *,
     now: float,
     prediction_id: str | None = None,
+    verdicts: bool = False,
 ) -> APIError | None:
-    """`error_from_response` for a body already decoded with `decode_body`."""
+    """
+    `error_from_response` for a body already decoded with `decode_body`.
+
+    With ``verdicts=True`` a 5xx (status or envelope code) whose body says the
+    prediction ended (`is_terminal_verdict`) is no error: it is read as that
+    prediction (W1-W3 of the wire notes). Only the session's polls and submits
+    ask for it; any other answer with a 5xx is a `ServerError`.
+    """
     payload = decoded.value
     code = envelope_code(payload)
     if 200 <= status_code <= 299:
@@ -164,6 +249,8 @@ def api_error(
             return None
     else:
         status = code if code is not None and 400 <= code <= 599 else status_code
+    if verdicts and 500 <= status <= 599 and is_terminal_verdict(payload):
+        return None
     text = _server_text(payload) if decoded.is_json else _page_text(str(payload))
     error_class = _error_class(status, text or "")
     return error_class(
@@ -255,10 +342,109 @@ def _server_text(payload: object) -> str | None:
         if isinstance(source, Mapping):
             for key in _TEXT_KEYS:
                 value = source.get(key)
-                if isinstance(value, Mapping):  # {"error": {"message": ...}}
-                    value = value.get("message") or value.get("msg")
-                if isinstance(value, str) and value.strip():
-                    return value
+                if isinstance(value, str):
+                    if value.strip():
+                        return value
+                elif isinstance(value, Mapping):  # {"error": {"detail": ...}}
+                    text = error_text(value)
+                    if text:
+                        return text
+    return None
+
+
+# -- the error text and the terminal verdict -----------------------------------------
+
+# Where an error object keeps its reason, in the order the vendor's newest
+# client reads them (W4).
+_ERROR_KEYS = ("message", "msg", "error", "detail", "reason")
+# Nested error objects read before falling back to the object's JSON text.
+_ERROR_NESTING = 4
+_VERDICTS = frozenset({"failed", "canceled", "cancelled", "error", "timeout"})
+
+
+def error_text(value: object) -> str | None:
+    """
+    The failure text of an ``error`` value; None when it says nothing.
+
+    The one reader of ``error`` (polls, webhook deliveries, error answers): a
+    string is itself (None when blank); a number is its digits; an object gives
+    its first non-empty ``message``, ``msg``, ``error``, ``detail`` or ``reason``
+    (read the same way, so ``{"error": {"detail": ...}}`` works), else its
+    compact JSON text; a list is its JSON text. Empty objects, lists, None and
+    booleans say nothing.
+
+    Example::
+
+        error_text({"code": 7, "detail": "prompt too long"})  # "prompt too long"
+        error_text({"code": 7})                                # '{"code":7}'
+    """
+    return _error_text(value, 0)
+
+
+def _error_text(value: object, depth: int) -> str | None:
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, Mapping):
+        if not value:
+            return None
+        if depth < _ERROR_NESTING:
+            for key in _ERROR_KEYS:
+                text = _error_text(value.get(key), depth + 1)
+                if text:
+                    return text
+        return _compact(value)
+    if isinstance(value, (list, tuple)):
+        return _compact(value) if value else None
+    return None
+
+
+def _compact(value: object) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):  # not from JSON: keep something readable
+        return repr(value)
+
+
+def _verdict_data(payload: object) -> Mapping[str, object] | None:
+    if not isinstance(payload, Mapping):
+        return None
+    data = payload.get("data") if "data" in payload else payload
+    return data if isinstance(data, Mapping) else None
+
+
+def is_terminal_verdict(payload: object) -> bool:
+    """
+    True when a body says its prediction ended without a result.
+
+    ``data.status`` (or a bare body's ``status``) is one of ``failed``,
+    ``canceled``, ``cancelled``, ``error``, ``timeout``, in any case: the
+    vendor's own client treats such a 5xx answer as the final result (W1-W3).
+    """
+    data = _verdict_data(payload)
+    status = data.get("status") if data is not None else None
+    return isinstance(status, str) and status.strip().lower() in _VERDICTS
+
+
+def failure_reason(payload: object) -> str | None:
+    """
+    Why a verdict answer says the prediction failed: ``data.error`` (read with
+    `error_text`), else the outer ``message`` or ``msg``, which in a 5xx verdict
+    is often the clearer reason (W2).
+    """
+    data = _verdict_data(payload)
+    if data is not None:
+        text = error_text(data.get("error"))
+        if text:
+            return text
+    if isinstance(payload, Mapping):
+        for key in ("message", "msg"):
+            text = error_text(payload.get(key))
+            if text:
+                return text
     return None
 
 

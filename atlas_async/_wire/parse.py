@@ -56,6 +56,7 @@ from .answer import Answer
 from .errors import (
     api_error,
     error_from_response,
+    failure_reason,
     one_line,
     parse_retry_after,
 )
@@ -212,7 +213,7 @@ def read_prediction(
             payload, status_code=answer.status_code, prediction_id=prediction_id
         ).prediction
     data, path, outer_id = _unwrap(payload)
-    return _convert.structure_prediction(
+    prediction = _convert.structure_prediction(
         data,
         fallback_id=outer_id or prediction_id,
         body=payload,
@@ -220,6 +221,10 @@ def read_prediction(
         prediction_id=prediction_id,
         path=path,
     )
+    if not prediction.error and not 200 <= answer.status_code <= 299:
+        # A verdict in an error status (W1-W2): the outer message is the reason.
+        prediction = attrs.evolve(prediction, error=failure_reason(payload))
+    return prediction
 
 
 def parse_upload(
@@ -305,8 +310,9 @@ def _json(answer: Answer, *, now: float, prediction_id: str | None) -> object:
         if error is not None:
             raise error
     if not decoded.is_json:
+        got = decoded.problem or f"got {one_line(str(decoded.value))[:80]!r}"
         raise UnexpectedResponseError(
-            f"expected a JSON answer, got {one_line(str(decoded.value))[:80]!r}",
+            f"expected a JSON answer, {got}",
             status_code=answer.status_code,
             body=decoded.value,
             prediction_id=prediction_id,

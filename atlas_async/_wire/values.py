@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .._core.models import PredictionStatus, read_datetime
+from .errors import error_text as read_error_text
 
 __all__ = [
     "ShapeError",
@@ -141,14 +142,8 @@ def _output_entry(index: int, entry: object) -> str:
 
 def error_text(value: object, _type: object) -> str | None:
     """The failure text from a string or an error object; None when blank."""
-    # "" means "no error" on the wire (F9); an object carries its own message.
-    if isinstance(value, Mapping):
-        value = value.get("message") or value.get("msg")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str) and value.strip():
-        return value
-    return None
+    # "" means "no error" on the wire (F9); the one reader of `error` decides.
+    return read_error_text(value)
 
 
 def lenient_int(value: object, _type: object) -> int | None:

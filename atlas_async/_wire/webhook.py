@@ -57,7 +57,7 @@ import attrs
 from .._core.errors import UnexpectedResponseError
 from .._core.models import Kind, Prediction, PredictionStatus
 from . import convert as _convert
-from .errors import decode_body
+from .errors import decode_body, error_text
 
 __all__ = [
     "HEADER_BARE_SIGNATURE",
@@ -152,16 +152,18 @@ def read_delivery(
 
     if isinstance(body, Mapping):
         document = body
-    elif isinstance(body, (bytes, bytearray, memoryview)):
-        try:
-            decoded = decode_body(bytes(body))
-        except RecursionError:
-            raise malformed("nested too deeply to read") from None
-        if not decoded.is_json:
-            raise malformed("not JSON")
-        document = decoded.value
     else:
-        raise malformed(f"a body must be bytes, not {type(body).__name__}")
+        raw: object = body
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogatepass")
+        elif isinstance(raw, (bytearray, memoryview)):
+            raw = bytes(raw)
+        if not isinstance(raw, bytes):
+            raise malformed("not JSON")
+        decoded = decode_body(raw)  # the one decode: bounded depth
+        if not decoded.is_json:
+            raise malformed(decoded.problem or "not JSON")
+        document = decoded.value
     if not isinstance(document, Mapping):
         raise malformed("not a JSON object")
     session_id = document.get("session_id")
@@ -248,11 +250,8 @@ def _epoch_ms(value: object) -> datetime | None:
 
 
 def _text(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)  # an object or number: keep it readable, not lost
+    # The one reader of `error`: a string, or an object's reason, else its JSON.
+    return error_text(value)
 
 
 def event_type_for(kind: Kind | str) -> str:

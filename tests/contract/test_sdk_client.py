@@ -25,13 +25,6 @@ pytestmark = pytest.mark.asyncio
 
 BASE = "https://api.atlascloud.ai/api/v1"
 POLL_PATH = f"/model/prediction/{lit.W_ID}"
-# "bounds" is writing the rule that a 5xx whose body holds a terminal status is
-# the final result (W1-W3); until it lands such an answer is a ServerError.
-BOUNDS_W1_W3 = pytest.mark.xfail(
-    reason="W1-W3: a 5xx with a terminal status in its body is the final result "
-    "(helper 'bounds', _wire/errors.py and _net)",
-    strict=True,
-)
 
 
 @asynccontextmanager
@@ -72,7 +65,6 @@ def router() -> respx.Router:
 
 
 class TestW1ToW3FailuresAnsweredAs5xx:
-    @BOUNDS_W1_W3
     async def test_a_500_with_a_failed_verdict_is_the_failed_prediction(
         self, router: respx.Router
     ) -> None:
@@ -88,7 +80,6 @@ class TestW1ToW3FailuresAnsweredAs5xx:
         assert caught.value.status is atlas.PredictionStatus.FAILED
         assert route.call_count == 1
 
-    @BOUNDS_W1_W3
     async def test_an_empty_inner_error_takes_the_outer_message(
         self, router: respx.Router
     ) -> None:
@@ -99,7 +90,6 @@ class TestW1ToW3FailuresAnsweredAs5xx:
         assert prediction.status is atlas.PredictionStatus.FAILED
         assert prediction.error == "Input image is too small (min 256x256)"
 
-    @BOUNDS_W1_W3
     @pytest.mark.parametrize(
         ("wire", "status"),
         [

@@ -27,13 +27,6 @@ from . import literals as lit
 JSON = {"content-type": "application/json"}
 NOW = 1_700_000_000.0
 UTC = timezone.utc
-# "bounds" is writing the one reader of an `error` object (W4's five keys, else
-# its JSON text); the poll parser's `data.error` is to use it once it lands.
-BOUNDS_W4 = pytest.mark.xfail(
-    reason="W4: `error` objects under error/detail/reason or none of the keys "
-    "need the one error reader of _wire/errors.py (helper 'bounds')",
-    strict=True,
-)
 
 
 def poll(body: bytes) -> Prediction:
@@ -46,15 +39,9 @@ class TestW4ErrorObjects:
         [
             pytest.param('{"message": "bad input"}', "bad input", id="message"),
             pytest.param('{"msg": "bad input"}', "bad input", id="msg"),
-            pytest.param(
-                '{"error": "bad input"}', "bad input", id="error", marks=BOUNDS_W4
-            ),
-            pytest.param(
-                '{"detail": "bad input"}', "bad input", id="detail", marks=BOUNDS_W4
-            ),
-            pytest.param(
-                '{"reason": "bad input"}', "bad input", id="reason", marks=BOUNDS_W4
-            ),
+            pytest.param('{"error": "bad input"}', "bad input", id="error"),
+            pytest.param('{"detail": "bad input"}', "bad input", id="detail"),
+            pytest.param('{"reason": "bad input"}', "bad input", id="reason"),
             pytest.param('"bad input"', "bad input", id="string"),
         ],
     )
@@ -70,7 +57,6 @@ class TestW4ErrorObjects:
         assert failure.error == reason
         assert reason in str(failure)
 
-    @BOUNDS_W4
     def test_an_object_without_those_keys_is_kept_as_its_json_text(self) -> None:
         """W4: none of the five keys: the object's JSON text, not nothing."""
         read = poll(lit.w4_error_object('{"code": "E42", "hint": "resize"}'))

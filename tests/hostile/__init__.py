@@ -1,0 +1,1 @@
+"""Against a hostile server: what the SDK holds when nothing on the wire is trusted."""
