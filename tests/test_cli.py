@@ -546,3 +546,19 @@ class TestEntryPoint:
         )
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
+
+
+def test_the_emulator_command_takes_state_balance_and_signature_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The options `python -m atlas_async.emulator` has are on the CLI too, and
+    a bad signature place is one line, exit 2, before anything is served."""
+    code = cli.main(["emulator", "--webhook-signature", "nope", "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "must be ed25519, both or bare" in err
+    assert "Traceback" not in err
+    assert cli.main(["emulator", "--help"]) == 0
+    shown = capsys.readouterr().out
+    for option in ("--state", "--balance", "--webhook-signature"):
+        assert option in shown

@@ -87,9 +87,36 @@ def emulator(
             help="Latency in Atlas seconds per class (image, video, ...) or model.",
         ),
     ] = None,
+    balance: Annotated[
+        float | None,
+        typer.Option(
+            metavar="USD",
+            help="What every key's account starts with [default: 1000000].",
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Keep predictions, uploads and balances in FILE (SQLite), so a"
+            " restarted emulator finds them.",
+        ),
+    ] = None,
+    webhook_signature: Annotated[
+        str,
+        typer.Option(
+            help="Where webhooks carry the Ed25519 signature: ed25519 (the"
+            " -Ed25519 header), bare (X-AtlasCloud-Webhook-Signature) or both.",
+        ),
+    ] = "ed25519",
 ) -> None:
     """Serve a local Atlas Cloud until Ctrl-C."""
     require("uvicorn", "emulator", feature="atlas-async emulator")
+    if webhook_signature not in ("ed25519", "both", "bare"):
+        raise typer.BadParameter(
+            f"must be ed25519, both or bare, not {webhook_signature!r}",
+            param_hint="'--webhook-signature'",
+        )
     from rich.console import Console
 
     from ..emulator import config_from_options, run_emulator
@@ -102,6 +129,9 @@ def emulator(
             no_balance_keys=no_balance_key or (),
             faults=fault or (),
             latency=latency or (),
+            balance=balance,
+            state=state,
+            webhook_signature=webhook_signature,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

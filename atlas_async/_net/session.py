@@ -45,7 +45,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
@@ -86,6 +85,7 @@ from .attempt import (
     unusable_submit,
 )
 from .clock import AnyioClock
+from .deadline import Deadline
 from .gate import Admission, NullGate
 from .retrying import RetryableError, retrying
 from .transport import TransportOption, build_transport, check_transport
@@ -374,7 +374,7 @@ class ApiSession:
             self.attempts += 1
             # The overall deadline runs from the slot (the queue before it is
             # flow control's, not the server's), over connect, send and body.
-            deadline = _Deadline(self._total)
+            deadline = Deadline(self._total)
             async with deadline:
                 try:
                     outcome = await self._exchange(client, call)
@@ -542,64 +542,6 @@ _API_MARK = "atlas_async.api"
 _API_REQUEST = {_API_MARK: True}
 # The longest a half-read answer may take to close once its request is over.
 _CLOSE_TIMEOUT = 5.0
-
-
-class _Deadline:
-    """
-    ``async with _Deadline(seconds)``: cancel the block after ``seconds``;
-    ``expired`` says whether that is how it ended (the block then ends quietly).
-
-    Every attempt enters one, so it is cheap where it can be: under asyncio on
-    Python 3.11+ it is ``asyncio.timeout`` (half the cost of a cancel scope
-    with a deadline), elsewhere anyio's ``move_on_after``; no limit, nothing.
-    """
-
-    __slots__ = ("_inner", "_seconds", "expired")
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._inner: Any = None
-        self.expired = False
-
-    async def __aenter__(self) -> None:
-        if self._seconds == math.inf:
-            return
-        if _ASYNCIO_TIMEOUT is not None and _asyncio_running():
-            self._inner = _ASYNCIO_TIMEOUT(self._seconds)
-            await self._inner.__aenter__()
-        else:
-            self._inner = anyio.move_on_after(self._seconds)
-            self._inner.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        inner = self._inner
-        if inner is None:
-            return False
-        if isinstance(inner, anyio.CancelScope):
-            swallowed = bool(inner.__exit__(exc_type, exc, tb))
-            self.expired = inner.cancelled_caught
-            return swallowed
-        try:
-            await inner.__aexit__(exc_type, exc, tb)
-        except TimeoutError:
-            if not inner.expired():
-                raise
-            self.expired = True
-            return True
-        return False
-
-
-def _asyncio_running() -> bool:
-    # The clock's own shortcut: anyio's backend lookup costs more per call.
-    return asyncio._get_running_loop() is not None
-
-
-_ASYNCIO_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # Python 3.11+
 
 
 class _Exchange(NamedTuple):

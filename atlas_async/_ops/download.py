@@ -59,6 +59,7 @@ import contextlib
 import errno
 import filecmp
 import hashlib
+import math
 import os
 import random
 import re
@@ -80,13 +81,22 @@ from .._core.models import Prediction
 from .._core.retry import BackoffPolicy, Retry
 from .._core.safety import redact_text
 from .._net.clock import AnyioClock
+from .._net.deadline import Deadline
 from .._net.retrying import RetryableError, retrying
 from .._wire.errors import parse_retry_after
 
-__all__ = ["DEFAULT_MAX_BYTES", "download_outputs", "prepare_directory"]
+__all__ = [
+    "DEFAULT_DOWNLOAD_TIMEOUT",
+    "DEFAULT_MAX_BYTES",
+    "download_outputs",
+    "prepare_directory",
+]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 """The default size cap per output: 2 GiB (long 4K videos stay well under)."""
+DEFAULT_DOWNLOAD_TIMEOUT = 1800.0
+"""Seconds one attempt at one output may take, whole (a few hundred MB at a
+slow 1 MB/s fit)."""
 
 _CHUNK = 64 * 1024
 _MAX_REDIRECTS = 10
@@ -369,6 +379,7 @@ class _Downloader:
     max_bytes: int | None
     retries: int
     overwrite: bool
+    timeout: float
     clock: Clock
     rng: random.Random
 
@@ -479,7 +490,11 @@ class _Downloader:
         async def once() -> Path:
             nonlocal attempts
             attempts += 1
-            return await self.fetch_once(index, url)
+            deadline = Deadline(self.timeout)
+            async with deadline:
+                return await self.fetch_once(index, url)
+            # Cancelled by the deadline: the partial file is already removed.
+            raise _again(f"no whole answer within {self.timeout:g} s")
 
         retry = Retry(attempts=self.retries + 1, backoff=_BACKOFF)
         try:
@@ -679,6 +694,7 @@ async def download_outputs(
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     retries: int = 3,
     overwrite: bool = False,
+    timeout: float | None = DEFAULT_DOWNLOAD_TIMEOUT,
     clock: Clock | None = None,
     rng: random.Random | None = None,
     name_prefix: str | None = None,
@@ -703,6 +719,10 @@ async def download_outputs(
         retries: extra attempts per output after a 5xx, 429 or network error.
         overwrite: replace (atomically) a file of the same name that holds
             other bytes, instead of refusing.
+        timeout: seconds one attempt at one output may take, from the request
+            to the last byte (redirects included), so a host that trickles
+            bytes cannot hold a download open; a slow attempt is tried again
+            like a network error. None for no limit.
         clock: where backoff sleeps (a `FakeClock` in tests).
         rng: the jitter source.
         name_prefix: the file-name stem to use instead of the prediction id.
@@ -715,6 +735,8 @@ async def download_outputs(
             over ``max_bytes``, or its name holds another file.
         ConfigurationError: bad arguments, or the directory is not writable.
     """
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigurationError("timeout must be a finite number > 0, or None")
     if max_concurrency < 1 or retries < 0 or (max_bytes is not None and max_bytes < 1):
         raise ConfigurationError(
             "max_concurrency and max_bytes must be at least 1, retries at least 0"
@@ -729,6 +751,7 @@ async def download_outputs(
         max_bytes=max_bytes,
         retries=retries,
         overwrite=overwrite,
+        timeout=math.inf if timeout is None else timeout,
         clock=clock or AnyioClock(),
         rng=rng or random.Random(),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import anyio
 import httpx
@@ -229,3 +230,27 @@ class TestTotalTimeoutOnEveryLoop:
             assert client.statistics().in_flight == 0
         [stream] = streams  # no retry past the request's deadline
         assert 0 < stream.sent < len(SLOW)
+
+
+class TestDownloadDeadline:
+    @pytest.mark.asyncio
+    async def test_a_trickling_output_ends_at_the_download_timeout(
+        self, hostile: HostileServer, transport: str, tmp_path: Path
+    ) -> None:
+        """An output host sending a byte every 50 ms never trips a read timeout;
+        the download's own deadline ends each attempt, and no partial file stays."""
+        from atlas_async import DownloadError, Prediction, PredictionStatus
+
+        hostile.route("GET", "/files/x.png", trickle_answer(b"p" * 400, interval=0.05))
+        done = Prediction(
+            id="p1",
+            status=PredictionStatus.COMPLETED,
+            outputs=(f"{hostile.origin}/files/x.png",),
+        )
+        async with client_for(hostile, transport) as client:
+            with pytest.raises(DownloadError, match=r"within 0\.3 s"):
+                await client.download(done, tmp_path, timeout=0.3, retries=1)
+        await hostile.settled()
+        assert len(hostile.connections) == 2  # the attempt and its one retry
+        assert all(conn.hung_up for conn in hostile.connections)
+        assert [p async for p in anyio.Path(tmp_path).iterdir()] == []

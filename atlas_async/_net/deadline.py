@@ -1,0 +1,77 @@
+"""
+`Deadline`: cancel a block of I/O after so many seconds, quietly.
+
+The overall deadline of an HTTP attempt (``_net.session``) and of one output's
+download (``_ops.download``): connect, send and the whole body together, so a
+server that trickles one byte a second cannot hold a request open past it. It
+runs on the event loop's clock, like the socket timeouts it stands beside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+__all__ = ["Deadline"]
+
+
+class Deadline:
+    """
+    ``async with Deadline(seconds)``: cancel the block after ``seconds``;
+    ``expired`` says whether that is how it ended (the block then ends quietly).
+
+    Every attempt enters one, so it is cheap where it can be: under asyncio on
+    Python 3.11+ it is ``asyncio.timeout`` (half the cost of a cancel scope
+    with a deadline), elsewhere anyio's ``move_on_after``; no limit, nothing.
+    """
+
+    __slots__ = ("_inner", "_seconds", "expired")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._inner: Any = None
+        self.expired = False
+
+    async def __aenter__(self) -> None:
+        if self._seconds == math.inf:
+            return
+        if _ASYNCIO_TIMEOUT is not None and _asyncio_running():
+            self._inner = _ASYNCIO_TIMEOUT(self._seconds)
+            await self._inner.__aenter__()
+        else:
+            self._inner = anyio.move_on_after(self._seconds)
+            self._inner.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        inner = self._inner
+        if inner is None:
+            return False
+        if isinstance(inner, anyio.CancelScope):
+            swallowed = bool(inner.__exit__(exc_type, exc, tb))
+            self.expired = inner.cancelled_caught
+            return swallowed
+        try:
+            await inner.__aexit__(exc_type, exc, tb)
+        except TimeoutError:
+            if not inner.expired():
+                raise
+            self.expired = True
+            return True
+        return False
+
+
+def _asyncio_running() -> bool:
+    # The clock's own shortcut: anyio's backend lookup costs more per call.
+    return asyncio._get_running_loop() is not None
+
+
+_ASYNCIO_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # Python 3.11+
