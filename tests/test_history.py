@@ -160,3 +160,16 @@ async def test_a_walk_cut_short_by_the_page_limit_proves_no_absence(
     [verdict] = await settle_from_history(pages, sent, now=lambda: T0 + 3600)
     assert isinstance(verdict, Undecided)
     assert "does not reach back" in verdict.reason
+
+
+async def test_the_walk_reaches_an_entry_stamped_in_the_second_before_the_send() -> (
+    None
+):
+    """History truncates stamps to whole seconds: the walk must not stop at an
+    entry stamped just before the send it is looking for."""
+    pages = Pages([entry("p-a", T0, "a")])  # created at T0 + 0.9, stamped T0
+    sent = [SentSubmit("a", "m", {"model": "m", "prompt": "a"}, T0 + 0.9, T0 + 2)]
+    verdicts = await settle_from_history(
+        pages, sent, now=lambda: T0 + 3600, skew=0.1, settle_after=1.0
+    )
+    assert verdicts == [Attach("a", "p-a")]

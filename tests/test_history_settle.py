@@ -126,3 +126,16 @@ def test_verdicts_come_back_in_the_order_of_the_submits() -> None:
     history = [item("p-y", T0 + 1), item("p-x", T0 + 1, other)]
     verdicts = settle(submits, history, covered_since=-math.inf, now=T0 + 10)
     assert verdicts == [Attach("x", "p-x"), Attach("y", "p-y")]
+
+
+def test_a_whole_second_stamp_before_the_send_still_matches() -> None:
+    """History truncates to whole seconds: created 0.3 s after a send at
+    T0 + 0.9, it is stamped T0, before the send; still this submit's."""
+    verdicts = settle(
+        [sent(0, T0 + 0.9)],
+        [item("p1", T0)],
+        covered_since=-math.inf,
+        now=T0 + 3600,
+        skew=0.5,
+    )
+    assert verdicts == [Attach(0, "p1")]

@@ -15,7 +15,8 @@ The rules
 A submit's *window* is from when it went out to the last moment the server can
 have received it (the request's own deadline), widened by ``skew`` on both
 sides: the server's clock and the client's differ, and history stamps a
-prediction when it is created, which may lag the request. Its *candidates* are
+prediction when it is created, which may lag the request; its lower edge moves
+one more second back, as history stamps whole seconds. Its *candidates* are
 history entries of the same model whose body is the same JSON value, created
 inside the window, not already claimed by an id this client knows.
 
@@ -46,6 +47,7 @@ import attrs
 __all__ = [
     "Absent",
     "Attach",
+    "STAMP_RESOLUTION",
     "HistoryItem",
     "SentSubmit",
     "Undecided",
@@ -59,6 +61,9 @@ __all__ = [
 DEFAULT_SKEW = 30.0
 #: Seconds after a window closes before its absence from history is believed.
 DEFAULT_SETTLE_AFTER = 60.0
+#: History stamps creation in whole seconds (truncated): a prediction created
+#: 0.9 s after its submit left may be stamped 0.1 s before it did.
+STAMP_RESOLUTION = 1.0
 
 
 @attrs.frozen(slots=True)
@@ -203,7 +208,7 @@ def settle(
     verdicts: dict[int, Verdict] = {}
     position = {id(submit): i for i, submit in enumerate(sent)}
     for key, submits in groups.items():
-        lows = [s.sent_after - skew for s in submits]
+        lows = [s.sent_after - skew - STAMP_RESOLUTION for s in submits]
         highs = [s.sent_before + skew for s in submits]
         start, end = min(lows), max(highs)
         candidates = sorted(c for c in pool.get(key, ()) if start <= c[0] <= end)
@@ -244,7 +249,8 @@ def _match(
     matched: dict[int, str] = {}
     for stamp, pid in candidates:
         for submit in open_:
-            if submit.sent_after - skew <= stamp <= submit.sent_before + skew:
+            low = submit.sent_after - skew - STAMP_RESOLUTION
+            if low <= stamp <= submit.sent_before + skew:
                 matched[id(submit)] = pid
                 open_.remove(submit)
                 break
@@ -258,7 +264,7 @@ def _unmatched(
     skew: float,
     settle_after: float,
 ) -> Verdict:
-    start = submit.sent_after - skew
+    start = submit.sent_after - skew - STAMP_RESOLUTION
     if covered_since > start:
         return Undecided(
             submit.key, "the history read does not reach back to when it was sent"

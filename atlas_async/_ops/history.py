@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence, Set
 from .._core.history import (
     DEFAULT_SETTLE_AFTER,
     DEFAULT_SKEW,
+    STAMP_RESOLUTION,
     HistoryItem,
     SentSubmit,
     Verdict,
@@ -137,7 +138,8 @@ async def settle_from_history(
     items: list[HistoryItem] = []
     covered = -math.inf
     for model in sorted({submit.model for submit in sent}):
-        since = min(s.sent_after for s in sent if s.model == model) - skew
+        earliest = min(s.sent_after for s in sent if s.model == model)
+        since = earliest - skew - STAMP_RESOLUTION
         walk = _Walk(fetch, model, None, since, PAGE_SIZE)
         oldest = math.inf
         for _ in range(MAX_PAGES):
