@@ -33,13 +33,11 @@ Theory of operation:
 
 from __future__ import annotations
 
-import inspect
 import os
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence, Set
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -49,17 +47,9 @@ import anyio.lowlevel
 import attrs
 import httpx
 
-from ._batch.host import HostCalls
-from ._batch.iterator import (
-    DEFAULT_DOWNLOAD_CONCURRENCY,
-    BatchIterator,
-    ProgressCallback,
-    RequestInput,
-    generate_many,
-)
-from ._batch.journal import Journal
-from ._core.clock import Clock
-from ._core.config import (
+from .._batch.host import HostCalls
+from .._core.clock import Clock
+from .._core.config import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_IN_FLIGHT,
@@ -68,70 +58,47 @@ from ._core.config import (
     TimeoutArg,
     resolve_config,
 )
-from ._core.errors import (
-    ArgumentTypeError,
-    InvalidArgumentError,
-    SubmissionUnknownError,
-)
-from ._core.flow import Limits, resolve_limits
-from ._core.history import (
+from .._core.flow import Limits, resolve_limits
+from .._core.history import (
     DEFAULT_SETTLE_AFTER,
-    Absent,
-    Attach,
-    HistoryItem,
-    SentSubmit,
-    Verdict,
 )
-from ._core.models import Kind, ModelInfo, Prediction, UploadedMedia
-from ._core.outcome import prediction_failure
-from ._core.policies import PollPolicy, check_poll_option, check_poll_policy
-from ._core.retry import BackoffPolicy, Retry
-from ._core.statistics import ClientStatistics
-from ._core.validate import (
-    check_bool,
-    check_callable,
-    check_count,
+from .._core.models import Kind, Prediction
+from .._core.outcome import prediction_failure
+from .._core.policies import PollPolicy, check_poll_policy
+from .._core.retry import BackoffPolicy, Retry
+from .._core.statistics import ClientStatistics
+from .._core.validate import (
     check_duration,
-    check_filename,
     check_instance,
     check_kind,
     check_model_id,
     check_params,
-    check_path,
     check_prediction_id,
     check_real,
-    describe,
 )
-from ._net.clock import AnyioClock
-from ._net.gate import RequestGate
-from ._net.redaction import guard_secret
-from ._net.session import ApiSession, check_session_options
-from ._net.transport import TRANSPORT_NAMES, TransportOption
-from ._ops.download import download_outputs
-from ._ops.futures import PredictionFuture
-from ._ops.history import iter_history, settle_from_history
-from ._ops.lifecycle import Lifecycle
-from ._ops.operations import Operations
-from ._ops.scheduler import Scheduler
-from ._ops.upload import FileInput
+from .._net.clock import AnyioClock
+from .._net.gate import RequestGate
+from .._net.redaction import guard_secret
+from .._net.session import ApiSession, check_session_options
+from .._net.transport import TransportOption
+from .._ops.futures import PredictionFuture
+from .._ops.lifecycle import Lifecycle
+from .._ops.operations import Operations
+from .._ops.scheduler import Scheduler
+from .._ops.upload import FileInput
+from .batch import BatchCalls
+from .checks import (
+    check_client_options,
+)
+from .files import FileCalls
+from .history import HistoryCalls
 
 __all__ = ["DEFAULT_PREDICTION_TIMEOUTS", "AtlasClient", "FileInput"]
 
 Duration = float | timedelta
 
-# What `download(**options)` accepts: download_outputs' own keywords, minus
-# those the client supplies itself.
-_DOWNLOAD_OPTIONS = frozenset(inspect.signature(download_outputs).parameters) - {
-    "prediction",
-    "directory",
-    "http",
-    "api_origin",
-    "clock",
-    "rng",
-}
 
-
-class AtlasClient:
+class AtlasClient(HistoryCalls, FileCalls, BatchCalls):
     """
     The Atlas Cloud client: enter it with ``async with``, then submit and poll.
 
@@ -218,7 +185,7 @@ class AtlasClient:
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._history_lag = check_real(history_lag, "history_lag", minimum=0.0)
-        poll = _check_client_options(
+        poll = check_client_options(
             api_key=api_key,
             base_url=base_url,
             timeout=timeout,
@@ -528,113 +495,6 @@ class AtlasClient:
         check_instance(prediction, Prediction, "prediction", "a Prediction")
         return scheduler.deliver(prediction)
 
-    def as_completed(
-        self, futures: Iterable[PredictionFuture]
-    ) -> AsyncIterator[PredictionFuture]:
-        """
-        Yield the futures as they finish, whatever their outcome.
-
-        Example::
-
-            futures = [await client.submit_image(model, prompt=p) for p in prompts]
-            async for future in client.as_completed(futures):
-                if future.exception() is None:
-                    print(future.result().outputs)
-
-        Raises:
-            ArgumentTypeError: ``futures`` is not an iterable of
-                `PredictionFuture`.
-        """
-        scheduler = self._running_scheduler()
-        if isinstance(futures, (str, bytes, Mapping)) or not isinstance(
-            futures, Iterable
-        ):
-            raise ArgumentTypeError(
-                "futures must be an iterable of PredictionFuture, not"
-                f" {type(futures).__name__}",
-                argument="futures",
-            )
-        items = list(futures)
-        for index, future in enumerate(items):
-            check_instance(
-                future, PredictionFuture, f"futures[{index}]", "a PredictionFuture"
-            )
-        return scheduler.as_completed(items)
-
-    def generate_many(
-        self,
-        requests: Iterable[RequestInput],
-        *,
-        journal: Journal | str | os.PathLike[str] | None = None,
-        max_in_flight: int | None = None,
-        on_progress: ProgressCallback | None = None,
-        download_to: str | os.PathLike[str] | None = None,
-        timeout: float | None = None,
-        batch_timeout: float | None = None,
-        resubmit_unknown: bool = False,
-        download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY,
-    ) -> BatchIterator:
-        """
-        Run a batch and yield a `BatchResult` per item, in completion order.
-
-        A failed item never cancels its siblings; a 402 stops further submits.
-        With a journal the run is resumable: completed items are yielded again
-        without a request, submitted ones are attached by id, and an item sent
-        without an answer is reported as `SubmissionUnknownError` (resent only
-        with ``resubmit_unknown=True``). See ``docs/batch.md``.
-
-        Example::
-
-            requests = [{"model": "google/nano-banana-2/text-to-image",
-                         "prompt": p} for p in prompts]
-            async for result in client.generate_many(
-                requests, journal="run.db", download_to="out/"
-            ):
-                print(result.index, result.files if result.ok else result.error)
-
-        Args:
-            requests: `GenerationRequest` values or mappings
-                ``{"kind": "image", "model": ..., **params}``.
-            journal: a `Journal` or its path.
-            max_in_flight: items in progress at once (default: the client's).
-            on_progress: called with a `BatchProgress` after each change.
-            download_to: save every output there as soon as it completes.
-            timeout: per item, seconds until its deadline.
-            batch_timeout: seconds for the whole batch.
-            resubmit_unknown: resend items whose earlier submit got no answer.
-            download_concurrency: predictions downloading at once.
-
-        Raises:
-            InvalidArgumentError: an invalid request or option (nothing is
-                sent); ``ArgumentTypeError`` when its type is wrong.
-            ConfigurationError: from the iterator: ``download_to`` cannot be
-                written.
-        """
-        self._require_open()
-        _check_batch_options(
-            requests,
-            journal=journal,
-            max_in_flight=max_in_flight,
-            on_progress=on_progress,
-            download_to=download_to,
-            timeout=timeout,
-            batch_timeout=batch_timeout,
-            resubmit_unknown=resubmit_unknown,
-            download_concurrency=download_concurrency,
-        )
-        return generate_many(
-            self._host,
-            requests,
-            journal=journal,
-            max_in_flight=max_in_flight,
-            on_progress=on_progress,
-            download_to=download_to,
-            timeout=timeout,
-            batch_timeout=batch_timeout,
-            resubmit_unknown=resubmit_unknown,
-            download_concurrency=download_concurrency,
-        )
-
     def statistics(self) -> ClientStatistics:
         """
         What the client has done so far: in flight, requests, polls, retries, 429s.
@@ -662,7 +522,7 @@ class AtlasClient:
                 print(prediction.status, prediction.outputs)
 
         Raises:
-            NotFoundError: no such prediction (fresh ones may 404 for a moment).
+            NotFoundError: no such prediction (fresh ones may 404 for a since_seconds).
             APIError: another error answer.
             TransportError: no usable answer after the retries.
             InvalidArgumentError: an id that cannot be one (empty, with ``/``,
@@ -671,217 +531,6 @@ class AtlasClient:
         """
         operations = self._running_operations()
         return await operations.get(check_prediction_id(prediction_id))
-
-    async def upload_media(
-        self, file: FileInput, *, filename: str | None = None
-    ) -> UploadedMedia:
-        """
-        Upload a local file; pass the returned ``url`` as a model input.
-
-        ``file`` is a path, the bytes themselves, or a binary stream (opened with
-        ``"rb"``). The content type is guessed from the filename, then from the
-        first bytes. The upload is sent as multipart field ``file``.
-
-        Example::
-
-            media = await client.upload_media("cat.png")
-            future = await client.submit_video(model, image=media.url)
-
-        Args:
-            file: what to upload.
-            filename: the name the server sees; default the path's or stream's
-                name, else ``upload`` plus an extension matching the content.
-
-        Raises:
-            ConfigurationError: the path does not exist or cannot be read, or the
-                stream is not binary.
-            ArgumentTypeError: ``file`` or ``filename`` of the wrong type.
-            InvalidArgumentError: a ``filename`` with a control character, or
-                empty or too long.
-            APIError: the server refused it (e.g. 413 above 50 MB).
-        """
-        operations = self._running_operations()
-        if isinstance(file, (str, os.PathLike)):
-            check_path(file, "file")
-        elif not isinstance(file, (bytes, bytearray, memoryview)) and not callable(
-            getattr(file, "read", None)
-        ):
-            raise ArgumentTypeError(
-                "file must be a path, bytes or a binary stream, not"
-                f" {type(file).__name__} ({describe(file)})",
-                argument="file",
-            )
-        return await operations.upload(file, check_filename(filename))
-
-    async def history(
-        self,
-        *,
-        model: str | None = None,
-        status: str | None = None,
-        since: datetime | float | None = None,
-    ) -> AsyncIterator[HistoryItem]:
-        """
-        The account's predictions, newest first (``GET /model/history``), each
-        once, with the body each was created from.
-
-        Example::
-
-            async for item in client.history(model="black-forest-labs/flux-schnell",
-                                             since=time.time() - 3600):
-                print(item.id, item.status, item.body)
-
-        Args:
-            model: only this model's predictions.
-            status: only this status (``created``, ``processing``,
-                ``completed``, ``failed``, ``timeout``).
-            since: stop at the first prediction created before this moment (an
-                aware datetime, or Unix seconds).
-
-        Raises:
-            InvalidArgumentError: a bad model, status or moment (before any
-                request).
-        """
-        if model is not None:
-            check_model_id(model)
-        if status is not None and (not isinstance(status, str) or not status):
-            raise ArgumentTypeError(
-                f"status must be a non-empty str, not {describe(status)}",
-                argument="status",
-            )
-        moment = _moment(since)
-        operations = self._running_operations()
-        async for item in iter_history(
-            operations.history_page, model=model, status=status, since=moment
-        ):
-            yield item
-
-    async def reconcile(self, unknown: SubmissionUnknownError) -> Prediction | None:
-        """
-        Settle a submit that got no answer, from the account's history.
-
-        Looks for a prediction created from the same body while the submit was
-        out. Returns it when found (follow it with `attach`: nothing is paid
-        twice), None when history proves the submit never arrived (send it
-        again), and raises when history cannot tell yet.
-
-        Example::
-
-            try:
-                future = await client.submit_image(model, prompt="a cat")
-            except atlas.SubmissionUnknownError as lost:
-                found = await client.reconcile(lost)
-                if found is None:  # it never arrived: safe to send again
-                    future = await client.submit_image(model, prompt="a cat")
-                else:
-                    future = client.attach(found.id, kind=lost.kind, model=lost.model)
-
-        Raises:
-            SubmissionUnknownError: still undecided: the message says why (too
-                soon, or several identical predictions, named in ``candidates``).
-            ArgumentTypeError: not a `SubmissionUnknownError` from a submit.
-        """
-        if not isinstance(unknown, SubmissionUnknownError):
-            raise ArgumentTypeError(
-                "reconcile takes a SubmissionUnknownError, not"
-                f" {type(unknown).__name__}",
-                argument="unknown",
-            )
-        after, before = unknown.sent_after, unknown.sent_before
-        if (
-            unknown.model is None
-            or unknown.request_body is None
-            or after is None
-            or before is None
-        ):
-            raise InvalidArgumentError(
-                "this SubmissionUnknownError does not say what was sent and when"
-                " (it did not come from a submit of this client)",
-                argument="unknown",
-            )
-        sent = SentSubmit(0, unknown.model, unknown.request_body, after, before)
-        [verdict] = await self._settle_unknown([sent], frozenset())
-        if isinstance(verdict, Attach):
-            return await self.get_prediction(verdict.prediction_id)
-        if isinstance(verdict, Absent):
-            return None
-        undecided = SubmissionUnknownError(
-            f"{unknown.message}; the history cannot tell yet: {verdict.reason}"
-            + (
-                f" (candidates: {', '.join(verdict.candidates)})"
-                if verdict.candidates
-                else ""
-            ),
-            method=unknown.method,
-            url=unknown.url,
-            kind=unknown.kind,
-            model=unknown.model,
-        )
-        undecided.request_body = unknown.request_body
-        undecided.sent_after, undecided.sent_before = after, before
-        undecided.candidates = verdict.candidates
-        raise undecided
-
-    async def _settle_unknown(
-        self, sent: Sequence[SentSubmit], claimed: Set[str]
-    ) -> list[Verdict]:
-        operations = self._running_operations()
-        lag = self._history_lag
-        return await settle_from_history(
-            operations.history_page,
-            sent,
-            now=self._clock.wall,
-            claimed=claimed,
-            skew=lag / 2.0,
-            settle_after=lag,
-        )
-
-    async def list_models(self) -> list[ModelInfo]:
-        """
-        Return the model catalog. Needs no API key; sends none.
-
-        Example::
-
-            models = await client.list_models()
-            videos = [m.model for m in models if m.kind is Kind.VIDEO]
-        """
-        return await self._running_operations().list_models()
-
-    async def download(
-        self,
-        prediction: Prediction,
-        directory: str | os.PathLike[str],
-        **options: Any,
-    ) -> list[Path]:
-        """
-        Save every output of a completed prediction into ``directory``.
-
-        URLs are streamed, ``data:`` URIs and base64 decoded, plain-text outputs
-        (transcripts, lyrics) saved as ``.txt``; each file is written atomically
-        as ``<id>-<n>.<ext>`` and never replaces a different file. The API key
-        goes only to the API's own origin, never to a CDN.
-
-        Example::
-
-            prediction = await client.generate_image(model, prompt="a red fox")
-            paths = await client.download(prediction, "out/")
-
-        Args:
-            options: ``max_concurrency``, ``max_bytes``, ``retries``,
-                ``overwrite``, ``name_prefix`` (see ``docs/batch.md``, Downloads).
-
-        Raises:
-            DownloadError: an output could not be fetched or written, is over
-                ``max_bytes``, or its file name holds a different file.
-            ConfigurationError: the directory cannot be created or written.
-            ArgumentTypeError: ``prediction`` is not a `Prediction`, a path or
-                option of the wrong type, or an unknown option.
-            InvalidArgumentError: an option out of range.
-        """
-        operations = self._running_operations()
-        check_instance(prediction, Prediction, "prediction", "a Prediction")
-        check_path(directory, "directory")
-        _check_download_options(options)
-        return await operations.download(prediction, directory, **options)
 
     @property
     def transport_name(self) -> str | None:
@@ -893,158 +542,3 @@ class AtlasClient:
             f"AtlasClient(base_url={self._config.base_url!r},"
             f" state={self._life.state.value})"
         )
-
-
-def _check_client_options(
-    *,
-    api_key: object,
-    base_url: object,
-    timeout: object,
-    max_in_flight: object,
-    max_concurrent_requests: object,
-    requests_per_second: object,
-    limits: object,
-    poll: object,
-    http_client: object,
-    transport: object,
-    clock: object,
-    rng: object,
-    max_retries: object,
-    retry: object,
-    poll_retry: object,
-    allow_insecure_http: object,
-) -> PollPolicy | dict[Kind, PollPolicy] | None:
-    """Check the constructor's options by type and range; return ``poll`` checked."""
-    for name, value in (("api_key", api_key), ("base_url", base_url)):
-        if value is not None and not isinstance(value, str):
-            raise ArgumentTypeError(
-                f"{name} must be a str, not {type(value).__name__}", argument=name
-            )
-    if isinstance(timeout, (int, float, timedelta)):
-        check_duration(timeout, "timeout")
-    elif timeout is not None and not all(
-        hasattr(timeout, phase) for phase in ("connect", "read", "write", "pool")
-    ):
-        raise ArgumentTypeError(
-            "timeout must be seconds, a timedelta, atlas_async.Timeouts or"
-            f" httpx.Timeout, not {type(timeout).__name__} ({describe(timeout)})",
-            argument="timeout",
-        )
-    check_count(max_in_flight, "max_in_flight")
-    check_count(max_concurrent_requests, "max_concurrent_requests")
-    if requests_per_second is not None:
-        check_real(requests_per_second, "requests_per_second", above=0.0)
-    if limits is not None:
-        check_instance(limits, Limits, "limits", "an atlas_async.Limits")
-    checked_poll = check_poll_option(poll)
-    if http_client is not None:
-        check_instance(
-            http_client, httpx.AsyncClient, "http_client", "an httpx.AsyncClient"
-        )
-    names = ", ".join(map(repr, TRANSPORT_NAMES))
-    if isinstance(transport, str) and transport not in TRANSPORT_NAMES:
-        raise InvalidArgumentError(
-            f"transport must be one of {names} or an httpx.AsyncBaseTransport,"
-            f" not {describe(transport)}",
-            argument="transport",
-        )
-    if transport is not None and not isinstance(
-        transport, (str, httpx.AsyncBaseTransport)
-    ):
-        raise ArgumentTypeError(
-            f"transport must be one of {names} or an httpx.AsyncBaseTransport,"
-            f" not {type(transport).__name__} ({describe(transport)})",
-            argument="transport",
-        )
-    if clock is not None and not isinstance(clock, Clock):
-        raise ArgumentTypeError(
-            "clock must be a Clock (now, wall, sleep_until), not"
-            f" {type(clock).__name__}",
-            argument="clock",
-        )
-    if rng is not None:
-        check_instance(rng, random.Random, "rng", "a random.Random")
-    check_count(max_retries, "max_retries", minimum=0)
-    if retry is not None:
-        check_instance(retry, Retry, "retry", "an atlas_async.Retry")
-    if poll_retry is not None and not isinstance(poll_retry, (Retry, BackoffPolicy)):
-        raise ArgumentTypeError(
-            "poll_retry must be a BackoffPolicy or a Retry, not"
-            f" {type(poll_retry).__name__} ({describe(poll_retry)})",
-            argument="poll_retry",
-        )
-    check_bool(allow_insecure_http, "allow_insecure_http")
-    return checked_poll
-
-
-def _check_batch_options(
-    requests: object,
-    *,
-    journal: object,
-    max_in_flight: object,
-    on_progress: object,
-    download_to: object,
-    timeout: object,
-    batch_timeout: object,
-    resubmit_unknown: object,
-    download_concurrency: object,
-) -> None:
-    """Check `AtlasClient.generate_many`'s options (its requests are checked as
-    they are read, all before the first submit)."""
-    if isinstance(requests, (str, bytes, Mapping)) or not isinstance(
-        requests, Iterable
-    ):
-        raise ArgumentTypeError(
-            "requests must be an iterable of GenerationRequest or mappings (a"
-            f" list, a generator), not {type(requests).__name__}",
-            argument="requests",
-        )
-    if journal is not None and not isinstance(journal, Journal):
-        check_path(journal, "journal")
-    if max_in_flight is not None:
-        check_count(max_in_flight, "max_in_flight")
-    check_callable(on_progress, "on_progress")
-    if download_to is not None:
-        check_path(download_to, "download_to")
-    check_duration(timeout, "timeout")
-    check_duration(batch_timeout, "batch_timeout")
-    check_bool(resubmit_unknown, "resubmit_unknown")
-    check_count(download_concurrency, "download_concurrency")
-
-
-def _check_download_options(options: Mapping[str, object]) -> None:
-    """Check `AtlasClient.download`'s options: known names, sound values."""
-    unknown = sorted(set(options) - _DOWNLOAD_OPTIONS)
-    if unknown:
-        raise ArgumentTypeError(
-            f"download() got unknown options {', '.join(unknown)}; it accepts"
-            f" {', '.join(sorted(_DOWNLOAD_OPTIONS))}",
-            argument=unknown[0],
-        )
-    for name, minimum in (("max_concurrency", 1), ("retries", 0)):
-        if name in options:
-            check_count(options[name], name, minimum=minimum)
-    if options.get("max_bytes") is not None:
-        check_count(options["max_bytes"], "max_bytes")
-    prefix = options.get("name_prefix")
-    if prefix is not None and not isinstance(prefix, str):
-        # Only the type: the value is reduced to safe characters by the
-        # download itself (the batch passes ids the server chose).
-        raise ArgumentTypeError(
-            f"name_prefix must be a str, not {type(prefix).__name__}",
-            argument="name_prefix",
-        )
-
-
-def _moment(since: object) -> float | None:
-    """``since`` as Unix seconds: an aware datetime or a finite number."""
-    if since is None:
-        return None
-    if isinstance(since, datetime):
-        if since.tzinfo is None:
-            raise InvalidArgumentError(
-                "since must be timezone-aware (datetime.now(timezone.utc))",
-                argument="since",
-            )
-        return since.timestamp()
-    return check_real(since, "since")

@@ -1,0 +1,149 @@
+"""`BatchCalls`: many predictions at once (`generate_many`, `as_completed`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from .._batch.host import HostCalls
+from .._batch.iterator import (
+    DEFAULT_DOWNLOAD_CONCURRENCY,
+    BatchIterator,
+    ProgressCallback,
+    RequestInput,
+    generate_many,
+)
+from .._batch.journal import Journal
+from .._core.errors import (
+    ArgumentTypeError,
+)
+from .._core.validate import (
+    check_instance,
+)
+from .._ops.futures import PredictionFuture
+from .._ops.scheduler import Scheduler
+from .checks import (
+    check_batch_options,
+)
+
+__all__ = ["BatchCalls"]
+
+
+class BatchCalls:
+    """The batch calls of `AtlasClient` (see there)."""
+
+    _host: HostCalls
+
+    if TYPE_CHECKING:  # provided by AtlasClient
+
+        def _running_scheduler(self) -> Scheduler: ...
+
+        def _require_open(self) -> None: ...
+
+    def as_completed(
+        self, futures: Iterable[PredictionFuture]
+    ) -> AsyncIterator[PredictionFuture]:
+        """
+        Yield the futures as they finish, whatever their outcome.
+
+        Example::
+
+            futures = [await client.submit_image(model, prompt=p) for p in prompts]
+            async for future in client.as_completed(futures):
+                if future.exception() is None:
+                    print(future.result().outputs)
+
+        Raises:
+            ArgumentTypeError: ``futures`` is not an iterable of
+                `PredictionFuture`.
+        """
+        scheduler = self._running_scheduler()
+        if isinstance(futures, (str, bytes, Mapping)) or not isinstance(
+            futures, Iterable
+        ):
+            raise ArgumentTypeError(
+                "futures must be an iterable of PredictionFuture, not"
+                f" {type(futures).__name__}",
+                argument="futures",
+            )
+        items = list(futures)
+        for index, future in enumerate(items):
+            check_instance(
+                future, PredictionFuture, f"futures[{index}]", "a PredictionFuture"
+            )
+        return scheduler.as_completed(items)
+
+    def generate_many(
+        self,
+        requests: Iterable[RequestInput],
+        *,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_in_flight: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
+        resubmit_unknown: bool = False,
+        download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY,
+    ) -> BatchIterator:
+        """
+        Run a batch and yield a `BatchResult` per item, in completion order.
+
+        A failed item never cancels its siblings; a 402 stops further submits.
+        With a journal the run is resumable: completed items are yielded again
+        without a request, submitted ones are attached by id, and an item sent
+        without an answer is reported as `SubmissionUnknownError` (resent only
+        with ``resubmit_unknown=True``). See ``docs/batch.md``.
+
+        Example::
+
+            requests = [{"model": "google/nano-banana-2/text-to-image",
+                         "prompt": p} for p in prompts]
+            async for result in client.generate_many(
+                requests, journal="run.db", download_to="out/"
+            ):
+                print(result.index, result.files if result.ok else result.error)
+
+        Args:
+            requests: `GenerationRequest` values or mappings
+                ``{"kind": "image", "model": ..., **params}``.
+            journal: a `Journal` or its path.
+            max_in_flight: items in progress at once (default: the client's).
+            on_progress: called with a `BatchProgress` after each change.
+            download_to: save every output there as soon as it completes.
+            timeout: per item, seconds until its deadline.
+            batch_timeout: seconds for the whole batch.
+            resubmit_unknown: resend items whose earlier submit got no answer.
+            download_concurrency: predictions downloading at once.
+
+        Raises:
+            InvalidArgumentError: an invalid request or option (nothing is
+                sent); ``ArgumentTypeError`` when its type is wrong.
+            ConfigurationError: from the iterator: ``download_to`` cannot be
+                written.
+        """
+        self._require_open()
+        check_batch_options(
+            requests,
+            journal=journal,
+            max_in_flight=max_in_flight,
+            on_progress=on_progress,
+            download_to=download_to,
+            timeout=timeout,
+            batch_timeout=batch_timeout,
+            resubmit_unknown=resubmit_unknown,
+            download_concurrency=download_concurrency,
+        )
+        return generate_many(
+            self._host,
+            requests,
+            journal=journal,
+            max_in_flight=max_in_flight,
+            on_progress=on_progress,
+            download_to=download_to,
+            timeout=timeout,
+            batch_timeout=batch_timeout,
+            resubmit_unknown=resubmit_unknown,
+            download_concurrency=download_concurrency,
+        )
