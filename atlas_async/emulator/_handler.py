@@ -155,8 +155,10 @@ class EmulatorCore:
         self.webhooks = WebhookDispatcher(
             config, self.signer, clock, self.store.wall_time, self.stats
         )
+        # The catalog's `code` is the string "200" (the vendor's own type for
+        # this list, W12), unlike the integer of every other endpoint.
         self._catalog = {
-            "code": 200,
+            "code": "200",
             "message": "",
             "data": [m.to_wire() for m in config.models],
         }

@@ -221,3 +221,68 @@ W18_DURATION_TOO_LONG = (
     b'{"code": 200, "data": {"id": "6f1d2c3b4a5e6f708192a3b4c5d6e7f8", "status":'
     b' "failed", "error": "InvalidParameter.DurationTooLong"}}'
 )
+
+
+# --- W forms of endpoints the emulator answers beyond predictions -------------
+
+# W7: GET /model/history?no=1&size=10: `code` the string "200" (as measured on
+# the live service), `createdAt` unix seconds as text, `requestBody` the
+# submit's JSON text, `result` (once ended) the poll answer's `data`.
+W7_HISTORY = (
+    b'{"code": "200", "message": "", "data": {"items": [{"ID":'
+    b' "6f1d2c3b4a5e6f708192a3b4c5d6e7f8", "createdAt": "1700000000", "model":'
+    b' "google/nano-banana-2/text-to-image", "requestBody": "{\\"model\\":'
+    b' \\"google/nano-banana-2/text-to-image\\", \\"prompt\\": \\"a fox\\"}",'
+    b' "status": "completed", "result": {"id": "6f1d2c3b4a5e6f708192a3b4c5d6e7f8",'
+    b' "status": "completed", "outputs": ["https://cdn.atlascloud.ai/a.png"]}}],'
+    b' "pageNo": 1, "pageSize": 10, "total": 1}}'
+)
+# W7: an item still running has no `result`.
+W7_HISTORY_RUNNING_ITEM = (
+    b'{"ID": "6f1d2c3b4a5e6f708192a3b4c5d6e7f8", "createdAt": "1700000000",'
+    b' "model": "google/nano-banana-2/text-to-image", "requestBody": "{}",'
+    b' "status": "processing"}'
+)
+
+# W9: an upload of `voice.m4a` sent as application/octet-stream: the server
+# types it by its name and keeps the name in the URL (F17's envelope, with the
+# `type` the vendor's client reads).
+W9_UPLOAD_TYPED_BY_NAME = (
+    b'{"code": 200, "message": "", "data": {"type": "audio/mp4", "download_url":'
+    b' "https://atlas-img.oss-accelerate-overseas.aliyuncs.com/media/voice.m4a",'
+    b' "filename": "voice.m4a", "size": 4096}}'
+)
+
+# W11: GET /public/v1/balance. `credit_grant`'s members are not in the source
+# (`credit_grant{...}`): its object is open.
+W11_BALANCE = (
+    b'{"object": "balance", "scope": "self", "account": {"id": "acct_1234",'
+    b' "name": "Example", "type": "personal"}, "available": {"value": "9.970000",'
+    b' "currency": "usd"}, "cash": {"value": "10.000000", "currency": "usd"},'
+    b' "bonus": {"value": "0.000000", "currency": "usd"}, "subscription_bonus":'
+    b' {"value": "0.000000", "currency": "usd"}, "frozen": {"value": "0.030000",'
+    b' "currency": "usd"}, "credit_grant": {}, "request_id": "req_0001"}'
+)
+# W11: GET /public/v1/model-usage (and /model-costs): one bucket per day; the
+# rows in `results` are not in the source either.
+W11_USAGE_LIST = (
+    b'{"object": "list", "scope": "self", "data": [{"object": "bucket", "date":'
+    b' "2023-11-14", "start_at": "2023-11-14T00:00:00Z", "end_at":'
+    b' "2023-11-15T00:00:00Z", "partial": false, "results": []}], "has_more":'
+    b' false, "next_page": null, "request_id": "req_0002"}'
+)
+
+# W13: the headers of F18_WEBHOOK once the HMAC is retired: the Ed25519
+# signature in the bare header. Signed with the RFC 8032 section 7.1 test-1
+# key (kid: its RFC 7638 thumbprint, RFC 8037 appendix A.3) over
+# b"1700000000." + F18_WEBHOOK.
+W13_BARE_SIGNATURE_HEADERS = {
+    "X-AtlasCloud-Webhook-Id": "session-123",
+    "X-AtlasCloud-Webhook-Event": "image.task.terminal",
+    "X-AtlasCloud-Webhook-Timestamp": "1700000000",
+    "X-AtlasCloud-Webhook-Key-Id": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k",
+    "X-AtlasCloud-Webhook-Signature": (
+        "wInkXqqMAJA74xLUNbPs48KS-W3qPcpGVYYbjij0Rbx7Y01V71M0H7TD48lu9ZbEJ7XNlI7q"
+        "ZXPBJjpacZNZDg"
+    ),
+}
