@@ -28,9 +28,9 @@ from atlas_async._core.schedule import (
     Rescheduled,
     Resolved,
     default_failure,
-    hurry_share,
     settle,
 )
+from atlas_async._core.windows import hurry_share
 
 S = PredictionStatus
 

@@ -9,10 +9,10 @@ does a COMPLETED prediction with no outputs.
 
 from __future__ import annotations
 
-from .errors import PredictionFailedError
+from .errors import PredictionFailedError, PredictionTimeoutError
 from .models import Prediction, PredictionStatus
 
-__all__ = ["MESSAGE_LIMIT", "one_line", "prediction_failure"]
+__all__ = ["MESSAGE_LIMIT", "one_line", "prediction_failure", "timeout_error"]
 
 #: The longest server text carried into an exception message.
 MESSAGE_LIMIT = 300
@@ -59,4 +59,30 @@ def prediction_failure(prediction: Prediction) -> PredictionFailedError | None:
         error=prediction.error,
         error_code=prediction.error_code,
         status=status,
+    )
+
+
+def timeout_error(
+    prediction_id: str,
+    latest: Prediction | None,
+    last_status: PredictionStatus | None,
+    timeout: float | None,
+) -> PredictionTimeoutError:
+    """
+    The error of a prediction that passed the client's own deadline.
+
+    Example::
+
+        error = timeout_error("p1", None, PredictionStatus.PROCESSING, 60.0)
+        assert "within 60s" in str(error)
+    """
+    shown = "none seen" if last_status is None else last_status.value
+    limit = "its deadline" if timeout is None else f"{timeout:g}s"
+    return PredictionTimeoutError(
+        f"prediction {prediction_id} did not finish within {limit} "
+        f"(last status: {shown})",
+        prediction_id=prediction_id,
+        prediction=latest,
+        last_status=last_status,
+        timeout=timeout,
     )

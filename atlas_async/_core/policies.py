@@ -61,6 +61,7 @@ __all__ = [
     "RevisedPlan",
     "check_poll_option",
     "check_poll_policy",
+    "policies_by_kind",
 ]
 
 
@@ -395,3 +396,17 @@ def check_poll_option(
             )
         policies[kind] = checked
     return policies
+
+
+def policies_by_kind(
+    poll: PollPolicy | Mapping[Kind | str, PollPolicy] | None,
+) -> dict[Kind, PollPolicy]:
+    """
+    One policy per kind from a ``poll=`` option: one policy for all, a mapping
+    by kind (the rest default), or None (`AdaptivePolicy` for every kind).
+    """
+    default = AdaptivePolicy()
+    if poll is None or isinstance(poll, PollPolicy):
+        return dict.fromkeys(Kind, poll or default)
+    given = {Kind.coerce(kind): policy for kind, policy in poll.items()}
+    return {kind: given.get(kind, default) for kind in Kind}

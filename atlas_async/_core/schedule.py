@@ -91,7 +91,6 @@ from .policies import PollPlan, PollPolicy, RevisedPlan
 from .retry import BackoffPolicy, Retry
 
 __all__ = [
-    "MIN_HURRY_SHARE",
     "Decision",
     "Due",
     "Expired",
@@ -100,7 +99,6 @@ __all__ = [
     "Rescheduled",
     "Resolved",
     "default_failure",
-    "hurry_share",
     "settle",
 ]
 
@@ -116,30 +114,6 @@ _REPLAN_LOG = math.log(_REPLAN_FACTOR)
 # this many times the new estimate's upper end, exp(mu + 2 sigma): it is not
 # like the completions that moved the estimate (the long mode of a batch).
 _OUTLIVE = 1.5
-# While submits wait for a model's window, a slot stays taken until a poll sees
-# its prediction end, and everything queued behind that slot waits as long: a
-# second of detection lag costs 1 + queued / window times what it costs a lone
-# prediction. The optimal-inspection law (interval ~ 1 / sqrt(cost of lag))
-# then shortens the interval by 1 / sqrt(that), down to this share: at most
-# about three times the polls, on a model whose window binds (a few requests a
-# second), for a third of the lag between two turns of a slot.
-MIN_HURRY_SHARE = 0.35
-
-
-def hurry_share(queued: int, window: int) -> float:
-    """
-    The share of a plan's poll interval for a model with ``queued`` submits
-    waiting for a ``window`` of places: ``max(0.35, 1 / sqrt(1 + queued / window))``.
-
-    Example::
-
-        assert hurry_share(0, 5) == 1.0
-        assert round(hurry_share(5, 5), 3) == 0.707
-        assert hurry_share(60, 5) == MIN_HURRY_SHARE
-    """
-    if queued <= 0:
-        return 1.0
-    return max(MIN_HURRY_SHARE, 1.0 / math.sqrt(1.0 + queued / max(window, 1)))
 
 
 class _Watch:
@@ -258,8 +232,8 @@ class PollCore:
             failures in a row before the prediction fails.
         failure: maps a terminal prediction to its error (None: success).
         hurry: the share of the plan's poll interval for a model now (given
-            its id), below 1 while submits wait for its window (`hurry_share`);
-            the first poll keeps its time.
+            its id), below 1 while submits wait for its window
+            (``_core.windows.hurry_share``); the first poll keeps its time.
     """
 
     __slots__ = (

@@ -20,6 +20,8 @@ from .errors import ConfigurationError
 from .flow import DEFAULT_PROBE_EVERY, Limits, known_count
 
 __all__ = [
+    "MIN_HURRY_SHARE",
+    "hurry_share",
     "MAX_PATIENCE",
     "Cause",
     "ModelWindowStatistics",
@@ -422,3 +424,29 @@ class RefusalMemory:
 
     def __repr__(self) -> str:
         return f"<RefusalMemory rate={self._rate} window={self._window}>"
+
+
+# While submits wait for a model's window, a slot stays taken until a poll sees
+# its prediction end, and everything queued behind that slot waits as long: a
+# second of detection lag costs 1 + queued / window times what it costs a lone
+# prediction. The optimal-inspection law (interval ~ 1 / sqrt(cost of lag))
+# then shortens the interval by 1 / sqrt(that), down to this share: at most
+# about three times the polls, on a model whose window binds (a few requests a
+# second), for a third of the lag between two turns of a slot.
+MIN_HURRY_SHARE = 0.35
+
+
+def hurry_share(queued: int, window: int) -> float:
+    """
+    The share of a plan's poll interval for a model with ``queued`` submits
+    waiting for a ``window`` of places: ``max(0.35, 1 / sqrt(1 + queued / window))``.
+
+    Example::
+
+        assert hurry_share(0, 5) == 1.0
+        assert round(hurry_share(5, 5), 3) == 0.707
+        assert hurry_share(60, 5) == MIN_HURRY_SHARE
+    """
+    if queued <= 0:
+        return 1.0
+    return max(MIN_HURRY_SHARE, 1.0 / math.sqrt(1.0 + queued / max(window, 1)))

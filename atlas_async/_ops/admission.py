@@ -33,9 +33,8 @@ from .._core.errors import RateLimitError
 from .._core.flow import Limits
 from .._core.models import Prediction
 from .._core.retry import BackoffPolicy
-from .._core.schedule import hurry_share
 from .._core.statistics import ModelFigures
-from .._core.windows import ModelWindows
+from .._core.windows import ModelWindows, hurry_share
 
 __all__ = ["FIRST_CONTACT", "ModelAdmission"]
 

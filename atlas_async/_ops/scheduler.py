@@ -65,7 +65,8 @@ from .._core.errors import (
 )
 from .._core.flow import Limits
 from .._core.models import Kind, Prediction
-from .._core.policies import AdaptivePolicy, DurationBook, PollPolicy
+from .._core.outcome import timeout_error
+from .._core.policies import DurationBook, PollPolicy, policies_by_kind
 from .._core.retry import BackoffPolicy, Retry
 from .._core.schedule import (
     Decision,
@@ -155,7 +156,7 @@ class Scheduler:
         self._gate = gate
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._failure = failure
-        self._policies = self._resolve_policies(poll)
+        self._policies = policies_by_kind(poll)
         rng = rng if rng is not None else random.Random()
         self._admission = ModelAdmission(limits, self._clock, rng)
         self._core = PollCore(
@@ -183,16 +184,6 @@ class Scheduler:
         self._counts: Counter[str] = Counter()
         # One bound method shared by every future (64 bytes each otherwise).
         self._canceller = self._cancelled
-
-    @staticmethod
-    def _resolve_policies(
-        poll: PollPolicy | Mapping[Kind | str, PollPolicy] | None,
-    ) -> dict[Kind, PollPolicy]:
-        default = AdaptivePolicy()
-        if poll is None or isinstance(poll, PollPolicy):
-            return dict.fromkeys(Kind, poll or default)
-        given = {Kind.coerce(kind): policy for kind, policy in poll.items()}
-        return {kind: given.get(kind, default) for kind in Kind}
 
     @property
     def durations(self) -> DurationBook:
@@ -594,24 +585,11 @@ class Scheduler:
     def _timeout_error(
         self, future: PredictionFuture, expired: Expired
     ) -> PredictionTimeoutError:
-        status = expired.last_status
-        shown = "none seen" if status is None else status.value
-        limit = "its deadline" if expired.timeout is None else f"{expired.timeout:g}s"
-        _log(
-            logging.WARNING,
-            "prediction %s timed out after %s (last status: %s)",
-            future.id,
-            limit,
-            shown,
+        error = timeout_error(
+            future.id, future.latest, expired.last_status, expired.timeout
         )
-        return PredictionTimeoutError(
-            f"prediction {future.id} did not finish within {limit} "
-            f"(last status: {shown})",
-            prediction_id=future.id,
-            prediction=future.latest,
-            last_status=status,
-            timeout=expired.timeout,
-        )
+        _log(logging.WARNING, "prediction %s timed out: %s", future.id, error.message)
+        return error
 
     def _finish(self, pid: str) -> None:
         """Forget a settled prediction: free its in-flight slot, stop its poll."""

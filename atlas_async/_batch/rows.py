@@ -1,0 +1,268 @@
+"""
+One journal row, as the journal reads and writes it: the item states and the
+transitions between them (`_FROM`), the columns a step writes, and the reading
+of a stored row back into a `JournalEntry`, refusing one that cannot be true.
+
+Part of `journal` (which re-exports `ItemState` and `JournalEntry`); kept apart
+so each module stays readable.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .._core.errors import AtlasError
+from .._core.models import Kind, Prediction
+from .._core.safety import redact_text
+from .._wire import convert as codec
+from .keys import (
+    canonical,
+)
+
+_MAX_MESSAGE = 2000
+_NULL, _BUMP = object(), object()  # `_move` column values: store NULL, add one
+_FAILURE = ("error_type", "error_message", "error")  # the columns of a failure
+_NO_ERROR = dict.fromkeys(_FAILURE, _NULL)
+
+
+class ItemState(enum.Enum):
+    """Where one batch item is; the module docstring draws the transitions."""
+
+    PENDING = "pending"  # not sent yet
+    SUBMITTING = "submitting"  # committed just before the POST; answer due
+    SUBMITTED = "submitted"  # the server gave an id: attach to it, never resend
+    COMPLETED = "completed"  # snapshot and outputs recorded (files once downloaded)
+    FAILED = "failed"  # refused, or failed on the server
+    UNKNOWN = "unknown"  # sent with no answer: may exist and bill
+
+
+_S = ItemState
+_FROM: dict[ItemState, frozenset[ItemState]] = {
+    _S.SUBMITTING: frozenset({_S.PENDING}),
+    _S.SUBMITTED: frozenset({_S.SUBMITTING, _S.UNKNOWN}),
+    _S.COMPLETED: frozenset({_S.SUBMITTED}),
+    _S.FAILED: frozenset({_S.PENDING, _S.SUBMITTING, _S.SUBMITTED, _S.UNKNOWN}),
+    _S.UNKNOWN: frozenset({_S.SUBMITTING}),
+    _S.PENDING: frozenset({_S.SUBMITTING, _S.UNKNOWN, _S.FAILED}),
+}
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return redact_text(text, secret)[:_MAX_MESSAGE]
+
+
+def _redact_all(value: object, secret: str | None) -> object:
+    """``value`` (decoded JSON) with every string in it redacted, keys too."""
+    if isinstance(value, str):
+        return redact_text(value, secret)
+    if isinstance(value, Mapping):
+        return {
+            redact_text(str(k), secret): _redact_all(v, secret)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redact_all(v, secret) for v in value]
+    return value
+
+
+def _error_columns(
+    error: AtlasError | str,
+    message: str = "",
+    snapshot: Prediction | None = None,
+    *,
+    secret: str | None = None,
+) -> dict[str, object]:
+    if isinstance(error, AtlasError):
+        name, text = type(error).__name__, str(error)
+        record = codec.error_to_record(error)
+    else:  # a failure known by name and text only
+        name, text = error, message
+        record = codec.error_record_from_text(name, text, snapshot=snapshot)
+    fields = {
+        k: _redact(v, secret) if isinstance(v, str) else v for k, v in record.items()
+    }
+    texts = (_redact(name, secret), _redact(text, secret), canonical(fields))
+    return dict(zip(_FAILURE, texts, strict=True))
+
+
+def _paths(files: Sequence[str | os.PathLike[str]]) -> str:
+    return canonical([os.fspath(f) for f in files])
+
+
+def _snapshot_columns(
+    prediction: Prediction, secret: str | None = None
+) -> dict[str, object]:
+    record = _redact_all(codec.prediction_to_record(prediction), secret)
+    return {
+        "prediction_id": redact_text(prediction.id, secret),
+        "prediction": canonical(record),
+        "outputs": canonical(list(prediction.outputs)),
+    }
+
+
+def _stored_key(request: Mapping[str, Any]) -> str:
+    # `request_key` of the request a row stores (already in `request_dict` form).
+    return hashlib.sha256(canonical(request).encode()).hexdigest()
+
+
+def _type_name(value: object) -> str:
+    return "NULL" if value is None else type(value).__name__
+
+
+def _text(row: Mapping[str, Any], column: str, *, optional: bool = False) -> Any:
+    value = row[column]
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise ValueError(f"{column} is {_type_name(value)}, not text")
+
+
+def _count(row: Mapping[str, Any], column: str) -> int:
+    value = row[column]
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"{column} is {value!r}, not a count")
+
+
+def _moment(row: Mapping[str, Any], column: str) -> float:
+    value = row[column]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"{column} is {value!r}, not a time")
+
+
+def _json(row: Mapping[str, Any], column: str) -> Any:
+    try:
+        return json.loads(_text(row, column))
+    except ValueError as exc:
+        raise ValueError(f"{column}: {exc}") from None
+
+
+def _texts(row: Mapping[str, Any], column: str) -> tuple[str, ...]:
+    value = _json(row, column)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"{column} is {_type_name(value)}, not a list of texts")
+
+
+@attrs.frozen(kw_only=True)
+class JournalEntry:
+    """
+    One item as the journal last recorded it.
+
+    Attributes:
+        index: position in the batch (equal requests stay distinct by index).
+        key: `request_key` of the request; kind, model, params: the request.
+        state: the `ItemState`.
+        prediction_id: the server's id, from ``submitted`` on.
+        prediction: the snapshot recorded at completion (or failure), rebuilt.
+        outputs: the outputs recorded at completion.
+        files: the downloaded outputs' paths, once recorded.
+        error_type, error_message: why it failed or is unknown (no secrets).
+        error: that error rebuilt, same class and fields (not compared by ==).
+        attempts: how many times it entered ``submitting``.
+        created_at, updated_at: wall-clock epoch seconds.
+        sent_after, sent_before: the last submit's send window (wall-clock
+            epoch seconds: when it went out, and the last moment the server
+            can have received it), from ``submitting`` on; what settles an
+            ``unknown`` item from the account's history.
+    """
+
+    index: int
+    key: str
+    kind: Kind
+    model: str
+    params: Mapping[str, Any]
+    state: ItemState
+    prediction_id: str | None = None
+    prediction: Prediction | None = None
+    outputs: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    error_type: str | None = None
+    error_message: str | None = None
+    error: AtlasError | None = attrs.field(default=None, eq=False)
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    sent_after: float | None = None
+    sent_before: float | None = None
+
+
+def _read_row(d: Mapping[str, Any]) -> JournalEntry:
+    """One row as a `JournalEntry`; ValueError, TypeError or KeyError if damaged."""
+    index, key = _count(d, "index"), _text(d, "key")
+    request = _json(d, "request")
+    if not isinstance(request, dict):
+        raise ValueError("request is not a JSON object")
+    for name in ("kind", "model", "params"):
+        if name not in request:
+            raise KeyError(name)
+    if len(request) != 3:
+        raise ValueError(f"request has other fields: {sorted(request)}")
+    kind, model, params = request["kind"], request["model"], request["params"]
+    if not isinstance(kind, str) or not isinstance(model, str) or not model:
+        raise ValueError("request kind or model is not text")
+    if not isinstance(params, dict):
+        raise ValueError("request params is not a JSON object")
+    kind = Kind(kind)
+    if _stored_key(request) != key:
+        raise ValueError("its key is not the hash of its request")
+    state = ItemState(_text(d, "state"))
+    prediction_id = _text(d, "prediction_id", optional=True)
+    outputs, files = _texts(d, "outputs"), _texts(d, "files")
+    prediction = error = None
+    if d["prediction"] is not None:
+        snapshot = _json(d, "prediction")
+        prediction = codec.prediction_from_record(snapshot, outputs)
+    if d["error"] is not None:
+        error = codec.error_from_record(_json(d, "error"), prediction=prediction)
+    entry = JournalEntry(
+        index=index,
+        key=key,
+        kind=kind,
+        model=model,
+        params=params,
+        state=state,
+        prediction_id=prediction_id,
+        prediction=prediction,
+        outputs=outputs,
+        files=tuple(Path(f) for f in files),
+        error_type=_text(d, "error_type", optional=True),
+        error_message=_text(d, "error_message", optional=True),
+        error=error,
+        attempts=_count(d, "attempts"),
+        created_at=_moment(d, "created_at"),
+        updated_at=_moment(d, "updated_at"),
+        sent_after=_moment(d, "sent_after") if d["sent_after"] is not None else None,
+        sent_before=(
+            _moment(d, "sent_before") if d["sent_before"] is not None else None
+        ),
+    )
+    _check_state(entry)
+    return entry
+
+
+def _check_state(entry: JournalEntry) -> None:
+    """Refuse a row whose columns cannot all be true of one item: see `_FROM`."""
+    state, pid, snapshot = entry.state, entry.prediction_id, entry.prediction
+    if state in (_S.PENDING, _S.SUBMITTING) and (pid or snapshot or entry.files):
+        raise ValueError(f"a {state.value} item has a prediction recorded")
+    if state in (_S.SUBMITTED, _S.COMPLETED) and not pid:
+        raise ValueError(f"a {state.value} item has no prediction id")
+    if state is _S.COMPLETED and snapshot is None:
+        raise ValueError("a completed item has no snapshot")
+    if entry.files and state is not _S.COMPLETED:
+        raise ValueError(f"a {state.value} item has files")
+    if snapshot is not None and pid is not None and snapshot.id != pid:
+        raise ValueError(f"its snapshot is of another prediction than {pid!r}")
+    if state in (_S.FAILED, _S.UNKNOWN) and entry.error_type is None:
+        raise ValueError(f"a {state.value} item has no error recorded")
