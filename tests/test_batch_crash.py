@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +56,11 @@ def lines(process: subprocess.Popen[str], deadline: float) -> Iterator[str]:
     raise AssertionError("the process did not answer in time")
 
 
-@pytest.fixture
-def emulator() -> Iterator[str]:
-    """The emulator in its own process; yields its base URL."""
+@contextmanager
+def emulator_process(*options: str) -> Iterator[str]:
+    """The emulator in its own process with ``options``; yields its base URL."""
     process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "atlas_async.emulator", "--port", "0"),
-            *("--time-scale", TIME_SCALE, "--seed", "11"),
-        ],
+        [sys.executable, "-m", "atlas_async.emulator", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -79,6 +77,13 @@ def emulator() -> Iterator[str]:
         process.wait(timeout=10)
         assert process.stdout is not None
         process.stdout.close()
+
+
+@pytest.fixture
+def emulator() -> Iterator[str]:
+    """The emulator in its own process; yields its base URL."""
+    with emulator_process("--time-scale", TIME_SCALE, "--seed", "11") as url:
+        yield url
 
 
 def stats(base_url: str) -> dict[str, Any]:
@@ -184,29 +189,12 @@ MODELS = (
 def slow_submits() -> Iterator[str]:
     """The emulator answering every submit 4 s after creating it: a kill in
     those seconds leaves submits that reached the server and got no answer."""
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "atlas_async.emulator", "--port", "0"),
-            *("--time-scale", "20", "--seed", "5"),
-            *("--fault", "slow_rate=1", "--fault", "slow_seconds=4"),
-            *("--fault", "targets=submit"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=clean_env(),
-    )
-    try:
-        for line in lines(process, time.monotonic() + 30):
-            found = re.search(r"listening on (http://\S+/api/v1)", line)
-            if found:
-                yield found[1]
-                break
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stdout is not None
-        process.stdout.close()
+    with emulator_process(
+        *("--time-scale", "20", "--seed", "5"),
+        *("--fault", "slow_rate=1", "--fault", "slow_seconds=4"),
+        *("--fault", "targets=submit"),
+    ) as url:
+        yield url
 
 
 def test_a_batch_killed_while_submits_are_out_settles_them_from_history(

@@ -193,14 +193,10 @@ class Driver:
             if self.options.resubmit_unknown:
                 await self.record.reset_to_pending(index)
             else:
-                # Its sender stopped sending when the item was marked unknown
-                # (it gave up, or the journal's lock proved it dead): nothing of
-                # it can leave after that, so the window closes there.
-                before = entry.sent_before
-                if before is not None:
-                    before = min(before, entry.updated_at)
-                window = (entry.sent_after, before)
-                settled = await self._settle(index, window, resumed=True)
+                window = (entry.sent_after, entry.sent_before)
+                settled = await self._settle(
+                    index, window, stopped=entry.updated_at, resumed=True
+                )
                 if not isinstance(settled, PredictionFuture | None):
                     return settled
                 if settled is not None:
@@ -264,7 +260,12 @@ class Driver:
                 # Sent again after history showed no trace of it, and lost again:
                 # a second absence may be a clock, not the truth. Not again.
                 return BatchResult(index, request, error=exc)
-            settled = await self._settle(index, self.windows.get(index), error=exc)
+            settled = await self._settle(
+                index,
+                self.windows.get(index),
+                stopped=self.host.clock.wall(),
+                error=exc,
+            )
             if settled is None:
                 self.resent.add(index)
                 return await self._submit(index, request)
@@ -300,6 +301,7 @@ class Driver:
         index: int,
         window: tuple[float | None, float | None] | None,
         *,
+        stopped: float,
         resumed: bool = False,
         error: SubmissionUnknownError | None = None,
     ) -> PredictionFuture | BatchResult | None:
@@ -307,9 +309,17 @@ class Driver:
         Settle an unknown item from the account's history: the future of the
         prediction it created, None when it never arrived (it is ``pending``
         again: send it), or its result when history cannot tell.
+
+        ``stopped`` is when its sender stopped sending (wall time): it gave up
+        on the request, or died (the journal's lock proves the earlier run
+        gone, and the item turned unknown when it was taken). Nothing of it
+        can leave after that, so its send window closes there, not at the
+        request's deadline.
         """
         request = self.requests[index]
         after, before = window if window is not None else (None, None)
+        if before is not None:
+            before = min(before, stopped)
         if after is None or before is None:
             unknown = error or SubmissionUnknownError(
                 f"item {index} was sent by an earlier run and no answer came, and"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from .._batch.host import HostCalls
@@ -15,11 +15,9 @@ from .._batch.iterator import (
     generate_many,
 )
 from .._batch.journal import Journal
-from .._core.errors import (
-    ArgumentTypeError,
-)
 from .._core.validate import (
     check_instance,
+    check_iterable,
 )
 from .._ops.futures import PredictionFuture
 from .._ops.scheduler import Scheduler
@@ -59,15 +57,9 @@ class BatchCalls:
                 `PredictionFuture`.
         """
         scheduler = self._running_scheduler()
-        if isinstance(futures, (str, bytes, Mapping)) or not isinstance(
-            futures, Iterable
-        ):
-            raise ArgumentTypeError(
-                "futures must be an iterable of PredictionFuture, not"
-                f" {type(futures).__name__}",
-                argument="futures",
-            )
-        items = list(futures)
+        items = list(
+            check_iterable(futures, "futures", "an iterable of PredictionFuture")
+        )
         for index, future in enumerate(items):
             check_instance(
                 future, PredictionFuture, f"futures[{index}]", "a PredictionFuture"

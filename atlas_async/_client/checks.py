@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import httpx
@@ -25,6 +25,7 @@ from .._core.validate import (
     check_count,
     check_duration,
     check_instance,
+    check_iterable,
     check_path,
     check_real,
     describe,
@@ -140,14 +141,11 @@ def check_batch_options(
 ) -> None:
     """Check `AtlasClient.generate_many`'s options (its requests are checked as
     they are read, all before the first submit)."""
-    if isinstance(requests, (str, bytes, Mapping)) or not isinstance(
-        requests, Iterable
-    ):
-        raise ArgumentTypeError(
-            "requests must be an iterable of GenerationRequest or mappings (a"
-            f" list, a generator), not {type(requests).__name__}",
-            argument="requests",
-        )
+    check_iterable(
+        requests,
+        "requests",
+        "an iterable of GenerationRequest or mappings (a list, a generator)",
+    )
     if journal is not None and not isinstance(journal, Journal):
         check_path(journal, "journal")
     if max_in_flight is not None:

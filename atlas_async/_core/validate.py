@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -54,6 +54,7 @@ __all__ = [
     "check_duration",
     "check_filename",
     "check_instance",
+    "check_iterable",
     "check_kind",
     "check_model_id",
     "check_params",
@@ -243,6 +244,23 @@ def check_instance(value: object, kind: type[_T], argument: str, what: str) -> _
     if not isinstance(value, kind):
         raise ArgumentTypeError(
             f"{argument} must be {what}, not {_type_name(value)} ({describe(value)})",
+            argument=argument,
+        )
+    return value
+
+
+def check_iterable(value: object, argument: str, what: str) -> Iterable[Any]:
+    """
+    Return ``value`` if it is an iterable of items: a list, a tuple, a
+    generator. A string, bytes or a mapping iterate, but are never meant as
+    such a collection here: they are refused.
+
+    Raises:
+        ArgumentTypeError: it is not; ``what`` says what was expected.
+    """
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ArgumentTypeError(
+            f"{argument} must be {what}, not {_type_name(value)}",
             argument=argument,
         )
     return value
