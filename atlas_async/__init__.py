@@ -68,6 +68,13 @@ from ._core.policies import (
     FixedPolicy as FixedPolicy,
     PollPolicy as PollPolicy,
 )
+from ._core.pricing import (
+    Balance as Balance,
+    ModelPrice as ModelPrice,
+    ModelQuote as ModelQuote,
+    Quote as Quote,
+    Unpriced as Unpriced,
+)
 from ._core.retry import BackoffPolicy as BackoffPolicy, Retry as Retry
 from ._core.statistics import (
     ClientStatistics as ClientStatistics,
@@ -165,6 +172,12 @@ __all__ = [
     "PredictionStatus",
     "Transcript",
     "UploadedMedia",
+    # cost
+    "Balance",
+    "ModelPrice",
+    "ModelQuote",
+    "Quote",
+    "Unpriced",
     # time
     "AnyioClock",
     "Clock",

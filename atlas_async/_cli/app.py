@@ -362,6 +362,48 @@ def models(
     )
 
 
+@app.command()
+def quote(
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines of requests, or one prompt per line.")
+    ],
+    model: ModelOpt = None,
+    kind: KindOpt = "image",
+    as_json: AsJson = False,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Print what FILE would cost at the catalog's prices (sends nothing)."""
+    from .cost import run_quote
+
+    return run(
+        lambda: run_quote(
+            _connect(None, base_url, emulator, 20.0, 0, None),
+            Path(file),
+            kind=kind,
+            model=model,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def balance(
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Print the account's balance."""
+    from .cost import run_balance
+
+    return run(
+        lambda: run_balance(
+            _connect(api_key, base_url, emulator, 20.0, 0, None), as_json=as_json
+        )
+    )
+
+
 def run_app(
     argv: list[str] | None,
     *,

@@ -90,6 +90,7 @@ from .batch import BatchCalls
 from .checks import (
     check_client_options,
 )
+from .cost import CostCalls
 from .files import FileCalls
 from .history import HistoryCalls
 
@@ -98,7 +99,7 @@ __all__ = ["DEFAULT_PREDICTION_TIMEOUTS", "AtlasClient", "FileInput"]
 Duration = float | timedelta
 
 
-class AtlasClient(HistoryCalls, FileCalls, BatchCalls):
+class AtlasClient(HistoryCalls, FileCalls, BatchCalls, CostCalls):
     """
     The Atlas Cloud client: enter it with ``async with``, then submit and poll.
 

@@ -22,10 +22,12 @@ import attrs
 from .._core.clock import Clock
 from .._core.errors import SubmissionUnknownError
 from .._core.models import Kind, ModelInfo, Prediction, UploadedMedia
+from .._core.pricing import Balance
 from .._core.sending import on_send, send_hook
 from .._core.windows import RequestKind
 from .._net.session import ApiSession, RetryMode
 from .._wire import parse as wire
+from .._wire.billing import balance_url, read_balance
 from .._wire.history import HistoryPage, history_path, read_history_page
 from .download import download_outputs
 from .upload import FileInput, read_upload
@@ -189,6 +191,15 @@ class Operations:
             "GET", wire.MODELS_PATH, retry=RetryMode.IDEMPOTENT, auth=False
         )
         return wire.read_models(answer, now=self._clock.wall())
+
+    async def balance(self) -> Balance:
+        """The account's balance, from the billing API beside the media API."""
+        answer = await self._session.request(
+            "GET",
+            balance_url(self._session.base_url),
+            retry=RetryMode.IDEMPOTENT,
+        )
+        return read_balance(answer, now=self._clock.wall())
 
     async def download(
         self,

@@ -69,6 +69,7 @@ from .._core.models import (
     freeze,
 )
 from . import values as _v
+from .prices import read_model_price
 
 __all__ = [
     "ERROR_TYPES",
@@ -225,6 +226,7 @@ def _model_hook(c: cattrs.Converter) -> Callable[[object, object], ModelInfo]:
             type=wire.type,
             display_name=wire.display_name_camel or wire.display_name,
             categories=wire.categories,
+            price=read_model_price(wire.model, data.get("price")),
             raw=data,
         )
 
