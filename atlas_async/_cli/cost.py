@@ -20,10 +20,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._batch.input import load_requests
-from .._core.pricing import Balance, Quote, format_money
+from .._batch.types import BatchProgress, BatchResult
+from .._core.errors import ConfigurationError
+from .._core.pricing import CURRENCY, Balance, Quote, format_money, to_amount
 from .run import EXIT_OK, Connection, json_line, with_client
 
-__all__ = ["EXIT_BUDGET", "money_text", "quote_json", "run_balance", "run_quote"]
+__all__ = [
+    "EXIT_BUDGET",
+    "SpendTally",
+    "money_text",
+    "parse_budget",
+    "quote_json",
+    "run_balance",
+    "run_quote",
+]
 
 EXIT_BUDGET = 3
 """``batch --budget``: the budget stopped the batch; some items were not sent."""
@@ -130,3 +140,66 @@ async def run_balance(conn: Connection, *, as_json: bool) -> int:
         f"available {format_money(balance.available, currency)}{detail}"
     )
     return EXIT_OK
+
+
+def parse_budget(text: str | None) -> Decimal | None:
+    """
+    ``--budget AMOUNT`` as an exact amount (``2.50``, ``$2.50``), or None.
+
+    Raises:
+        ConfigurationError: not an amount of at least 0.
+    """
+    if text is None:
+        return None
+    amount = to_amount(text.strip().removeprefix("$"))
+    if amount is None:
+        raise ConfigurationError(f"--budget wants an amount such as 2.50, got {text!r}")
+    return amount
+
+
+class SpendTally:
+    """What a ``batch`` run spent and left unsent, for its progress and summary."""
+
+    def __init__(self, budget: Decimal | None) -> None:
+        self.budget = budget
+        self.spent = Decimal(0)
+        self.not_submitted = 0
+
+    def add(self, result: BatchResult) -> None:
+        """Count one result: its cost, or that the budget kept it back."""
+        if result.cost is not None:
+            self.spent += result.cost
+        self.not_submitted += result.not_submitted
+
+    def detail(self, progress: BatchProgress) -> str:
+        """``"  spent $0.15 of $0.165"`` (and what was not sent) for the
+        progress line."""
+        limit = "" if self.budget is None else f" of {format_money(self.budget)}"
+        text = f"  spent {format_money(progress.spent)}{limit}"
+        if progress.not_submitted:
+            text += f"  not submitted {progress.not_submitted}"
+        return text
+
+    def line(self) -> str:
+        """The summary's words on money: spend, and what the budget kept back."""
+        text = f"spent {format_money(self.spent)}"
+        if self.not_submitted:
+            limit = format_money(self.budget) if self.budget is not None else ""
+            text += (
+                f"; {self.not_submitted} not submitted: budget {limit} reached"
+                " (run again with a larger --budget to send them)"
+            )
+        return text
+
+    def json(self) -> dict[str, Any]:
+        """The summary object's ``cost``, ``budget`` and ``not_submitted``."""
+        return {
+            "cost": money_text(self.spent),
+            "currency": CURRENCY,
+            "budget": money_text(self.budget),
+            "not_submitted": self.not_submitted,
+        }
+
+    def exit_code(self, otherwise: int) -> int:
+        """`EXIT_BUDGET` when the budget kept items back, else ``otherwise``."""
+        return EXIT_BUDGET if self.not_submitted else otherwise

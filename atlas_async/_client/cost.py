@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._batch.budget import CostGate
 from .._batch.types import GenerationRequest
-from .._core.errors import ConfigurationError
-from .._core.pricing import Balance, ModelPrice, Quote, quote_requests
-from .._core.validate import check_iterable
+from .._core.errors import ArgumentTypeError, ConfigurationError, InvalidArgumentError
+from .._core.pricing import Balance, ModelPrice, Quote, quote_requests, to_amount
+from .._core.validate import check_iterable, describe
 from .._ops.operations import Operations
 
 __all__ = ["CostCalls", "as_requests"]
@@ -50,6 +51,31 @@ class CostCalls:
     if TYPE_CHECKING:  # provided by AtlasClient
 
         def _running_operations(self) -> Operations: ...
+
+    def _cost_gate(self, budget: object, check_balance: object) -> CostGate | None:
+        """The batch's `CostGate`, or None when it has neither a budget nor a
+        balance check. Checks both options first (nothing is sent for them).
+        """
+        limit = None
+        if budget is not None:
+            limit = to_amount(budget) if not isinstance(budget, bool) else None
+            if limit is None:
+                raise InvalidArgumentError(
+                    "budget must be an amount of money of at least 0, such as"
+                    f" 2.5 or Decimal('2.50'), not {describe(budget)}",
+                    argument="budget",
+                )
+        if check_balance is not None and not isinstance(check_balance, bool):
+            raise ArgumentTypeError(
+                f"check_balance must be a bool, not {describe(check_balance)}",
+                argument="check_balance",
+            )
+        check = limit is not None if check_balance is None else check_balance
+        if limit is None and not check:
+            return None
+        return CostGate(
+            self.model_prices, self.balance, budget=limit, check_balance=check
+        )
 
     async def model_prices(self) -> Mapping[str, ModelPrice]:
         """
