@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from atlas_async import AtlasClient, GenerationRequest
+from atlas_async import (
+    ArgumentTypeError,
+    AtlasClient,
+    AtlasError,
+    BatchResult,
+    GenerationRequest,
+    InvalidArgumentError,
+    Prediction,
+    PredictionStatus,
+)
 from atlas_async.cli import main
 from atlas_async.emulator import DEFAULT_CATALOG, EmulatorConfig, model_spec, serve
 
@@ -147,3 +156,99 @@ class TestCommands:
         assert (printed["available"], printed["currency"]) == ("1000000", "usd")
         assert main(["balance", "--emulator"]) == 0
         assert capsys.readouterr().out.startswith("available $1000000.00")
+
+
+@pytest.mark.asyncio
+class TestBudgetThroughTheClient:
+    async def test_a_failed_item_gives_its_reservation_back(
+        self, tmp_path: Path
+    ) -> None:
+        """Two image prices of budget, one item failing: the failure is not
+        billed, so the third item fits and is sent."""
+        requests = [
+            {"model": IMAGE, "prompt": "[emulator:fail] a doomed fox"},
+            {"model": IMAGE, "prompt": "an owl"},
+            {"model": IMAGE, "prompt": "a cat"},
+        ]
+        async with client_of(config()) as client:
+            results = [
+                r
+                async for r in client.generate_many(
+                    requests, budget=Decimal("0.06"), max_in_flight=1
+                )
+            ]
+        outcomes = sorted((r.index, r.ok, r.not_submitted) for r in results)
+        assert outcomes == [(0, False, False), (1, True, False), (2, True, False)]
+
+    async def test_an_item_it_cannot_price_is_not_submitted_under_a_budget(
+        self,
+    ) -> None:
+        """No duration, no price: a budget cannot cover it, so it is not sent;
+        the priced item is, and progress counts one of each."""
+        requests = [
+            {"kind": "video", "model": VIDEO, "prompt": "waves"},
+            {"model": IMAGE, "prompt": "an owl"},
+        ]
+        seen: list[Any] = []
+        async with (
+            serve(config()) as emu,
+            AtlasClient("key", base_url=emu.base_url) as client,
+        ):
+            results = [
+                r
+                async for r in client.generate_many(
+                    requests, budget=10, on_progress=seen.append
+                )
+            ]
+            sent = emu.stats.snapshot().predictions_created
+        [skipped] = [r for r in results if r.not_submitted]
+        assert skipped.index == 0
+        assert "cannot be priced" in str(skipped.error)
+        assert sent == 1
+        last = seen[-1]
+        assert (last.ok, last.failed, last.not_submitted) == (1, 0, 1)
+        assert last.spent == Decimal("0.03")
+
+    async def test_no_budget_and_no_check_asks_for_no_prices(self) -> None:
+        """A plain batch sends nothing about money: the catalog and the balance
+        are not read."""
+        async with client_of(config()) as client:
+            results = [r async for r in client.generate_many(REQUESTS[:1])]
+            assert client.statistics().requests_sent == 1 + client.statistics().polls
+        assert results[0].cost == Decimal("0.03")
+        assert results[0].quoted is None
+
+    @pytest.mark.parametrize(
+        ("options", "error"),
+        [
+            ({"budget": -1}, InvalidArgumentError),
+            ({"budget": "lots"}, InvalidArgumentError),
+            ({"budget": True}, InvalidArgumentError),
+            ({"check_balance": "yes"}, ArgumentTypeError),
+        ],
+    )
+    async def test_bad_money_options_are_refused_before_anything_is_sent(
+        self, options: dict[str, Any], error: type[Exception]
+    ) -> None:
+        """The option is named; no request leaves."""
+        async with client_of(config()) as client:
+            with pytest.raises(error) as caught:
+                client.generate_many(REQUESTS, **options)
+            assert client.statistics().requests_sent == 0
+        assert next(iter(options)) in str(caught.value)
+
+
+class TestBatchResultCost:
+    def test_the_wire_price_wins_and_the_quote_stands_in(self) -> None:
+        """`cost` is the prediction's price, else the quoted price; nothing
+        for an item that did not complete."""
+        request = REQUESTS[0]
+        priced = Prediction(
+            id="p", status=PredictionStatus.COMPLETED, raw={"price": "0.02"}
+        )
+        silent = Prediction(id="q", status=PredictionStatus.COMPLETED)
+        quoted = Decimal("0.03")
+        assert BatchResult(0, request, priced, quoted=quoted).cost == Decimal("0.02")
+        assert BatchResult(0, request, silent, quoted=quoted).cost == quoted
+        failed = BatchResult(0, request, error=AtlasError("no"), quoted=quoted)
+        assert failed.cost is None

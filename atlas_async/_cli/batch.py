@@ -206,7 +206,7 @@ class _Reporter:
         self.counts["resumed"] += result.resumed
         self.counts["files"] += len(result.files)
         error = result.error
-        if error is not None:
+        if error is not None and not result.not_submitted:
             self.errors[type(error).__name__] += 1
         if self.as_json:
             json_line(_result_json(result, line))

@@ -121,7 +121,7 @@ class BatchCalls:
                 would pass the budget is not sent (its result's error is a
                 `BudgetExceededError`, ``result.not_submitted``); it stays
                 pending in the journal for a run with a larger budget. Counts
-                what earlier runs of the journal spent. See ``docs/cost.md``.
+                what earlier runs of the journal completed. See ``docs/cost.md``.
             check_balance: before submitting anything, stop when the quote of
                 what is left to send exceeds the available balance (default:
                 when a budget is set).

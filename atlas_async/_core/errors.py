@@ -410,17 +410,17 @@ class BudgetExceededError(AtlasError):
     `~decimal.Decimal`.
     """
 
-    budget: Decimal
-    committed: Decimal
+    budget: Decimal | None
+    committed: Decimal | None
     price: Decimal | None
 
     def __init__(
         self,
         message: str,
         *,
-        budget: Decimal,
-        committed: Decimal,
-        price: Decimal | None,
+        budget: Decimal | None = None,
+        committed: Decimal | None = None,
+        price: Decimal | None = None,
     ) -> None:
         super().__init__(message)
         self.budget = budget
@@ -438,12 +438,17 @@ class QuoteExceedsBalanceError(AtlasError):
     ``check_balance=False`` (CLI: ``--no-balance-check``).
     """
 
-    quote: Decimal
-    available: Decimal
+    quote: Decimal | None
+    available: Decimal | None
     currency: str
 
     def __init__(
-        self, message: str, *, quote: Decimal, available: Decimal, currency: str
+        self,
+        message: str,
+        *,
+        quote: Decimal | None = None,
+        available: Decimal | None = None,
+        currency: str = "usd",
     ) -> None:
         super().__init__(message)
         self.quote = quote
