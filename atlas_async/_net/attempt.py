@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -108,10 +109,9 @@ class Call:
     """One logical request, the same for each of its attempts."""
 
     method: str
-    url: httpx.URL
-    headers: dict[str, str] = attrs.field(repr=False)
-    json: Any = attrs.field(repr=False)
-    files: Mapping[str, tuple[str, bytes, str]] | None = attrs.field(repr=False)
+    url: str
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes | None = attrs.field(repr=False)
     retry: RetryMode
     prediction_id: str | None
     kind: Kind | None
@@ -122,11 +122,17 @@ class Call:
     def label(self) -> str:
         # Path only: a query string may carry a signed token.
         about = f" (prediction {self.prediction_id})" if self.prediction_id else ""
-        return f"{self.method} {self.url.path}{about}"
+        return f"{self.method} {self.path}{about}"
+
+    @property
+    def path(self) -> str:
+        """The URL's path, without the query (which may carry a signed token)."""
+        return urlsplit(self.url).path
 
     @property
     def public_url(self) -> str:
-        return str(self.url.copy_with(query=None, fragment=None))
+        """The URL without its query and fragment."""
+        return urlunsplit(urlsplit(self.url)._replace(query="", fragment=""))
 
     @property
     def extra(self) -> dict[str, str]:
@@ -166,7 +172,7 @@ def redirect_failure(call: Call, status: int | None) -> UnexpectedResponseError:
     # itself never redirects, so this is a misconfigured base_url or proxy.
     shown = f"{status} (a redirect)" if status is not None else "a redirect"
     return UnexpectedResponseError(
-        f"{call.method} {call.url.path} answered {shown};"
+        f"{call.method} {call.path} answered {shown};"
         " atlas_async does not follow redirects from the API, so that the"
         " Authorization header never leaves its origin: check base_url",
         status_code=status,
@@ -184,7 +190,7 @@ def refused_failure(
         else ""
     )
     error = UnexpectedResponseError(
-        f"{call.method} {call.url.path} answered {status}, and {refused.reason}"
+        f"{call.method} {call.path} answered {status}, and {refused.reason}"
         f"{hint}; the rest was not read",
         status_code=status,
         prediction_id=call.prediction_id,
