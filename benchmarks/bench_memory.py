@@ -55,7 +55,7 @@ from atlas_async._core.clock import Clock
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import FixedPolicy
 from atlas_async._core.schedule import Decision, PollCore, Rescheduled
-from atlas_async._ops.operations import PredictionSource
+from atlas_async._ops.operations import PollMemo, PredictionSource
 from atlas_async._ops.scheduler import Scheduler
 
 MODEL = "google/nano-banana-2/text-to-image"
@@ -181,7 +181,9 @@ class _TimedSource:
     ) -> Prediction:
         return await self.inner.create(kind, model, params)
 
-    async def fetch(self, prediction_id: str) -> Prediction:
+    async def fetch(
+        self, prediction_id: str, memo: PollMemo | None = None
+    ) -> Prediction:
         self.lateness.append(self.clock.now() - SCHEDULED[prediction_id])
         return await self.inner.fetch(prediction_id)
 
@@ -230,7 +232,9 @@ async def _lateness_no_http(n: int, duration: float) -> dict[str, Any]:
         ) -> Prediction:
             return Prediction(id=params["prompt"], status=PredictionStatus.PROCESSING)
 
-        async def fetch(self, prediction_id: str) -> Prediction:
+        async def fetch(
+            self, prediction_id: str, memo: PollMemo | None = None
+        ) -> Prediction:
             await anyio.lowlevel.checkpoint()
             return Prediction(id=prediction_id, status=PredictionStatus.PROCESSING)
 

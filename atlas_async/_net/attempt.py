@@ -117,6 +117,8 @@ class Call:
     kind: Kind | None
     model: str | None
     purpose: RequestKind = RequestKind.OTHER
+    #: The fingerprint of the answer the caller last read (polls; 0: none).
+    seen: int = 0
 
     @property
     def label(self) -> str:

@@ -393,6 +393,9 @@ class Scheduler:
         if resolver is None or self._state != _RUNNING:
             return False
         final = settle(prediction, self._failure)
+        # The next poll answer is read afresh: `latest` no longer comes from
+        # the bytes its fingerprint names.
+        resolver.seen = 0
         resolver.update(prediction)
         if final is None:
             return False
@@ -536,7 +539,7 @@ class Scheduler:
         with anyio.CancelScope() as scope:
             self._polling[pid] = scope
             try:
-                outcome = await self._source.fetch(pid)
+                outcome = await self._source.fetch(pid, resolver)
             except AtlasError as exc:
                 outcome = exc
             finally:
@@ -551,11 +554,14 @@ class Scheduler:
             return
         if isinstance(outcome, Prediction):
             latest = resolver.future.latest
-            # An answer identical to the last one keeps the old snapshot: the new
-            # one then dies young instead of outliving a garbage-collector
-            # generation per poll (at 10,000 in flight, full collections came
-            # every few seconds and paused polling for ~100 ms).
-            if latest is None or outcome != latest or outcome.raw != latest.raw:
+            # An unchanged answer is the latest snapshot itself. An answer
+            # equal to the last one keeps the old snapshot: the new one then
+            # dies young instead of outliving a garbage-collector generation
+            # per poll (at 10,000 in flight, full collections came every few
+            # seconds and paused polling for ~100 ms).
+            if outcome is not latest and (
+                latest is None or outcome != latest or outcome.raw != latest.raw
+            ):
                 resolver.update(outcome)
         elif isinstance(decision, Rescheduled):
             _log(
