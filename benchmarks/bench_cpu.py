@@ -187,7 +187,7 @@ def _child(args: argparse.Namespace) -> int:
         result = asyncio.run(coroutine)
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stderr)
-        stats.sort_stats("tottime").print_stats(
+        stats.sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(
             os.environ.get("BENCH_PROFILE_FILTER", ""), 35
         )
     else:

@@ -360,16 +360,19 @@ class PollCore:
         self._kill(state)
         return True
 
-    def due(self, now: float, slack: float = 0.001) -> list[Due]:
+    def due(
+        self, now: float, slack: float = 0.001, most: float = math.inf
+    ) -> list[Due]:
         """
-        Pop everything due by ``now + slack``: polls to start, and expirations.
+        Pop everything due by ``now + slack`` (at most ``most`` entries): polls
+        to start, and expirations.
 
         A prediction handed out for polling is in flight until `record`.
         """
         limit = now + slack
         heap = self._heap
         out: list[Due] = []
-        while heap and heap[0][0] <= limit:
+        while heap and heap[0][0] <= limit and len(out) < most:
             _, _, token, state = heapq.heappop(heap)
             if not self._valid(token, state):
                 continue

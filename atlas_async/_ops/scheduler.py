@@ -481,19 +481,39 @@ class Scheduler:
     async def _worker(self, receive: MemoryObjectReceiveStream[str]) -> None:
         async with receive:
             while True:
-                # A queued id is taken without receive()'s checkpoint (one loop
-                # round trip per poll): the poll itself awaits the network.
+                # What the driver handed out first (it fell due earlier), then
+                # the next poll due now, taken straight from the core: while
+                # polls keep falling due, a worker goes from one to the next
+                # like a plain request loop, with no hand-off through the
+                # driver. Only an idle worker waits on the stream.
+                prediction_id: str | None
                 try:
                     prediction_id = receive.receive_nowait()
                 except anyio.WouldBlock:
+                    prediction_id = self._take_due()
+                except anyio.EndOfStream:
+                    return
+                else:
+                    self._queued -= 1
+                if prediction_id is None:
                     try:
                         prediction_id = await receive.receive()
                     except anyio.EndOfStream:
                         return
-                except anyio.EndOfStream:
-                    return
-                self._queued -= 1
+                    self._queued -= 1
                 await self._poll(prediction_id)
+
+    def _take_due(self) -> str | None:
+        """The next poll due now, popped from the core (expirations applied)."""
+        core, now = self._core, self._clock.now()
+        while True:
+            items = core.due(now, most=1)
+            if not items:
+                return None
+            item = items[0]
+            if item.expired is None:
+                return item.prediction_id
+            self._apply(self._futures[item.prediction_id], item.expired)
 
     async def _poll(self, pid: str) -> None:
         resolver = self._futures.get(pid)
