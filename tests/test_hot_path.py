@@ -212,3 +212,32 @@ async def test_a_delivery_makes_the_next_identical_poll_answer_count_again() -> 
         assert future.latest is not delivered
         assert future.latest == polled
         await future
+
+
+@pytest.mark.asyncio
+async def test_default_settings_take_more_than_a_thousand_predictions_in_flight() -> (
+    None
+):
+    """No fixed cap of the client's own: submit 1,001 does not wait for a slot."""
+    clock = FakeClock()
+    config = EmulatorConfig(model_latency={IMAGE: (3600.0, 3600.0)})
+    emulator = Emulator(config, clock=clock.now, sleep=clock.sleep)
+    async with (
+        clock.autojump(),
+        AtlasClient(
+            KEY,
+            base_url=emulator.base_url,
+            transport=emulator.transport,
+            clock=clock,
+            rng=random.Random(0),
+        ) as client,
+    ):
+        started = clock.now()
+        futures = [
+            await client.submit_image(IMAGE, prompt=f"fox {i}") for i in range(1_200)
+        ]
+        assert clock.now() == started  # no submit waited
+        assert client.statistics().in_flight == 1_200
+        assert client.statistics().waited_for_slots == 0
+        for future in futures:
+            future.cancel()
