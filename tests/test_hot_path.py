@@ -241,3 +241,25 @@ async def test_default_settings_take_more_than_a_thousand_predictions_in_flight(
         assert client.statistics().waited_for_slots == 0
         for future in futures:
             future.cancel()
+
+
+def test_a_snapshot_shares_its_urls_with_its_raw_object() -> None:
+    """One ``urls`` object per snapshot, not a copy beside the raw one."""
+    body = json.dumps(
+        {
+            "code": 200,
+            "data": {"id": "p1", "status": "processing", "urls": {"get": "u"}},
+        }
+    ).encode()
+    prediction = _wire.parse_prediction(200, {}, body, now=0.0)
+    assert prediction.urls is prediction.raw["urls"]
+    assert prediction.urls == {"get": "u"}
+
+
+def test_urls_with_values_that_are_not_strings_keep_only_the_strings() -> None:
+    body = json.dumps(
+        {"code": 200, "data": {"id": "p1", "urls": {"get": "u", "n": 3}}}
+    ).encode()
+    prediction = _wire.parse_prediction(200, {}, body, now=0.0)
+    assert prediction.urls == {"get": "u"}
+    assert prediction.raw["urls"] == {"get": "u", "n": 3}

@@ -176,7 +176,6 @@ class Scheduler:
             None if max_in_flight is None else anyio.Semaphore(max_in_flight)
         )
         self._futures: dict[str, PredictionResolver] = {}
-        self._holding: set[str] = set()  # ids holding a max_in_flight slot
         self._polling: dict[str, anyio.CancelScope] = {}
         self._send: MemoryObjectSendStream[str] | None = None
         self._queued = 0
@@ -319,7 +318,7 @@ class Scheduler:
             self._apply(resolver, final)
             return future
         self._futures[pid] = resolver
-        self._holding.add(pid)
+        resolver.holds_slot = True
         now = self._clock.now()
         deadline = math.inf if seconds is None else now + seconds
         at = self._core.add(
@@ -590,10 +589,10 @@ class Scheduler:
     def _finish(self, pid: str) -> None:
         """Forget a settled prediction: free its in-flight slot, stop its poll."""
         resolver = self._futures.pop(pid, None)
-        if pid in self._holding:
-            self._holding.discard(pid)
+        if resolver is not None and resolver.holds_slot:
+            resolver.holds_slot = False
             self._release_slot()
-            if resolver is not None and resolver.future.model is not None:
+            if resolver.future.model is not None:
                 self._admission.finished(resolver.future.model, self._clock.now())
         scope = self._polling.pop(pid, None)
         if scope is not None:

@@ -175,6 +175,14 @@ def _prediction_from_wire(wire: _PredictionData, data: Mapping[str, Any]) -> Pre
     if prediction_id is None:
         raise _v.ShapeError("no prediction id (expected data.id)")
     outputs = wire.outputs if wire.outputs is not None else wire.output
+    raw = _compact(data)
+    # ``urls`` is nearly always the raw object's own ``urls`` (strings only):
+    # share that one instead of a copy of it (a tenth of a pending
+    # prediction's memory).
+    urls: Mapping[str, str] = wire.urls
+    kept = raw.get("urls")
+    if type(kept) is FrozenDict and kept == urls:
+        urls = kept
     return Prediction(
         id=prediction_id,
         status=_v.parse_status(wire.status),
@@ -185,9 +193,9 @@ def _prediction_from_wire(wire: _PredictionData, data: Mapping[str, Any]) -> Pre
         error_code=wire.error_code,
         created_at=wire.created_at,
         has_nsfw_contents=wire.has_nsfw_contents,
-        urls=wire.urls,
+        urls=urls,
         metrics=wire.metrics,
-        raw=_compact(data),
+        raw=raw,
     )
 
 
