@@ -80,6 +80,7 @@ from .._core.schedule import (
 )
 from .._core.statistics import NO_GATE, ClientStatistics, assemble_statistics
 from .._net.clock import AnyioClock
+from .._net.deadline import Interruptible
 from .._net.gate import RequestGate
 from .admission import ModelAdmission
 from .futures import PredictionFuture, PredictionResolver, as_completed
@@ -176,7 +177,7 @@ class Scheduler:
             None if max_in_flight is None else anyio.Semaphore(max_in_flight)
         )
         self._futures: dict[str, PredictionResolver] = {}
-        self._polling: dict[str, anyio.CancelScope] = {}
+        self._polling: dict[str, Interruptible] = {}
         self._send: MemoryObjectSendStream[str] | None = None
         self._queued = 0
         self._state = _NEW
@@ -530,14 +531,14 @@ class Scheduler:
             self._counts["retries"] += 1
         self._counts["polls"] += 1
         outcome: Prediction | AtlasError | None = None
-        with anyio.CancelScope() as scope:
-            self._polling[pid] = scope
+        async with Interruptible() as block:
+            self._polling[pid] = block
             try:
                 outcome = await self._source.fetch(pid, resolver)
             except AtlasError as exc:
                 outcome = exc
             finally:
-                if self._polling.get(pid) is scope:
+                if self._polling.get(pid) is block:
                     del self._polling[pid]
         if outcome is None:
             return  # the poll was cancelled: the future is already settled
@@ -594,9 +595,9 @@ class Scheduler:
             self._release_slot()
             if resolver.future.model is not None:
                 self._admission.finished(resolver.future.model, self._clock.now())
-        scope = self._polling.pop(pid, None)
-        if scope is not None:
-            scope.cancel()
+        block = self._polling.pop(pid, None)
+        if block is not None:
+            block.interrupt()
 
     def _release_slot(self) -> None:  # max_in_flight's, if it has one
         if self._submit_slots is not None:
