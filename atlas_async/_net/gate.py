@@ -15,6 +15,7 @@ admits everything (a session used on its own, in tests).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
@@ -136,7 +137,7 @@ class RequestGate:
         *,
         retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
     ) -> None:
-        self._limiter = anyio.CapacityLimiter(max_concurrent_requests)
+        self._limiter = _Tokens(max_concurrent_requests)
         self._rate = AccountRate(requests_per_second, retry_after_cap=retry_after_cap)
         self._refusals = RefusalMemory()
         self._clock = clock
@@ -188,7 +189,7 @@ class RequestGate:
             requests_sent=self.requests_sent,
             rate_limited=rate.rate_limited,
             requests_per_second=rate.rate,
-            concurrent_requests=int(self._limiter.borrowed_tokens),
+            concurrent_requests=self._limiter.borrowed,
             rate_refusals=refusals.rate,
             window_refusals=refusals.window,
             sent_per_second=rate.sent_rate,
@@ -196,9 +197,65 @@ class RequestGate:
 
     def __repr__(self) -> str:
         return (
-            f"<RequestGate {int(self._limiter.borrowed_tokens)}"
-            f"/{int(self._limiter.total_tokens)} busy, rate={self._rate.rate}>"
+            f"<RequestGate {self._limiter.borrowed}"
+            f"/{self._limiter.total} busy, rate={self._rate.rate}>"
         )
+
+
+class _Waiter:
+    __slots__ = ("event", "handed")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.handed = False  # a token was passed to it
+
+
+class _Tokens:
+    """
+    The gate's concurrency tokens: a counter, and waiters in arrival order.
+
+    Every attempt takes and returns one, so this is cheaper than anyio's
+    ``CapacityLimiter`` (which tracks borrowers by task, a set operation and a
+    task lookup each way): a free token is a decrement, a return an increment
+    plus, when someone waits, one event set. Waiters are served first come,
+    first served; a waiter cancelled after being handed a token passes it on.
+    """
+
+    __slots__ = ("_waiters", "borrowed", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.borrowed = 0
+        self._waiters: deque[_Waiter] = deque()
+
+    def take(self) -> bool:
+        """Take a free token at once; False when none is free (or others wait)."""
+        if self.borrowed < self.total and not self._waiters:
+            self.borrowed += 1
+            return True
+        return False
+
+    async def wait_and_take(self) -> None:
+        """Wait for a token, first come, first served."""
+        waiter = _Waiter()
+        self._waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.handed:
+                self.release()  # handed one while being cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Return a token: to the first waiter, if any."""
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.handed = True
+            waiter.event.set()  # the token goes straight to it: borrowed unchanged
+        else:
+            self.borrowed -= 1
 
 
 class _Slot:
@@ -229,10 +286,8 @@ class _Slot:
                 if gate._polls_done is None:
                     gate._polls_done = anyio.Event()
                 await gate._polls_done.wait()
-        try:
-            limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            await limiter.acquire()
+        if not limiter.take():
+            await limiter.wait_and_take()
         try:
             clock, rate = gate._clock, gate._rate
             now = clock.now()
