@@ -110,12 +110,25 @@ class AiohttpBackend:
             raise mapped from origin_of_error(exc)
         try:
             response_headers = response.headers
-            reader = BodyReader(response_headers.get("Content-Encoding"), max_bytes)
-            reader.announce(response_headers.get("Content-Length"))
-            content = response.content
-            while chunk := await content.readany():
-                reader.feed(chunk)
-            data = reader.finish()
+            encoding = response_headers.get("Content-Encoding")
+            length = response_headers.get("Content-Length")
+            if (
+                encoding is None
+                and length is not None
+                and length.isdigit()
+                and int(length) <= max_bytes
+            ):
+                # A poll's answer: its length is announced and under the cap,
+                # so one read takes it whole (aiohttp reads no further than
+                # the announced length).
+                data = await response.read()
+            else:
+                reader = BodyReader(encoding, max_bytes)
+                reader.announce(length)
+                content = response.content
+                while chunk := await content.readany():
+                    reader.feed(chunk)
+                data = reader.finish()
         except BaseException as exc:
             if isinstance(exc, BodyRefusedError):
                 exc.status_code = response.status
