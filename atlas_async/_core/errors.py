@@ -62,6 +62,7 @@ __all__ = [
     "InvalidRequestError",
     "JournalError",
     "NotFoundError",
+    "OutputsGoneError",
     "PermissionDeniedError",
     "PredictionCancelledError",
     "PredictionError",
@@ -421,6 +422,15 @@ class DownloadError(AtlasError):
         self.url = url
         self.output_index = output_index
         self.status_code = status_code
+
+
+class OutputsGoneError(DownloadError):
+    """
+    A completed prediction's outputs are gone for good: the prediction is no
+    longer found, or its freshly fetched output URLs answer 403, 404 or 410
+    (media expire, 14 days by default). Downloading again cannot help; only a
+    new prediction makes them again (CLI: ``batch --retry-failed``).
+    """
 
 
 class ConfigurationError(AtlasError, ValueError):
