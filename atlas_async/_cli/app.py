@@ -238,6 +238,21 @@ def batch(
             help="Send again submits an earlier run got no answer to (may bill twice).",
         ),
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Send again the items that failed in earlier runs (only those).",
+        ),
+    ] = False,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status",
+            help="Show what running the batch again would do, item by item,"
+            " and send nothing.",
+        ),
+    ] = False,
     history_lag: Annotated[
         float | None,
         typer.Option(
@@ -267,9 +282,21 @@ def batch(
         concurrency=concurrency,
         timeout=timeout,
         resubmit_unknown=resubmit_unknown,
+        retry_failed=retry_failed,
         history_lag=history_lag,
         as_json=as_json,
+        emulator=emulator,
+        base_url=base_url,
     )
+    if status:
+        from .status import show_status
+
+        return run(
+            lambda: show_status(
+                _connect(api_key, base_url, emulator, time_scale, seed, fault),
+                options,
+            )
+        )
     return run(
         lambda: run_batch(
             _connect(api_key, base_url, emulator, time_scale, seed, fault), options

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -38,7 +39,6 @@ from typing import Any
 
 import anyio.to_thread
 import attrs
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -50,14 +50,16 @@ from rich.progress import (
 )
 
 from .._batch.input import ParsedRequests, RequestProblem, load_requests
-from .._batch.journal import ItemState, Journal
+from .._batch.journal import ItemState, Journal, JournalEntry
+from .._batch.placement import Step, step_of
 from .._batch.types import BatchProgress, BatchResult
 from .._client import AtlasClient
 from .._core.clock import Clock
 from .._core.config import API_KEY_ENV
-from .._core.errors import JournalError
+from .._core.errors import JournalError, OutputsGoneError
 from .._core.statistics import ModelFigures
 from .._ops.download import prepare_directory
+from .consoles import PipeConsole
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -67,7 +69,13 @@ from .run import (
     with_client,
 )
 
-__all__ = ["BatchOptions", "run_batch"]
+__all__ = [
+    "BatchOptions",
+    "again_command",
+    "journal_name",
+    "remaining_steps",
+    "run_batch",
+]
 
 JOURNAL_NAME = ".atlas-journal.sqlite"
 EMULATOR_JOURNAL_NAME = ".atlas-journal.emulator.sqlite"
@@ -75,19 +83,6 @@ EMULATOR_STATE_SUFFIX = "-emulator"  # the emulator's state, beside the journal
 _UNKNOWN = ItemState.UNKNOWN
 _GONE = "the emulator of the previous run stopped before this item finished"
 _TEMPORARY = re.compile(r"\..+\.part-[0-9a-f]+")  # _download's hidden temporaries
-# Errors after which the item is still resumable (submitted, pending, or
-# completed without its files): running the same command again picks it up.
-_RESUMABLE = {
-    "PredictionTimeoutError",
-    "BatchTimeoutError",
-    "InsufficientBalanceError",
-    "AuthenticationError",
-    "TransportError",
-    "RateLimitError",
-    "ServerError",
-    "ClientClosedError",
-    "DownloadError",
-}
 
 
 @attrs.frozen(kw_only=True)
@@ -102,8 +97,43 @@ class BatchOptions:
     concurrency: int | None = None
     timeout: float | None = None
     resubmit_unknown: bool = False
+    retry_failed: bool = False
     history_lag: float | None = None
     as_json: bool = False
+    emulator: bool = False  # for the commands we suggest
+    base_url: str | None = None  # likewise
+
+
+def again_command(options: BatchOptions, *flags: str) -> str:
+    """The command that runs this same batch again, with ``flags`` added: what
+    we suggest, so it names the options that decide the items (never a key)."""
+    words = ["atlas-async", "batch", str(options.file), "--out", str(options.out)]
+    if options.journal is not None:
+        words += ["--journal", str(options.journal)]
+    if options.model is not None:
+        words += ["--model", options.model]
+    if options.kind not in (None, "image"):
+        words += ["--kind", str(options.kind)]
+    if options.emulator:
+        words.append("--emulator")
+    elif options.base_url is not None:
+        words += ["--base-url", options.base_url]
+    return shlex.join([*words, *flags])
+
+
+async def remaining_steps(
+    journal: Journal, total: int, *, downloads: bool = True
+) -> list[tuple[JournalEntry, Step]]:
+    """Each of the batch's first ``total`` items and what a resume would do
+    with it (a saved item whose files left the disk is fetched again)."""
+    entries = [e for e in await journal.items() if e.index < total]
+    present = await anyio.to_thread.run_sync(
+        lambda: [all(f.is_file() for f in e.files) for e in entries]
+    )
+    return [
+        (e, step_of(e, downloads=downloads, files_present=p))
+        for e, p in zip(entries, present, strict=True)
+    ]
 
 
 def _remove_temporaries(directory: Path) -> int:
@@ -137,10 +167,13 @@ class _Reporter:
         self.parsed = parsed
         self.clock = clock
         self.as_json = options.as_json
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = PipeConsole()
+        self.err = PipeConsole(stderr=True)
+        self.options = options
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.failed_before: set[int] = set()  # failed when the run began
+        self.gone: list[int] = []  # lines whose outputs this run found gone
         self.started = clock.now()
         self.progress = Progress(
             SpinnerColumn(),
@@ -200,6 +233,9 @@ class _Reporter:
         error = result.error
         if error is not None:
             self.errors[type(error).__name__] += 1
+        fresh = result.index not in self.failed_before
+        if isinstance(error, OutputsGoneError) and fresh:
+            self.gone.append(line)
         if self.as_json:
             json_line(_result_json(result, line))
             return
@@ -215,12 +251,14 @@ class _Reporter:
             why = escape(f"{type(error).__name__}: {error}")
             self.out.print(f"[red]failed[/] line {line} {shown}: {why}{journal}")
 
-    def summary(self, out: Path, journal: Path | None) -> int:
-        """Print the summary; return the exit code."""
+    def summary(self, out: Path, journal: Path | None, steps: Counter[Step]) -> int:
+        """Print the summary and what to do next (from ``steps``: what a resume
+        would do with each item, so no advice repeats once followed); return
+        the exit code."""
         counts, total = self.counts, self.parsed.total
         elapsed = self.clock.now() - self.started
-        unknown = self.errors["SubmissionUnknownError"]
-        resumable = sum(n for name, n in self.errors.items() if name in _RESUMABLE)
+        resumable = steps[Step.SEND] + steps[Step.ATTACH] + steps[Step.FETCH]
+        unknown, failed = steps[Step.SETTLE], steps[Step.FAILED]
         if self.as_json:
             json_line(
                 {
@@ -230,6 +268,9 @@ class _Reporter:
                         "failed": counts["failed"],
                         "resumed": counts["resumed"],
                         "unknown": unknown,
+                        "resumable": resumable,
+                        "retryable": failed,
+                        "outputs_gone": len(self.gone),
                         "files": counts["files"],
                         "errors": dict(self.errors),
                         "elapsed_seconds": round(elapsed, 3),
@@ -245,14 +286,32 @@ class _Reporter:
                 f" {counts['files']} files in {escape(shown_path(out))}",
                 highlight=False,
             )
-            if unknown:
-                self.note(
-                    f"{unknown} submits got no answer and may exist (and bill): "
-                    "check the Atlas console, or run again with --resubmit-unknown"
-                )
-            if resumable:
-                self.note(f"{resumable} can be resumed: run the same command again")
+            self._advise(resumable, unknown, failed)
         return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED
+
+    def _advise(self, resumable: int, unknown: int, failed: int) -> None:
+        if unknown:
+            self.note(
+                f"{unknown} submits got no answer and may exist (and bill): "
+                "check the Atlas console, or run again with --resubmit-unknown"
+            )
+        if resumable:
+            self.note(f"{resumable} can be resumed: run the same command again")
+        if self.gone:
+            lines = ", ".join(map(str, sorted(self.gone)[:20]))
+            others = failed - len(self.gone)
+            also = f" (and the {others} other failed items)" if others > 0 else ""
+            self.note(
+                f"the outputs of {len(self.gone)} items are gone for good (expired"
+                f" or deleted; lines {lines}): a rerun will not bring them back;"
+                f" this makes them again{also}:"
+                f" {again_command(self.options, '--retry-failed')}"
+            )
+        elif failed:
+            self.note(
+                f"{failed} failed: running again reports them from the journal;"
+                " add --retry-failed to send them again"
+            )
 
 
 def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
@@ -283,22 +342,23 @@ async def _begin(
     journal: Journal,
     parsed: ParsedRequests,
     reporter: _Reporter,
+    options: BatchOptions,
     *,
-    emulator: bool,
     kept: bool = False,
 ) -> None:
     try:
+        placement = await journal.preview(parsed.requests)
         entries = await journal.begin(parsed.requests)
     except JournalError as exc:
         raise JournalError(
             f"{exc} (--journal PATH picks another file; delete {journal.path} "
             "to start over)"
         ) from None
-    states = Counter(entry.state for entry in entries)
+    new = sum(item is None for item in placement.items)
     # With the emulator's state kept, its predictions outlive it: attach them.
     resent = (_UNKNOWN,) if kept else (ItemState.SUBMITTED, _UNKNOWN)
     orphans = [e for e in entries if e.state in resent]
-    if emulator and orphans:
+    if options.emulator and orphans:
         # The emulator that had these died with the previous run, and nothing
         # it made was billed: send them again to this run's emulator.
         for entry in orphans:
@@ -309,14 +369,23 @@ async def _begin(
             f"{len(orphans)} items were in progress on the previous run's emulator,"
             " which stopped with it: sending them again"
         )
-    if states[ItemState.PENDING] != len(entries):
+    steps = Counter(step for _, step in await remaining_steps(journal, len(entries)))
+    failed = [e.index for e in entries if e.state is ItemState.FAILED]
+    if new != len(entries):
+        retried = f" (--retry-failed: sending {len(failed)} again)" if failed else ""
         reporter.note(
-            f"resuming {journal.path}: {states[ItemState.COMPLETED]} completed, "
-            f"{states[ItemState.FAILED]} failed, "
-            f"{states[ItemState.SUBMITTED]} submitted, "
-            f"{states[ItemState.UNKNOWN]} unknown, "
-            f"{states[ItemState.PENDING]} to send"
+            f"resuming {journal.path}: {steps[Step.DONE]} done,"
+            f" {steps[Step.FETCH]} with files missing (fetched again),"
+            f" {steps[Step.ATTACH]} submitted, {steps[Step.SETTLE]} unknown,"
+            f" {steps[Step.FAILED]} failed"
+            f"{retried if options.retry_failed else ''},"
+            f" {steps[Step.SEND] - new} to send, {new} new"
         )
+    if options.retry_failed:
+        for index in failed:
+            await journal.reset_to_pending(index)
+    else:
+        reporter.failed_before.update(failed)
 
 
 async def run_batch(conn: Connection, options: BatchOptions) -> int:
@@ -324,8 +393,7 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     conn.require_key()
     parsed = load_requests(options.file, kind=options.kind, model=options.model)
     out = await anyio.to_thread.run_sync(prepare_directory, options.out)
-    name = JOURNAL_NAME if conn.emulator is None else EMULATOR_JOURNAL_NAME
-    journal_path = options.journal or out / name
+    journal_path = options.journal or out / journal_name(conn)
     kept = False
     if conn.emulator is not None:
         state = journal_path.with_name(journal_path.name + EMULATOR_STATE_SUFFIX)
@@ -337,13 +405,7 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     journal = Journal(journal_path, clock=conn.clock, secret=secret)
     async with journal:
         if parsed.requests:
-            await _begin(
-                journal,
-                parsed,
-                reporter,
-                emulator=conn.emulator is not None,
-                kept=kept,
-            )
+            await _begin(journal, parsed, reporter, options, kept=kept)
         removed = await anyio.to_thread.run_sync(_remove_temporaries, out)
         if removed:
             reporter.note(f"removed {removed} partial downloads of an earlier run")
@@ -372,4 +434,10 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                 if options.history_lag is not None:
                     extra["history_lag"] = options.history_lag
                 await with_client(conn, call, **extra)
-    return reporter.summary(out, journal_path)
+        after = await remaining_steps(journal, len(parsed.requests))
+    return reporter.summary(out, journal_path, Counter(step for _, step in after))
+
+
+def journal_name(conn: Connection) -> str:
+    """The journal's file name in the output folder, for this connection."""
+    return JOURNAL_NAME if conn.emulator is None else EMULATOR_JOURNAL_NAME
