@@ -77,7 +77,9 @@ def prompts(tmp_path: Path) -> Path:
     return file
 
 
-def assert_everything_saved(tmp_path: Path, rerun: subprocess.CompletedProcess[str]):
+def assert_everything_saved(
+    tmp_path: Path, rerun: subprocess.CompletedProcess[str]
+) -> None:
     assert rerun.returncode == 0, rerun.stderr
     results, summary = parsed(rerun.stdout)
     assert all(r["ok"] for r in results), results
