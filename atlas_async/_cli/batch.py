@@ -7,8 +7,10 @@ Every check that can fail without spending anything runs first, in this order,
 each a usage error (exit 2): the key (unless ``--emulator``), the file (read and
 parsed; a malformed line is *not* fatal, it becomes a failed item with its line
 number), the output folder (created, must be writable), the journal (opened,
-locked, and ``begin``-checked: another batch's journal is refused). Only then
-does the client start and `generate_many` run, with the journal already open.
+locked, and ``begin``: each line finds its item by content, so added lines are
+new items and moved ones keep theirs; ``--retry-failed`` then resets the
+failed ones to pending). Only then does the client start and `generate_many`
+run, with the journal already open.
 
 The journal lives beside the outputs by default (``OUT/.atlas-journal.sqlite``;
 ``.atlas-journal.emulator.sqlite`` for ``--emulator`` runs, so an emulator run
@@ -23,7 +25,12 @@ the hidden ``.part-`` temporaries a killed run may have left are deleted.
 
 Output: one line per item on stdout (human, or ``--json``: one object per line,
 then a ``{"summary": ...}`` line); the progress bar goes to stderr, and only
-when stderr is a terminal, so piped output is never garbled.
+when stderr is a terminal, so piped output is never garbled. The advice after
+the summary is read from the journal once the run is over (`remaining_steps`:
+what a rerun would still do), never from this run's error types, so advice
+that was followed is not given again: a rerun converges. A stdout closed by its
+reader ends the command with 141 (`PipeConsole`); the journal keeps what the
+run learned, and a rerun fetches what it had not saved.
 """
 
 from __future__ import annotations
