@@ -81,7 +81,6 @@ from .._core.safety import redact_text
 from .._net.clock import wall_time
 from .keys import (
     JournalRequest,
-    batch_fingerprint,
     canonical,
     request_dict,
     request_key,
@@ -112,7 +111,6 @@ __all__ = [
     "JournalEntry",
     "JournalRequest",
     "Placement",
-    "batch_fingerprint",
     "request_key",
 ]
 

@@ -468,7 +468,7 @@ class ArgumentTypeError(InvalidArgumentError, TypeError):
 
 
 class JournalError(AtlasError):
-    """A batch journal cannot be used as asked (another batch's, or corrupt)."""
+    """A batch journal cannot be used as asked (in use, newer, or corrupt)."""
 
 
 class ClientStateError(AtlasError, RuntimeError):
