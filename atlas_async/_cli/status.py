@@ -37,9 +37,13 @@ __all__ = ["show_status"]
 _ORDER = (Step.DONE, Step.FETCH, Step.ATTACH, Step.SETTLE, Step.FAILED, Step.SEND)
 
 
-async def _placed(path: Path, requests: Any) -> tuple[list[JournalEntry | None], int]:
+async def _placed(
+    path: Path, requests: Any
+) -> tuple[list[JournalEntry | None], int] | None:
+    """Each request's item and the number of items none claims; None when
+    there is no journal yet (it is not created)."""
     if not await anyio.to_thread.run_sync(path.exists):
-        return [None] * len(requests), 0
+        return None
     async with Journal(path) as journal:
         placement = await journal.preview(requests)
     return list(placement.items), len(placement.leftover)
@@ -49,7 +53,8 @@ async def show_status(conn: Connection, options: BatchOptions) -> int:
     """Print what a resume of this batch would do; return the exit code."""
     parsed = load_requests(options.file, kind=options.kind, model=options.model)
     path = options.journal or options.out / journal_name(conn)
-    items, leftover = await _placed(path, parsed.requests)
+    placed = await _placed(path, parsed.requests)
+    items, leftover = placed or ([None] * len(parsed.requests), 0)
     # With --emulator and no emulator state kept, what was on the server died
     # with the previous run's emulator: a run sends it again.
     state = path.with_name(path.name + EMULATOR_STATE_SUFFIX)
@@ -92,19 +97,24 @@ async def show_status(conn: Connection, options: BatchOptions) -> int:
     for problem in parsed.problems:
         out.print(f"{'bad line':<13} line {problem.line}: {escape(problem.message)}")
     told = ", ".join(f"{counts[step]} {step.value}" for step in _ORDER)
-    extra = f"; {len(parsed.problems)} bad lines" if parsed.problems else ""
+    bad = len(parsed.problems)
+    extra = f"; {bad} bad line{'s' * (bad != 1)}" if bad else ""
     if leftover:
         extra += f"; {leftover} journal items not in this file (kept)"
     out.print(f"{parsed.total} items: {told}{extra}")
-    out.print(f"journal: {escape(shown_path(path))}")
-    _next(out, options, counts)
+    shown = escape(shown_path(path))
+    out.print(f"journal: {shown}" if placed else f"journal: {shown} (none yet)")
+    _next(out, options, counts, started=placed is not None)
     return EXIT_OK
 
 
-def _next(out: PipeConsole, options: BatchOptions, counts: Counter[Step]) -> None:
+def _next(
+    out: PipeConsole, options: BatchOptions, counts: Counter[Step], *, started: bool
+) -> None:
     work = counts[Step.FETCH] + counts[Step.ATTACH] + counts[Step.SEND]
     if work or counts[Step.SETTLE]:
-        out.print(f"to resume: {escape(again_command(options))}")
+        verb = "to resume" if started else "to run"
+        out.print(f"{verb}: {escape(again_command(options))}")
     if counts[Step.FAILED]:
         retry = again_command(options, "--retry-failed")
         out.print(f"to send the failed items again: {escape(retry)}")
