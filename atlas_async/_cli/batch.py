@@ -41,6 +41,7 @@ import shlex
 import sys
 from collections import Counter
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ from .._core.errors import JournalError, OutputsGoneError
 from .._core.statistics import ModelFigures
 from .._ops.download import prepare_directory
 from .consoles import PipeConsole
+from .cost import SpendTally, money_text
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -107,6 +109,8 @@ class BatchOptions:
     retry_failed: bool = False
     history_lag: float | None = None
     as_json: bool = False
+    budget: Decimal | None = None
+    check_balance: bool = True
     emulator: bool = False  # for the commands we suggest
     base_url: str | None = None  # likewise
 
@@ -181,6 +185,7 @@ class _Reporter:
         self.errors: Counter[str] = Counter()
         self.failed_before: set[int] = set()  # failed when the run began
         self.gone: list[int] = []  # lines whose outputs this run found gone
+        self.held: set[int] = set()  # kept back by the budget: not "resumable"
         self.started = clock.now()
         self.progress = Progress(
             SpinnerColumn(),
@@ -198,6 +203,7 @@ class _Reporter:
             redirect_stderr=self.err.is_terminal,
         )
         self.task = self.progress.add_task("batch", total=parsed.total, detail="")
+        self.spend = SpendTally(options.budget)
         self.client: AtlasClient | None = None
 
     def note(self, message: str) -> None:
@@ -209,6 +215,7 @@ class _Reporter:
         problems = len(self.parsed.problems)
         failed = progress.failed + problems
         detail = f"ok {progress.ok}  failed {failed}  running {progress.in_flight}"
+        detail += self.spend.detail(progress)
         if self.client is not None:
             detail += waiting_for_slots(self.client.statistics().models)
         self.progress.update(
@@ -234,11 +241,15 @@ class _Reporter:
     def result(self, result: BatchResult) -> None:
         """Report one item's outcome."""
         line = self.parsed.lines[result.index]
-        self.counts["ok" if result.ok else "failed"] += 1
+        self.spend.add(result)
+        if result.not_submitted:
+            self.held.add(result.index)
+        if not result.not_submitted:  # counted by the tally: not a failure
+            self.counts["ok" if result.ok else "failed"] += 1
         self.counts["resumed"] += result.resumed
         self.counts["files"] += len(result.files)
         error = result.error
-        if error is not None:
+        if error is not None and not result.not_submitted:
             self.errors[type(error).__name__] += 1
         fresh = result.index not in self.failed_before
         if isinstance(error, OutputsGoneError) and fresh:
@@ -254,16 +265,23 @@ class _Reporter:
             self.out.print(
                 f"[green]ok[/] line {line} {shown}: {escape(files)}{journal}"
             )
+        elif result.not_submitted:
+            self.out.print(f"[yellow]not submitted[/] line {line} {shown}: budget")
         else:
             why = escape(f"{type(error).__name__}: {error}")
             self.out.print(f"[red]failed[/] line {line} {shown}: {why}{journal}")
 
-    def summary(self, out: Path, journal: Path | None, steps: Counter[Step]) -> int:
-        """Print the summary and what to do next (from ``steps``: what a resume
+    def summary(
+        self, out: Path, journal: Path | None, after: list[tuple[JournalEntry, Step]]
+    ) -> int:
+        """Print the summary and what to do next (from ``after``: what a resume
         would do with each item, so no advice repeats once followed); return
         the exit code."""
         counts, total = self.counts, self.parsed.total
         elapsed = self.clock.now() - self.started
+        # Items the budget kept back wait for a larger budget (the spend line
+        # says so), not for the same command again.
+        steps = Counter(step for e, step in after if e.index not in self.held)
         resumable = steps[Step.SEND] + steps[Step.ATTACH] + steps[Step.FETCH]
         unknown, failed = steps[Step.SETTLE], steps[Step.FAILED]
         if self.as_json:
@@ -283,6 +301,7 @@ class _Reporter:
                         "elapsed_seconds": round(elapsed, 3),
                         "out": str(out),
                         "journal": None if journal is None else str(journal),
+                        **self.spend.json(),
                     }
                 }
             )
@@ -290,11 +309,12 @@ class _Reporter:
             self.out.print(
                 f"{counts['ok']} of {total} ok, {counts['failed']} failed"
                 f" ({counts['resumed']} from the journal) in {elapsed:.1f} s;"
-                f" {counts['files']} files in {escape(shown_path(out))}",
+                f" {counts['files']} files in {escape(shown_path(out))};"
+                f" {self.spend.line()}",
                 highlight=False,
             )
             self._advise(resumable, unknown, failed)
-        return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED
+        return self.spend.exit_code(EXIT_OK if counts["failed"] == 0 else EXIT_FAILED)
 
     def _advise(self, resumable: int, unknown: int, failed: int) -> None:
         if unknown:
@@ -339,6 +359,8 @@ def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
         "outputs": [] if prediction is None else list(prediction.outputs),
         "files": [str(f) for f in result.files],
         "resumed": result.resumed,
+        "not_submitted": result.not_submitted,
+        "cost": money_text(result.cost),
         "error": None
         if error is None
         else {"type": type(error).__name__, "message": str(error)},
@@ -431,6 +453,8 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                         download_to=out,
                         timeout=options.timeout,
                         resubmit_unknown=options.resubmit_unknown,
+                        budget=options.budget,
+                        check_balance=options.check_balance,
                     ):
                         reporter.result(result)
 
@@ -442,7 +466,7 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                     extra["history_lag"] = options.history_lag
                 await with_client(conn, call, **extra)
         after = await remaining_steps(journal, len(parsed.requests))
-    return reporter.summary(out, journal_path, Counter(step for _, step in after))
+    return reporter.summary(out, journal_path, after)
 
 
 def journal_name(conn: Connection) -> str:
