@@ -35,6 +35,7 @@ from .run import (
 )
 
 __all__ = [
+    "UPLOAD_LIMIT_BYTES",
     "parse_params",
     "run_generate",
     "run_get",
@@ -42,6 +43,9 @@ __all__ = [
     "run_upload",
     "run_wait",
 ]
+
+
+UPLOAD_LIMIT_BYTES = 50 * 2**20  # above this Atlas answers 413 (docs/wire.md)
 
 
 def _console() -> Console:
@@ -151,6 +155,15 @@ async def run_wait(
 
 async def run_upload(conn: Connection, file: Path, *, as_json: bool) -> int:
     """Upload a local file and print the URL to pass as a model input."""
+    conn.require_key()
+    size = (await anyio.to_thread.run_sync(file.stat)).st_size
+    if size > UPLOAD_LIMIT_BYTES:
+        # Atlas reads the whole body before its 413: refuse before sending it.
+        raise ConfigurationError(
+            f"{file} is {size / 2**20:.1f} MB, over the API's upload limit of"
+            f" {UPLOAD_LIMIT_BYTES // 2**20} MB: send a smaller file, or pass a"
+            " URL where the model takes one"
+        )
     media = await with_client(conn, lambda client: client.upload_media(file))
     if as_json:
         json_line(
