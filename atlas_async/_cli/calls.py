@@ -25,10 +25,12 @@ from .._client import AtlasClient
 from .._core.errors import ConfigurationError
 from .._core.models import Kind, Prediction
 from .._ops.download import prepare_directory
+from .live import show_wait
 from .run import (
     EXIT_OK,
     Connection,
     json_line,
+    on_interrupt,
     prediction_json,
     shown_path,
     with_client,
@@ -113,6 +115,8 @@ async def run_generate(
         future = await client.submit(
             request.kind, request.model, timeout=timeout, params=request.params
         )
+        on_interrupt(_follow_up(conn, future.id, request.kind))
+        await show_wait(future, conn.clock)
         prediction = await future
         return prediction, await client.download(prediction, directory)
 
@@ -124,6 +128,17 @@ async def run_generate(
         for file in files:
             console.print(escape(shown_path(file)))
     return EXIT_OK
+
+
+def _follow_up(conn: Connection, prediction_id: str, kind: Kind) -> str:
+    """What to do about a submitted prediction whose wait was interrupted."""
+    if conn.emulator is not None:
+        return f"prediction {prediction_id} was on this run's emulator, gone with it"
+    kind_option = "" if kind is Kind.IMAGE else f" --kind {kind.value}"
+    return (
+        f"prediction {prediction_id} goes on at Atlas, and is billed: follow it"
+        f" with  atlas-async wait {prediction_id}{kind_option}"
+    )
 
 
 async def run_get(conn: Connection, prediction_id: str, *, as_json: bool) -> int:
