@@ -322,7 +322,7 @@ def _exit_code(error: BaseException, notes: _RunNotes) -> int | None:
         from .hints import error_hint
 
         hint = error_hint(error, base_url=notes.base_url)
-        error_line(str(error) if hint is None else f"{error} ({hint})")
+        error_line(str(error) if hint is None else f"{error}; {hint}")
         return EXIT_FAILED
     if isinstance(error, OSError):
         error_line(_describe(error))
