@@ -355,6 +355,7 @@ def _spinner(future: PredictionFuture, clock: Clock) -> Iterator[Progress | None
         console=console,
         transient=True,
         get_time=clock.now,
+        redirect_stdout=False,  # stdout may be a pipe: never route it here
     )
     with progress:
         yield progress
