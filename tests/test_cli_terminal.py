@@ -19,7 +19,15 @@ import pytest
 from _terminal import Terminal
 from test_cli import clean_env, entry_point, read_line
 
-from atlas_async._cli.live import remaining_seconds, shown_duration
+from atlas_async import (
+    BatchProgress,
+    BatchResult,
+    GenerationRequest,
+    Prediction,
+    PredictionStatus,
+)
+from atlas_async._cli.live import BatchDisplay, remaining_seconds, shown_duration
+from atlas_async.testing import FakeClock
 
 pytestmark = pytest.mark.e2e
 
@@ -207,3 +215,43 @@ class TestRemaining:
         assert shown_duration(65) == "1:05"
         assert shown_duration(3725) == "1:02:05"
         assert shown_duration(None) == "-:--"
+
+
+class TestBatchDisplayLearning:
+    def test_the_durations_the_server_reports_move_the_estimate(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A completion reporting 30 s pulls the typical duration up from the prior."""
+        clock = FakeClock()
+        request = GenerationRequest("image", "m/slow", {"prompt": "p"})
+        display = BatchDisplay([request] * 20, clock=clock, slots=4)
+        prior = display.typical_seconds
+        assert prior is not None
+        assert prior < 10  # an image's prior: seconds
+        clock.advance(40.0)
+        done = Prediction(
+            id="p1",
+            status=PredictionStatus.COMPLETED,
+            outputs=("u",),
+            metrics={"predict_time": 30.0},
+        )
+        display.finished(BatchResult(0, request, prediction=done))
+        assert display.typical_seconds is not None
+        assert display.typical_seconds > prior
+        display.show(BatchProgress(total=20, done=1, ok=1, in_flight=4), None)
+        err = capsys.readouterr().err  # not a terminal here: a plain line
+        assert err == ""  # 1 of 20 is not yet a tenth
+        display.show(BatchProgress(total=20, done=2, ok=2, in_flight=4), None)
+        line = capsys.readouterr().err
+        assert line.startswith("atlas-async: 2/20 done, 0.0/s, ")
+        assert line.endswith("left; ok 2  failed 0  running 4\n")
+
+    def test_replayed_results_teach_nothing_and_count_no_rate(self) -> None:
+        """A result from the journal took no time in this run."""
+        clock = FakeClock()
+        request = GenerationRequest("image", "m", {"prompt": "p"})
+        display = BatchDisplay([request], clock=clock, slots=1)
+        clock.advance(5.0)
+        done = Prediction(id="p1", status=PredictionStatus.COMPLETED, outputs=("u",))
+        display.finished(BatchResult(0, request, prediction=done, resumed=True))
+        assert display.rate() is None

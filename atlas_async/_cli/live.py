@@ -225,7 +225,9 @@ class BatchDisplay:
         self.started = clock.now()
         self.finished_here = 0
         self.latest: BatchProgress | None = None
-        self.flow = ""
+        # Read by rich's refresh thread: a float computed on the event loop's
+        # thread, never the book itself (its lookups reorder it).
+        self.typical_seconds = self.typical()
         self.terminal = sys.stderr.isatty()
         self.step = 0
         # One terminal for both streams: the bar and the item lines share one
@@ -297,7 +299,7 @@ class BatchDisplay:
             slots=self.slots,
             finished=self.finished_here,
             elapsed=self.clock.now() - self.started,
-            typical=self.typical(),
+            typical=self.typical_seconds,
         )
 
     def finished(self, result: BatchResult) -> None:
@@ -312,6 +314,7 @@ class BatchDisplay:
             if took is not None:
                 request = result.request
                 self.durations.observe(request.kind, request.model, took)
+                self.typical_seconds = self.typical()
 
     def show(
         self, progress: BatchProgress, statistics: ClientStatistics | None
