@@ -161,7 +161,12 @@ async def run_wait(
     """Follow a prediction until it ends; print it (a failure is exit 1)."""
 
     async def call(client: AtlasClient) -> Prediction:
-        return await client.attach(prediction_id, kind=kind, timeout=timeout)
+        future = client.attach(prediction_id, kind=kind, timeout=timeout)
+        on_interrupt(
+            "the prediction goes on at Atlas: run the same command again to wait"
+        )
+        await show_wait(future, conn.clock, submitted=False)
+        return await future
 
     prediction = await with_client(conn, call)
     _print_prediction(prediction, as_json)

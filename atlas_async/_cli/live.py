@@ -364,14 +364,17 @@ def _spinner(future: PredictionFuture, clock: Clock) -> Iterator[Progress | None
         yield progress
 
 
-async def show_wait(future: PredictionFuture, clock: Clock) -> None:
+async def show_wait(
+    future: PredictionFuture, clock: Clock, *, submitted: bool = True
+) -> None:
     """
-    Say ``future``'s id on stderr; on a terminal, spin with its status and the
-    elapsed time until it ends. Returns when it ends; never raises its error
-    (``await future`` does).
+    Say ``future``'s id on stderr (when it was just ``submitted``); on a
+    terminal, spin with its status and the elapsed time until it ends. Returns
+    when it ends; never raises its error (``await future`` does).
     """
-    sys.stderr.write(f"atlas-async: submitted {future.id}\n")
-    sys.stderr.flush()
+    if submitted:
+        sys.stderr.write(f"atlas-async: submitted {future.id}\n")
+        sys.stderr.flush()
     with _spinner(future, clock) as progress:
         if progress is None:
             return
