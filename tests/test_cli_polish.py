@@ -22,7 +22,17 @@ from test_cli import clean_env, entry_point, read_line, usage_error
 
 from atlas_async import Kind, PredictionStatus, cli
 
-COMMANDS = ["emulator", "generate", "batch", "get", "wait", "upload", "models"]
+COMMANDS = [
+    "emulator",
+    "generate",
+    "batch",
+    "get",
+    "wait",
+    "upload",
+    "models",
+    "quote",
+    "balance",
+]
 GOOD_KEY = "the-right-key-1"
 WRONG_KEY = "a-wrong-key-2"
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from .._core.clock import Clock
 from .._core.config import API_KEY_ENV
 from .._core.errors import JournalError
 from .._ops.download import prepare_directory
+from .cost import SpendTally, money_text
 from .live import BatchDisplay
 from .run import (
     EXIT_FAILED,
@@ -94,6 +96,8 @@ class BatchOptions:
     resubmit_unknown: bool = False
     history_lag: float | None = None
     as_json: bool = False
+    budget: Decimal | None = None
+    check_balance: bool = True
 
 
 def _remove_temporaries(directory: Path) -> int:
@@ -125,6 +129,7 @@ class _Reporter:
             extra=len(parsed.problems),
         )
         self.out = self.progress.out  # stdout, above the display when shared
+        self.spend = SpendTally(options.budget)
         self.client: AtlasClient | None = None
 
     def note(self, message: str) -> None:
@@ -134,7 +139,8 @@ class _Reporter:
     def update(self, progress: BatchProgress) -> None:
         """The ``on_progress`` callback: move the display."""
         client = self.client
-        self.progress.show(progress, None if client is None else client.statistics())
+        statistics = None if client is None else client.statistics()
+        self.progress.show(progress, statistics, spend=self.spend.detail(progress))
 
     def problem(self, problem: RequestProblem) -> None:
         """Report a line that could not become a request."""
@@ -156,11 +162,13 @@ class _Reporter:
         """Report one item's outcome."""
         line = self.parsed.lines[result.index]
         self.progress.finished(result)
-        self.counts["ok" if result.ok else "failed"] += 1
+        self.spend.add(result)
+        if not result.not_submitted:  # counted by the tally: not a failure
+            self.counts["ok" if result.ok else "failed"] += 1
         self.counts["resumed"] += result.resumed
         self.counts["files"] += len(result.files)
         error = result.error
-        if error is not None:
+        if error is not None and not result.not_submitted:
             self.errors[type(error).__name__] += 1
         if self.as_json:
             json_line(_result_json(result, line))
@@ -173,6 +181,8 @@ class _Reporter:
             self.out.print(
                 f"[green]ok[/] line {line} {shown}: {escape(files)}{journal}"
             )
+        elif result.not_submitted:
+            self.out.print(f"[yellow]not submitted[/] line {line} {shown}: budget")
         else:
             why = escape(f"{type(error).__name__}: {error}")
             self.out.print(f"[red]failed[/] line {line} {shown}: {why}{journal}")
@@ -197,6 +207,7 @@ class _Reporter:
                         "elapsed_seconds": round(elapsed, 3),
                         "out": str(out),
                         "journal": None if journal is None else str(journal),
+                        **self.spend.json(),
                     }
                 }
             )
@@ -204,7 +215,8 @@ class _Reporter:
             self.out.print(
                 f"{counts['ok']} of {total} ok, {counts['failed']} failed"
                 f" ({counts['resumed']} from the journal) in {elapsed:.1f} s;"
-                f" {counts['files']} files in {escape(shown_path(out))}",
+                f" {counts['files']} files in {escape(shown_path(out))};"
+                f" {self.spend.line()}",
                 highlight=False,
             )
             if unknown:
@@ -214,7 +226,7 @@ class _Reporter:
                 )
             if resumable:
                 self.note(f"{resumable} can be resumed: run the same command again")
-        return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED
+        return self.spend.exit_code(EXIT_OK if counts["failed"] == 0 else EXIT_FAILED)
 
 
 def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
@@ -235,6 +247,8 @@ def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
         "outputs": [] if prediction is None else list(prediction.outputs),
         "files": [str(f) for f in result.files],
         "resumed": result.resumed,
+        "not_submitted": result.not_submitted,
+        "cost": money_text(result.cost),
         "error": None
         if error is None
         else {"type": type(error).__name__, "message": str(error)},
@@ -324,6 +338,8 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                         download_to=out,
                         timeout=options.timeout,
                         resubmit_unknown=options.resubmit_unknown,
+                        budget=options.budget,
+                        check_balance=options.check_balance,
                     ):
                         reporter.result(result)
 

@@ -317,12 +317,20 @@ class BatchDisplay:
                 self.typical_seconds = self.typical()
 
     def show(
-        self, progress: BatchProgress, statistics: ClientStatistics | None
+        self,
+        progress: BatchProgress,
+        statistics: ClientStatistics | None,
+        *,
+        spend: str = "",
     ) -> None:
-        """Move the display to ``progress`` (``statistics``: the client's now)."""
+        """
+        Move the display to ``progress`` (``statistics``: the client's now;
+        ``spend``: what the batch has cost so far, as text, or ``""``).
+        """
         self.latest = progress
         failed = progress.failed + self.extra
         detail = f"ok {progress.ok}  failed {failed}  running {progress.in_flight}"
+        detail += spend
         if statistics is not None:
             detail += flow_summary(statistics)
         done = progress.done + self.extra
