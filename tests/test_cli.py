@@ -340,7 +340,9 @@ class TestUsageErrors:
         ("argv", "message"),
         [
             pytest.param(["--fault", "bogus=1"], "unknown fault", id="fault"),
-            pytest.param(["--time-scale", "0"], "time_scale", id="time-scale"),
+            pytest.param(
+                ["--time-scale", "0"], "--time-scale must be positive", id="time-scale"
+            ),
             pytest.param(["--concurrency", "0"], "--concurrency", id="concurrency"),
             pytest.param(["--kind", "gif"], "unknown kind", id="kind"),
         ],

@@ -38,9 +38,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import sys
 from collections import Counter
-from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,14 +46,6 @@ from typing import Any
 import anyio.to_thread
 import attrs
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from .._batch.input import ParsedRequests, RequestProblem, load_requests
 from .._batch.journal import ItemState, Journal, JournalEntry
@@ -65,10 +55,10 @@ from .._client import AtlasClient
 from .._core.clock import Clock
 from .._core.config import API_KEY_ENV
 from .._core.errors import JournalError, OutputsGoneError
-from .._core.statistics import ModelFigures
 from .._ops.download import prepare_directory
 from .consoles import PipeConsole
 from .cost import SpendTally, money_text
+from .live import BatchDisplay
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -156,19 +146,6 @@ def _remove_temporaries(directory: Path) -> int:
     return removed
 
 
-def waiting_for_slots(models: Mapping[str, ModelFigures]) -> str:
-    """
-    ``"  waiting for a slot on m (5/5)"`` for each model whose submits wait for
-    its window, or ``""``.
-    """
-    waiting = [
-        f"  waiting for a slot on {model} ({figures.in_flight}/{figures.window})"
-        for model, figures in sorted(models.items())
-        if figures.queued and figures.window is not None
-    ]
-    return "".join(waiting)
-
-
 class _Reporter:
     """Prints results (stdout) and progress (stderr) for one batch run."""
 
@@ -178,7 +155,6 @@ class _Reporter:
         self.parsed = parsed
         self.clock = clock
         self.as_json = options.as_json
-        self.out = PipeConsole()
         self.err = PipeConsole(stderr=True)
         self.options = options
         self.counts: Counter[str] = Counter()
@@ -187,22 +163,13 @@ class _Reporter:
         self.gone: list[int] = []  # lines whose outputs this run found gone
         self.held: set[int] = set()  # kept back by the budget: not "resumable"
         self.started = clock.now()
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=self.err,
-            transient=True,
-            disable=not self.err.is_terminal,
-            # Route our stdout lines above the bar only when they share the
-            # terminal; piped stdout must stay untouched.
-            redirect_stdout=sys.stdout.isatty(),
-            redirect_stderr=self.err.is_terminal,
+        self.progress = BatchDisplay(  # the live display (see `live`)
+            parsed.requests,
+            clock=clock,
+            slots=options.concurrency or 64,
+            extra=len(parsed.problems),
         )
-        self.task = self.progress.add_task("batch", total=parsed.total, detail="")
+        self.out = self.progress.out  # stdout, above the display when shared
         self.spend = SpendTally(options.budget)
         self.client: AtlasClient | None = None
 
@@ -211,16 +178,10 @@ class _Reporter:
         self.err.print(f"atlas-async: {message}", markup=False)
 
     def update(self, progress: BatchProgress) -> None:
-        """The ``on_progress`` callback: move the bar."""
-        problems = len(self.parsed.problems)
-        failed = progress.failed + problems
-        detail = f"ok {progress.ok}  failed {failed}  running {progress.in_flight}"
-        detail += self.spend.detail(progress)
-        if self.client is not None:
-            detail += waiting_for_slots(self.client.statistics().models)
-        self.progress.update(
-            self.task, completed=progress.done + problems, detail=detail
-        )
+        """The ``on_progress`` callback: move the display."""
+        client = self.client
+        statistics = None if client is None else client.statistics()
+        self.progress.show(progress, statistics, spend=self.spend.detail(progress))
 
     def problem(self, problem: RequestProblem) -> None:
         """Report a line that could not become a request."""
@@ -241,6 +202,7 @@ class _Reporter:
     def result(self, result: BatchResult) -> None:
         """Report one item's outcome."""
         line = self.parsed.lines[result.index]
+        self.progress.finished(result)
         self.spend.add(result)
         if result.not_submitted:
             self.held.add(result.index)

@@ -309,6 +309,9 @@ def make_converter() -> cattrs.Converter:
     c = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     c.register_structure_hook(str, _v.strict_str)
     c.register_structure_hook(PredictionStatus, lambda v, _t: _v.parse_status(v))
+    # Kind is a str enum too: without its own hooks the str hook would take it.
+    c.register_structure_hook(Kind, lambda v, _t: Kind(v))
+    c.register_unstructure_hook(Kind, operator.attrgetter("value"))
     c.register_structure_hook(
         _PredictionData,
         make_dict_structure_fn(
@@ -504,6 +507,8 @@ def _records() -> cattrs.Converter:
     # values, and read back as the enum (or fail).
     c.register_unstructure_hook(PredictionStatus, operator.attrgetter("value"))
     c.register_structure_hook(PredictionStatus, lambda v, _t: PredictionStatus(v))
+    c.register_unstructure_hook(Kind, operator.attrgetter("value"))
+    c.register_structure_hook(Kind, lambda v, _t: Kind(v))
     # `outputs` has a column of its own; `raw` is not ours to keep (and may
     # repeat large base64 outputs), except the live fields the views read.
     c.register_unstructure_hook(
