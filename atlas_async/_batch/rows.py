@@ -23,7 +23,7 @@ import attrs
 from .._core.errors import AtlasError
 from .._core.models import Kind, Prediction
 from .._core.safety import redact_text
-from .._wire import convert as codec
+from .._wire import records as codec
 from .keys import canonical
 
 __all__ = [

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._core.errors import JournalError
-from .._wire import convert as codec
+from .._wire import records as codec
 from .keys import canonical
 from .rows import error_columns
 
