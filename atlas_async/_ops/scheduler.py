@@ -543,8 +543,10 @@ class Scheduler:
         if outcome is None:
             return  # the poll was cancelled: the future is already settled
         decision = self._core.record(pid, outcome, self._clock.now())
-        # A completion may have brought its siblings' polls forward.
-        self._poke(self._core.next_wakeup())
+        # A completion may have brought its siblings' polls forward (only a
+        # sleeping driver needs to hear of it).
+        if self._sleep_scope is not None:
+            self._poke(self._core.next_wakeup())
         if decision is None:
             return
         if isinstance(outcome, Prediction):
