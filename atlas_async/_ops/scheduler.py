@@ -158,7 +158,8 @@ class Scheduler:
         self._failure = failure
         self._policies = policies_by_kind(poll)
         rng = rng if rng is not None else random.Random()
-        self._admission = ModelAdmission(limits, self._clock, rng)
+        shared = gate.shared if gate is not None else None  # a coordinator's
+        self._admission = ModelAdmission(limits, self._clock, rng, shared=shared)
         self._core = PollCore(
             rng,
             durations=DurationBook(),
