@@ -254,7 +254,7 @@ def main() -> int:
     """Run the rounds, print the table, write the JSON; 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2, help="rounds per mode")
-    parser.add_argument("--images", type=int, default=300, help="per process")
+    parser.add_argument("--images", type=int, default=500, help="per process")
     parser.add_argument("--videos", type=int, default=10, help="per process")
     parser.add_argument("--only", default="both", help="both, coordinator or none")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -275,9 +275,6 @@ def main() -> int:
             if args.only != "both" and coordinated != (args.only == "coordinator"):
                 continue
             raw = _round(coordinated, args.images, args.videos)
-            Path(f"/tmp/processes-raw-{coordinated}.json").write_text(
-                json.dumps(raw)
-            )  # DEBUG
             row = _figures(raw, jobs)
             row["round"] = index
             rows.append(row)

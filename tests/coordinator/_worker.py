@@ -3,7 +3,8 @@ One worker process of the coordinator's tests: a client with a coordinator,
 driven by its command line, reporting on stdout one JSON line per event.
 
     python _worker.py submit BASE_URL REDIS_URL MODEL JOBS LIMIT TTL
-        submits JOBS predictions to MODEL (known in-flight limit LIMIT), prints
+        prints {"event": "ready"} once its client is open, then submits JOBS
+        predictions to MODEL (known in-flight limit LIMIT), prints
         {"event": "submitted", "at": ...} after each submit returns and
         {"event": "done", "failed": N} at the end.
     python _worker.py wait BASE_URL REDIS_URL MODEL
@@ -14,7 +15,9 @@ driven by its command line, reporting on stdout one JSON line per event.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 
 import anyio
 
@@ -22,7 +25,8 @@ from atlas_async import AtlasClient, FixedPolicy, Limits, RedisCoordinator
 
 
 def say(**event: object) -> None:
-    pass
+    """One event, as a JSON line on stdout (the test reads them)."""
+    print(json.dumps({**event, "at": time.time()}), flush=True)  # noqa: T201
 
 
 async def submit(
@@ -37,6 +41,7 @@ async def submit(
         limits=Limits(in_flight={model: limit}),
         coordinator=coordinator,
     ) as client:
+        say(event="ready")
 
         async def one(index: int) -> None:
             nonlocal failed

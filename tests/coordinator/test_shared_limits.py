@@ -164,22 +164,26 @@ async def test_a_known_rate_is_shared_by_the_clients_not_multiplied(
 async def test_a_rate_refusal_seen_by_one_client_slows_the_other(
     redis_server: RedisServer,
 ) -> None:
-    """Client A runs into the account's rate; client B, which was refused
-    nothing, then runs at the learned rate too (no longer unlimited)."""
-    config = EmulatorConfig(seed=5, time_scale=100, faults=Faults(rps=5, rps_burst=5))
+    """Client A runs into the account's rate; client B of the same account
+    (talking to a server that refuses nothing, so it cannot learn by itself)
+    then runs at the rate A learned, no longer unlimited."""
+    limited = EmulatorConfig(seed=5, time_scale=100, faults=Faults(rps=5, rps_burst=5))
     async with (
-        serve(config) as emulator,
-        clients(emulator, 2, redis_server.url) as (first, second),
+        serve(limited) as emulator,
+        serve(EmulatorConfig(seed=6)) as unlimited,
+        clients(emulator, 1, redis_server.url) as (first,),
+        clients(unlimited, 1, redis_server.url) as (second,),
     ):
+        await poke(second, -1)
         assert second.statistics().requests_per_second is None
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 for index in range(20):
                     tg.start_soon(poke, first, index)
         assert first.statistics().rate_refusals > 0
-        await poke(second, -1)
-        assert second.statistics().rate_refusals == 0
+        await poke(second, -2)
         rate = second.statistics().requests_per_second
+    assert unlimited.stats.snapshot().refusals["rate"] == 0
     assert rate is not None
     assert rate < 20
 
