@@ -7,6 +7,13 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _clean_atlas_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hide the developer's own ATLASCLOUD_* settings from every test."""
-    for name in ("ATLASCLOUD_API_KEY", "ATLASCLOUD_BASE_URL"):
+    """
+    Hide the developer's own ATLASCLOUD_* settings (and coordinator) from every
+    test; what a test sets there (the CLI's ``--coordinator``) is undone after.
+    """
+    for name in (
+        "ATLASCLOUD_API_KEY",
+        "ATLASCLOUD_BASE_URL",
+        "ATLAS_ASYNC_COORDINATOR",
+    ):
         monkeypatch.delenv(name, raising=False)
