@@ -30,7 +30,12 @@ Run it against the emulator (real Atlas needs a public https webhook URL)::
 
 With several workers each has its own client. Any worker answers for any id:
 ``/wait`` and ``/events`` attach to it and poll, and the webhook ends the wait
-at once when it lands on the worker that waits.
+at once when it lands on the worker that waits. Give the workers a
+coordinator and a webhook landing on any of them ends the waits on all of
+them at once (and the workers share the account's limits; docs/scaling.md)::
+
+    export ATLAS_ASYNC_COORDINATOR=redis://127.0.0.1:6379/0   # atlas-async[redis]
+    uvicorn examples.fastapi_app:app --port 8000 --workers 4
 """
 
 from __future__ import annotations

@@ -507,20 +507,19 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls):
             True when this call ended the prediction; False for an id this client
             does not follow (another process submitted it, or it already ended:
             a redelivery) and for a non-terminal snapshot. With a coordinator,
-            a terminal snapshot this client does not wait for goes to the
-            account's other processes.
+            every terminal snapshot also goes to the account's other
+            processes, so a future waiting there ends at once too.
 
         Raises:
             ArgumentTypeError: ``prediction`` is not a `Prediction`.
         """
         scheduler = self._running_scheduler()
         check_instance(prediction, Prediction, "prediction", "a Prediction")
-        if scheduler.deliver(prediction):
-            return True
         if self._shared is not None and prediction.done:
-            # Another process may be the one waiting: it resolves it at once.
+            # Other processes may wait for it too (a /wait on another web
+            # worker attaches to the id): each resolves its own future at once.
             self._shared.publish(prediction)
-        return False
+        return scheduler.deliver(prediction)
 
     def _relayed(self, prediction: Prediction) -> None:
         """A delivery another process received (through the coordinator)."""
