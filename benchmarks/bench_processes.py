@@ -32,7 +32,10 @@ Running::
     python benchmarks/bench_processes.py            # 2 rounds per mode
     python benchmarks/bench_processes.py --rounds 1 --images 150
 
-Writes ``benchmarks/results/processes.json``.
+Writes ``benchmarks/results/processes.json``. With ``--round-trips``, one
+process alone runs its share with the coordinator, and the table gives the
+Redis commands it caused per HTTP request (the server's ``INFO
+commandstats``) and one loopback round trip's time.
 """
 
 from __future__ import annotations
@@ -249,6 +252,99 @@ def _figures(raw: dict[str, Any], jobs: int) -> dict[str, Any]:
     }
 
 
+async def _round_trips_child(args: argparse.Namespace) -> dict[str, Any]:
+    """One client, ``--images`` images and ``--videos`` videos; the Redis
+    commands it caused (``INFO commandstats``, before and after)."""
+    import redis.asyncio as aioredis
+
+    store = aioredis.from_url(args.coordinator)
+
+    async def commands() -> dict[str, dict[str, float]]:
+        info: dict[str, Any] = await store.info("commandstats")
+        return {
+            name.removeprefix("cmdstat_"): {
+                "calls": float(v["calls"]),
+                "usec": float(v["usec"]),
+            }
+            for name, v in info.items()
+        }
+
+    before = await commands()
+    result = await _child(args)
+    after = await commands()
+    pings = []
+    for _ in range(1000):
+        started = time.perf_counter()
+        await store.ping()
+        pings.append(time.perf_counter() - started)
+    await store.aclose()
+    used = {
+        name: {
+            "calls": v["calls"] - before.get(name, {}).get("calls", 0.0),
+            "usec": v["usec"] - before.get(name, {}).get("usec", 0.0),
+        }
+        for name, v in after.items()
+    }
+    used.pop("info", None)
+    last = result["timeline"][-1]
+    return {
+        "requests": last[COLUMNS.index("requests")],
+        "completed": last[COLUMNS.index("completed")],
+        "commands": {k: v for k, v in used.items() if v["calls"]},
+        "ping_p50_us": _common.median(pings) * 1e6,
+    }
+
+
+# Commands the client sends itself (each a round trip); every other command in
+# the table runs inside a script (the deliveries' PUBLISH aside: none here).
+_SENT = ("evalsha", "set", "del", "ping", "hello", "script|load", "subscribe")
+
+
+def round_trips(images: int, videos: int) -> int:
+    """Redis commands per HTTP request, one process (``--round-trips``)."""
+    redis = _Redis()
+    faults = [f"rps={RATE}", f"max_in_flight_model={VIDEO}:{LIMIT}"]
+    try:
+        with _common.emulator(
+            time_scale=SCALE, faults=faults, latency=[f"{VIDEO}=20,40"]
+        ) as server:
+            command = [sys.executable, __file__, "--child", "--round-trips"]
+            command += ["--base-url", server.base_url, "--start-at", "0"]
+            command += ["--images", str(images), "--videos", str(videos)]
+            command += ["--coordinator", redis.url]
+            result = _common.run_json(command, timeout=900)
+    finally:
+        redis.stop()
+    requests = max(result["requests"], 1)
+    calls = sum(v["calls"] for v in result["commands"].values())
+    usec = sum(v["usec"] for v in result["commands"].values())
+    print(
+        f"1 process, {result['completed']} predictions,"
+        f" {result['requests']} HTTP requests"
+    )
+    print("command        calls  per request  server us/call")
+    for name, v in sorted(result["commands"].items(), key=lambda kv: -kv[1]["calls"]):
+        print(
+            f"{name:<12} {v['calls']:7.0f}  {v['calls'] / requests:11.3f}"
+            f"  {v['usec'] / max(v['calls'], 1):14.1f}"
+        )
+    print(
+        f"all          {calls:7.0f}  {calls / requests:11.3f}"
+        f"  {usec / max(calls, 1):14.1f}"
+    )
+    sent = sum(result["commands"].get(name, {}).get("calls", 0.0) for name in _SENT)
+    print(
+        f"round trips from the client (evalsha, set, del, ...): {sent:.0f},"
+        f" {sent / requests:.3f} per HTTP request; the rest run inside the scripts"
+    )
+    print(
+        f"one round trip (PING, redis-py, loopback): p50 {result['ping_p50_us']:.0f} us"
+    )
+    out = _common.RESULTS / "processes_round_trips.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     """Run the rounds, print the table, write the JSON; 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -256,17 +352,23 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=500, help="per process")
     parser.add_argument("--videos", type=int, default=10, help="per process")
     parser.add_argument("--only", default="both", help="both, coordinator or none")
+    parser.add_argument(
+        "--round-trips", action="store_true", help="Redis commands per request"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--coordinator", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(_child(args))))
+        child = _round_trips_child if args.round_trips else _child
+        print(json.dumps(asyncio.run(child(args))))
         return 0
     if shutil.which("redis-server") is None:
         print("redis-server is needed (apt-get install redis-server)", file=sys.stderr)
         return 2
+    if args.round_trips:
+        return round_trips(args.images, args.videos)
     jobs = PROCESSES * (args.images + args.videos)
     rows: list[dict[str, Any]] = []
     for index in range(args.rounds):
