@@ -27,6 +27,10 @@ Modes alternate round by round (with, without, with, ...); the table shows
 the medians. Targets (with the coordinator): goodput >= 0.85, 0 failed,
 refusals <= 5% of requests. Exit 1 if one is missed.
 
+With ``--known`` every client is told the limits
+(``Limits(requests_per_second=100, in_flight={VIDEO: 10})``), as a deployment
+that knows its account's limits would configure each process.
+
 Running::
 
     python benchmarks/bench_processes.py            # 2 rounds per mode
@@ -54,7 +58,7 @@ from typing import Any
 
 import _common
 
-from atlas_async import AtlasClient
+from atlas_async import AtlasClient, Limits
 
 IMAGE = "google/nano-banana-2/text-to-image"
 VIDEO = "bytedance/seedance-2.0/text-to-video"
@@ -69,8 +73,12 @@ COLUMNS = ("t", "requests", "refused", "polls", "submits_refused", "completed", 
 
 
 async def _child(args: argparse.Namespace) -> dict[str, Any]:
+    known = Limits(requests_per_second=RATE, in_flight={VIDEO: LIMIT})
     client = AtlasClient(
-        _common.KEY, base_url=args.base_url, coordinator=args.coordinator or None
+        _common.KEY,
+        base_url=args.base_url,
+        coordinator=args.coordinator or None,
+        limits=known if args.known else None,
     )
     timeline: list[list[float]] = []
     failed: list[str] = []
@@ -173,7 +181,7 @@ def _server_stats(origin: str) -> dict[str, Any]:
     } | {"peak_in_flight_by_model": stats.get("peak_in_flight_by_model", {})}
 
 
-def _round(coordinated: bool, images: int, videos: int) -> dict[str, Any]:
+def _round(coordinated: bool, images: int, videos: int, known: bool) -> dict[str, Any]:
     redis = _Redis() if coordinated else None
     faults = [f"rps={RATE}", f"max_in_flight_model={VIDEO}:{LIMIT}"]
     try:
@@ -186,6 +194,8 @@ def _round(coordinated: bool, images: int, videos: int) -> dict[str, Any]:
             command += ["--images", str(images), "--videos", str(videos)]
             if redis is not None:
                 command += ["--coordinator", redis.url]
+            if known:
+                command += ["--known"]
             children = [
                 subprocess.Popen(
                     command,
@@ -355,6 +365,11 @@ def main() -> int:
     parser.add_argument(
         "--round-trips", action="store_true", help="Redis commands per request"
     )
+    parser.add_argument(
+        "--known",
+        action="store_true",
+        help="every client is told the limits (R and the model's 10)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -375,7 +390,7 @@ def main() -> int:
         for coordinated in (True, False):
             if args.only != "both" and coordinated != (args.only == "coordinator"):
                 continue
-            raw = _round(coordinated, args.images, args.videos)
+            raw = _round(coordinated, args.images, args.videos, args.known)
             row = _figures(raw, jobs)
             row["round"] = index
             rows.append(row)
@@ -391,13 +406,15 @@ def main() -> int:
         summary["mode"] = "coordinator" if coordinated else "none"
         table.append(summary)
     print(f"{PROCESSES} processes, R={RATE}, {VIDEO} limited to {LIMIT} in flight")
+    if args.known:
+        print("each client told Limits(requests_per_second=R, in_flight={VIDEO: 10})")
     print("mode         goodput  vs ideal  refusals  peak  failed")
     for s in table:
         print(
             f"{s['mode']:<12} {s['goodput']:7.2f}  {s['vs_ideal']:8.2f}"
             f"  {s['refused_share']:8.1%}  {s['peak_in_flight']:4.0f}  {s['failed']:6d}"
         )
-    out = _common.RESULTS / "processes.json"
+    out = _common.RESULTS / ("processes_known.json" if args.known else "processes.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"rows": rows, "table": table}, indent=1) + "\n")
     shared = table[0]

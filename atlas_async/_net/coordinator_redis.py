@@ -70,7 +70,9 @@ DEFAULT_LEASE_TTL = 5.0
 #: case a ``freed`` message was missed (or a dead holder's lease ran out).
 RECHECK = 0.25
 _MIN_RATE = 0.1
-_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+# Any failure of Redis (lost, read-only, out of memory...) costs pace, never a
+# request: the client goes on with its own limits.
+_DOWN = (redis.exceptions.RedisError, OSError)
 
 
 def _where(url: str) -> str:
@@ -424,11 +426,11 @@ class _RedisShared:
                 event.set()
             return
         try:
-            prediction = decode_delivery(data)
+            self._on_delivery(decode_delivery(data))
         except UnexpectedResponseError as exc:
             logger.warning("coordinator: unreadable delivery ignored (%s)", exc)
-            return
-        self._on_delivery(prediction)
+        except Exception:  # a bug must not stop the listener: polling goes on
+            logger.exception("coordinator: a relayed delivery failed")
 
 
 def _num(value: float | None) -> str:

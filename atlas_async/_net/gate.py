@@ -204,9 +204,13 @@ class RequestGate:
         self._rate.on_response(429, retry_after if cause is Cause.RATE else None, now)
         if cause is Cause.RATE:
             logger.warning("rate limited (429); slowing every request of this client")
-            self._rate.on_refusal(now)
-            if self.shared is not None:
-                self.shared.refused(cut=True, retry_after=retry_after)
+            shared = self.shared
+            if shared is not None and shared.active:
+                # The shared rate is cut for every process; this one's own rate
+                # (which counted no sends meanwhile) is for a Redis outage.
+                shared.refused(cut=True, retry_after=retry_after)
+            else:
+                self._rate.on_refusal(now)
         return cause
 
     def figures(self) -> GateFigures:
