@@ -16,4 +16,7 @@ def _clean_atlas_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "ATLASCLOUD_BASE_URL",
         "ATLAS_ASYNC_COORDINATOR",
     ):
-        monkeypatch.delenv(name, raising=False)
+        # Set first, so that the teardown removes whatever the test left there
+        # (delenv alone records nothing for a variable that was not set).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)

@@ -287,10 +287,13 @@ class _RedisShared:
                 self._held[model] += 1
                 return True
             try:
-                took = await self._take(
-                    keys=[self._model_key(model)],
-                    args=[self._holder, known, self._alive],
-                )
+                # Shielded: a place taken on the server and forgotten here (the
+                # caller cancelled during the round trip) would never return.
+                with anyio.CancelScope(shield=True):
+                    took = await self._take(
+                        keys=[self._model_key(model)],
+                        args=[self._holder, known, self._alive],
+                    )
             except _DOWN as exc:
                 self._lose(exc)
                 continue
