@@ -32,6 +32,7 @@ from ._core.errors import (
     AtlasError as AtlasError,
     AuthenticationError as AuthenticationError,
     BatchTimeoutError as BatchTimeoutError,
+    BudgetExceededError as BudgetExceededError,
     ClientClosedError as ClientClosedError,
     ClientStateError as ClientStateError,
     ConfigurationError as ConfigurationError,
@@ -46,6 +47,7 @@ from ._core.errors import (
     PredictionError as PredictionError,
     PredictionFailedError as PredictionFailedError,
     PredictionTimeoutError as PredictionTimeoutError,
+    QuoteExceedsBalanceError as QuoteExceedsBalanceError,
     RateLimitError as RateLimitError,
     ServerError as ServerError,
     SubmissionUnknownError as SubmissionUnknownError,
@@ -67,6 +69,13 @@ from ._core.policies import (
     ExponentialPolicy as ExponentialPolicy,
     FixedPolicy as FixedPolicy,
     PollPolicy as PollPolicy,
+)
+from ._core.pricing import (
+    Balance as Balance,
+    ModelPrice as ModelPrice,
+    ModelQuote as ModelQuote,
+    Quote as Quote,
+    Unpriced as Unpriced,
 )
 from ._core.retry import BackoffPolicy as BackoffPolicy, Retry as Retry
 from ._core.statistics import (
@@ -144,6 +153,7 @@ __all__ = [
     "AtlasError",
     "AuthenticationError",
     "BatchTimeoutError",
+    "BudgetExceededError",
     "ClientClosedError",
     "ClientStateError",
     "ConfigurationError",
@@ -158,6 +168,7 @@ __all__ = [
     "PredictionError",
     "PredictionFailedError",
     "PredictionTimeoutError",
+    "QuoteExceedsBalanceError",
     "RateLimitError",
     "ServerError",
     "SubmissionUnknownError",
@@ -171,6 +182,12 @@ __all__ = [
     "PredictionStatus",
     "Transcript",
     "UploadedMedia",
+    # cost
+    "Balance",
+    "ModelPrice",
+    "ModelQuote",
+    "Quote",
+    "Unpriced",
     # time
     "AnyioClock",
     "Clock",

@@ -39,6 +39,7 @@ import attrs
 from ._core.errors import AtlasError, RateLimitError
 from ._core.models import Kind, Prediction, PredictionStatus
 from ._core.windows import Cause, RequestKind
+from ._ops.operations import PollMemo
 
 if TYPE_CHECKING:
     from .emulator import Emulator, EmulatorConfig, RunningEmulator
@@ -319,7 +320,9 @@ class FakeSource:
         self.peak_running[model] = max(self.peak_running.get(model, 0), len(running))
         return await self._call(prediction_id, self.create_answer, RequestKind.SUBMIT)
 
-    async def fetch(self, prediction_id: str) -> Prediction:
+    async def fetch(
+        self, prediction_id: str, memo: PollMemo | None = None
+    ) -> Prediction:
         """Poll once: the next scripted answer for the id."""
         self.fetches.append((self.clock.now(), prediction_id))
         script = self.scripts.setdefault(prediction_id, list(self.default))

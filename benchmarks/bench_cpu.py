@@ -9,14 +9,18 @@ finish. Each measurement is a fresh client process (core 0):
   ``max_concurrent_requests`` (16) workers poll back to back, like the loop;
 * ``bare``: ``httpx.AsyncClient`` with the same transport, pool and headers,
   16 workers each looping ``GET /model/prediction/{id}`` and ``response.json()``
-  over the same number of predictions.
+  over the same number of predictions;
+* ``floor``: the same loop in plain aiohttp (``ClientSession.get``, ``read``,
+  ``json.loads``), with no httpx anywhere: what one poll costs at the least on
+  this machine. The issue's target is the SDK at most 1.5x this floor.
 
 Both saturate the client core, so CPU per poll is the whole story: getrusage
 over ``--duration`` seconds after a warm-up, divided by the polls made
 (``client.statistics().polls`` for the SDK). Each run waits for the machine to
 be quiet and records how busy other processes kept it; each cell is the median
 of the quiet runs (other load inflates CPU time) among ``--repeats``; the
-ratio is sdk / bare with the same transport (target: at most 1.3).
+ratios are sdk / floor (target: at most 1.5 with the aiohttp backend) and
+sdk / bare with the same transport. Modes alternate within each round.
 
 Usage::
 
@@ -32,6 +36,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import sys
 import time
@@ -48,7 +53,7 @@ from atlas_async._net.transport import AiohttpTransport
 MODEL = "google/nano-banana-2/text-to-image"
 CONCURRENCY = 16  # the SDK's default max_concurrent_requests
 TRANSPORTS = ("httpx", "aiohttp")
-MODES = ("bare", "sdk")
+MODES = ("floor", "bare", "sdk")
 
 
 async def _sdk(
@@ -122,6 +127,46 @@ async def _bare(
     return _result(polls, cpu, elapsed, counts[1])
 
 
+async def _floor(
+    base_url: str, transport: str, n: int, warmup: float, duration: float
+) -> dict[str, Any]:
+    import aiohttp
+
+    headers = {"User-Agent": USER_AGENT, "Authorization": f"Bearer {_common.KEY}"}
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        urls = []
+        for index in range(n):
+            async with http.post(
+                f"{base_url}/model/generateImage",
+                json={"model": MODEL, "prompt": f"cpu {index}"},
+            ) as answer:
+                created = json.loads(await answer.read())
+            urls.append(f"{base_url}/model/prediction/{created['data']['id']}")
+        counts = [0, 0]  # polls, errors
+        phase = {"stop": time.perf_counter() + warmup + duration}
+
+        async def worker(mine: list[str]) -> None:
+            while time.perf_counter() < phase["stop"]:
+                for url in mine:
+                    async with http.get(url) as response:
+                        body = json.loads(await response.read())
+                    counts[body["code"] != 200] += 1
+
+        tasks = [
+            asyncio.ensure_future(worker(urls[w::CONCURRENCY]))
+            for w in range(CONCURRENCY)
+        ]
+        await asyncio.sleep(warmup)
+        polls, cpu = counts[0], _common.cpu_seconds()
+        started = time.perf_counter()
+        await asyncio.sleep(duration)
+        elapsed = time.perf_counter() - started
+        polls, cpu = counts[0] - polls, _common.cpu_seconds() - cpu
+        await asyncio.gather(*tasks)
+    return _result(polls, cpu, elapsed, counts[1])
+
+
 def _result(polls: int, cpu: float, elapsed: float, errors: int) -> dict[str, Any]:
     return {
         "polls": polls,
@@ -134,7 +179,7 @@ def _result(polls: int, cpu: float, elapsed: float, errors: int) -> dict[str, An
 
 
 def _child(args: argparse.Namespace) -> int:
-    run = _sdk if args.mode == "sdk" else _bare
+    run = {"sdk": _sdk, "bare": _bare, "floor": _floor}[args.mode]
     coroutine = run(args.base_url, args.transport, args.n, args.warmup, args.duration)
     if args.profile:
         profiler = cProfile.Profile()
@@ -142,36 +187,49 @@ def _child(args: argparse.Namespace) -> int:
         result = asyncio.run(coroutine)
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stderr)
-        stats.sort_stats("tottime").print_stats(35)
+        stats.sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(
+            os.environ.get("BENCH_PROFILE_FILTER", ""), 35
+        )
     else:
         result = asyncio.run(coroutine)
     print(json.dumps(result))
     return 0
 
 
+def _cell(runs: list[dict[str, Any]], mode: str, transport: str) -> dict[str, float]:
+    """Medians of the quiet runs of one mode (the floor has no transport)."""
+    mine = _common.quiet(
+        [
+            r
+            for r in runs
+            if r["mode"] == mode and (mode == "floor" or r["transport"] == transport)
+        ]
+    )
+    cell = {
+        key: _common.median([r[key] for r in mine])
+        for key in ("cpu_us_per_poll", "polls_per_s", "foreign_cores")
+    }
+    cell["runs"] = len(mine)
+    return cell
+
+
 def _summary(runs: list[dict[str, Any]], transport: str) -> dict[str, Any]:
-    """Medians of the quiet runs of one transport, and the sdk / bare ratio."""
-    cells: dict[str, dict[str, float]] = {}
-    for mode in MODES:
-        mine = _common.quiet(
-            [r for r in runs if r["mode"] == mode and r["transport"] == transport]
-        )
-        cells[mode] = {
-            key: _common.median([r[key] for r in mine])
-            for key in ("cpu_us_per_poll", "polls_per_s", "foreign_cores")
-        }
-        cells[mode]["runs"] = len(mine)
-    bare, sdk = cells["bare"], cells["sdk"]
+    """Medians of the quiet runs of one transport; sdk / floor and sdk / bare."""
+    floor, bare, sdk = (_cell(runs, mode, transport) for mode in MODES)
     return {
         "transport": transport,
+        "floor_cpu_us_per_poll": floor["cpu_us_per_poll"],
         "bare_cpu_us_per_poll": bare["cpu_us_per_poll"],
         "sdk_cpu_us_per_poll": sdk["cpu_us_per_poll"],
+        "ratio_to_floor": sdk["cpu_us_per_poll"] / floor["cpu_us_per_poll"],
         "ratio": sdk["cpu_us_per_poll"] / bare["cpu_us_per_poll"],
-        "sdk_overhead_us_per_poll": sdk["cpu_us_per_poll"] - bare["cpu_us_per_poll"],
-        "bare_polls_per_s": bare["polls_per_s"],
+        "sdk_overhead_us_per_poll": sdk["cpu_us_per_poll"] - floor["cpu_us_per_poll"],
+        "floor_polls_per_s": floor["polls_per_s"],
         "sdk_polls_per_s": sdk["polls_per_s"],
-        "quiet_runs": min(bare["runs"], sdk["runs"]),
-        "foreign_cores": max(bare["foreign_cores"], sdk["foreign_cores"]),
+        "quiet_runs": min(floor["runs"], bare["runs"], sdk["runs"]),
+        "foreign_cores": max(
+            floor["foreign_cores"], bare["foreign_cores"], sdk["foreign_cores"]
+        ),
     }
 
 
@@ -186,6 +244,15 @@ def _command(
     if _common.can_pin():
         command = ["taskset", "-c", str(_common.CLIENT_CORE), *command]
     return command
+
+
+def _round(repeat: int) -> list[tuple[str, str]]:
+    """One round: the floor once, then each transport's bare and sdk runs;
+    every other round backwards, so no mode always runs first."""
+    cells = [("aiohttp", "floor")] + [
+        (transport, mode) for transport in TRANSPORTS for mode in MODES[1:]
+    ]
+    return cells if repeat % 2 == 0 else cells[::-1]
 
 
 def main() -> int:
@@ -219,50 +286,55 @@ def main() -> int:
                 )
             return 0
         for repeat in range(args.repeats):
-            for transport in TRANSPORTS:
-                for mode in MODES:
-                    result = _common.run_measured(
-                        _command(args, server.base_url, mode, transport),
-                        timeout=60,
-                        server_pid=server.pid,
-                    )
-                    result.update(mode=mode, transport=transport, repeat=repeat)
-                    runs.append(result)
-                    print(
-                        f"  run {repeat + 1}/{args.repeats} {transport:<8} {mode:<5}"
-                        f" {result['polls_per_s']:7,.0f} polls/s"
-                        f" {result['cpu_us_per_poll']:6.0f} us/poll"
-                        f" (others busy: {result['foreign_cores']:.2f} cores)",
-                        file=sys.stderr,
-                    )
+            for transport, mode in _round(repeat):
+                result = _common.run_measured(
+                    _command(args, server.base_url, mode, transport),
+                    timeout=60,
+                    server_pid=server.pid,
+                )
+                result.update(mode=mode, transport=transport, repeat=repeat)
+                runs.append(result)
+                print(
+                    f"  run {repeat + 1}/{args.repeats} {transport:<8} {mode:<5}"
+                    f" {result['polls_per_s']:7,.0f} polls/s"
+                    f" {result['cpu_us_per_poll']:6.0f} us/poll"
+                    f" (others busy: {result['foreign_cores']:.2f} cores)",
+                    file=sys.stderr,
+                )
     summary = [_summary(runs, transport) for transport in TRANSPORTS]
     print(
         _common.table(
             [
                 "transport",
+                "floor µs/poll",
                 "bare µs/poll",
                 "SDK µs/poll",
+                "SDK / floor",
                 "SDK / bare",
                 "SDK adds µs",
-                "bare polls/s",
                 "SDK polls/s",
             ],
             [
                 [
                     row["transport"],
+                    row["floor_cpu_us_per_poll"],
                     row["bare_cpu_us_per_poll"],
                     row["sdk_cpu_us_per_poll"],
+                    f"{row['ratio_to_floor']:.2f}x",
                     f"{row['ratio']:.2f}x",
                     row["sdk_overhead_us_per_poll"],
-                    row["bare_polls_per_s"],
                     row["sdk_polls_per_s"],
                 ]
                 for row in summary
             ],
         )
     )
-    target = all(row["ratio"] <= 1.3 for row in summary)
-    print(f"  {'PASS' if target else 'FAIL'}  SDK CPU per poll <= 1.3x the bare loop")
+    # The target is the default path (aiohttp) against the plain aiohttp loop.
+    target = summary[TRANSPORTS.index("aiohttp")]["ratio_to_floor"] <= 1.5
+    print(
+        f"  {'PASS' if target else 'FAIL'}  SDK CPU per poll <= 1.5x a bare aiohttp"
+        " loop (aiohttp backend)"
+    )
     path = _common.write_results(
         "cpu", {"runs": runs, "summary": summary, "n": args.n, "target_met": target}
     )

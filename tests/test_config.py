@@ -260,9 +260,9 @@ class TestTimeouts:
 
 class TestLimits:
     def test_scheduler_option_defaults(self) -> None:
-        """By default 1000 predictions in flight, 16 requests, no rate cap."""
+        """By default no cap on predictions in flight, 16 requests, no rate cap."""
         config = resolve_config(KEY, env={})
-        assert (config.max_in_flight, config.max_concurrent_requests) == (1000, 16)
+        assert (config.max_in_flight, config.max_concurrent_requests) == (None, 16)
         assert config.requests_per_second is None
         assert config.poll is None
 
@@ -285,7 +285,7 @@ class TestLimits:
         "kwargs",
         [
             pytest.param({"max_in_flight": 0}, id="in-flight-zero"),
-            pytest.param({"max_in_flight": None}, id="in-flight-none"),
+            pytest.param({"max_in_flight": 1.5}, id="in-flight-float"),
             pytest.param({"max_concurrent_requests": 0}, id="concurrency-zero"),
             pytest.param({"max_concurrent_requests": True}, id="concurrency-bool"),
             pytest.param({"requests_per_second": 0}, id="rps-zero"),

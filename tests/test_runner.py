@@ -30,6 +30,7 @@ from atlas_async._core.errors import (
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import ExponentialPolicy, FixedPolicy
 from atlas_async._net.gate import RequestGate
+from atlas_async._ops.operations import PollMemo
 from atlas_async._ops.scheduler import Scheduler
 from atlas_async.testing import FakeClock, FakeSource, snapshot
 
@@ -491,7 +492,9 @@ class TestLifecycle:
         bug; it is neither swallowed nor allowed to tear the scheduler down."""
 
         class Broken(FakeSource):
-            async def fetch(self, prediction_id: str) -> Prediction:
+            async def fetch(
+                self, prediction_id: str, memo: PollMemo | None = None
+            ) -> Prediction:
                 if prediction_id == "a":
                     raise KeyError("bug")
                 return await super().fetch(prediction_id)

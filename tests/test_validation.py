@@ -353,6 +353,15 @@ ROWS: dict[str, Row] = {
     "many-download-concurrency-zero": Row(call=many([], download_concurrency=0)),
     "many-on-progress-int": Row(call=many([], on_progress=3), error=TYPE),
     "many-journal-int": Row(call=many([], journal=3), error=TYPE),
+    "many-budget-negative": Row(call=many([], budget=-1)),
+    "many-budget-nan": Row(call=many([], budget=NAN)),
+    "many-check-balance-str": Row(call=many([], check_balance="no"), error=TYPE),
+    # -- quote ---------------------------------------------------------------------
+    "quote-requests-str": Row(
+        call=lambda client, _: client.quote("a fox"),  # type: ignore[arg-type]
+        error=TYPE,
+    ),
+    "quote-request-int": Row(call=lambda client, _: client.quote([123]), error=CONFIG),  # type: ignore[list-item]
     # -- public value types -------------------------------------------------------
     "timeouts-nan": Row(build=lambda: Timeouts(connect=NAN)),
     "timeouts-str": Row(build=lambda: Timeouts(read="5"), error=TYPE),  # type: ignore[arg-type]

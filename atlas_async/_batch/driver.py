@@ -39,6 +39,7 @@ from .._core.sending import on_send
 from .._ops.download import prepare_directory
 from .._ops.futures import PredictionFuture
 from .._wire.parse import build_submit_body
+from .budget import CostGate
 from .host import BatchHost
 from .journal import ItemState, Journal, JournalEntry
 from .record import Record, open_journal, rebuild_error
@@ -67,6 +68,13 @@ def _never_left(error: AtlasError) -> bool:
     return isinstance(error, errors.APIError) and error.status_code in (429, 503)
 
 
+def _may_bill(error: AtlasError | None) -> bool:
+    """True when a submit that ended in ``error`` may have created a prediction."""
+    return isinstance(error, SubmissionUnknownError) or (
+        error is not None and error.prediction_id is not None
+    )
+
+
 @attrs.define
 class Options:
     """The options of one `generate_many` call, checked."""
@@ -79,6 +87,7 @@ class Options:
     batch_timeout: float | None
     resubmit_unknown: bool
     download_concurrency: int
+    gate: CostGate | None = None  # budget and balance check (budget.py)
 
 
 class Driver:
@@ -126,6 +135,8 @@ class Driver:
                 for entry in self.entries:
                     if entry.prediction_id is not None:
                         self.settler.claim(entry.prediction_id)
+            if options.gate is not None:  # before any submit: may stop the batch
+                await options.gate.start(self.requests, self.entries)
             self.queue = deque(self._order())
             self._report()
             limit = options.max_in_flight or self.host.max_in_flight
@@ -162,14 +173,26 @@ class Driver:
 
     async def _worker(self) -> None:
         while self.queue:
-            result = await self._item(self.queue.popleft())
+            result = self._priced(await self._item(self.queue.popleft()))
             self._report(
                 done=1,
                 ok=int(result.ok),
-                failed=int(not result.ok),
+                failed=int(not result.ok and not result.not_submitted),
                 resumed=int(result.resumed),
+                not_submitted=int(result.not_submitted),
             )
             await self.send.send(result)
+
+    def _priced(self, result: BatchResult) -> BatchResult:
+        # The quote stands in for a price the server did not send.
+        gate = self.options.gate
+        if gate is not None:
+            result = attrs.evolve(result, quoted=gate.quoted(result.index))
+        if result.cost is not None:
+            self.progress = attrs.evolve(
+                self.progress, spent=self.progress.spent + result.cost
+            )
+        return result
 
     def _timed_out(self, prediction_id: str | None = None) -> BatchTimeoutError:
         seconds = self.options.batch_timeout
@@ -219,8 +242,15 @@ class Driver:
             return await self._wait(index, future)
         if self.stop_error is not None:
             return BatchResult(index, request, error=self.stop_error)
+        gate = self.options.gate
+        refused = None if gate is None else gate.admit(index)
+        if refused is not None:  # not submitted: budget; stays pending
+            return BatchResult(index, request, error=refused)
         submitted = await self._submit(index, request)
         if isinstance(submitted, BatchResult):
+            error = submitted.error
+            if gate is not None and not _may_bill(error):
+                gate.release(index)
             return submitted
         self._report(in_flight=1, submitted=1)
         return await self._wait(index, submitted)
@@ -383,6 +413,8 @@ class Driver:
             return self._ended(index, error)
         except (PredictionFailedError, NotFoundError) as exc:
             await self.record.mark_failed(index, exc)
+            if self.options.gate is not None:
+                self.options.gate.release(index)  # not billed
             return self._ended(index, exc)
         except AtlasError as exc:
             # Our deadline, a poll that kept failing, the client closing: the
@@ -391,6 +423,8 @@ class Driver:
         finally:
             del self.waiting[index]
         await self.record.mark_completed(index, prediction)
+        if self.options.gate is not None:
+            self.options.gate.settle(index, prediction)
         try:
             files = await self._download(index, prediction)
         except AtlasError as exc:

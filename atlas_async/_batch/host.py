@@ -33,7 +33,10 @@ class BatchHost(Protocol):
 
     @property
     def max_in_flight(self) -> int:
-        """The client's ``max_in_flight``: the default number of batch workers."""
+        """
+        The default number of batch workers: the client's ``max_in_flight``,
+        or ``DEFAULT_BATCH_WORKERS`` (1,000) when it sets none.
+        """
         ...
 
     @property

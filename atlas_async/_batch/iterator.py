@@ -57,6 +57,7 @@ from .._core.errors import (
     ClientClosedError,
     ConfigurationError,
 )
+from .budget import CostGate
 from .driver import Driver, Options, ProgressCallback
 from .host import BatchHost
 from .journal import Journal
@@ -230,6 +231,7 @@ def generate_many(
     batch_timeout: float | None = None,
     resubmit_unknown: bool = False,
     download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY,
+    gate: CostGate | None = None,
 ) -> BatchIterator:
     """
     Run ``requests`` on ``host`` and yield a `BatchResult` per item, in
@@ -250,6 +252,7 @@ def generate_many(
         resubmit_unknown: send again items an earlier run sent without getting
             an answer (they may exist and bill).
         download_concurrency: predictions downloading at once.
+        gate: the budget and balance check, asked before each submit.
 
     Raises:
         ConfigurationError: a request is invalid (before anything is sent), or a
@@ -275,5 +278,6 @@ def generate_many(
         batch_timeout=batch_timeout,
         resubmit_unknown=resubmit_unknown,
         download_concurrency=download_concurrency,
+        gate=gate,
     )
     return BatchIterator(host, items, options)

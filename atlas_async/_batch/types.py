@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from .._core.errors import AtlasError, ConfigurationError
+from .._core.errors import AtlasError, BudgetExceededError, ConfigurationError
 from .._core.models import Kind, Prediction
 from .._core.validate import check_params
 
@@ -136,6 +137,8 @@ class BatchResult:
         error: why it did not (an `AtlasError`), otherwise None.
         files: the saved outputs when ``download_to`` was given.
         resumed: True when the outcome was recorded by an earlier run's journal.
+        quoted: the item's price at the catalog's prices, when the batch quoted
+            it (a budget or a balance check), else None.
     """
 
     index: int
@@ -144,6 +147,7 @@ class BatchResult:
     error: AtlasError | None = None
     files: tuple[Path, ...] = attrs.field(default=(), kw_only=True, converter=_to_paths)
     resumed: bool = attrs.field(default=False, kw_only=True)
+    quoted: Decimal | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if (self.prediction is None) == (self.error is None):
@@ -156,6 +160,23 @@ class BatchResult:
         """True when the item completed (``prediction`` is set)."""
         return self.error is None
 
+    @property
+    def not_submitted(self) -> bool:
+        """True when the budget kept the item from being sent (not a failure:
+        a later run with a larger budget sends it)."""
+        return isinstance(self.error, BudgetExceededError)
+
+    @property
+    def cost(self) -> Decimal | None:
+        """
+        What the item cost: its prediction's ``price`` when the server said,
+        else its quoted price; None when it did not complete.
+        """
+        if self.prediction is None:
+            return None
+        actual = self.prediction.cost
+        return actual if actual is not None else self.quoted
+
 
 @attrs.frozen(kw_only=True)
 class BatchProgress:
@@ -164,12 +185,14 @@ class BatchProgress:
 
     Attributes:
         total: items in the batch.
-        done: items with an outcome (``ok + failed``).
+        done: items with an outcome (``ok + failed + not_submitted``).
         ok: items completed (and saved, with ``download_to``).
         failed: items that ended with an error.
         in_flight: items submitted or attached and not done yet.
         submitted: submits the server accepted in this run.
         resumed: outcomes replayed from the journal, without a request.
+        not_submitted: items the budget kept from being sent.
+        spent: what the completed items cost (`BatchResult.cost`), exact.
     """
 
     total: int
@@ -179,6 +202,8 @@ class BatchProgress:
     in_flight: int = 0
     submitted: int = 0
     resumed: int = 0
+    not_submitted: int = 0
+    spent: Decimal = Decimal(0)
 
     @property
     def pending(self) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import attrs
 import typer
 
 from .._core.clock import Clock
@@ -260,6 +261,22 @@ def batch(
             " [default: 60; 1 with --emulator].",
         ),
     ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            metavar="AMOUNT",
+            help="Spend at most AMOUNT (USD at the catalog's prices): items past"
+            " it are not submitted (exit 3); a rerun with a larger budget sends"
+            " them.",
+        ),
+    ] = None,
+    no_balance_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-balance-check",
+            help="Submit even when the batch's quote exceeds the balance.",
+        ),
+    ] = False,
     as_json: AsJson = False,
     api_key: ApiKey = None,
     base_url: BaseUrl = None,
@@ -270,6 +287,7 @@ def batch(
 ) -> int:
     """Generate every request of FILE, resumably, saving outputs to --out."""
     from .batch import BatchOptions, run_batch
+    from .cost import parse_budget
 
     options = BatchOptions(
         file=Path(file),
@@ -282,10 +300,12 @@ def batch(
         resubmit_unknown=resubmit_unknown,
         history_lag=history_lag,
         as_json=as_json,
+        check_balance=not no_balance_check,
     )
     return run(
         lambda: run_batch(
-            _connect(api_key, base_url, emulator, time_scale, seed, fault), options
+            _connect(api_key, base_url, emulator, time_scale, seed, fault),
+            attrs.evolve(options, budget=parse_budget(budget)),
         )
     )
 
@@ -371,6 +391,48 @@ def models(
             _connect(None, base_url, emulator, 20.0, 0, None),
             kind=kind,
             as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def quote(
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines of requests, or one prompt per line.")
+    ],
+    model: ModelOpt = None,
+    kind: KindOpt = "image",
+    as_json: AsJson = False,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Print what FILE would cost at the catalog's prices (sends nothing)."""
+    from .cost import run_quote
+
+    return run(
+        lambda: run_quote(
+            _connect(None, base_url, emulator, 20.0, 0, None),
+            Path(file),
+            kind=kind,
+            model=model,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def balance(
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    base_url: BaseUrl = None,
+    emulator: UseEmulator = False,
+) -> int:
+    """Print the account's balance."""
+    from .cost import run_balance
+
+    return run(
+        lambda: run_balance(
+            _connect(api_key, base_url, emulator, 20.0, 0, None), as_json=as_json
         )
     )
 

@@ -33,6 +33,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from .._core.config import API_KEY_ENV
 from .._core.errors import JournalError
 from .._core.statistics import ModelFigures
 from .._ops.download import prepare_directory
+from .cost import SpendTally, money_text
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -104,6 +106,8 @@ class BatchOptions:
     resubmit_unknown: bool = False
     history_lag: float | None = None
     as_json: bool = False
+    budget: Decimal | None = None
+    check_balance: bool = True
 
 
 def _remove_temporaries(directory: Path) -> int:
@@ -158,6 +162,7 @@ class _Reporter:
             redirect_stderr=self.err.is_terminal,
         )
         self.task = self.progress.add_task("batch", total=parsed.total, detail="")
+        self.spend = SpendTally(options.budget)
         self.client: AtlasClient | None = None
 
     def note(self, message: str) -> None:
@@ -169,6 +174,7 @@ class _Reporter:
         problems = len(self.parsed.problems)
         failed = progress.failed + problems
         detail = f"ok {progress.ok}  failed {failed}  running {progress.in_flight}"
+        detail += self.spend.detail(progress)
         if self.client is not None:
             detail += waiting_for_slots(self.client.statistics().models)
         self.progress.update(
@@ -194,11 +200,13 @@ class _Reporter:
     def result(self, result: BatchResult) -> None:
         """Report one item's outcome."""
         line = self.parsed.lines[result.index]
-        self.counts["ok" if result.ok else "failed"] += 1
+        self.spend.add(result)
+        if not result.not_submitted:  # counted by the tally: not a failure
+            self.counts["ok" if result.ok else "failed"] += 1
         self.counts["resumed"] += result.resumed
         self.counts["files"] += len(result.files)
         error = result.error
-        if error is not None:
+        if error is not None and not result.not_submitted:
             self.errors[type(error).__name__] += 1
         if self.as_json:
             json_line(_result_json(result, line))
@@ -211,6 +219,8 @@ class _Reporter:
             self.out.print(
                 f"[green]ok[/] line {line} {shown}: {escape(files)}{journal}"
             )
+        elif result.not_submitted:
+            self.out.print(f"[yellow]not submitted[/] line {line} {shown}: budget")
         else:
             why = escape(f"{type(error).__name__}: {error}")
             self.out.print(f"[red]failed[/] line {line} {shown}: {why}{journal}")
@@ -235,6 +245,7 @@ class _Reporter:
                         "elapsed_seconds": round(elapsed, 3),
                         "out": str(out),
                         "journal": None if journal is None else str(journal),
+                        **self.spend.json(),
                     }
                 }
             )
@@ -242,7 +253,8 @@ class _Reporter:
             self.out.print(
                 f"{counts['ok']} of {total} ok, {counts['failed']} failed"
                 f" ({counts['resumed']} from the journal) in {elapsed:.1f} s;"
-                f" {counts['files']} files in {escape(shown_path(out))}",
+                f" {counts['files']} files in {escape(shown_path(out))};"
+                f" {self.spend.line()}",
                 highlight=False,
             )
             if unknown:
@@ -252,7 +264,7 @@ class _Reporter:
                 )
             if resumable:
                 self.note(f"{resumable} can be resumed: run the same command again")
-        return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED
+        return self.spend.exit_code(EXIT_OK if counts["failed"] == 0 else EXIT_FAILED)
 
 
 def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
@@ -273,6 +285,8 @@ def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
         "outputs": [] if prediction is None else list(prediction.outputs),
         "files": [str(f) for f in result.files],
         "resumed": result.resumed,
+        "not_submitted": result.not_submitted,
+        "cost": money_text(result.cost),
         "error": None
         if error is None
         else {"type": type(error).__name__, "message": str(error)},
@@ -362,6 +376,8 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                         download_to=out,
                         timeout=options.timeout,
                         resubmit_unknown=options.resubmit_unknown,
+                        budget=options.budget,
+                        check_balance=options.check_balance,
                     ):
                         reporter.result(result)
 

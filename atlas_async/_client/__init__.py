@@ -50,6 +50,7 @@ import httpx
 from .._batch.host import HostCalls
 from .._core.clock import Clock
 from .._core.config import (
+    DEFAULT_BATCH_WORKERS,
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_IN_FLIGHT,
@@ -92,6 +93,7 @@ from .checks import (
     check_client_options,
 )
 from .coordination import resolve_coordinator
+from .cost import CostCalls
 from .files import FileCalls
 from .history import HistoryCalls
 
@@ -100,7 +102,7 @@ __all__ = ["DEFAULT_PREDICTION_TIMEOUTS", "AtlasClient", "FileInput"]
 Duration = float | timedelta
 
 
-class AtlasClient(HistoryCalls, FileCalls, BatchCalls):
+class AtlasClient(HistoryCalls, FileCalls, BatchCalls, CostCalls):
     """
     The Atlas Cloud client: enter it with ``async with``, then submit and poll.
 
@@ -118,8 +120,10 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls):
         timeout: per HTTP request: seconds, a ``timedelta``, `Timeouts` or an
             ``httpx.Timeout``. Default: connect 10 s, read 60 s, write 60 s,
             and 300 s for the whole request (`Timeouts.total`).
-        max_in_flight: predictions submitted and not yet terminal (default
-            1000); further submits wait.
+        max_in_flight: predictions submitted and not yet terminal before
+            further submits wait; default None: no cap of the client's own,
+            only the account's flow control (its rate, each model's window)
+            and memory (about 1.5 KB a prediction) bound them.
         max_concurrent_requests: HTTP requests in flight at once (submits, polls,
             uploads share it).
         requests_per_second: a known account rate; None is learned (the client
@@ -175,7 +179,7 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls):
         *,
         base_url: str | None = None,
         timeout: TimeoutArg = None,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
         requests_per_second: float | None = None,
         limits: Limits | None = None,
@@ -241,7 +245,7 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls):
         self._scheduler: Scheduler | None = None
         self._host = HostCalls(
             clock=self._clock,
-            max_in_flight=self._config.max_in_flight,
+            max_in_flight=self._config.max_in_flight or DEFAULT_BATCH_WORKERS,
             start_soon=self._life.start_soon,
             submit=self.submit,
             attach=self.attach,

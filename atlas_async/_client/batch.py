@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from .._batch.budget import CostGate
 from .._batch.host import HostCalls
 from .._batch.iterator import (
     DEFAULT_DOWNLOAD_CONCURRENCY,
@@ -34,6 +36,10 @@ class BatchCalls:
     _host: HostCalls
 
     if TYPE_CHECKING:  # provided by AtlasClient
+
+        def _cost_gate(
+            self, budget: object, check_balance: object
+        ) -> CostGate | None: ...
 
         def _running_scheduler(self) -> Scheduler: ...
 
@@ -78,6 +84,8 @@ class BatchCalls:
         batch_timeout: float | None = None,
         resubmit_unknown: bool = False,
         download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY,
+        budget: Decimal | float | str | None = None,
+        check_balance: bool | None = None,
     ) -> BatchIterator:
         """
         Run a batch and yield a `BatchResult` per item, in completion order.
@@ -108,12 +116,22 @@ class BatchCalls:
             batch_timeout: seconds for the whole batch.
             resubmit_unknown: resend items whose earlier submit got no answer.
             download_concurrency: predictions downloading at once.
+            budget: the most the batch may cost, in the catalog's currency:
+                each submit first reserves its quoted price, and an item that
+                would pass the budget is not sent (its result's error is a
+                `BudgetExceededError`, ``result.not_submitted``); it stays
+                pending in the journal for a run with a larger budget. Counts
+                what earlier runs of the journal completed. See ``docs/cost.md``.
+            check_balance: before submitting anything, stop when the quote of
+                what is left to send exceeds the available balance (default:
+                when a budget is set).
 
         Raises:
             InvalidArgumentError: an invalid request or option (nothing is
                 sent); ``ArgumentTypeError`` when its type is wrong.
             ConfigurationError: from the iterator: ``download_to`` cannot be
                 written.
+            QuoteExceedsBalanceError: from the iterator, before any submit.
         """
         self._require_open()
         check_batch_options(
@@ -127,6 +145,7 @@ class BatchCalls:
             resubmit_unknown=resubmit_unknown,
             download_concurrency=download_concurrency,
         )
+        gate = self._cost_gate(budget, check_balance)
         return generate_many(
             self._host,
             requests,
@@ -138,4 +157,5 @@ class BatchCalls:
             batch_timeout=batch_timeout,
             resubmit_unknown=resubmit_unknown,
             download_concurrency=download_concurrency,
+            gate=gate,
         )

@@ -80,7 +80,8 @@ def check_client_options(
             f" httpx.Timeout, not {type(timeout).__name__} ({describe(timeout)})",
             argument="timeout",
         )
-    check_count(max_in_flight, "max_in_flight")
+    if max_in_flight is not None:
+        check_count(max_in_flight, "max_in_flight")
     check_count(max_concurrent_requests, "max_concurrent_requests")
     if requests_per_second is not None:
         check_real(requests_per_second, "requests_per_second", above=0.0)

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_ANSWER_BYTES",
     "DEFAULT_MAX_CONCURRENT_REQUESTS",
+    "DEFAULT_BATCH_WORKERS",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUTS",
@@ -73,9 +74,14 @@ DEFAULT_BASE_URL = "https://api.atlascloud.ai/api/v1"
 # "What the HTTP layer costs"); the owned connection pool is sized to match, so
 # httpcore never queues.
 DEFAULT_MAX_CONCURRENT_REQUESTS = 16
-# Predictions submitted and not yet terminal before further submits wait: enough
-# for any one account's limits, small enough to bound the scheduler's memory.
-DEFAULT_MAX_IN_FLIGHT = 1000
+# Predictions submitted and not yet terminal before further submits wait: none
+# by default. The account's flow control (its rate, each model's window) already
+# bounds what the server takes, and a pending prediction costs about 1.5 KB of
+# the client's memory (docs/performance.md): 100,000 in flight is ~150 MB.
+DEFAULT_MAX_IN_FLIGHT: int | None = None
+#: Batch workers when the client sets no ``max_in_flight``: items in progress
+#: at once, each a task and a prediction (the rest wait in the journal).
+DEFAULT_BATCH_WORKERS = 1000
 DEFAULT_MAX_RETRIES = 4
 #: The most an API answer may weigh once decoded (gzip, deflate, br undone):
 #: a poll or submit answer is a few KB; the model catalog a few hundred; room is
@@ -195,7 +201,8 @@ class ClientConfig:
             own timeouts (a client the SDK builds uses `DEFAULT_TIMEOUTS`).
         retry: how the HTTP layer spaces retries.
         allow_insecure_http: send the key over plain http to a non-loopback host.
-        max_in_flight: predictions submitted and not yet terminal.
+        max_in_flight: predictions submitted and not yet terminal (None: no
+            cap but the account's flow control).
         max_concurrent_requests: HTTP requests in flight at once.
         requests_per_second: a request budget (None: unlimited, but slows on 429).
         poll: the poll policy option, passed through to the scheduler as given.
@@ -207,7 +214,7 @@ class ClientConfig:
     timeout: Timeouts | None = None
     retry: Retry = attrs.field(factory=http_retry)
     allow_insecure_http: bool = False
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     requests_per_second: float | None = None
     poll: object = attrs.field(default=None, eq=False)
@@ -236,7 +243,7 @@ def resolve_config(
     timeout: TimeoutArg = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     allow_insecure_http: bool = False,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     requests_per_second: float | None = None,
     poll: object = None,
@@ -265,7 +272,11 @@ def resolve_config(
         timeout=_resolve_timeout(timeout),
         retry=http_retry(max_retries),
         allow_insecure_http=allow_insecure_http,
-        max_in_flight=_positive_int("max_in_flight", max_in_flight),
+        max_in_flight=(
+            None
+            if max_in_flight is None
+            else _positive_int("max_in_flight", max_in_flight)
+        ),
         max_concurrent_requests=_positive_int(
             "max_concurrent_requests", max_concurrent_requests
         ),

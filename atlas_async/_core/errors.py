@@ -18,6 +18,8 @@ The exception tree. Everything atlas_async raises derives from `AtlasError`::
     │   ├── PredictionTimeoutError       our deadline passed (a TimeoutError)
     │   └── PredictionCancelledError     cancelled locally
     ├── BatchTimeoutError        a batch's deadline passed (a TimeoutError)
+    ├── BudgetExceededError      not submitted: the batch's budget: budget, price
+    ├── QuoteExceedsBalanceError a batch's quote is above the balance: both
     ├── DownloadError            an output could not be saved (no partial file)
     ├── ConfigurationError       bad arguments or environment (a ValueError)
     │   └── InvalidArgumentError         a public call's argument is malformed
@@ -40,6 +42,7 @@ builds an error from server data can forget to redact it.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .safety import redact_text, redact_value
@@ -53,6 +56,7 @@ __all__ = [
     "AtlasError",
     "AuthenticationError",
     "BatchTimeoutError",
+    "BudgetExceededError",
     "ClientClosedError",
     "ClientStateError",
     "ConfigurationError",
@@ -67,6 +71,7 @@ __all__ = [
     "PredictionError",
     "PredictionFailedError",
     "PredictionTimeoutError",
+    "QuoteExceedsBalanceError",
     "RateLimitError",
     "ServerError",
     "SubmissionUnknownError",
@@ -391,6 +396,64 @@ class BatchTimeoutError(AtlasError, TimeoutError):
     ) -> None:
         super().__init__(message, prediction_id=prediction_id)
         self.timeout = timeout
+
+
+class BudgetExceededError(AtlasError):
+    """
+    A batch item was not submitted: its quoted price would take the batch past
+    its ``budget`` (or it has no price to check against one).
+
+    Not a failure: nothing was sent and the item stays pending in the journal,
+    so a later run with a larger budget sends it (docs/cost.md). ``budget`` is
+    the limit, ``committed`` what was spent or held when the item was refused,
+    ``price`` its quoted price (None when it could not be priced), all
+    `~decimal.Decimal`.
+    """
+
+    budget: Decimal | None
+    committed: Decimal | None
+    price: Decimal | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: Decimal | None = None,
+        committed: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.committed = committed
+        self.price = price
+
+
+class QuoteExceedsBalanceError(AtlasError):
+    """
+    A batch was stopped before anything was submitted: what it would cost at
+    the catalog's prices is more than the account's available balance.
+
+    ``quote`` and ``available`` are the two amounts (`~decimal.Decimal`, in
+    ``currency``). Top up, lower the budget, or run it with
+    ``check_balance=False`` (CLI: ``--no-balance-check``).
+    """
+
+    quote: Decimal | None
+    available: Decimal | None
+    currency: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        quote: Decimal | None = None,
+        available: Decimal | None = None,
+        currency: str = "usd",
+    ) -> None:
+        super().__init__(message)
+        self.quote = quote
+        self.available = available
+        self.currency = currency
 
 
 class DownloadError(AtlasError):

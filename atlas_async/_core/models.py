@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from .frozen import EMPTY as _EMPTY, FrozenDict, freeze, frozen_mapping
+from .pricing import ModelPrice
 from .views import (
     LIVE_FIELDS,
     Lyrics,
@@ -311,12 +312,15 @@ class ModelInfo:
 
     ``type`` is the catalog's own word (``"Image"``, ``"Video"``, ``"Audio"``,
     ``"Text"``); `kind` maps it to the submit endpoint, or None for text models.
+    ``price`` is the catalog's ``price.actual`` (`ModelPrice`), None when the
+    entry has none; like ``raw`` it is not compared by ``==``.
     """
 
     model: str
     type: str | None = None
     display_name: str | None = None
     categories: tuple[str, ...] = ()
+    price: ModelPrice | None = attrs.field(default=None, eq=False)
     raw: Mapping[str, Any] = attrs.field(
         default=_EMPTY, converter=frozen_mapping, repr=False, eq=False
     )

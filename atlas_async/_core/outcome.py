@@ -9,10 +9,20 @@ does a COMPLETED prediction with no outputs.
 
 from __future__ import annotations
 
-from .errors import PredictionFailedError, PredictionTimeoutError
+from .errors import (
+    PredictionFailedError,
+    PredictionTimeoutError,
+    UnexpectedResponseError,
+)
 from .models import Prediction, PredictionStatus
 
-__all__ = ["MESSAGE_LIMIT", "one_line", "prediction_failure", "timeout_error"]
+__all__ = [
+    "MESSAGE_LIMIT",
+    "handling_error",
+    "one_line",
+    "prediction_failure",
+    "timeout_error",
+]
 
 #: The longest server text carried into an exception message.
 MESSAGE_LIMIT = 300
@@ -86,3 +96,25 @@ def timeout_error(
         last_status=last_status,
         timeout=timeout,
     )
+
+
+def handling_error(prediction_id: str, exc: Exception) -> UnexpectedResponseError:
+    """
+    The error of a prediction whose handling raised what nothing should (a bug,
+    or an answer no parser foresaw), chained from ``exc``: that prediction
+    fails with it, and the client and every other prediction go on.
+
+    Example::
+
+        error = handling_error("p1", KeyError("status"))
+        assert error.prediction_id == "p1" and error.__cause__ is not None
+    """
+    error = UnexpectedResponseError(
+        f"atlas_async failed while handling prediction {prediction_id}"
+        f" ({type(exc).__name__}: {exc}); this is a bug in atlas_async,"
+        " please report it. The prediction may still run on the server:"
+        " attach() resumes it",
+        prediction_id=prediction_id,
+    )
+    error.__cause__ = exc
+    return error

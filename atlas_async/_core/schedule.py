@@ -135,7 +135,6 @@ class _State:
         "deadline_queued",
         "errors",
         "first_at",
-        "grace_until",
         "id",
         "in_flight",
         "kind",
@@ -167,7 +166,6 @@ class _State:
         now: float,
         deadline: float,
         timeout: float | None,
-        grace_until: float,
         learn: bool,
     ) -> None:
         self.id = prediction_id
@@ -183,7 +181,6 @@ class _State:
         self.submitted_at = now
         self.deadline = deadline
         self.timeout = timeout
-        self.grace_until = grace_until
         self.learn = learn
         self.polls = 0
         self.errors = 0
@@ -332,7 +329,6 @@ class PollCore:
             now,
             deadline,
             timeout,
-            now + self._grace,
             learn,
         )
         self._states[prediction_id] = state
@@ -360,16 +356,19 @@ class PollCore:
         self._kill(state)
         return True
 
-    def due(self, now: float, slack: float = 0.001) -> list[Due]:
+    def due(
+        self, now: float, slack: float = 0.001, most: float = math.inf
+    ) -> list[Due]:
         """
-        Pop everything due by ``now + slack``: polls to start, and expirations.
+        Pop everything due by ``now + slack`` (at most ``most`` entries): polls
+        to start, and expirations.
 
         A prediction handed out for polling is in flight until `record`.
         """
         limit = now + slack
         heap = self._heap
         out: list[Due] = []
-        while heap and heap[0][0] <= limit:
+        while heap and heap[0][0] <= limit and len(out) < most:
             _, _, token, state = heapq.heappop(heap)
             if not self._valid(token, state):
                 continue
@@ -468,7 +467,9 @@ class PollCore:
             error.prediction_id = state.id
         state.errors += 1
         retryable = (
-            now < state.grace_until
+            # A fresh prediction may not be visible yet: 404s are retried
+            # for the grace period after its registration.
+            now < state.submitted_at + self._grace
             if isinstance(error, NotFoundError)
             else isinstance(error, _TRANSIENT)
         )

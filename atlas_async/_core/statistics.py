@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["ClientStatistics", "ModelFigures"]
+__all__ = ["ClientStatistics", "GateFigures", "ModelFigures", "assemble_statistics"]
 
 
 @attrs.frozen(kw_only=True)
@@ -81,3 +81,62 @@ class ClientStatistics:
     sent_per_second: float = 0.0
     waited_for_slots: float = 0.0
     models: Mapping[str, ModelFigures] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class GateFigures:
+    """What a gate has admitted: the gate's part of `ClientStatistics`."""
+
+    requests_sent: int
+    rate_limited: int
+    requests_per_second: float | None
+    concurrent_requests: int
+    rate_refusals: int = 0
+    window_refusals: int = 0
+    sent_per_second: float = 0.0
+
+
+#: A gate that admitted nothing (a scheduler built without one).
+NO_GATE = GateFigures(
+    requests_sent=0, rate_limited=0, requests_per_second=None, concurrent_requests=0
+)
+
+
+def assemble_statistics(
+    counts: Mapping[str, int],
+    gate: GateFigures,
+    *,
+    in_flight: int,
+    queued_polls: int,
+    submits_refused: int,
+    waited_for_slots: float,
+    models: Mapping[str, ModelFigures],
+) -> ClientStatistics:
+    """
+    One `ClientStatistics` from a scheduler's counters (``submitted``,
+    ``attached``, ``completed``, ``failed``, ``timed_out``, ``cancelled``,
+    ``polls``, ``retries``, ``delivered``; missing ones are 0) and its gate's.
+    """
+    return ClientStatistics(
+        in_flight=in_flight,
+        submitted=counts.get("submitted", 0),
+        attached=counts.get("attached", 0),
+        completed=counts.get("completed", 0),
+        failed=counts.get("failed", 0),
+        timed_out=counts.get("timed_out", 0),
+        cancelled=counts.get("cancelled", 0),
+        requests_sent=gate.requests_sent,
+        polls=counts.get("polls", 0),
+        retries=counts.get("retries", 0),
+        rate_limited=gate.rate_limited,
+        requests_per_second=gate.requests_per_second,
+        concurrent_requests=gate.concurrent_requests,
+        rate_refusals=gate.rate_refusals,
+        window_refusals=gate.window_refusals,
+        submits_refused=submits_refused,
+        sent_per_second=gate.sent_per_second,
+        waited_for_slots=waited_for_slots,
+        models=models,
+        queued_polls=queued_polls,
+        delivered=counts.get("delivered", 0),
+    )

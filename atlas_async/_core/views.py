@@ -15,12 +15,13 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import attrs
 
 from .frozen import EMPTY, FrozenDict, frozen_mapping
+from .pricing import to_amount
 
 __all__ = [
     "LIVE_FIELDS",
@@ -119,24 +120,6 @@ def _number(value: object) -> float | None:
     except OverflowError:  # an int too large for a float
         return None
     return number if math.isfinite(number) and number >= 0.0 else None
-
-
-def _price(value: object) -> Decimal | None:
-    # Exact: a float by its shortest text (0.035, not its binary value).
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        value = repr(value)
-    if isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, str) and len(value) <= _NUMBER_TEXT_MAX:
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
-            return None
-    else:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
 
 
 def _text(value: object) -> str | None:
@@ -258,7 +241,7 @@ def read_views(raw: Mapping[str, Any]) -> Views:
         if isinstance(timings, Mapping):
             latency = _number(timings.get("inference"))
     return Views(
-        cost=_price(raw.get("price")),
+        cost=to_amount(raw.get("price")),
         latency=None if latency is None else latency / 1000.0,
         completed_at=read_datetime(raw.get("completed_at")),
         stt_result=_transcript(raw.get("stt_result")),

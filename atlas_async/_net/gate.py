@@ -25,10 +25,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import anyio
-import attrs
 
 from .._core.clock import Clock
 from .._core.flow import AccountRate
+from .._core.statistics import GateFigures
 from .._core.windows import Cause, RefusalMemory, RequestKind
 from .coordinator import SharedLimits
 
@@ -73,19 +73,6 @@ class Admission(Protocol):
     ) -> Cause | None:
         """Report one attempt's outcome (``None``: no answer came); a 429's cause."""
         ...
-
-
-@attrs.frozen(kw_only=True)
-class GateFigures:
-    """What a gate has admitted: the gate's part of `ClientStatistics`."""
-
-    requests_sent: int
-    rate_limited: int
-    requests_per_second: float | None
-    concurrent_requests: int
-    rate_refusals: int = 0
-    window_refusals: int = 0
-    sent_per_second: float = 0.0
 
 
 class NullGate:

@@ -51,17 +51,16 @@ import random
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
-import anyio
 import httpx
+import sniffio
 
 from .._core.clock import Clock
 from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
 from .._core.errors import (
     APIError,
     AtlasError,
-    ClientClosedError,
     ConfigurationError,
     RateLimitError,
     SubmissionUnknownError,
@@ -69,7 +68,8 @@ from .._core.errors import (
 from .._core.models import Kind
 from .._core.sending import send_hook
 from .._core.windows import RequestKind
-from .._wire.answer import ACCEPT_ENCODING, Answer, BodyReader, BodyRefusedError
+from .._wire.answer import ACCEPT_ENCODING, Answer, BodyRefusedError
+from .._wire.multipart import encode_multipart
 from .attempt import (
     Call,
     RetryMode,
@@ -86,9 +86,15 @@ from .attempt import (
 )
 from .clock import AnyioClock
 from .deadline import Deadline
+from .exchange import Backend, HttpxBackend, RawAnswer, encode_json, hide_api_location
 from .gate import Admission, NullGate
 from .retrying import RetryableError, retrying
-from .transport import TransportOption, build_transport, check_transport
+from .transport import (
+    TransportOption,
+    build_transport,
+    check_transport,
+    choose_transport,
+)
 
 __all__ = [
     "USER_AGENT",
@@ -180,7 +186,18 @@ class ApiSession:
         self._origin: Origin = config.origin
         self._injected = http_client
         self._transport = transport
+        self._backend: Backend | None = None
+        # The httpx client downloads stream through: the backend's own, or one
+        # built on the first download when the backend is aiohttp.
         self._client: httpx.AsyncClient | None = http_client
+        self._download_client_owned = False
+        # Every request's headers, prepared once: the backends never mutate them.
+        self._plain_headers = {
+            "User-Agent": USER_AGENT,
+            # Only the encodings the body reader undoes in bounded steps.
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        self._with_key: dict[str, str] | None = None
         self.transport_name: str | None = None
         self._clock: Clock = clock if clock is not None else AnyioClock()
         self._rng = rng if rng is not None else random.Random()
@@ -213,9 +230,18 @@ class ApiSession:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The open ``httpx.AsyncClient`` (downloads stream through it)."""
-        if self._client is None:
+        """
+        The ``httpx.AsyncClient`` downloads stream through: the injected one,
+        the session's own, or (with the aiohttp backend) one built on first use.
+        """
+        if self._backend is None:
             raise RuntimeError("ApiSession.open() was not called")
+        if self._client is None:
+            transport, _ = build_transport(
+                self._transport, max_connections=self._config.max_concurrent_requests
+            )
+            self._client = self._build_client(transport)
+            self._download_client_owned = True
         return self._client
 
     @property
@@ -229,16 +255,40 @@ class ApiSession:
         return self._injected is None
 
     async def open(self) -> None:
-        """Build and open the owned httpx client (no-op for an injected one)."""
+        """Open the backend: the injected client, or one the session owns."""
         if self._injected is not None:
+            self._backend = HttpxBackend(
+                self._injected, name="injected", owned=False, timeout=self._timeout
+            )
             self.transport_name = "injected"
             return
         limit = self._config.max_concurrent_requests
         # Chosen now, not in __init__: "auto" depends on the running event loop.
-        transport, self.transport_name = build_transport(
-            self._transport, max_connections=limit
-        )
-        self._client = httpx.AsyncClient(
+        name: str
+        if self._transport is None or isinstance(self._transport, str):
+            name = choose_transport(self._transport, sniffio.current_async_library())
+        else:
+            name = "custom"
+        if name == "aiohttp":
+            from .aiohttp_backend import AiohttpBackend
+
+            self._backend = AiohttpBackend(
+                max_connections=limit,
+                timeouts=self._config.timeout or DEFAULT_TIMEOUTS,
+                https=self._config.base_url.startswith("https:"),
+            )
+        else:
+            transport, name = build_transport(self._transport, max_connections=limit)
+            self._client = self._build_client(transport)
+            await self._client.__aenter__()
+            self._backend = HttpxBackend(self._client, name=name, owned=True)
+        self.transport_name = name
+
+    def _build_client(
+        self, transport: httpx.AsyncBaseTransport | None
+    ) -> httpx.AsyncClient:
+        limit = self._config.max_concurrent_requests
+        return httpx.AsyncClient(
             transport=transport,
             timeout=_to_httpx_timeout(self._config.timeout or DEFAULT_TIMEOUTS),
             # Keep-alive as large as the pool: a smaller keep-alive cap makes
@@ -246,14 +296,14 @@ class ApiSession:
             # "What the HTTP layer costs").
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             follow_redirects=False,
-            headers={"Accept-Encoding": ACCEPT_ENCODING},
-            event_hooks={"response": [_hide_api_location]},
+            event_hooks={"response": [hide_api_location]},
         )
-        await self._client.__aenter__()
 
     async def aclose(self) -> None:
-        """Close the owned httpx client; an injected one stays open."""
-        if self._injected is None and self._client is not None:
+        """Close what the session owns; an injected client stays open."""
+        if self._backend is not None:
+            await self._backend.aclose()
+        if self._download_client_owned and self._client is not None:
             await self._client.aclose()
 
     async def __aenter__(self) -> ApiSession:
@@ -289,6 +339,7 @@ class ApiSession:
         kind: Kind | None = None,
         model: str | None = None,
         purpose: RequestKind = RequestKind.OTHER,
+        seen: int = 0,
     ) -> Answer:
         """
         Send one request, retrying as ``retry`` allows, and return its 2xx answer.
@@ -296,7 +347,10 @@ class ApiSession:
         ``path_or_url`` is an API path (``/models``) or an absolute URL, which
         gets the key only on the API origin. ``files`` maps multipart fields to
         ``(filename, data, content_type)``. ``prediction_id`` labels errors and
-        logs; ``kind`` and ``model`` label a `SubmissionUnknownError`;
+        logs; ``seen`` is the fingerprint of the poll answer the caller read
+        last (`Answer.fingerprint`): the same bytes again come back as
+        `Answer.same_as_seen`, undecoded; ``kind`` and ``model`` label a
+        `SubmissionUnknownError`;
         ``purpose`` tells the gate what the request is (a poll goes before a
         submit when the rate is scarce; a 429 is attributed by it).
 
@@ -307,40 +361,44 @@ class ApiSession:
             SubmissionUnknownError: a ``SUBMIT`` was sent and no answer came.
             TransportError: no usable answer after the allowed retries.
         """
-        if self._client is None:
+        backend = self._backend
+        if backend is None:
             raise RuntimeError("ApiSession.open() was not called")
-        url = httpx.URL(self.url_for(path_or_url))
-        headers = {"User-Agent": USER_AGENT}
-        if self._injected is not None:
-            # Only the encodings the body reader undoes in bounded steps (the
-            # client we build has it among its default headers).
-            headers["Accept-Encoding"] = ACCEPT_ENCODING
+        url = self.url_for(path_or_url)
         # An API path is on the API origin by construction: only absolute URLs
-        # need their origin checked (and parsed again) before they get the key.
+        # need their origin checked before they get the key.
         if auth and (path_or_url.startswith("/") or self._is_api_origin(url)):
-            headers["Authorization"] = self._authorization()
+            headers = self._api_headers()
+        else:
+            headers = self._plain_headers
+        body: bytes | None = None
+        if files is not None:
+            body, content_type = encode_multipart(files)
+            headers = {**headers, "Content-Type": content_type}
+        elif json is not None:
+            body = encode_json(json)
+            headers = {**headers, "Content-Type": "application/json"}
         call = Call(
             method,
             url,
             headers,
-            json,
-            files,
+            body,
             retry,
             prediction_id,
             kind,
             model,
             purpose,
+            seen,
         )
-        client = self._client
         if call.retry is RetryMode.NONE:
-            return await self._attempt(client, call)
+            return await self._attempt(backend, call)
         plan = self._config.retry
         if self._total != math.inf:
             # No retry starts, and no Retry-After is waited for, past the
             # request's own deadline.
             plan = plan.until(self._clock.now() + self._total)
         return await retrying(
-            lambda: self._attempt(client, call),
+            lambda: self._attempt(backend, call),
             retry=plan,
             clock=self._clock,
             rng=self._rng,
@@ -361,9 +419,9 @@ class ApiSession:
             extra=call.extra,
         )
 
-    async def _attempt(self, client: httpx.AsyncClient, call: Call) -> Answer:
+    async def _attempt(self, backend: Backend, call: Call) -> Answer:
         started = self._clock.now()
-        outcome: _Exchange | Exception | None = None
+        outcome: RawAnswer | Exception | None = None
         hook = send_hook() if call.purpose is RequestKind.SUBMIT else None
         async with self.gate.slot(call.purpose):
             if hook is not None:
@@ -377,7 +435,13 @@ class ApiSession:
             deadline = Deadline(self._total)
             async with deadline:
                 try:
-                    outcome = await self._exchange(client, call)
+                    outcome = await backend.exchange(
+                        call.method,
+                        call.url,
+                        call.headers,
+                        call.body,
+                        max_bytes=self._max_bytes,
+                    )
                 except (httpx.HTTPError, BodyRefusedError, httpx.InvalidURL) as exc:
                     outcome = exc
                 except AtlasError:
@@ -390,7 +454,7 @@ class ApiSession:
         # Logging calls are guarded: their arguments (label, extra) cost more
         # than the check, on every attempt.
         debug = logger.isEnabledFor(logging.DEBUG)
-        if not isinstance(outcome, _Exchange):
+        if not isinstance(outcome, RawAnswer):
             failure = self._failure(call, outcome, deadline.expired)
             if debug:
                 logger.debug(
@@ -408,9 +472,27 @@ class ApiSession:
             logger.debug(
                 "%s -> %d in %.3fs", call.label, status, elapsed, extra=call.extra
             )
+        fingerprint = 0
+        if call.purpose is RequestKind.POLL:
+            # A running prediction answers the same bytes poll after poll: a
+            # 2xx body the caller already read (and found no error in) needs
+            # neither decoding nor classifying again.
+            fingerprint = hash(body)
+            if call.seen and fingerprint == call.seen and 200 <= status <= 299:
+                self.gate.record(status, None, call.purpose)
+                return Answer.same_as_seen(
+                    status, headers, body, elapsed=elapsed, fingerprint=fingerprint
+                )
         # Classified just below; an answer that is an error is raised, never
         # returned, so a returned answer is always one checked for errors.
-        answer = Answer.read(status, headers, body, elapsed=elapsed, error_checked=True)
+        answer = Answer.read(
+            status,
+            headers,
+            body,
+            elapsed=elapsed,
+            error_checked=True,
+            fingerprint=fingerprint,
+        )
         error = redact(
             error_for(answer, call, now=self._clock.wall()), self._config.api_key
         )
@@ -428,51 +510,6 @@ class ApiSession:
         if retries_status(call.retry, status):
             raise RetryableError(error, retry_after)
         raise submit_failure(error, call)
-
-    async def _exchange(self, client: httpx.AsyncClient, call: Call) -> _Exchange:
-        """One request and its whole answer, read up to the cap."""
-        if client.is_closed:
-            raise ClientClosedError("the HTTP client is closed")
-        request = client.build_request(
-            call.method,
-            call.url,
-            json=call.json,
-            files=call.files,
-            headers=call.headers,
-            timeout=self._timeout,
-            extensions=_API_REQUEST,
-        )
-        response = await client.send(request, stream=True, follow_redirects=False)
-        try:
-            headers = response.headers
-            if response.is_stream_consumed:
-                # Built in memory (httpx.MockTransport, respx): already decoded.
-                reader = BodyReader(None, self._max_bytes)
-                reader.feed(response.content)
-            else:
-                reader = BodyReader(headers.get("content-encoding"), self._max_bytes)
-                # A length past the cap is refused before a byte is read.
-                reader.announce(headers.get("content-length"))
-                async for chunk in response.aiter_raw():
-                    reader.feed(chunk)
-            body = reader.finish()
-        except BaseException as exc:
-            if isinstance(exc, BodyRefusedError):
-                exc.status_code = response.status_code
-            # Bounded even under the deadline's cancellation: closing a half-read
-            # answer drops its connection; a peer that will not let go is cut.
-            with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                await response.aclose()
-            raise
-        else:
-            await response.aclose()
-        finally:
-            # httpx's response and its stream point at each other: ~40 objects
-            # of cyclic garbage per request, which only the garbage collector
-            # frees. Unlinking them lets reference counting free them now
-            # (docs/performance.md).
-            response.stream = _SPENT
-        return _Exchange(response.status_code, headers, body)
 
     def _failure(
         self, call: Call, outcome: Exception | None, timed_out: bool
@@ -517,8 +554,19 @@ class ApiSession:
         )
         return redact(unknown, self._config.api_key)
 
-    def _is_api_origin(self, url: httpx.URL) -> bool:
-        return origin_of(str(url)) == self._origin
+    def _is_api_origin(self, url: str) -> bool:
+        return origin_of(url) == self._origin
+
+    def _api_headers(self) -> dict[str, str]:
+        # Built once, on the first request that needs the key (a client may
+        # run without one until then), and shared: no request mutates it.
+        headers = self._with_key
+        if headers is None:
+            headers = self._with_key = {
+                **self._plain_headers,
+                "Authorization": self._authorization(),
+            }
+        return headers
 
     def _authorization(self) -> str:
         key = self._config.api_key
@@ -533,36 +581,6 @@ class ApiSession:
     def __repr__(self) -> str:
         owner = "owned" if self.owns_client else "injected"
         return f"ApiSession(base_url={self._config.base_url!r}, client={owner})"
-
-
-_SPENT = httpx.ByteStream(b"")
-# Marks the session's requests, so the client it builds hides their redirects'
-# Location from httpx (downloads through the same client follow theirs).
-_API_MARK = "atlas_async.api"
-_API_REQUEST = {_API_MARK: True}
-# The longest a half-read answer may take to close once its request is over.
-_CLOSE_TIMEOUT = 5.0
-
-
-class _Exchange(NamedTuple):
-    """A whole answer off the wire: status, headers, the decoded body."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-async def _hide_api_location(response: httpx.Response) -> None:
-    """
-    Drop a redirect's ``Location`` from an answer to the session's request.
-
-    httpx parses ``Location`` before returning a redirect, even one it will not
-    follow, and raises its own errors for odd ones (``javascript:...``, a bad
-    port); the API never redirects, and the session reports any redirect as
-    `UnexpectedResponseError` with its status, without looking where it points.
-    """
-    if response.is_redirect and response.request.extensions.get(_API_MARK):
-        del response.headers["location"]
 
 
 def _to_httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:

@@ -39,8 +39,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -49,6 +47,7 @@ import sniffio
 
 from .._core.errors import ConfigurationError
 from .._core.extras import installed, missing_extra, require
+from .aiohttp_errors import aiohttp_failures, map_aiohttp_error, origin_of_error
 
 __all__ = [
     "TRANSPORT_NAMES",
@@ -178,11 +177,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.LocalProtocolError(
                 f"aiohttp refused the request: {exc}", request=request
             ) from exc
-        except _catchable() as exc:
-            mapped = _remap(exc, request)
+        except aiohttp_failures() as exc:
+            mapped = map_aiohttp_error(exc, request)
             if mapped is None:
                 raise
-            raise mapped from _origin(exc)
+            raise mapped from origin_of_error(exc)
         response.stream = _MappedStream(response.stream, request)
         return response
 
@@ -207,75 +206,17 @@ class _MappedStream(httpx.AsyncByteStream):
         try:
             async for chunk in self._inner:
                 yield chunk
-        except _catchable() as exc:
-            mapped = _remap(exc, self._request)
+        except aiohttp_failures() as exc:
+            mapped = map_aiohttp_error(exc, self._request)
             if mapped is None:
                 raise
-            raise mapped from _origin(exc)
+            raise mapped from origin_of_error(exc)
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
-        except _catchable() as exc:
-            mapped = _remap(exc, self._request)
+        except aiohttp_failures() as exc:
+            mapped = map_aiohttp_error(exc, self._request)
             if mapped is None:
                 raise
-            raise mapped from _origin(exc)
-
-
-def _origin(exc: BaseException) -> BaseException:
-    """The aiohttp exception behind one httpx-aiohttp has already mapped."""
-    cause = exc.__cause__
-    if isinstance(exc, httpx.HTTPError) and cause is not None:
-        return cause
-    return exc
-
-
-@functools.cache
-def _catchable() -> tuple[type[BaseException], ...]:
-    """What the wrapped transport may raise for a network failure."""
-    import aiohttp
-
-    return (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
-
-
-def _remap(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
-    """
-    Return the httpx exception ``exc`` stands for, or None to re-raise it as is
-    (an httpx error of httpx's own making).
-    """
-    origin = _origin(exc)
-    mapped = _classify(origin)
-    if mapped is None:
-        return None
-    error_type, message = mapped
-    return error_type(message or str(origin) or type(origin).__name__, request=request)
-
-
-def _classify(origin: BaseException) -> tuple[type[httpx.TransportError], str] | None:
-    import aiohttp
-
-    # Most specific first: several aiohttp types are also OSError / TimeoutError.
-    if isinstance(origin, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout, ""  # no connection was made: never sent
-    if isinstance(origin, aiohttp.ClientConnectorError):
-        return httpx.ConnectError, ""  # refused, DNS, TLS handshake: never sent
-    if isinstance(origin, aiohttp.ServerTimeoutError):
-        return httpx.ReadTimeout, ""  # sent, and no answer in time
-    if isinstance(origin, aiohttp.ServerDisconnectedError):
-        # httpx's own type and wording for a peer that hung up mid-exchange.
-        return (
-            httpx.RemoteProtocolError,
-            "Server disconnected without sending a response.",
-        )
-    if isinstance(origin, aiohttp.ClientHttpProxyError):
-        return httpx.ProxyError, ""
-    if isinstance(origin, aiohttp.ClientResponseError):
-        return httpx.RemoteProtocolError, ""  # a malformed status line or header
-    if isinstance(origin, aiohttp.InvalidURL):
-        return httpx.UnsupportedProtocol, ""
-    if isinstance(origin, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
-        # A truncated body, a reset, a failed write: on the wire, perhaps after
-        # the request went out, so never "provably unsent".
-        return httpx.ReadError, ""
-    return None
+            raise mapped from origin_of_error(exc)

@@ -316,10 +316,21 @@ class PredictionResolver:
     Each method returns False, and changes nothing, once the future is done.
     """
 
-    __slots__ = ("future",)
+    __slots__ = ("future", "holds_slot", "seen")
 
     def __init__(self, future: PredictionFuture) -> None:
         self.future = future
+        #: It holds one of the scheduler's in-flight places (a submit, not an
+        #: attach): ending it frees the place and its model's window slot.
+        self.holds_slot = False
+        #: The fingerprint of the last poll answer read into ``latest``
+        #: (`PollMemo`): the next identical answer is not decoded again.
+        self.seen = 0
+
+    @property
+    def latest(self) -> Prediction | None:
+        """The future's latest snapshot (`PredictionFuture.latest`)."""
+        return self.future.latest
 
     def update(self, prediction: Prediction) -> bool:
         """Publish a newer snapshot (``future.latest``, ``future.updates()``)."""

@@ -13,10 +13,13 @@ The driver loop is the whole of it::
         due     -> hand the id to a worker
     sleep until core.next_wakeup()       # cancelled early by new, earlier work
 
-A worker calls ``source.fetch(prediction_id)``, gives the answer to
+A worker calls ``source.fetch(prediction_id, resolver)``, gives the answer to
 ``core.record`` and applies the decision through the prediction's
-`PredictionResolver`. Polls wait in the heap, never in the HTTP pool: at most
-``max_concurrent_requests`` are started.
+`PredictionResolver` (also the fetch's memo: an answer byte for byte the last
+one is not decoded again). A worker done with one poll takes the next poll due
+straight from the core, so polls that keep falling due are served back to back
+with no hand-off; the driver wakes only idle workers. Polls wait in the heap,
+never in the HTTP pool: at most ``max_concurrent_requests`` are started.
 
 The scheduler sees its `PredictionSource` (``create``, ``fetch``) and nothing
 else of the client: the wiring points one way. Admission (the concurrency limit
@@ -60,17 +63,14 @@ from .._core.errors import (
     ClientClosedError,
     ClientStateError,
     ConfigurationError,
-    PredictionTimeoutError,
-    UnexpectedResponseError,
 )
 from .._core.flow import Limits
 from .._core.models import Kind, Prediction
-from .._core.outcome import timeout_error
+from .._core.outcome import handling_error, timeout_error
 from .._core.policies import DurationBook, PollPolicy, policies_by_kind
 from .._core.retry import BackoffPolicy, Retry
 from .._core.schedule import (
     Decision,
-    Expired,
     Failed,
     PollCore,
     Rescheduled,
@@ -78,9 +78,9 @@ from .._core.schedule import (
     default_failure,
     settle,
 )
-from .._core.statistics import ClientStatistics
+from .._core.statistics import NO_GATE, ClientStatistics, assemble_statistics
 from .._net.clock import AnyioClock
-from .._net.gate import GateFigures, RequestGate
+from .._net.gate import RequestGate
 from .admission import ModelAdmission
 from .futures import PredictionFuture, PredictionResolver, as_completed
 from .operations import PredictionSource
@@ -118,7 +118,8 @@ class Scheduler:
         gate: the client's `RequestGate`, for its figures in `statistics`.
         clock: where time is read and slept (`AnyioClock` by default).
         max_in_flight: submitted predictions not yet finished; ``submit`` waits
-            beyond it.
+            beyond it (None: no cap; the admission's windows and rate bound
+            submits).
         max_concurrent_requests: polls started at once (the gate bounds every
             request; this many workers keep it busy).
         poll: the `PollPolicy`, or one per kind (default `AdaptivePolicy`).
@@ -139,7 +140,7 @@ class Scheduler:
         *,
         gate: RequestGate | None = None,
         clock: Clock | None = None,
-        max_in_flight: int = 1000,
+        max_in_flight: int | None = None,
         max_concurrent_requests: int = 16,
         poll: PollPolicy | Mapping[Kind | str, PollPolicy] | None = None,
         retry: BackoffPolicy | Retry | None = None,
@@ -148,7 +149,9 @@ class Scheduler:
         failure: Callable[[Prediction], AtlasError | None] = default_failure,
         rng: random.Random | None = None,
     ) -> None:
-        if max_in_flight < 1 or max_concurrent_requests < 1:
+        if (max_in_flight is not None and max_in_flight < 1) or (
+            max_concurrent_requests < 1
+        ):
             raise ConfigurationError(
                 "max_in_flight and max_concurrent_requests must be >= 1"
             )
@@ -169,9 +172,11 @@ class Scheduler:
             hurry=self._admission.hurry,
         )
         self._workers = max_concurrent_requests
-        self._submit_slots = anyio.Semaphore(max_in_flight)
+        # None: no cap of the client's own (the flow control bounds submits).
+        self._submit_slots = (
+            None if max_in_flight is None else anyio.Semaphore(max_in_flight)
+        )
         self._futures: dict[str, PredictionResolver] = {}
-        self._holding: set[str] = set()  # ids holding a max_in_flight slot
         self._polling: dict[str, anyio.CancelScope] = {}
         self._send: MemoryObjectSendStream[str] | None = None
         self._queued = 0
@@ -278,7 +283,8 @@ class Scheduler:
         # A refused submit waits for its model's window (or the account's rate)
         # and tries again until the prediction's own deadline.
         give_up = math.inf if seconds is None else self._clock.now() + seconds
-        await self._submit_slots.acquire()
+        if self._submit_slots is not None:
+            await self._submit_slots.acquire()
         try:
             self._check_running()
             prediction = await self._admission.submit(
@@ -288,12 +294,12 @@ class Scheduler:
                 check=self._check_running,
             )
         except BaseException:
-            self._submit_slots.release()
+            self._release_slot()
             raise
         pid = prediction.id
         self._counts["submitted"] += 1
         if self._state != _RUNNING or pid in self._futures:
-            self._submit_slots.release()
+            self._release_slot()
             self._admission.finished(model, self._clock.now())
             if self._state == _RUNNING:
                 # The server handed out an id we already follow: share its future.
@@ -308,12 +314,12 @@ class Scheduler:
         _log(logging.DEBUG, "prediction %s submitted (%s)", pid, model)
         final = settle(prediction, self._failure)
         if final is not None:  # answered synchronously (e.g. enable_sync_mode)
-            self._submit_slots.release()
+            self._release_slot()
             self._admission.finished(model, self._clock.now())
             self._apply(resolver, final)
             return future
         self._futures[pid] = resolver
-        self._holding.add(pid)
+        resolver.holds_slot = True
         now = self._clock.now()
         deadline = math.inf if seconds is None else now + seconds
         at = self._core.add(
@@ -394,6 +400,9 @@ class Scheduler:
         if resolver is None or self._state != _RUNNING:
             return False
         final = settle(prediction, self._failure)
+        # The next poll answer is read afresh: `latest` no longer comes from
+        # the bytes its fingerprint names.
+        resolver.seen = 0
         resolver.update(prediction)
         if final is None:
             return False
@@ -413,39 +422,14 @@ class Scheduler:
 
     def statistics(self) -> ClientStatistics:
         """Return a snapshot of the counters."""
-        counts = self._counts
-        gate = (
-            self._gate.figures()
-            if self._gate is not None
-            else GateFigures(
-                requests_sent=0,
-                rate_limited=0,
-                requests_per_second=None,
-                concurrent_requests=0,
-            )
-        )
-        return ClientStatistics(
+        return assemble_statistics(
+            self._counts,
+            NO_GATE if self._gate is None else self._gate.figures(),
             in_flight=len(self._futures),
-            submitted=counts["submitted"],
-            attached=counts["attached"],
-            completed=counts["completed"],
-            failed=counts["failed"],
-            timed_out=counts["timed_out"],
-            cancelled=counts["cancelled"],
-            requests_sent=gate.requests_sent,
-            polls=counts["polls"],
-            retries=counts["retries"],
-            rate_limited=gate.rate_limited,
-            requests_per_second=gate.requests_per_second,
-            concurrent_requests=gate.concurrent_requests,
-            rate_refusals=gate.rate_refusals,
-            window_refusals=gate.window_refusals,
+            queued_polls=self._queued,
             submits_refused=self._admission.submits_refused,
-            sent_per_second=gate.sent_per_second,
             waited_for_slots=self._admission.waited,
             models=self._admission.figures(),
-            queued_polls=self._queued,
-            delivered=counts["delivered"],
         )
 
     # -- the driver and its workers ------------------------------------------
@@ -479,19 +463,39 @@ class Scheduler:
     async def _worker(self, receive: MemoryObjectReceiveStream[str]) -> None:
         async with receive:
             while True:
-                # A queued id is taken without receive()'s checkpoint (one loop
-                # round trip per poll): the poll itself awaits the network.
+                # What the driver handed out first (it fell due earlier), then
+                # the next poll due now, taken straight from the core: while
+                # polls keep falling due, a worker goes from one to the next
+                # like a plain request loop, with no hand-off through the
+                # driver. Only an idle worker waits on the stream.
+                prediction_id: str | None
                 try:
                     prediction_id = receive.receive_nowait()
                 except anyio.WouldBlock:
+                    prediction_id = self._take_due()
+                except anyio.EndOfStream:
+                    return
+                else:
+                    self._queued -= 1
+                if prediction_id is None:
                     try:
                         prediction_id = await receive.receive()
                     except anyio.EndOfStream:
                         return
-                except anyio.EndOfStream:
-                    return
-                self._queued -= 1
+                    self._queued -= 1
                 await self._poll(prediction_id)
+
+    def _take_due(self) -> str | None:
+        """The next poll due now, popped from the core (expirations applied)."""
+        core, now = self._core, self._clock.now()
+        while True:
+            items = core.due(now, most=1)
+            if not items:
+                return None
+            item = items[0]
+            if item.expired is None:
+                return item.prediction_id
+            self._apply(self._futures[item.prediction_id], item.expired)
 
     async def _poll(self, pid: str) -> None:
         resolver = self._futures.get(pid)
@@ -511,14 +515,7 @@ class Scheduler:
         `AtlasError` chained from it; the client and every other prediction
         go on.
         """
-        error = UnexpectedResponseError(
-            f"atlas_async failed while handling prediction {pid}"
-            f" ({type(exc).__name__}: {exc}); this is a bug in atlas_async,"
-            " please report it. The prediction may still run on the server:"
-            " attach() resumes it",
-            prediction_id=pid,
-        )
-        error.__cause__ = exc
+        error = handling_error(pid, exc)
         logger.error(
             "prediction %s: %s", pid, error.message, extra={"prediction_id": pid}
         )
@@ -537,7 +534,7 @@ class Scheduler:
         with anyio.CancelScope() as scope:
             self._polling[pid] = scope
             try:
-                outcome = await self._source.fetch(pid)
+                outcome = await self._source.fetch(pid, resolver)
             except AtlasError as exc:
                 outcome = exc
             finally:
@@ -552,11 +549,14 @@ class Scheduler:
             return
         if isinstance(outcome, Prediction):
             latest = resolver.future.latest
-            # An answer identical to the last one keeps the old snapshot: the new
-            # one then dies young instead of outliving a garbage-collector
-            # generation per poll (at 10,000 in flight, full collections came
-            # every few seconds and paused polling for ~100 ms).
-            if latest is None or outcome != latest or outcome.raw != latest.raw:
+            # An unchanged answer is the latest snapshot itself. An answer
+            # equal to the last one keeps the old snapshot: the new one then
+            # dies young instead of outliving a garbage-collector generation
+            # per poll (at 10,000 in flight, full collections came every few
+            # seconds and paused polling for ~100 ms).
+            if outcome is not latest and (
+                latest is None or outcome != latest or outcome.raw != latest.raw
+            ):
                 resolver.update(outcome)
         elif isinstance(decision, Rescheduled):
             _log(
@@ -581,28 +581,27 @@ class Scheduler:
             resolver.fail(decision.error)
         else:
             self._counts["timed_out"] += 1
-            resolver.fail(self._timeout_error(future, decision))
-
-    def _timeout_error(
-        self, future: PredictionFuture, expired: Expired
-    ) -> PredictionTimeoutError:
-        error = timeout_error(
-            future.id, future.latest, expired.last_status, expired.timeout
-        )
-        _log(logging.WARNING, "prediction %s timed out: %s", future.id, error.message)
-        return error
+            error = timeout_error(
+                pid, future.latest, decision.last_status, decision.timeout
+            )
+            _log(logging.WARNING, "prediction %s timed out: %s", pid, error.message)
+            resolver.fail(error)
 
     def _finish(self, pid: str) -> None:
         """Forget a settled prediction: free its in-flight slot, stop its poll."""
         resolver = self._futures.pop(pid, None)
-        if pid in self._holding:
-            self._holding.discard(pid)
-            self._submit_slots.release()
-            if resolver is not None and resolver.future.model is not None:
+        if resolver is not None and resolver.holds_slot:
+            resolver.holds_slot = False
+            self._release_slot()
+            if resolver.future.model is not None:
                 self._admission.finished(resolver.future.model, self._clock.now())
         scope = self._polling.pop(pid, None)
         if scope is not None:
             scope.cancel()
+
+    def _release_slot(self) -> None:  # max_in_flight's, if it has one
+        if self._submit_slots is not None:
+            self._submit_slots.release()
 
     def _cancelled(self, future: PredictionFuture) -> None:
         pid = future.id

@@ -63,6 +63,10 @@ class Answer:
         error_checked: the session has already classified this answer as no
             error (an error answer never leaves the session), so parsers do not
             classify it again.
+        fingerprint: ``hash(body)`` for a poll's answer (0 otherwise): the next
+            poll of the same prediction compares with it.
+        unchanged: the body is byte for byte the one the caller said it had
+            seen (a 2xx answer, never decoded: ``decoded`` is empty).
     """
 
     status_code: int
@@ -71,6 +75,8 @@ class Answer:
     decoded: Decoded = attrs.field(repr=False)
     elapsed: float = 0.0
     error_checked: bool = False
+    fingerprint: int = 0
+    unchanged: bool = False
 
     @classmethod
     def read(
@@ -81,10 +87,31 @@ class Answer:
         *,
         elapsed: float = 0.0,
         error_checked: bool = False,
+        fingerprint: int = 0,
     ) -> Answer:
         """Decode ``body`` once and keep both forms."""
         decoded = decode_body(body)
-        return cls(status_code, headers, body, decoded, elapsed, error_checked)
+        return cls(
+            status_code, headers, body, decoded, elapsed, error_checked, fingerprint
+        )
+
+    @classmethod
+    def same_as_seen(
+        cls,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        elapsed: float,
+        fingerprint: int,
+    ) -> Answer:
+        """A 2xx answer identical to one already read: nothing is decoded."""
+        return cls(
+            status_code, headers, body, _UNDECODED, elapsed, True, fingerprint, True
+        )
+
+
+_UNDECODED = Decoded(None, is_json=False, problem="not decoded: unchanged")
 
 
 class BodyRefusedError(Exception):

@@ -117,6 +117,9 @@ def prediction_path(prediction_id: str) -> str:
     """
     if not isinstance(prediction_id, str) or prediction_id in ("", ".", ".."):
         raise ConfigurationError(f"invalid prediction id {prediction_id!r}")
+    if prediction_id.isascii() and prediction_id.isalnum():
+        # The ids the API hands out (hex): nothing to encode, on every poll.
+        return f"/model/prediction/{prediction_id}"
     return f"/model/prediction/{quote(prediction_id, safe='')}"
 
 

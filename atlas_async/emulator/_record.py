@@ -282,7 +282,7 @@ def price_of(
     ``image``: per output; ``second``: per second of the requested
     ``duration`` (`DEFAULT_VIDEO_SECONDS` when absent or automatic);
     ``minute``: per minute of audio (the transcript's length, or the
-    one-second WAV made); ``1k_chars``: per thousand characters of ``text`` (or
+    one-second WAV made); ``1k_chars``: per thousand characters of ``text`` (else
     ``prompt``); ``generation``: once.
     """
     unit = spec.price_unit
@@ -298,7 +298,9 @@ def price_of(
         )
         amount = seconds / 60.0
     elif unit == "1k_chars":
-        amount = len(_prompt(params)) / 1000.0
+        # The text spoken is what is billed; a prompt only when there is none.
+        text = params.get("text") or params.get("prompt") or ""
+        amount = len(text if isinstance(text, str) else str(text)) / 1000.0
     else:
         amount = 1.0
     return round(spec.price * amount, 6)

@@ -209,6 +209,27 @@ W12_CATALOG_ENTRY = (
     b' "avgLatency": "12", "display_console": true}'
 )
 W12_CATALOG = b'{"code": "200", "data": [' + W12_CATALOG_ENTRY + b"]}"
+# W12 / section 13: the `price` of an entry priced per image, and of one priced
+# per second of video. The keys are the vendor type's (`input_price`,
+# `output_price`, `base_price`, `cache_price`, `output_image_price`,
+# `request_price`) plus W12's `cache_creation_price` and `unit`; the values are
+# ours. A price that does not apply is "0".
+W12_PRICE_PER_IMAGE = (
+    b'{"discount": "1", "actual": {"input_price": "0", "output_price": "0",'
+    b' "base_price": "0.03", "cache_price": "0", "cache_creation_price": "0",'
+    b' "output_image_price": "0.03", "request_price": "0", "unit": "image"},'
+    b' "origin": {"input_price": "0", "output_price": "0", "base_price": "0.03",'
+    b' "cache_price": "0", "cache_creation_price": "0", "output_image_price":'
+    b' "0.03", "request_price": "0", "unit": "image"}}'
+)
+W12_PRICE_PER_SECOND = (
+    b'{"discount": "1", "actual": {"input_price": "0", "output_price": "0",'
+    b' "base_price": "0.06", "cache_price": "0", "cache_creation_price": "0",'
+    b' "output_image_price": "0", "request_price": "0", "unit": "second"},'
+    b' "origin": {"input_price": "0", "output_price": "0", "base_price": "0.06",'
+    b' "cache_price": "0", "cache_creation_price": "0", "output_image_price": "0",'
+    b' "request_price": "0", "unit": "second"}}'
+)
 
 # W16: the answer of GET /model/result/{id}: the poll envelope.
 W16_RESULT_PATH = (

@@ -666,6 +666,46 @@ class TestW11Billing:
 
 
 @pytest.mark.asyncio
+class TestW12Prices:
+    @pytest.mark.parametrize(
+        ("model", "literal"),
+        [
+            pytest.param(IMAGE, lit.W12_PRICE_PER_IMAGE, id="image"),
+            pytest.param(
+                "bytedance/seedance-2.0/text-to-video",
+                lit.W12_PRICE_PER_SECOND,
+                id="second",
+            ),
+        ],
+    )
+    async def test_a_catalog_price_is_the_literals(
+        self, model: str, literal: bytes
+    ) -> None:
+        """An entry's `price` has the literal's keys and, for the stock image
+        and video models, its amounts and unit."""
+        async with emulator() as emu:
+            body = body_of(await emu.http.get("/models"))
+        [entry] = [sent for sent in body["data"] if sent["model"] == model]
+        pins = [
+            f"{side}.{name}"
+            for side in ("actual", "origin")
+            for name in ("base_price", "output_image_price", "request_price", "unit")
+        ]
+        assert_shape(entry["price"], literal, pins=["discount", *pins])
+
+    async def test_a_completed_prediction_is_charged_its_catalog_price(
+        self,
+    ) -> None:
+        """The `price` a completed image reports (W6) is what the balance loses:
+        two images at 0.03 each cost 0.06."""
+        async with emulator(config(balance=10)) as emu:
+            answer = await emu.ended(num_images=2)
+            balance = body_of(await emu.http.get(f"{ORIGIN}/public/v1/balance"))
+        assert body_of(answer)["data"]["price"] == 0.06
+        assert balance["cash"]["value"] == "9.940000"
+
+
+@pytest.mark.asyncio
 class TestW12Catalog:
     async def test_entries_share_the_literals_fields_and_price_units(self) -> None:
         """W12: `code` the string "200" (the vendor's type for this list);

@@ -19,6 +19,7 @@ from atlas_async import (
 )
 from atlas_async._core.models import Kind, Prediction
 from atlas_async._core.policies import FixedPolicy
+from atlas_async._ops.operations import PollMemo
 from atlas_async._ops.scheduler import Scheduler
 from atlas_async.testing import FakeClock, FakeSource
 
@@ -36,7 +37,9 @@ class BuggySource(FakeSource):
         super().__init__(clock)
         self.bug = bug
 
-    async def fetch(self, prediction_id: str) -> Prediction:
+    async def fetch(
+        self, prediction_id: str, memo: PollMemo | None = None
+    ) -> Prediction:
         if prediction_id == "p0":
             raise self.bug
         return await super().fetch(prediction_id)
