@@ -33,7 +33,13 @@ One worker: the webhook always lands where the wait is. With ``--workers N``
 each worker has its own client; any worker answers for any id (``/wait`` and
 ``/events`` attach to it and poll), but a webhook that lands on another worker
 than the waiting one ends nothing there, and the wait ends at its next poll
-(``docs/fastapi.md``, "Several workers", says how to size that).
+(``docs/fastapi.md``, "Several workers", says how to size that). Unless the
+workers share a coordinator: then a webhook landing on any of them ends the
+waits on all of them at once, and they share the account's limits
+(``docs/scaling.md``)::
+
+    export ATLAS_ASYNC_COORDINATOR=redis://127.0.0.1:6379/0   # atlas-async[redis]
+    uvicorn examples.fastapi_app:app --port 8000 --workers 4
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ and exit codes); `run_app` is what ``main`` calls.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,8 +76,19 @@ def _root(
             help="Print the version and exit.",
         ),
     ] = False,
+    coordinator: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Share the account's limits with its other processes through"
+            " this Redis (redis://host:6379/0; ATLAS_ASYNC_COORDINATOR).",
+        ),
+    ] = None,
 ) -> None:
     """Atlas Cloud generation from the command line, and a local emulator."""
+    if coordinator:
+        # Every command's client reads it there, like the key and base URL.
+        os.environ["ATLAS_ASYNC_COORDINATOR"] = coordinator
 
 
 @app.command()

@@ -22,10 +22,9 @@ with no hand-off; the driver wakes only idle workers. Polls wait in the heap,
 never in the HTTP pool: at most ``max_concurrent_requests`` are started.
 
 The scheduler sees its `PredictionSource` (``create``, ``fetch``) and nothing
-else of the client: the wiring points one way. Admission (the concurrency limit
-and the shared rate budget) is the `RequestGate` that the HTTP session passes
-every attempt through; the scheduler is given the gate only to report its
-figures in `Scheduler.statistics`.
+else of the client. Admission (the concurrency limit and the rate) is the
+`RequestGate` the HTTP session passes every attempt through; the scheduler
+reads only its figures and its coordinator's shared limits.
 
 `Scheduler.deliver` is the hybrid wait's other source: a terminal snapshot from
 outside polling (a verified webhook) ends the pending future at once, through
@@ -162,7 +161,8 @@ class Scheduler:
         self._failure = failure
         self._policies = policies_by_kind(poll)
         rng = rng if rng is not None else random.Random()
-        self._admission = ModelAdmission(limits, self._clock, rng)
+        shared = gate.shared if gate is not None else None  # a coordinator's
+        self._admission = ModelAdmission(limits, self._clock, rng, shared=shared)
         self._core = PollCore(
             rng,
             durations=DurationBook(),
