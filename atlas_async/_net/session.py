@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any
@@ -342,7 +342,7 @@ class ApiSession:
             raise ValueError(f"API paths start with '/': {path_or_url!r}")
         return self._config.base_url + path_or_url
 
-    async def request(
+    def request(
         self,
         method: str,
         path_or_url: str,
@@ -356,9 +356,10 @@ class ApiSession:
         model: str | None = None,
         purpose: RequestKind = RequestKind.OTHER,
         seen: int = 0,
-    ) -> Answer:
+    ) -> Awaitable[Answer]:
         """
-        Send one request, retrying as ``retry`` allows, and return its 2xx answer.
+        Send one request, retrying as ``retry`` allows: await it for its 2xx
+        answer (``answer = await session.request(...)``).
 
         ``path_or_url`` is an API path (``/models``) or an absolute URL, which
         gets the key only on the API origin. ``files`` maps multipart fields to
@@ -406,14 +407,16 @@ class ApiSession:
             purpose,
             seen,
         )
+        # The attempt itself (or the retry loop) is what the caller awaits:
+        # no coroutine of this method's own sits in every poll's await chain.
         if call.retry is RetryMode.NONE:
-            return await self._attempt(backend, call)
+            return self._attempt(backend, call)
         plan = self._config.retry
         if self._total != math.inf:
             # No retry starts, and no Retry-After is waited for, past the
             # request's own deadline.
             plan = plan.until(self._clock.now() + self._total)
-        return await retrying(
+        return retrying(
             lambda: self._attempt(backend, call),
             retry=plan,
             clock=self._clock,

@@ -483,7 +483,13 @@ class Scheduler:
                     except anyio.EndOfStream:
                         return
                     self._queued -= 1
-                await self._poll(prediction_id)
+                resolver = self._futures.get(prediction_id)
+                if resolver is None:
+                    continue  # cancelled or expired while queued
+                try:
+                    await self._poll_once(prediction_id, resolver)
+                except Exception as exc:  # noqa: BLE001  # a bug: it fails this one
+                    self._fail_by_bug(prediction_id, resolver, exc)
 
     def _take_due(self) -> str | None:
         """The next poll due now, popped from the core (expirations applied)."""
@@ -496,15 +502,6 @@ class Scheduler:
             if item.expired is None:
                 return item.prediction_id
             self._apply(self._futures[item.prediction_id], item.expired)
-
-    async def _poll(self, pid: str) -> None:
-        resolver = self._futures.get(pid)
-        if resolver is None:
-            return  # cancelled or expired while queued
-        try:
-            await self._poll_once(pid, resolver)
-        except Exception as exc:  # noqa: BLE001  # a bug: it fails this prediction
-            self._fail_by_bug(pid, resolver, exc)
 
     def _fail_by_bug(
         self, pid: str, resolver: PredictionResolver, exc: Exception
