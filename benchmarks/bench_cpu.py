@@ -167,6 +167,80 @@ async def _floor(
     return _result(polls, cpu, elapsed, counts[1])
 
 
+async def _alternate(
+    base_url: str, n: int, rounds: int, window: float
+) -> dict[str, Any]:
+    """
+    The floor and the SDK (aiohttp backend) in one process, in alternating
+    windows: the SDK's predictions are attached for its window and cancelled
+    for the floor's, so only one of them polls at a time. Load from other
+    processes drifts slowly; windows of half a second apart see about the same
+    machine, so the per-window ratio is the steady figure.
+    """
+    import aiohttp
+
+    headers = {"User-Agent": USER_AGENT, "Authorization": f"Bearer {_common.KEY}"}
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    http = aiohttp.ClientSession(connector=connector, headers=headers)
+    ids = []
+    for index in range(n):
+        async with http.post(
+            f"{base_url}/model/generateImage",
+            json={"model": MODEL, "prompt": f"cpu {index}"},
+        ) as answer:
+            ids.append(json.loads(await answer.read())["data"]["id"])
+    urls = [f"{base_url}/model/prediction/{i}" for i in ids]
+    floor_on = asyncio.Event()
+    count = [0]
+
+    async def worker(mine: list[str]) -> None:
+        while True:
+            await floor_on.wait()
+            for url in mine:
+                async with http.get(url) as response:
+                    json.loads(await response.read())
+                count[0] += 1
+
+    tasks = [
+        asyncio.ensure_future(worker(urls[w::CONCURRENCY])) for w in range(CONCURRENCY)
+    ]
+    floor: list[float] = []
+    sdk: list[float] = []
+    async with AtlasClient(
+        _common.KEY,
+        base_url=base_url,
+        poll=FixedPolicy(0.001),
+        max_concurrent_requests=CONCURRENCY,
+    ) as client:
+        for index in range(rounds):
+            order = ("floor", "sdk") if index % 2 == 0 else ("sdk", "floor")
+            for mode in order:
+                if mode == "floor":
+                    floor_on.set()
+                    await asyncio.sleep(0.1)  # warm: every worker busy
+                    polls, cpu = count[0], _common.cpu_seconds()
+                    await asyncio.sleep(window)
+                    polls, cpu = count[0] - polls, _common.cpu_seconds() - cpu
+                    floor_on.clear()
+                    await asyncio.sleep(0.05)  # the loop's last requests end
+                    floor.append(1e6 * cpu / max(polls, 1))
+                else:
+                    futures = [client.attach(i, model=MODEL) for i in ids]
+                    await asyncio.sleep(0.1)
+                    polls, cpu = client.statistics().polls, _common.cpu_seconds()
+                    await asyncio.sleep(window)
+                    polls = client.statistics().polls - polls
+                    cpu = _common.cpu_seconds() - cpu
+                    for future in futures:
+                        future.cancel()
+                    await asyncio.sleep(0.05)
+                    sdk.append(1e6 * cpu / max(polls, 1))
+    for task in tasks:
+        task.cancel()
+    await http.close()
+    return {"floor_us": floor, "sdk_us": sdk}
+
+
 def _result(polls: int, cpu: float, elapsed: float, errors: int) -> dict[str, Any]:
     return {
         "polls": polls,
@@ -179,6 +253,11 @@ def _result(polls: int, cpu: float, elapsed: float, errors: int) -> dict[str, An
 
 
 def _child(args: argparse.Namespace) -> int:
+    if args.mode == "alternate":
+        windows = max(2, int(args.duration / 0.5))
+        result = asyncio.run(_alternate(args.base_url, args.n, windows, 0.5))
+        print(json.dumps(result))
+        return 0
     run = {"sdk": _sdk, "bare": _bare, "floor": _floor}[args.mode]
     coroutine = run(args.base_url, args.transport, args.n, args.warmup, args.duration)
     if args.profile:
@@ -265,7 +344,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=(*MODES, "alternate"), help=argparse.SUPPRESS)
     parser.add_argument("--transport", choices=TRANSPORTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.duration = min(args.duration, 10.0)  # bounded, whatever is asked
@@ -301,7 +380,38 @@ def main() -> int:
                     f" (others busy: {result['foreign_cores']:.2f} cores)",
                     file=sys.stderr,
                 )
+        # The target's figure: the floor and the SDK in alternating windows of
+        # one process, a process per repeat.
+        alternating: list[dict[str, Any]] = []
+        for repeat in range(args.repeats):
+            command = _command(args, server.base_url, "alternate", "aiohttp")
+            result = _common.run_measured(command, timeout=120, server_pid=server.pid)
+            alternating.append(result)
+            ratios = [
+                s / f for s, f in zip(result["sdk_us"], result["floor_us"], strict=True)
+            ]
+            print(
+                f"  alternating {repeat + 1}/{args.repeats}: SDK / floor per window"
+                f" {_common.median(ratios):.2f}x (others busy:"
+                f" {result['foreign_cores']:.2f} cores)",
+                file=sys.stderr,
+            )
     summary = [_summary(runs, transport) for transport in TRANSPORTS]
+    floor_windows = [f for r in alternating for f in r["floor_us"]]
+    sdk_windows = [s for r in alternating for s in r["sdk_us"]]
+    window_ratios = [
+        s / f
+        for r in alternating
+        for s, f in zip(r["sdk_us"], r["floor_us"], strict=True)
+    ]
+    alternated = {
+        "windows": len(window_ratios),
+        "floor_cpu_us_per_poll": _common.median(floor_windows),
+        "sdk_cpu_us_per_poll": _common.median(sdk_windows),
+        "ratio": _common.median(window_ratios),
+        "ratio_p25": _common.percentile(window_ratios, 0.25),
+        "ratio_p75": _common.percentile(window_ratios, 0.75),
+    }
     print(
         _common.table(
             [
@@ -329,14 +439,31 @@ def main() -> int:
             ],
         )
     )
-    # The target is the default path (aiohttp) against the plain aiohttp loop.
-    target = summary[TRANSPORTS.index("aiohttp")]["ratio_to_floor"] <= 1.5
+    print(
+        f"\nalternating windows ({alternated['windows']} of 0.5 s, aiohttp backend):"
+        f" floor {alternated['floor_cpu_us_per_poll']:.0f} µs/poll, SDK"
+        f" {alternated['sdk_cpu_us_per_poll']:.0f} µs/poll, SDK / floor"
+        f" {alternated['ratio']:.2f}x (quartiles {alternated['ratio_p25']:.2f}-"
+        f"{alternated['ratio_p75']:.2f})"
+    )
+    # The target is the default path (aiohttp) against the plain aiohttp loop,
+    # taken from the alternating windows (the process-level rows drift with
+    # other load between runs).
+    target = alternated["ratio"] <= 1.5
     print(
         f"  {'PASS' if target else 'FAIL'}  SDK CPU per poll <= 1.5x a bare aiohttp"
-        " loop (aiohttp backend)"
+        " loop (aiohttp backend, median of alternating windows)"
     )
     path = _common.write_results(
-        "cpu", {"runs": runs, "summary": summary, "n": args.n, "target_met": target}
+        "cpu",
+        {
+            "runs": runs,
+            "alternating": alternating,
+            "alternated": alternated,
+            "summary": summary,
+            "n": args.n,
+            "target_met": target,
+        },
     )
     print(f"wrote {path}")
     return 0 if target else 1

@@ -122,8 +122,6 @@ class AiohttpBackend:
             if mapped is None:
                 raise
             raise mapped from origin_of_error(exc)
-        if progress is not None:
-            progress.progress()
         try:
             response_headers = response.headers
             encoding = response_headers.get("Content-Encoding")
@@ -139,6 +137,8 @@ class AiohttpBackend:
                 # than the announced length).
                 data = await response.read()
             else:
+                if progress is not None:
+                    progress.progress()  # the head came: the read clock restarts
                 reader = BodyReader(encoding, max_bytes)
                 reader.announce(length)
                 content = response.content

@@ -524,9 +524,10 @@ class Scheduler:
         resolver.fail(error)
 
     async def _poll_once(self, pid: str, resolver: PredictionResolver) -> None:
+        counts = self._counts
         if self._core.errors(pid):
-            self._counts["retries"] += 1
-        self._counts["polls"] += 1
+            counts["retries"] += 1
+        counts["polls"] += 1
         outcome: Prediction | AtlasError | None = None
         async with Interruptible() as block:
             self._polling[pid] = block
