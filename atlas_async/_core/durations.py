@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -38,6 +39,7 @@ from .models import Kind, Prediction
 __all__ = [
     "KIND_PRIORS",
     "DurationBook",
+    "Distribution",
     "DurationModel",
     "reported_duration",
 ]
@@ -72,6 +74,77 @@ _MIN_REPORTED = 0.05
 # Epoch numbers above this are milliseconds (1e11 s is the year 5138).
 _EPOCH_MS = 1e11
 _FRACTION = re.compile(r"\.([0-9]+)")
+# The empirical distribution keeps this many recent durations per model: enough
+# for a density a poll interval can follow, little enough to forget a drift.
+_RECENT = 64
+
+
+@attrs.frozen(slots=True)
+class Distribution:
+    """
+    The durations a model's recent completions took, as a distribution (frozen).
+
+    ``points`` are the sorted durations ``x_0 <= ... <= x_(m-1)``. The CDF is
+    piecewise linear through ``F(x_i) = i / m``: nothing ends before the
+    shortest duration seen, the density is high where durations crowd, and the
+    last ``1/m`` of mass lies beyond the longest one, in an exponential tail of
+    scale ``(x_(m-1) - x_0) / 4`` (a job may always be slower than any seen).
+    """
+
+    points: tuple[float, ...]
+
+    @property
+    def shortest(self) -> float:
+        """The shortest duration seen."""
+        return self.points[0]
+
+    @property
+    def longest(self) -> float:
+        """The longest duration seen."""
+        return self.points[-1]
+
+    def survival(self, t: float) -> float:
+        """``1 - F(t)``: the share of predictions still running ``t`` s in."""
+        points = self.points
+        m = len(points)
+        if t <= points[0]:
+            return 1.0
+        last = points[-1]
+        if t >= last:
+            scale = max(last - points[0], 1e-3) / 4.0
+            return math.exp(-(t - last) / scale) / m
+        i = bisect_right(points, t)  # points[i - 1] <= t < points[i]
+        lo, hi = points[i - 1], points[i]
+        return 1.0 - (i - 1 + (t - lo) / (hi - lo)) / m
+
+    def chance(self, since: float, until: float) -> float:
+        """P(a prediction ends in ``(since, until]`` | it ran at ``since``)."""
+        alive = self.survival(since)
+        if alive <= 0.0:
+            return 1.0
+        return max(0.0, 1.0 - self.survival(until) / alive)
+
+    def interval(self, t: float, resolution: float, floor: float, cap: float) -> float:
+        """
+        The interval ``d`` in ``[floor, cap]`` with ``d * chance(t, t + d) =
+        resolution``: short where many end, long where few do.
+
+        ``d * chance`` grows with ``d``, so a bisection in log space finds it
+        (to about 1%; the plan's jitter is coarser).
+        """
+        if floor * self.chance(t, t + floor) >= resolution:
+            return floor
+        if cap * self.chance(t, t + cap) <= resolution:
+            return cap
+        lo, hi = math.log(floor), math.log(cap)
+        for _ in range(10):
+            mid = (lo + hi) / 2.0
+            d = math.exp(mid)
+            if d * self.chance(t, t + d) < resolution:
+                lo = mid
+            else:
+                hi = mid
+        return math.exp((lo + hi) / 2.0)
 
 
 @attrs.define(slots=True, eq=False)
@@ -92,6 +165,7 @@ class DurationModel:
         minimum: shortest duration observed (``inf`` before the first).
         probes: early probes spent on this model while it had no completion
             (see `AdaptivePolicy`).
+        recent: the last 64 durations observed (a ring, oldest overwritten).
     """
 
     log_mean: float
@@ -100,6 +174,9 @@ class DurationModel:
     count: int = 0
     minimum: float = math.inf
     probes: int = 0
+    recent: list[float] = attrs.field(factory=list)
+    _shape: Distribution | None = attrs.field(default=None, init=False, repr=False)
+    _shape_count: int = attrs.field(default=-1, init=False, repr=False)
 
     @classmethod
     def from_range(cls, low: float, high: float) -> DurationModel:
@@ -134,6 +211,35 @@ class DurationModel:
         """``exp(mu + sigma)``: about the 84th percentile; where the tail begins."""
         return math.exp(self.log_mean + self.sigma)
 
+    def distribution(self, least: int) -> Distribution | None:
+        """
+        The recent durations as a `Distribution`, once at least ``least`` (>= 2)
+        were seen; None before. Shared by every plan made until the next
+        completion.
+        """
+        if len(self.recent) < max(least, 2):
+            return None
+        if self._shape is None or self._shape_count != self.count:
+            self._shape = Distribution(tuple(sorted(self.recent)))
+            self._shape_count = self.count
+        return self._shape
+
+    def chance(self, since: float, until: float) -> float:
+        """
+        P(a prediction of this model ends in ``(since, until]`` | it ran at
+        ``since``): from the recent durations once 8 were seen, else from the
+        log-normal estimate.
+        """
+        shape = self.distribution(8)
+        if shape is not None:
+            return shape.chance(since, until)
+        alive = _lognormal_survival(since, self.log_mean, self.sigma)
+        if alive <= 0.0:
+            return 1.0
+        return max(
+            0.0, 1.0 - _lognormal_survival(until, self.log_mean, self.sigma) / alive
+        )
+
     def observe(self, seconds: float) -> None:
         """
         Fold one completed prediction's duration (seconds) into the estimate.
@@ -145,6 +251,10 @@ class DurationModel:
             return
         seconds = min(max(seconds, _MIN_DURATION), _MAX_DURATION)
         first = not self.count and seconds < self.low
+        if len(self.recent) < _RECENT:
+            self.recent.append(seconds)
+        else:
+            self.recent[self.count % _RECENT] = seconds
         self.count += 1
         self.minimum = min(self.minimum, seconds)
         if first:
@@ -208,6 +318,14 @@ class DurationBook:
 
     def __len__(self) -> int:
         return len(self._models)
+
+
+def _lognormal_survival(t: float, mu: float, sigma: float) -> float:
+    if t <= 0.0:
+        return 1.0
+    if sigma <= 0.0:
+        return 1.0 if math.log(t) < mu else 0.0
+    return 0.5 * math.erfc((math.log(t) - mu) / (sigma * math.sqrt(2.0)))
 
 
 def reported_duration(

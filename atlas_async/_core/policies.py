@@ -42,7 +42,7 @@ from typing import Protocol
 
 import attrs
 
-from .durations import KIND_PRIORS, DurationBook, DurationModel
+from .durations import KIND_PRIORS, Distribution, DurationBook, DurationModel
 from .errors import ArgumentTypeError, InvalidArgumentError
 from .models import Kind
 from .retry import BackoffPolicy, grow
@@ -286,6 +286,8 @@ class AdaptivePolicy(PollPolicy):
     probes: int = attrs.field(default=3)
     probe_share: float = attrs.field(default=0.125)
     probe_floor: float = attrs.field(default=1.0)
+    resolution: float = attrs.field(default=0.2, validator=_check_positive)
+    learned: int = attrs.field(default=16)
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
@@ -294,6 +296,10 @@ class AdaptivePolicy(PollPolicy):
     @probes.validator
     def _check_probes(self, attribute: attrs.Attribute[int], value: int) -> None:
         check_count(value, "probes", minimum=0)
+
+    @learned.validator
+    def _check_learned(self, attribute: attrs.Attribute[int], value: int) -> None:
+        check_count(value, "learned", minimum=0)
 
     @probe_share.validator
     def _check_share(self, attribute: attrs.Attribute[float], value: float) -> None:
@@ -306,7 +312,13 @@ class AdaptivePolicy(PollPolicy):
         check_real(value, "probe_floor", minimum=0.0)
 
     def plan(self, durations: DurationModel) -> AdaptivePlan:
-        """Freeze ``L`` and ``H`` from ``durations`` into one prediction's plan."""
+        """
+        Freeze what ``durations`` knows into one prediction's plan: the recent
+        durations once ``learned`` were seen, else ``L`` and ``H``.
+        """
+        shape = durations.distribution(self.learned) if self.learned else None
+        if shape is not None:
+            return AdaptivePlan(self, shape.shortest, shape.longest, shape)
         return AdaptivePlan(self, durations.low, max(durations.high, durations.low))
 
     def probe(self, durations: DurationModel) -> float | None:
@@ -320,15 +332,29 @@ class AdaptivePolicy(PollPolicy):
 
 @attrs.frozen(slots=True)
 class AdaptivePlan:
-    """One prediction's `AdaptivePolicy` schedule: the policy plus frozen L and H."""
+    """
+    One prediction's `AdaptivePolicy` schedule: the policy plus frozen L and H,
+    and the model's learned `Distribution` once it has one (then L and H are
+    its shortest and longest durations).
+    """
 
     policy: AdaptivePolicy
     low: float
     high: float
+    shape: Distribution | None = None
 
     def delay(self, elapsed: float, polls: int, rng: random.Random) -> float:
         """See `PollPlan.delay` and the formula on `AdaptivePolicy`."""
         policy = self.policy
+        shape = self.shape
+        if shape is not None and elapsed < self.high:
+            at = max(elapsed, self.low)
+            interval = shape.interval(at, policy.resolution, policy.floor, policy.cap)
+            if polls == 0:
+                # Never before the shortest duration seen; jitter only later.
+                first = self.low + policy.jitter * rng.random() * interval
+                return max(0.0, first - elapsed)
+            return _jitter(interval, policy.jitter, rng)
         if polls == 0:
             first = self.low
             if policy.jitter > 0.0:
