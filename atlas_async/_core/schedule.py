@@ -402,6 +402,14 @@ class PollCore:
         state = self._states.get(prediction_id)
         return 0 if state is None else state.polls
 
+    def chance(self, prediction_id: str, now: float) -> float:
+        """P(it ended since its last running answer | it ran then), 0 if unknown."""
+        state = self._states.get(prediction_id)
+        if state is None:
+            return 0.0
+        model = self.durations.get(state.kind, state.model)
+        return model.chance(state.prev_elapsed, now - state.submitted_at)
+
     def errors(self, prediction_id: str) -> int:
         """Consecutive failed polls of a prediction (0 if unknown)."""
         state = self._states.get(prediction_id)

@@ -125,6 +125,7 @@ class RequestGate:
         "_rate",
         "_refusals",
         "_slots",
+        "_submits_waiting",
         "requests_sent",
     )
 
@@ -144,6 +145,7 @@ class RequestGate:
         # by task, and a slot has no per-call state.
         self._slots = {kind: _Slot(self, kind) for kind in RequestKind}
         self._polls_waiting = 0
+        self._submits_waiting = 0
         self._polls_done: anyio.Event | None = None
         self.requests_sent = 0
 
@@ -179,6 +181,10 @@ class RequestGate:
             logger.warning("rate limited (429); slowing every request of this client")
             self._rate.on_refusal(now)
         return cause
+
+    def waiting(self) -> int:
+        """Requests waiting for the account's rate (or a Retry-After) now."""
+        return self._polls_waiting + self._submits_waiting
 
     def figures(self) -> GateFigures:
         """What the gate has admitted so far, and its state now."""
@@ -224,11 +230,15 @@ class _Slot:
     async def __aenter__(self) -> None:
         gate = self._gate
         limiter = gate._limiter
-        if self._kind is RequestKind.SUBMIT:
-            while gate._polls_waiting:
-                if gate._polls_done is None:
-                    gate._polls_done = anyio.Event()
-                await gate._polls_done.wait()
+        if self._kind is RequestKind.SUBMIT and gate._polls_waiting:
+            gate._submits_waiting += 1
+            try:
+                while gate._polls_waiting:
+                    if gate._polls_done is None:
+                        gate._polls_done = anyio.Event()
+                    await gate._polls_done.wait()
+            finally:
+                gate._submits_waiting -= 1
         try:
             limiter.acquire_nowait()
         except anyio.WouldBlock:
@@ -249,6 +259,8 @@ class _Slot:
         poll = self._kind is RequestKind.POLL
         if poll:
             gate._polls_waiting += 1
+        else:
+            gate._submits_waiting += 1
         try:
             while wait > 0.0:
                 await clock.sleep_until(now + wait)
@@ -256,6 +268,8 @@ class _Slot:
                 now = clock.now()
                 wait = rate.blocked_for(now)
         finally:
+            if not poll:
+                gate._submits_waiting -= 1
             if poll:
                 gate._polls_waiting -= 1
                 if not gate._polls_waiting and gate._polls_done is not None:

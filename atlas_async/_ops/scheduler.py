@@ -84,6 +84,7 @@ from .._net.gate import RequestGate
 from .admission import ModelAdmission
 from .futures import PredictionFuture, PredictionResolver, as_completed
 from .operations import PredictionSource
+from .spending import PollSpender
 
 __all__ = ["Scheduler"]
 
@@ -170,6 +171,7 @@ class Scheduler:
             failure=failure,
             hurry=self._admission.hurry,
         )
+        self._spender = PollSpender(self._core, gate)  # the poll budget
         self._workers = max_concurrent_requests
         # None: no cap of the client's own (the flow control bounds submits).
         self._submit_slots = (
@@ -435,7 +437,7 @@ class Scheduler:
 
     async def _drive(self) -> None:
         assert self._send is not None
-        core, send, clock = self._core, self._send, self._clock
+        core, send, clock = self._spender, self._send, self._clock
         while True:
             for item in core.due(clock.now()):
                 if item.expired is not None:
@@ -444,7 +446,7 @@ class Scheduler:
                 else:
                     self._queued += 1
                     send.send_nowait(item.prediction_id)
-            wake = core.next_wakeup()
+            wake = core.next_wakeup(clock.now())
             with anyio.CancelScope() as scope:
                 self._sleep_scope, self._sleeping_until = scope, wake
                 if wake == math.inf:
@@ -486,7 +488,7 @@ class Scheduler:
 
     def _take_due(self) -> str | None:
         """The next poll due now, popped from the core (expirations applied)."""
-        core, now = self._core, self._clock.now()
+        core, now = self._spender, self._clock.now()
         while True:
             items = core.due(now, most=1)
             if not items:
