@@ -21,8 +21,8 @@ def _core(durations: list[float]) -> PollCore:
     return core
 
 
-def _add(core: PollCore, pid: str, at: float, **options: float) -> None:
-    core.add(pid, at, kind=Kind.IMAGE, model="m", policy=POLICY, **options)
+def _add(core: PollCore, pid: str, at: float, deadline: float = math.inf) -> None:
+    core.add(pid, at, kind=Kind.IMAGE, model="m", policy=POLICY, deadline=deadline)
 
 
 def _ids(items: list[Due]) -> list[str]:
