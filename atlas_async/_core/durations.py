@@ -77,6 +77,10 @@ _FRACTION = re.compile(r"\.([0-9]+)")
 # The empirical distribution keeps this many recent durations per model: enough
 # for a density a poll interval can follow, little enough to forget a drift.
 _RECENT = 64
+# Webhook delivery delays kept per model, and the least margin over the
+# longest of them before a delivery counts as overdue.
+_DELAYS = 16
+_DELIVERY_SLACK = 0.5
 
 
 @attrs.frozen(slots=True)
@@ -166,6 +170,7 @@ class DurationModel:
         probes: early probes spent on this model while it had no completion
             (see `AdaptivePolicy`).
         recent: the last 64 durations observed (a ring, oldest overwritten).
+        delays: the last 16 webhook delivery delays observed (a ring).
     """
 
     log_mean: float
@@ -175,6 +180,8 @@ class DurationModel:
     minimum: float = math.inf
     probes: int = 0
     recent: list[float] = attrs.field(factory=list)
+    delays: list[float] = attrs.field(factory=list)
+    deliveries: int = 0
     _shape: Distribution | None = attrs.field(default=None, init=False, repr=False)
     _shape_count: int = attrs.field(default=-1, init=False, repr=False)
 
@@ -239,6 +246,29 @@ class DurationModel:
         return max(
             0.0, 1.0 - _lognormal_survival(until, self.log_mean, self.sigma) / alive
         )
+
+    @property
+    def delivery_delay(self) -> float | None:
+        """
+        How late a webhook may come after its prediction ended: the longest of
+        the last 16 delays observed plus a quarter (at least 0.5 s) for the
+        ones not seen yet; None before the first delivery.
+        """
+        if not self.delays:
+            return None
+        longest = max(self.delays)
+        return longest + max(0.25 * longest, _DELIVERY_SLACK)
+
+    def observe_delivery(self, seconds: float) -> None:
+        """Record that a webhook came ``seconds`` after its prediction ended."""
+        if not math.isfinite(seconds):
+            return
+        seconds = min(max(seconds, 0.0), _MAX_DURATION)
+        if len(self.delays) < _DELAYS:
+            self.delays.append(seconds)
+        else:
+            self.delays[self.deliveries % _DELAYS] = seconds
+        self.deliveries += 1
 
     def observe(self, seconds: float) -> None:
         """

@@ -59,9 +59,11 @@ __all__ = [
     "PollPlan",
     "PollPolicy",
     "RevisedPlan",
+    "WebhookPolicy",
     "check_poll_option",
     "check_poll_policy",
     "policies_by_kind",
+    "webhook_first",
 ]
 
 
@@ -364,6 +366,74 @@ class AdaptivePlan:
         interval = policy.spacing * math.sqrt(max(width, 0.0))
         interval = min(max(interval, policy.floor), policy.cap)
         return _jitter(interval, policy.jitter, rng)
+
+
+@attrs.frozen(slots=True)
+class WebhookPolicy(PollPolicy):
+    """
+    Webhooks first: poll a prediction submitted with ``webhook_url`` only when
+    its delivery is overdue, then by ``inner``.
+
+    Once a delivery of the model was seen (its delay learned,
+    `DurationModel.delivery_delay`), the first poll comes at::
+
+        t_1 = T + D
+        T = the longest recent duration (exp(mu + 2 sigma) before 16 are seen)
+        D = the longest of the last 16 delivery delays, plus max(D/4, 0.5 s)
+
+    when nearly every prediction has ended and its webhook had time to come;
+    a poll then finds a prediction whose delivery was lost, or one running
+    longer than any seen (then ``inner``'s schedule goes on from there). Until a
+    delivery of the model was seen, it is ``inner`` itself: a client whose
+    webhooks reach someone else polls as it always did.
+
+    Args:
+        inner: the policy for the fallback schedule.
+    """
+
+    inner: PollPolicy
+
+    def plan(self, durations: DurationModel) -> PollPlan:
+        """The fallback plan, or ``inner``'s while no delivery was seen."""
+        delay = durations.delivery_delay
+        plan = self.inner.plan(durations)
+        if delay is None:
+            return plan
+        shape = durations.distribution(16)
+        longest = (
+            shape.longest
+            if shape is not None
+            else math.exp(durations.log_mean + 2.0 * durations.sigma)
+        )
+        return WebhookPlan(plan, longest + delay)
+
+    def probe(self, durations: DurationModel) -> float | None:
+        """``inner``'s probe while no delivery was seen; none after."""
+        if durations.delivery_delay is not None:
+            return None
+        return self.inner.probe(durations)
+
+
+@attrs.frozen(slots=True)
+class WebhookPlan:
+    """One prediction's `WebhookPolicy` schedule: one poll at ``overdue``, then
+    ``fallback``'s."""
+
+    fallback: PollPlan
+    overdue: float
+
+    def delay(self, elapsed: float, polls: int, rng: random.Random) -> float:
+        """See `PollPlan.delay`."""
+        if polls == 0:
+            return max(0.0, self.overdue - elapsed)
+        return self.fallback.delay(elapsed, polls, rng)
+
+
+def webhook_first(policy: PollPolicy, params: Mapping[str, object]) -> PollPolicy:
+    """``policy`` as a `WebhookPolicy` when ``params`` ask for a webhook."""
+    if params.get("webhook_url") and not isinstance(policy, WebhookPolicy):
+        return WebhookPolicy(policy)
+    return policy
 
 
 def check_poll_policy(value: object, argument: str = "poll") -> PollPolicy | None:

@@ -67,7 +67,7 @@ from .._core.errors import (
 from .._core.flow import Limits
 from .._core.models import Kind, Prediction
 from .._core.outcome import handling_error, timeout_error
-from .._core.policies import DurationBook, PollPolicy, policies_by_kind
+from .._core.policies import DurationBook, PollPolicy, policies_by_kind, webhook_first
 from .._core.retry import BackoffPolicy, Retry
 from .._core.schedule import (
     Decision,
@@ -328,7 +328,7 @@ class Scheduler:
             now,
             kind=kind,
             model=model,
-            policy=policy or self._policies[kind],
+            policy=webhook_first(policy or self._policies[kind], params),
             deadline=deadline,
             timeout=seconds,
         )
@@ -407,9 +407,9 @@ class Scheduler:
         resolver.update(prediction)
         if final is None:
             return False
-        # The same end as a poll answer, minus learning: the delivery says that
-        # the job ended, not when, so the duration model is left alone.
-        self._core.remove(pid)
+        # The same end as a poll answer; the core learns when it ended (the
+        # server's timestamps) and how late the delivery came.
+        self._core.delivered(prediction, self._clock.now())
         self._counts["delivered"] += 1
         _log(logging.DEBUG, "prediction %s ended by a delivery", pid)
         self._apply(resolver, final)
