@@ -391,9 +391,9 @@ def edge(n: int, seed: int, rate: float) -> tuple[dict[str, Any], int]:
     )  # fmt: skip
     none_lost, tenth_lost = hooks[0], hooks[-1]
     # A lost delivery is found by the overdue poll: at the longest duration
-    # plus the learned delay (at most 1.5 s, plus a quarter), so at most that
-    # after the shortest duration.
-    bound = 10.0 - 2.0 + 1.5 * 1.25
+    # (10 s at most) plus the learned delay (1.5 s at most, plus max(a
+    # quarter, 0.5 s)), so at most that long after the shortest (2 s) ended.
+    bound = 10.0 + 1.5 + max(0.25 * 1.5, 0.5) - 2.0
     checks = {
         f"steady stream, {r['profile']}: <= 0.8x fixed": r["ratio"] <= 0.8
         for r in stream

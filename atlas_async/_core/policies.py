@@ -279,6 +279,19 @@ class AdaptivePolicy(PollPolicy):
             0 turns probing off).
         probe_share: the probe's time as a share of ``L``, in (0, 1].
         probe_floor: the earliest probe, seconds after submission (>= 0).
+        resolution: with a learned distribution, the seconds of detection lag
+            one poll must buy: each interval ``d`` solves ``d * P(end within d
+            | running) = resolution`` (> 0).
+        learned: completions of a model before its plans use their
+            distribution instead of ``L`` and ``H`` (>= 0; 0 never does).
+
+    Learned distribution: once a model has ``learned`` completions, a plan
+    freezes its last 64 durations (`Distribution`): the first poll comes at
+    the shortest duration seen, never before, and each interval is set by the
+    chance of finishing within it, so polls are evenly spaced where the
+    density is flat and crowd where it peaks; past the longest duration seen
+    the square-root rule above takes over (docs/scheduling.md, "Once it has
+    seen enough").
     """
 
     spacing: float = attrs.field(default=0.45, validator=_check_positive)
