@@ -115,3 +115,15 @@ def test_bad_resolution_and_learned_are_refused() -> None:
         AdaptivePolicy(resolution=0.0)
     with pytest.raises(InvalidArgumentError):
         AdaptivePolicy(learned=-1)
+
+
+@pytest.mark.parametrize("t", [2.0, 3.3, 5.05, 7.9, 9.5])
+def test_interval_holds_with_durations_seen_twice(t: float) -> None:
+    shape = Distribution((2.0, 3.0, 3.0, 3.0, 5.0, 5.1, 5.1, 8.0, 9.0, 10.0))
+    d = shape.interval(t, 0.3, 0.01, 60.0)
+    assert d * shape.chance(t, t + d) == pytest.approx(0.3, rel=0.02)
+
+
+def test_a_cap_inside_a_wide_segment_is_kept() -> None:
+    shape = Distribution((1.0, 100.0, 101.0))
+    assert shape.interval(1.0, 5.0, 0.5, 3.0) == 3.0
