@@ -301,7 +301,7 @@ class AdaptivePolicy(PollPolicy):
     probes: int = attrs.field(default=3)
     probe_share: float = attrs.field(default=0.125)
     probe_floor: float = attrs.field(default=1.0)
-    resolution: float = attrs.field(default=0.2, validator=_check_positive)
+    resolution: float = attrs.field(default=0.1, validator=_check_positive)
     learned: int = attrs.field(default=16)
 
     @cap.validator
