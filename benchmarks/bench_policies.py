@@ -182,6 +182,8 @@ def _scaled(policy: PollPolicy, scale: float) -> PollPolicy:
             floor=policy.floor / scale,
             cap=policy.cap / scale,
             probe_floor=policy.probe_floor / scale,
+            # d * P(end within d) = resolution: seconds, like d.
+            resolution=policy.resolution / scale,
         )
     raise TypeError(f"cannot scale {policy!r}")
 

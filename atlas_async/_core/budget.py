@@ -7,19 +7,20 @@ Theory of operation
 -------------------
 Under a rate limit ``R`` a client completes about ``R / (1 + p)`` predictions
 per second, ``p`` being its polls per prediction: a poll spent on a prediction
-that is still running is a prediction not submitted. When more polls are due
-than the rate lets go (`tokens`), waiting them all in turn delays every poll
-equally. `PollBudget` instead hands the scarce tokens to the predictions most
-likely to have finished since their last poll, ``P(end in (t_prev, now] |
-running at t_prev)`` from their model's learned durations (`PollCore.chance`):
+that is still running is a prediction not submitted. Polling every prediction
+on its own schedule while requests queue for the rate delays every poll
+equally, the likely and the hopeless alike. `PollBudget.take` ranks the due
+polls by their chance of finding the prediction done, ``P(end in (t_prev, now]
+| running at t_prev)`` from the model's learned durations (`PollCore.chance`):
 with every deferral costing the same wait, that is the highest expected lag
-saved per poll. The others are held (in flight, as the core sees them: a
-deadline still ends them, a delivery or a cancel still removes them) and
-ranked again at the next token, their chance growing while they wait, so none
-waits for ever. Expirations are never held.
+saved per poll. It hands out at most ``allowed`` of them, likeliest first, and
+none below ``least``. The others are held (in flight, as the core sees them: a
+deadline still ends them, a delivery or a cancel still removes them) and ranked
+again at the next call, their chance growing while they wait, so none waits for
+ever. Expirations are never held.
 
-With the rate not binding (no limit known, or fewer polls due than tokens)
-it hands out exactly what `PollCore.due` does, in the same order.
+With no limit (``allowed`` infinite, ``least`` 0, nothing held) it hands out
+exactly what `PollCore.due` does, in the same order.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ __all__ = ["PollSpender"]
 #: Held polls are ranked again at least this often, seconds.
 RECHECK = 0.5
 #: While requests wait for the rate, a poll less likely than this to find its
-#: prediction done waits too (docs/performance.md, "Polls under a rate limit").
+#: prediction done waits too (docs/performance.md, "Polling at the edge").
 LEAST_CHANCE = 0.2
 
 
