@@ -281,7 +281,8 @@ class AdaptivePolicy(PollPolicy):
         probe_floor: the earliest probe, seconds after submission (>= 0).
         resolution: with a learned distribution, the seconds of detection lag
             one poll must buy: each interval ``d`` solves ``d * P(end within d
-            | running) = resolution`` (> 0).
+            | running) = resolution`` (> 0), never shorter than ``resolution``
+            nor than ``floor``, whichever is less.
         learned: completions of a model before its plans use their
             distribution instead of ``L`` and ``H`` (>= 0; 0 never does).
 
@@ -301,7 +302,7 @@ class AdaptivePolicy(PollPolicy):
     probes: int = attrs.field(default=3)
     probe_share: float = attrs.field(default=0.125)
     probe_floor: float = attrs.field(default=1.0)
-    resolution: float = attrs.field(default=0.1, validator=_check_positive)
+    resolution: float = attrs.field(default=0.15, validator=_check_positive)
     learned: int = attrs.field(default=16)
 
     @cap.validator
@@ -364,7 +365,10 @@ class AdaptivePlan:
         shape = self.shape
         if shape is not None and elapsed < self.high:
             at = max(elapsed, self.low)
-            interval = shape.interval(at, policy.resolution, policy.floor, policy.cap)
+            # No floor needed beyond the resolution: d * chance = resolution
+            # and a chance is at most 1, so d >= resolution.
+            floor = min(policy.floor, policy.resolution)
+            interval = shape.interval(at, policy.resolution, floor, policy.cap)
             if polls == 0:
                 # Never before the shortest duration seen; jitter only later.
                 first = self.low + policy.jitter * rng.random() * interval
