@@ -42,6 +42,7 @@ from ._core.errors import (
     InvalidRequestError as InvalidRequestError,
     JournalError as JournalError,
     NotFoundError as NotFoundError,
+    OutputsGoneError as OutputsGoneError,
     PermissionDeniedError as PermissionDeniedError,
     PredictionCancelledError as PredictionCancelledError,
     PredictionError as PredictionError,
@@ -95,6 +96,8 @@ if _typing.TYPE_CHECKING:
         AtlasClient as AtlasClient,
     )
     from ._net.clock import AnyioClock as AnyioClock
+    from ._net.coordinator import Coordinator as Coordinator
+    from ._net.coordinator_redis import RedisCoordinator as RedisCoordinator
     from ._ops.futures import (
         PredictionFuture as PredictionFuture,
         as_completed as as_completed,
@@ -113,6 +116,8 @@ _LAZY: dict[str, str] = {
     "PredictionFuture": "._ops.futures",
     "as_completed": "._ops.futures",
     "AnyioClock": "._net.clock",
+    "Coordinator": "._net.coordinator",
+    "RedisCoordinator": "._net.coordinator_redis",
 }
 
 __all__ = [
@@ -123,6 +128,8 @@ __all__ = [
     "ClientStatistics",
     "Limits",
     "ModelFigures",
+    "Coordinator",
+    "RedisCoordinator",
     # batches
     "GenerationRequest",
     "BatchResult",
@@ -157,6 +164,7 @@ __all__ = [
     "InvalidRequestError",
     "JournalError",
     "NotFoundError",
+    "OutputsGoneError",
     "PermissionDeniedError",
     "PredictionCancelledError",
     "PredictionError",

@@ -8,7 +8,8 @@ too. The typer app, ``app``, is imported on first use: its commands are
 
 Exit codes: 0 everything succeeded; 1 some item (or the request) failed; 2 a
 usage error (bad option, unreadable or empty file, unwritable output folder,
-another batch's journal, no API key, a missing extra); 130 interrupted.
+a journal in use or damaged, no API key, a missing extra); 130 interrupted;
+141 stdout closed by its reader.
 
 Error handling is the entry point's job, not each command's: `main` turns every
 usage error (a bad option, a value that does not parse, a bad ``--fault``) into

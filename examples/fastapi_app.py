@@ -6,8 +6,9 @@ Endpoints:
 * ``POST /images`` ``{"prompt": ..., "model": ...?}``: submit; 202 with the id.
 * ``GET /predictions/{id}``: the status, read from Atlas (one GET).
 * ``GET /predictions/{id}/wait?timeout=30``: wait for the end; 200 with the
-  outputs, 202 with the last status when ``timeout`` passes first, 422 when the
-  prediction failed, 502 when Atlas could not be asked.
+  outputs, 202 with the last status when ``timeout`` passes first, 404 at once
+  for an id Atlas does not know, 422 when the prediction failed, 502 when
+  Atlas could not be asked.
 * ``GET /predictions/{id}/events``: each status change as a server-sent event,
   then ``done`` (or ``error``).
 * ``POST /atlas/webhook``: Atlas's signed deliveries (``atlas_async.fastapi``).
@@ -26,11 +27,19 @@ Run it against the emulator (real Atlas needs a public https webhook URL)::
     python -m atlas_async.emulator --port 8787 --time-scale 10 &
     export ATLASCLOUD_API_KEY=dev ATLASCLOUD_BASE_URL=http://127.0.0.1:8787/api/v1
     export PUBLIC_WEBHOOK_URL=http://127.0.0.1:8000/atlas/webhook
-    uvicorn examples.fastapi_app:app --port 8000 --workers 4
+    uvicorn examples.fastapi_app:app --port 8000
 
-With several workers each has its own client. Any worker answers for any id:
-``/wait`` and ``/events`` attach to it and poll, and the webhook ends the wait
-at once when it lands on the worker that waits.
+One worker: the webhook always lands where the wait is. With ``--workers N``
+each worker has its own client; any worker answers for any id (``/wait`` and
+``/events`` attach to it and poll), but a webhook that lands on another worker
+than the waiting one ends nothing there, and the wait ends at its next poll
+(``docs/fastapi.md``, "Several workers", says how to size that). Unless the
+workers share a coordinator: then a webhook landing on any of them ends the
+waits on all of them at once, and they share the account's limits
+(``docs/scaling.md``)::
+
+    export ATLAS_ASYNC_COORDINATOR=redis://127.0.0.1:6379/0   # atlas-async[redis]
+    uvicorn examples.fastapi_app:app --port 8000 --workers 4
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ from atlas_async import (
     PollPolicy,
     Prediction,
     PredictionFailedError,
+    PredictionStatus,
     PredictionTimeoutError,
     RateLimitError,
 )
@@ -178,6 +188,10 @@ def create_app(
         kind: Kind = Kind.IMAGE,
     ) -> dict[str, Any] | JSONResponse:
         with follow(client, prediction_id, kind=kind) as future:
+            if future.status is PredictionStatus.UNKNOWN and not future.done():
+                # Not seen by this worker yet: one GET answers an unknown id
+                # with 404 now (NotFoundError), and ends a finished one now.
+                client.deliver(await client.get_prediction(prediction_id))
             if not await wait_done(future, timeout=timeout, request=request):
                 # Timed out (or the caller hung up): say where it stands.
                 latest = {"id": prediction_id, "status": future.status.value}

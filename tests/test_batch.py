@@ -29,7 +29,6 @@ from atlas_async._core.errors import (
     ConfigurationError,
     InsufficientBalanceError,
     InvalidRequestError,
-    JournalError,
     PredictionFailedError,
     PredictionTimeoutError,
     RateLimitError,
@@ -498,16 +497,17 @@ class TestResume:
         assert isinstance(again[1].error, PredictionFailedError)
         assert again[1].error.prediction is not None
 
-    async def test_a_journal_of_another_batch_is_refused(
+    async def test_a_journal_takes_added_requests_and_sends_only_those(
         self, harness: Harness, tmp_path: Path
     ) -> None:
-        """Other requests on the same journal raise JournalError before any submit."""
+        """A batch run again with one more request sends that one alone."""
         path = tmp_path / "run.db"
         async with harness.client() as client:
             await collect(client.generate_many(prompts(2), journal=path))
-            with pytest.raises(JournalError, match="another batch"):
-                await collect(client.generate_many(prompts(3), journal=path))
-        assert harness.submits() == 2
+            again = await collect(client.generate_many(prompts(3), journal=path))
+        assert harness.submits() == 3
+        assert [again[i].resumed for i in range(3)] == [True, True, False]
+        assert all(result.ok for result in again.values())
 
     async def test_an_open_journal_is_used_and_left_open(
         self, harness: Harness, tmp_path: Path

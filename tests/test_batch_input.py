@@ -92,11 +92,26 @@ class TestInput:
         with pytest.raises(ConfigurationError, match=r"prompts\.txt: no requests"):
             load_requests(file)
 
+    def test_a_line_that_is_not_utf8_is_one_problem_and_the_others_run(
+        self, tmp_path: Path
+    ) -> None:
+        """One Latin-1 line costs that line only, named with its byte."""
+        file = tmp_path / "prompts.txt"
+        file.write_bytes(b"a red fox\n" + b"caf\xe9 au lait\n" + b"an owl\n")
+        parsed = load_requests(file)
+        assert [r.params["prompt"] for r in parsed.requests] == ["a red fox", "an owl"]
+        assert parsed.lines == (1, 3)
+        [problem] = parsed.problems
+        assert problem.line == 2
+        assert "not UTF-8" in problem.message
+        assert "0xe9" in problem.message
+
     def test_a_binary_file_and_bad_options_are_refused(self, tmp_path: Path) -> None:
-        """Non-UTF-8 bytes, an empty --model and an unknown --kind are refused."""
+        """A file with NUL bytes, an empty --model and an unknown --kind are
+        refused."""
         file = tmp_path / "x.txt"
         file.write_bytes(b"\xff\xfe\x00bad")
-        with pytest.raises(ConfigurationError, match="not UTF-8"):
+        with pytest.raises(ConfigurationError, match="not text"):
             load_requests(file)
         with pytest.raises(ConfigurationError, match="must not be empty"):
             parse_requests("x", model=" ")

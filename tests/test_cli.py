@@ -318,27 +318,31 @@ class TestUsageErrors:
         assert code == 2
         assert "Not a directory" in usage_error(capsys)
 
-    def test_a_journal_from_another_batch_exits_2(
+    def test_other_prompts_on_the_same_journal_run_alone(
         self, prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Other prompts on the same journal are refused with a way out."""
+        """A journal is keyed by content: other prompts are new items (the
+        earlier ones stay in the journal), not a refused batch."""
         journal = str(tmp_path / "run.db")
         argv = [*EMU, "--out", str(tmp_path / "o"), "--journal", journal]
         assert cli.main(["batch", str(prompts), *argv]) == 0
         other = tmp_path / "other.txt"
         other.write_text("a different fox\n")
         capsys.readouterr()
-        code = cli.main(["batch", str(other), *argv])
-        line = usage_error(capsys)
-        assert code == 2
-        assert "another batch" in line
-        assert "--journal" in line
+        assert cli.main(["batch", str(other), *argv, "--json"]) == 0
+        *results, summary = map(json.loads, capsys.readouterr().out.splitlines())
+        assert [(r["line"], r["ok"], r["resumed"]) for r in results] == [
+            (1, True, False)
+        ]
+        assert summary["summary"]["total"] == 1
 
     @pytest.mark.parametrize(
         ("argv", "message"),
         [
             pytest.param(["--fault", "bogus=1"], "unknown fault", id="fault"),
-            pytest.param(["--time-scale", "0"], "time_scale", id="time-scale"),
+            pytest.param(
+                ["--time-scale", "0"], "--time-scale must be positive", id="time-scale"
+            ),
             pytest.param(["--concurrency", "0"], "--concurrency", id="concurrency"),
             pytest.param(["--kind", "gif"], "unknown kind", id="kind"),
         ],

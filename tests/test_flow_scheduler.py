@@ -168,7 +168,7 @@ class TestAttribution:
 async def test_the_cli_progress_names_models_waiting_for_a_slot() -> None:
     """The batch progress line says which model's window holds submits back."""
     from atlas_async import ModelFigures
-    from atlas_async._cli.batch import waiting_for_slots
+    from atlas_async._cli.live import waiting_for_slots
 
     models = {
         VIDEO: ModelFigures(window=5, in_flight=5, queued=3, refusals=1, probes=0),

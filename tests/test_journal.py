@@ -38,7 +38,7 @@ from atlas_async import (
     ServerError,
     SubmissionUnknownError,
 )
-from atlas_async._batch.journal import batch_fingerprint, request_key
+from atlas_async._batch.journal import request_key
 from atlas_async.testing import FakeClock
 
 pytestmark = pytest.mark.asyncio
@@ -144,11 +144,6 @@ class TestKeys:
         with pytest.raises(ConfigurationError, match="must be JSON"):
             request_key(Req(Kind.IMAGE, "m", {"when": datetime(2026, 1, 1)}))
 
-    async def test_fingerprint_depends_on_order(self) -> None:
-        """The same keys in another order are another batch."""
-        assert batch_fingerprint(["a", "b"]) != batch_fingerprint(["b", "a"])
-        assert batch_fingerprint(["a", "b"]) == batch_fingerprint(iter(["a", "b"]))
-
 
 class TestOpen:
     async def test_new_file_is_wal_with_full_sync_and_a_schema_version(
@@ -161,7 +156,7 @@ class TestOpen:
             assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
         assert stored(path, "PRAGMA journal_mode") == [("wal",)]
         meta = dict(stored(path, "SELECT name, value FROM meta"))
-        assert meta == {"format": "atlas_async.journal", "schema_version": "3"}
+        assert meta == {"format": "atlas_async.journal", "schema_version": "4"}
         assert stored(path, "PRAGMA application_id") == [(0x41544C53,)]
 
     async def test_missing_parent_directories_are_created(self, tmp_path: Path) -> None:
@@ -203,7 +198,7 @@ class TestOpen:
         with pytest.raises(JournalError, match="not a journal"):
             await Journal(path).open()
 
-    @pytest.mark.parametrize("version", ["4", "99", "two"])
+    @pytest.mark.parametrize("version", ["5", "99", "two"])
     async def test_newer_schema_is_refused(self, path: Path, version: str) -> None:
         """A journal written by a newer version asks for an upgrade."""
         await begin(path)
@@ -289,35 +284,106 @@ class TestBegin:
         assert entries[1].state is ItemState.SUBMITTED
         assert entries[1].prediction_id == "p-1"
 
-    @pytest.mark.parametrize(
-        "other",
-        [
-            pytest.param(REQUESTS[:2], id="fewer"),
-            pytest.param([REQUESTS[1], REQUESTS[0], REQUESTS[2]], id="reordered"),
-            pytest.param([*REQUESTS[:2], Req(Kind.IMAGE, "m", {})], id="changed"),
-        ],
-    )
-    async def test_another_batch_is_refused(self, path: Path, other: list[Req]) -> None:
-        """A journal of another batch names the file and says what to do."""
-        await begin(path)
+    async def test_reordered_lines_keep_their_items(self, path: Path) -> None:
+        """Items are found by content: a request that moved keeps its state and id."""
         async with Journal(path) as journal:
-            with pytest.raises(JournalError) as caught:
-                await journal.begin(other)
-            assert await journal.summary() == {
-                **dict.fromkeys(ItemState, 0),
-                ItemState.PENDING: 3,
-            }
-        message = str(caught.value)
-        assert str(path) in message
-        assert "belongs to another batch" in message
-        assert "new journal path" in message
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(1)
+            await journal.mark_submitted(1, "p-1")
+            entries = await journal.begin([REQUESTS[1], REQUESTS[0], REQUESTS[2]])
+        assert [e.index for e in entries] == [0, 1, 2]
+        assert entries[0].state is ItemState.SUBMITTED
+        assert entries[0].prediction_id == "p-1"
+        assert entries[0].key == request_key(REQUESTS[1])
+        assert {e.state for e in entries[1:]} == {ItemState.PENDING}
+
+    async def test_an_added_request_is_a_new_pending_item(self, path: Path) -> None:
+        """Appending a request extends the batch; the others keep their state."""
+        added = Req(Kind.IMAGE, "m", {"prompt": "an owl"})
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(0)
+            await journal.mark_submitted(0, "p-0")
+            entries = await journal.begin([*REQUESTS, added])
+        assert [e.state for e in entries] == [
+            ItemState.SUBMITTED,
+            ItemState.PENDING,
+            ItemState.PENDING,
+            ItemState.PENDING,
+        ]
+        assert entries[3].key == request_key(added)
+
+    async def test_a_removed_request_keeps_its_item_for_later(self, path: Path) -> None:
+        """A request left out is not part of the batch, and is its item again
+        when it comes back."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(1)
+            await journal.mark_submitted(1, "p-1")
+            fewer = await journal.begin([REQUESTS[0], REQUESTS[2]])
+            assert [e.state for e in fewer] == [ItemState.PENDING] * 2
+            assert (await journal.summary())[ItemState.SUBMITTED] == 1
+            back = await journal.begin(REQUESTS)
+        assert back[1].prediction_id == "p-1"
+
+    async def test_the_nth_identical_request_is_the_nth_item(self, path: Path) -> None:
+        """Identical lines are distinct items, matched in order."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            for index in (0, 2):
+                await journal.mark_submitting(index)
+                await journal.mark_submitted(index, f"p-{index}")
+            entries = await journal.begin([REQUESTS[2], REQUESTS[1], REQUESTS[0]])
+        assert [e.prediction_id for e in entries] == ["p-0", None, "p-2"]
+
+    async def test_preview_places_requests_and_changes_nothing(
+        self, path: Path
+    ) -> None:
+        """`preview` says which item each request is, without writing."""
+        added = Req(Kind.IMAGE, "m", {"prompt": "an owl"})
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            placement = await journal.preview([added, REQUESTS[1]])
+            assert placement.items[0] is None
+            assert placement.items[1] is not None
+            assert placement.items[1].key == request_key(REQUESTS[1])
+            assert [e.index for e in placement.leftover] == [0, 2]
+            assert len(await journal.items()) == 3
+
+    async def test_a_schema_3_journal_is_upgraded_and_then_grows(
+        self, path: Path
+    ) -> None:
+        """A schema 3 file (a fingerprint, completed rows holding their files)
+        opens as schema 4: those rows are saved, the rest as they were, and the
+        batch takes an added request instead of calling it another batch."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            await journal.mark_submitting(0)
+            await journal.mark_submitted(0, "p-0")
+            await journal.mark_completed(0, completed(), [Path("out/p-0-0.png")])
+            await journal.mark_submitting(1)
+            await journal.mark_submitted(1, "p-0")
+            await journal.mark_completed(1, completed())
+        tamper(path, "UPDATE items SET state = 'completed' WHERE state = 'saved'")
+        tamper(path, "UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+        tamper(path, "INSERT INTO meta VALUES ('fingerprint', 'abc')")
+        added = Req(Kind.IMAGE, "m", {"prompt": "an owl"})
+        async with Journal(path) as journal:
+            entries = await journal.begin([*REQUESTS, added])
+        assert [e.state for e in entries] == [
+            ItemState.SAVED,
+            ItemState.COMPLETED,
+            ItemState.PENDING,
+            ItemState.PENDING,
+        ]
+        meta = dict(stored(path, "SELECT name, value FROM meta"))
+        assert meta == {"format": "atlas_async.journal", "schema_version": "4"}
 
     async def test_empty_batch_is_allowed(self, path: Path) -> None:
-        """A batch of nothing is recorded and resumed like any other."""
+        """A batch of nothing is recorded, and can grow later."""
         async with Journal(path) as journal:
             assert await journal.begin([]) == []
-            with pytest.raises(JournalError, match="another batch"):
-                await journal.begin(REQUESTS)
+            assert len(await journal.begin(REQUESTS)) == 3
 
 
 SENT = "submitting submitted"
@@ -336,7 +402,7 @@ class TestTransitions:
             await journal.mark_completed(0, completed())
             await journal.record_files(0, [Path("/out/p-0-0.png")])
             entry = await journal.get(0)
-        assert entry.state is ItemState.COMPLETED
+        assert entry.state is ItemState.SAVED
         assert entry.prediction_id == "p-0"
         assert entry.prediction == completed()
         assert entry.outputs == completed().outputs
@@ -356,7 +422,8 @@ class TestTransitions:
             pytest.param("submitting submitted", "pending", id="submitted-to-pending"),
             pytest.param("submitting submitted", "files", id="files-before-completed"),
             pytest.param(f"{SENT} completed", "submitting", id="completed-resent"),
-            pytest.param(f"{SENT} completed", "failed", id="completed-to-failed"),
+            pytest.param(f"{SENT} completed", "unknown", id="completed-to-unknown"),
+            pytest.param(f"{SENT} completed", "pending", id="completed-to-pending"),
         ],
     )
     async def test_illegal_transitions_are_refused(
@@ -371,6 +438,24 @@ class TestTransitions:
             with pytest.raises(JournalError, match=r"item 0 is .*cannot become"):
                 await do(journal, 0, action)
             assert await journal.get(0) == before
+
+    async def test_a_completed_item_takes_a_fresh_snapshot_or_fails(
+        self, path: Path
+    ) -> None:
+        """Completed is not final: a fresh snapshot forgets the files (they are
+        downloaded again), and outputs gone for good make the item failed."""
+        async with Journal(path) as journal:
+            await journal.begin(REQUESTS)
+            for index in (0, 1):
+                await journal.mark_submitting(index)
+                await journal.mark_submitted(index, f"p-{index}")
+                await journal.mark_completed(index, completed(f"p-{index}"))
+                await journal.record_files(index, [Path(f"out/{index}.png")])
+            await journal.mark_completed(0, completed("p-0"))
+            await journal.mark_failed(1, "OutputsGoneError", "expired")
+            fresh, gone = await journal.get(0), await journal.get(1)
+        assert (fresh.state, fresh.files) == (ItemState.COMPLETED, ())
+        assert (gone.state, gone.error_type) == (ItemState.FAILED, "OutputsGoneError")
 
     async def test_unknown_index_is_an_error(self, path: Path) -> None:
         """Marking an index the batch does not have is a JournalError."""
@@ -537,7 +622,7 @@ class TestPersistence:
             await journal.mark_failed(1, "InvalidRequestError", "bad")
         entries = await begin(path)
         assert [e.state for e in entries] == [
-            ItemState.COMPLETED,
+            ItemState.SAVED,
             ItemState.FAILED,
             ItemState.PENDING,
         ]

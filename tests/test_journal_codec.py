@@ -19,7 +19,7 @@ from atlas_async import (
     PredictionStatus,
     SubmissionUnknownError,
 )
-from atlas_async._wire.convert import (
+from atlas_async._wire.records import (
     ERROR_TYPES,
     error_from_record,
     error_record_from_text,

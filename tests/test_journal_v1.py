@@ -171,21 +171,25 @@ def v1(tmp_path: Path) -> Path:
 async def test_a_v1_journal_is_upgraded_in_place_and_no_row_is_lost(
     v1: Path,
 ) -> None:
-    """Schema 1 -> 2 on open: every row kept as it was, the error column added."""
+    """Schema 1 -> 4 on open: every row kept as it was, the error column added,
+    a completed item with its files recorded now ``saved``."""
     before = read(v1, f"SELECT {V1_COLUMNS} FROM items ORDER BY idx")
     async with Journal(v1, clock=FakeClock(wall=5_000.0)) as journal:
         assert journal.recovered_unknown == (6,)  # v1's crash recovery still runs
         entries = await journal.begin(REQUESTS)  # same batch: the keys still match
     assert [e.state.value for e in entries] == [
-        "completed", "failed", "failed", "unknown", "submitted", "pending",
+        "saved", "failed", "failed", "unknown", "submitted", "pending",
         "unknown", "failed", "failed",
     ]  # fmt: skip
     after = read(v1, f"SELECT {V1_COLUMNS} FROM items ORDER BY idx")
     assert len(after) == len(before) == len(V1_ROWS)
-    assert [r for r in after if r[0] != 6] == [r for r in before if r[0] != 6]
+    kept = [r for r in before if r[0] not in (0, 6)]
+    assert [r for r in after if r[0] not in (0, 6)] == kept
+    assert after[0][3] == "saved"
+    assert after[0][:3] == before[0][:3]
     assert after[6][3] == "unknown"
     assert after[6][-1] == 5_000.0  # stamped by the journal's clock
-    assert dict(read(v1, "SELECT name, value FROM meta"))["schema_version"] == "3"
+    assert dict(read(v1, "SELECT name, value FROM meta"))["schema_version"] == "4"
     columns = [c[1] for c in read(v1, "PRAGMA table_info(items)")]
     assert columns[-3:] == ["error", "sent_after", "sent_before"]
 

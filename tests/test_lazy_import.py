@@ -15,7 +15,16 @@ import atlas_async
 # What a bare import must not load: the extras' libraries, and sqlite3 (only a
 # batch journal needs it). httpx imports rich (and click) for its own command
 # line when they are installed, so the client is imported on first use too.
-HEAVY = ("sqlite3", "rich", "typer", "fastapi", "starlette", "uvicorn", "cryptography")
+HEAVY = (
+    "sqlite3",
+    "rich",
+    "typer",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "cryptography",
+    "redis",
+)
 
 
 def loaded_after(code: str) -> list[str]:
@@ -52,6 +61,19 @@ def run_python(code: str) -> str:
 def test_importing_the_package_loads_nothing_heavy() -> None:
     """No sqlite3, rich, typer, fastapi, starlette, uvicorn or cryptography."""
     assert loaded_after("import atlas_async") == []
+
+
+def test_a_client_without_a_coordinator_never_imports_redis() -> None:
+    """Opening and closing a client with no coordinator loads no redis-py."""
+    code = (
+        "import anyio\n"
+        "from atlas_async import AtlasClient\n"
+        "async def main():\n"
+        "    async with AtlasClient('k', base_url='http://127.0.0.1:9/api/v1'):\n"
+        "        pass\n"
+        "anyio.run(main)\n"
+    )
+    assert "redis" not in loaded_after(code)
 
 
 def test_importing_the_cli_face_loads_nothing_heavy() -> None:

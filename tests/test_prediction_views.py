@@ -18,11 +18,8 @@ import pytest
 
 from atlas_async import Lyrics, Prediction, PredictionStatus, Transcript
 from atlas_async._core.views import is_text_output
-from atlas_async._wire.convert import (
-    prediction_from_record,
-    prediction_to_record,
-    structure_prediction,
-)
+from atlas_async._wire.convert import structure_prediction
+from atlas_async._wire.records import prediction_from_record, prediction_to_record
 
 UTC = timezone.utc
 PNG_BASE64 = (

@@ -119,7 +119,7 @@ class CostGate:
         for index, cost in enumerate(quote.costs):
             entry = entries[index] if entries is not None else None
             state = entry.state if entry is not None else ItemState.PENDING
-            if state is ItemState.COMPLETED:
+            if state in (ItemState.COMPLETED, ItemState.SAVED):
                 assert entry is not None
                 actual = entry.prediction.cost if entry.prediction else None
                 self.budget.spent += actual if actual is not None else cost or _ZERO

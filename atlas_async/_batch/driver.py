@@ -27,8 +27,10 @@ from .._core.errors import (
     BatchTimeoutError,
     ClientStateError,
     ConfigurationError,
+    DownloadError,
     InsufficientBalanceError,
     NotFoundError,
+    OutputsGoneError,
     PredictionCancelledError,
     PredictionFailedError,
     SubmissionUnknownError,
@@ -56,6 +58,8 @@ ProgressCallback = Callable[[BatchProgress], object]
 
 # Refusals about the account, not the item: no later submit can succeed either.
 _STOPS = (InsufficientBalanceError, AuthenticationError)
+# A download's answers that say the output is not there any more.
+_GONE = frozenset({403, 404, 410})
 
 
 def _never_left(error: AtlasError) -> bool:
@@ -207,7 +211,7 @@ class Driver:
         request = self.requests[index]
         entry = self.entries[index] if self.entries is not None else None
         state = entry.state if entry is not None else ItemState.PENDING
-        if entry is not None and state is ItemState.COMPLETED:
+        if entry is not None and state in (ItemState.COMPLETED, ItemState.SAVED):
             return await self._replay(index, entry)
         if entry is not None and state is ItemState.FAILED:
             return BatchResult(index, request, error=rebuild_error(entry), resumed=True)
@@ -452,10 +456,53 @@ class Driver:
         request = self.requests[index]
         prediction = entry.prediction
         assert prediction is not None  # completed entries carry their snapshot
-        files: list[Path] = list(entry.files)
-        if not files:
-            try:
-                files = await self._download(index, prediction)
-            except AtlasError as exc:
-                return BatchResult(index, request, error=exc, resumed=True)
-        return BatchResult(index, request, prediction, files=files, resumed=True)
+        saved = entry.files
+        if self.options.download_to is None or not prediction.outputs:
+            return BatchResult(index, request, prediction, files=saved, resumed=True)
+        present = bool(saved) and await anyio.to_thread.run_sync(_all_exist, saved)
+        if present:
+            return BatchResult(index, request, prediction, files=saved, resumed=True)
+        # Not saved (or its files deleted): the recorded output URLs may have
+        # expired, or died with the emulator that served them. Ask for the
+        # prediction again (fresh URLs), then download.
+        assert entry.prediction_id is not None  # the journal's invariant
+        try:
+            fresh = await self.host.attach(
+                entry.prediction_id,
+                kind=entry.kind,
+                model=entry.model,
+                timeout=self.options.timeout,
+            )
+        except NotFoundError as exc:
+            return await self._gone(index, entry.prediction_id, exc)
+        except AtlasError as exc:
+            return BatchResult(index, request, error=exc, resumed=True)
+        await self.record.mark_completed(index, fresh)
+        try:
+            files = await self._download(index, fresh)
+        except DownloadError as exc:
+            if exc.status_code in _GONE:
+                return await self._gone(index, fresh.id, exc)
+            return BatchResult(index, request, error=exc, resumed=True)
+        except AtlasError as exc:
+            return BatchResult(index, request, error=exc, resumed=True)
+        return BatchResult(index, request, fresh, files=files, resumed=True)
+
+    async def _gone(
+        self, index: int, prediction_id: str, cause: AtlasError
+    ) -> BatchResult:
+        """A completed item whose outputs the server no longer has: failed, so a
+        resume stops trying, and a retry (`reset_to_pending`) makes it again."""
+        error = OutputsGoneError(
+            f"the outputs of prediction {prediction_id} are gone for good (expired"
+            f" or deleted: {cause}); send the item again to make new ones"
+            " (CLI: batch --retry-failed)",
+            prediction_id=prediction_id,
+        )
+        error.__cause__ = cause
+        await self.record.mark_failed(index, error)
+        return BatchResult(index, self.requests[index], error=error, resumed=True)
+
+
+def _all_exist(files: tuple[Path, ...]) -> bool:
+    return all(path.is_file() for path in files)

@@ -13,10 +13,13 @@ JSON Lines). In both, blank lines and lines starting with ``#`` are skipped.
 * Prompts: each line is a ``prompt`` for the ``model`` option (or the kind's
   default model).
 
-A line that cannot become a request (not JSON, not an object, a bad kind) is
-not fatal: it becomes a `RequestProblem` with its line number, and the other
-lines still run. Only a file with no request and no problem at all (empty, or
-only comments) is refused, with a `ConfigurationError`.
+A line that cannot become a request (not UTF-8, not JSON, not an object, a bad
+kind) is not fatal: it becomes a `RequestProblem` with its line number, and the
+other lines still run. `load_requests` keeps the bytes that are not UTF-8 as
+lone surrogates (``surrogateescape``), so one bad byte costs its line only.
+Refused whole, with a `ConfigurationError`: a file with NUL bytes (not text at
+all), and a file with no request and no problem at all (empty, or only
+comments).
 """
 
 from __future__ import annotations
@@ -107,6 +110,18 @@ def _from_json(text: str, kind: Kind, model: str | None) -> GenerationRequest:
     )
 
 
+def _check_text(line: str) -> None:
+    """Refuse a line holding bytes that were not UTF-8 (`load_requests` keeps
+    them as lone surrogates), naming the first such byte."""
+    for column, char in enumerate(line, start=1):
+        if "\udc80" <= char <= "\udcff":
+            byte = ord(char) - 0xDC00
+            raise ConfigurationError(
+                f"not UTF-8 text (byte 0x{byte:02x} at column {column}): save the"
+                " file as UTF-8"
+            )
+
+
 def _sniff(lines: list[tuple[int, str]], suffix: str) -> Format:
     if suffix in _JSONL_SUFFIXES:
         return "jsonl"
@@ -157,6 +172,7 @@ def parse_requests(
     problems: list[RequestProblem] = []
     for number, line in meaningful:
         try:
+            _check_text(line)
             if chosen == "jsonl":
                 request = _from_json(line, default_kind, model)
             else:
@@ -192,20 +208,22 @@ def load_requests(
     """
     Read and parse a batch file (UTF-8); see `parse_requests`.
 
+    A line that is not UTF-8 is one problem (its line number, the byte); the
+    other lines are read as usual.
+
     Raises:
         OSError: the file cannot be read.
-        ConfigurationError: not UTF-8 text, no request at all, or a bad option;
-            the message names the file.
+        ConfigurationError: not text (NUL bytes), no request at all, or a bad
+            option; the message names the file.
     """
     file = Path(path)
     data = file.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+    if b"\x00" in data:
         raise ConfigurationError(
-            f"{file} is not UTF-8 text (byte {exc.start}): expected prompts or "
-            "JSON Lines"
-        ) from None
+            f"{file} is not text (byte {data.index(0)} is NUL): expected prompts"
+            " or JSON Lines, in UTF-8"
+        )
+    text = data.decode("utf-8-sig", errors="surrogateescape")
     try:
         return parse_requests(
             text, kind=kind, model=model, format=format, suffix=file.suffix

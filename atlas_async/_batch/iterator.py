@@ -11,7 +11,7 @@ corrupt anyone's scopes; the driver's scope is cancelled instead (by `aclose`,
 by the iterator being dropped, or by the client closing).
 
 The driver (`_batch_driver.Driver`) opens the journal (if given as a path, or
-not yet open), calls ``journal.begin`` (which refuses another batch's file),
+not yet open), calls ``journal.begin`` (which finds each request's item by content),
 then runs a pool of ``max_in_flight`` workers over a queue of indices: memory
 stays bounded by the pool, never by the batch size. Each worker takes one item
 to its outcome::
@@ -257,7 +257,7 @@ def generate_many(
     Raises:
         ConfigurationError: a request is invalid (before anything is sent), or a
             bad option; from the iterator: ``download_to`` cannot be written.
-        JournalError: from the iterator: the journal holds another batch, or
+        JournalError: from the iterator: the journal is in use, damaged, or
             cannot be written.
     """
     items = [_coerce(i, item) for i, item in enumerate(requests)]

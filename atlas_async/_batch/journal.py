@@ -4,14 +4,23 @@ crash is a pause, not a loss, and nothing is paid twice.
 
 Theory of operation
 -------------------
-Each item walks one state machine (`_FROM` holds it as data), and every step is
-committed (WAL, ``synchronous=FULL``: durable at each commit, even on power loss)
-before the caller takes the next one::
+Each item walks one state machine (`TRANSITIONS` holds it as data), and every
+step is committed (WAL, ``synchronous=FULL``: durable at each commit, even on
+power loss) before the caller takes the next one::
 
-    pending ─▶ submitting ─▶ submitted(id) ─▶ completed(prediction, files)
-                   │  │            └────────▶ failed(error)
+    pending ─▶ submitting ─▶ submitted(id) ─▶ completed(prediction) ─▶ saved(files)
+                   │  │            └────────▶ failed(error)   ◀──── outputs gone
                    │  └─▶ unknown ─▶ submitted(id) | failed
     reset_to_pending: submitting | unknown | failed ─▶ pending
+
+``completed`` is paid for and its outputs known; ``saved`` is completed with its
+outputs downloaded to the files recorded. A completed item can be recorded
+again with a fresh snapshot (output URLs expire, and an emulator's die with
+it), and one whose outputs are gone for good becomes ``failed``.
+
+Items are found by their content, not their position (`placement`): `begin`
+matches each request to its item by `request_key`, adds the new ones, and
+renumbers the rest, so a batch can grow, shrink and be reordered.
 
 ``submitting`` is committed *before* the POST leaves and ``submitted`` as soon as
 the id arrives, so an item found in ``submitting`` when the file is opened was
@@ -26,18 +35,16 @@ between a ``submitting`` commit and its answer.
 
 A failure is kept as its class name and text (for people) and as a record that
 rebuilds it (``error``: class, message, status code, request id, Retry-After...).
-``_wire.convert`` encodes it and the snapshots. Schema 2 added ``error``: `open`
-fills it for a schema 1 file in the transaction that takes the lock, so no row
-is lost.
+``_wire.convert`` encodes it and the snapshots. An older file is upgraded in
+the transaction that takes the lock (`schema`), so no row is lost.
 
 Every row is checked as it is read, since the file is the user's and can be
 edited: each column must have its type (text, a count, a finite time, JSON of
 the right shape), the state must be one we write and agree with the other
-columns (a ``submitted`` or ``completed`` item has an id, a ``completed`` one
-its snapshot, of that same id; a ``failed`` or ``unknown`` one its error;
-``pending`` and ``submitting`` ones none of these), and the key must be the
-hash of the stored request. `begin` also checks that the rows are exactly the
-batch's items, each holding the request passed for it. Anything else is a
+columns (a ``submitted``, ``completed`` or ``saved`` item has an id, the last
+two its snapshot, of that same id; only a ``saved`` one has files; a ``failed``
+or ``unknown`` one its error; ``pending`` and ``submitting`` ones none of
+these), and the key must be the hash of the stored request. Anything else is a
 `JournalError` naming the item and its key, never a ``ValueError`` or
 ``KeyError`` from deep inside.
 
@@ -72,71 +79,47 @@ from .._core.errors import AtlasError, JournalError, PredictionError
 from .._core.models import Prediction
 from .._core.safety import redact_text
 from .._net.clock import wall_time
-from .._wire import convert as codec
 from .keys import (
     JournalRequest,
-    batch_fingerprint,
     canonical,
     request_dict,
     request_key,
 )
+from .placement import Placement, place
 from .rows import (
-    _BUMP,
-    _FAILURE,
-    _FROM,
-    _NO_ERROR,
-    _NULL,
-    _S,
+    BUMP,
+    FAILURE_COLUMNS,
+    NO_ERROR,
+    NULL,
+    TRANSITIONS,
     ItemState,
     JournalEntry,
-    _error_columns,
-    _paths,
-    _read_row,
-    _snapshot_columns,
+    error_columns,
+    paths_column,
+    read_row,
+    snapshot_columns,
 )
+from .schema import COLUMNS, SCHEMA_VERSION, SELECT, prepare
 
 if TYPE_CHECKING:
     import sqlite3
 
 __all__ = [
+    "SCHEMA_VERSION",
     "ItemState",
     "Journal",
     "JournalEntry",
     "JournalRequest",
-    "batch_fingerprint",
+    "Placement",
     "request_key",
 ]
 
 logger = logging.getLogger("atlas_async.journal")
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 3
-_FORMAT = "atlas_async.journal"
-_APPLICATION_ID = 0x41544C53  # "ATLS": lets humans and file(1) spot our files
 _LOCK_TIMEOUT = 1.0  # seconds to wait for another holder before refusing
-
-
-_SCHEMA = (
-    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE items (idx INTEGER PRIMARY KEY, key TEXT NOT NULL, "
-    "request TEXT NOT NULL, state TEXT NOT NULL, prediction_id TEXT, "
-    "prediction TEXT, outputs TEXT NOT NULL DEFAULT '[]', "
-    "files TEXT NOT NULL DEFAULT '[]', error_type TEXT, error_message TEXT, "
-    "attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, "
-    "updated_at REAL NOT NULL, error TEXT, sent_after REAL, sent_before REAL)",
-    # error, then sent_after and sent_before: last, as schema 2 and 3 added them
-)
-_COLUMNS = (
-    "index", "key", "request", "state", "prediction_id", "prediction", "outputs",
-    "files", "error_type", "error_message", "attempts", "created_at", "updated_at",
-    "error", "sent_after", "sent_before",
-)  # fmt: skip
-_SELECT = f"SELECT {', '.join(_COLUMNS).replace('index', 'idx')} FROM items"
 _TAMPERED = "changed outside atlas_async? move it away or choose another journal path"
-_INTERRUPTED = (
-    "the previous run stopped while this submit was being sent; it may exist and "
-    "bill, so it is not sent again unless asked (resubmit_unknown=True)"
-)
+_S = ItemState
 
 
 class Journal:
@@ -214,16 +197,28 @@ class Journal:
 
     async def begin(self, requests: Sequence[JournalRequest]) -> list[JournalEntry]:
         """
-        Record a new batch, or check that the file holds this same batch, and
-        return every item as recorded (completed ones too, to replay them).
+        Record a batch: each request is matched to its item by content (see
+        `placement`), new requests become ``pending`` items, and every item
+        is renumbered to its request's position (the journal's items no
+        request claims follow). Return the batch's items in order, as
+        recorded (completed ones too, to replay them).
 
         Raises:
-            JournalError: the file holds another batch (other requests or order).
             ConfigurationError: a request's kind is unknown or a param not JSON.
         """
         rows = [(canonical(request_dict(r)), request_key(r)) for r in requests]
-        fingerprint = batch_fingerprint(key for _, key in rows)
-        return await self._run(lambda conn: self._begin_sync(conn, fingerprint, rows))
+        return await self._run(lambda conn: self._begin_sync(conn, rows))
+
+    async def preview(self, requests: Sequence[JournalRequest]) -> Placement:
+        """
+        Where `begin` would put these requests, changing nothing: each
+        request's item (None for a new one), and the items none claims.
+
+        Raises:
+            ConfigurationError: a request's kind is unknown or a param not JSON.
+        """
+        keys = [request_key(r) for r in requests]
+        return await self._run(lambda conn: self._place(conn, keys)[1])
 
     async def items(
         self, states: Iterable[ItemState] | None = None
@@ -233,7 +228,7 @@ class Journal:
 
         def query(conn: sqlite3.Connection) -> list[JournalEntry]:
             # fetchall: a cursor left open by a damaged row would keep the lock.
-            rows = conn.execute(f"{_SELECT} ORDER BY idx").fetchall()
+            rows = conn.execute(f"{SELECT} ORDER BY idx").fetchall()
             return [self._entry(r) for r in rows if wanted is None or r[3] in wanted]
 
         return await self._run(query)
@@ -267,8 +262,8 @@ class Journal:
         its send window when known (see `JournalEntry`).
         """
         window = {"sent_after": sent_after, "sent_before": sent_before}
-        columns = {k: _NULL if v is None else v for k, v in window.items()}
-        await self._move(index, _S.SUBMITTING, attempts=_BUMP, **columns)
+        columns = {k: NULL if v is None else v for k, v in window.items()}
+        await self._move(index, _S.SUBMITTING, attempts=BUMP, **columns)
 
     async def extend_send_window(self, index: int, sent_before: float) -> None:
         """A ``submitting`` item is sent again (its first try provably never
@@ -280,23 +275,29 @@ class Journal:
         if not prediction_id:
             raise JournalError(f"item {index}: a prediction id is required")
         stored = redact_text(prediction_id, self._secret)
-        await self._move(index, _S.SUBMITTED, prediction_id=stored, **_NO_ERROR)
+        await self._move(index, _S.SUBMITTED, prediction_id=stored, **NO_ERROR)
 
     async def mark_completed(
         self, index: int, prediction: Prediction, files: Sequence[Path] = ()
     ) -> None:
         """
-        ``submitted -> completed``, with the snapshot and its outputs.
+        ``submitted -> completed``, with the snapshot and its outputs (``saved``
+        when ``files`` are given).
 
         Record it before downloading, so the paid result is safe; then add the
-        paths with `record_files`.
+        paths with `record_files`. A ``completed`` or ``saved`` item takes a
+        fresh snapshot of the same prediction the same way (its files are
+        forgotten: they are downloaded again).
         """
-        columns = _snapshot_columns(prediction, self._secret)
-        await self._move(index, _S.COMPLETED, files=_paths(files), **columns)
+        columns = snapshot_columns(prediction, self._secret)
+        target = _S.SAVED if files else _S.COMPLETED
+        await self._move(index, target, files=paths_column(files), **columns)
 
     async def record_files(self, index: int, files: Sequence[Path]) -> None:
-        """Record (replace) the downloaded paths of a ``completed`` item."""
-        await self._move(index, _S.COMPLETED, {_S.COMPLETED}, files=_paths(files))
+        """``completed | saved -> saved``: record (replace) the downloaded paths."""
+        await self._move(
+            index, _S.SAVED, {_S.COMPLETED, _S.SAVED}, files=paths_column(files)
+        )
 
     async def mark_failed(
         self,
@@ -307,7 +308,8 @@ class Journal:
         prediction: Prediction | None = None,
     ) -> None:
         """
-        ``pending | submitting | submitted | unknown -> failed``.
+        ``pending | submitting | submitted | unknown -> failed``, and
+        ``completed | saved -> failed`` when the outputs are gone for good.
 
         Args:
             error: the exception (`JournalEntry.error` rebuilds it), or for a
@@ -317,15 +319,16 @@ class Journal:
         """
         if prediction is None and isinstance(error, PredictionError):
             prediction = error.prediction
-        columns = _error_columns(error, message, prediction, secret=self._secret)
+        columns = error_columns(error, message, prediction, secret=self._secret)
+        columns["files"] = "[]"  # a saved item whose outputs are gone has none
         if prediction is not None:
-            columns.update(_snapshot_columns(prediction, self._secret))
+            columns.update(snapshot_columns(prediction, self._secret))
         await self._move(index, _S.FAILED, **columns)
 
     async def mark_unknown(self, index: int, error: AtlasError | str) -> None:
         """``submitting -> unknown``, with the error or its text: it may bill."""
         how = ("SubmissionUnknownError", error) if isinstance(error, str) else (error,)
-        columns = _error_columns(*how, secret=self._secret)
+        columns = error_columns(*how, secret=self._secret)
         await self._move(index, _S.UNKNOWN, **columns)
 
     async def reset_to_pending(self, index: int) -> None:
@@ -335,7 +338,7 @@ class Journal:
         Only for a submit that provably never left, or when the user asked to
         resubmit (``resubmit_unknown=True``): an unknown item may already bill.
         """
-        cleared = dict.fromkeys(("prediction_id", "prediction", *_FAILURE), _NULL)
+        cleared = dict.fromkeys(("prediction_id", "prediction", *FAILURE_COLUMNS), NULL)
         await self._move(index, _S.PENDING, outputs="[]", files="[]", **cleared)
 
     # -- the blocking side, in the worker thread ----------------------------------
@@ -389,7 +392,13 @@ class Journal:
                     ) from exc
                 raise self._not_a_journal(str(exc)) from exc
             with conn:  # commits the BEGIN IMMEDIATE above, or rolls it back
-                self._prepare(conn, tables)
+                self._recovered = prepare(
+                    conn,
+                    tables,
+                    now=self._wall(),
+                    refuse=self._not_a_journal,
+                    newer=self._newer,
+                )
         except BaseException:
             conn.close()
             raise
@@ -402,120 +411,69 @@ class Journal:
             )
         return conn
 
+    def _newer(self, version: str) -> JournalError:
+        return JournalError(
+            f"journal {self.path} was written by a newer atlas_async (schema "
+            f"{version!r}; this one reads {SCHEMA_VERSION}): upgrade atlas_async"
+        )
+
     def _not_a_journal(self, why: str) -> JournalError:
         return JournalError(
             f"{self.path} is not a usable atlas_async journal ({why}): move it "
             "away or choose another journal path"
         )
 
-    def _prepare(self, conn: sqlite3.Connection, tables: set[str]) -> None:
-        if not tables:
-            conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [("format", _FORMAT), ("schema_version", str(SCHEMA_VERSION))],
-            )
-        elif "meta" not in tables or "items" not in tables:
-            raise self._not_a_journal("a SQLite file, but not a journal")
-        meta = dict(conn.execute("SELECT name, value FROM meta"))
-        if meta.get("format") != _FORMAT:
-            raise self._not_a_journal("a SQLite file, but not a journal")
-        version = meta.get("schema_version", "")
-        if version == "1":
-            self._upgrade_from_1(conn)
-            version = "2"
-        if version == "2":
-            self._upgrade_from_2(conn)
-        elif version != str(SCHEMA_VERSION):
-            raise JournalError(
-                f"journal {self.path} was written by a newer atlas_async (schema "
-                f"{version!r}; this one reads {SCHEMA_VERSION}): upgrade atlas_async"
-            )
-        stuck = conn.execute("SELECT idx FROM items WHERE state = 'submitting'")
-        self._recovered = tuple(r[0] for r in stuck.fetchall())
-        error = _error_columns("SubmissionUnknownError", _INTERRUPTED)
-        conn.execute(
-            "UPDATE items SET state = 'unknown', error_type = ?, error_message = ?, "
-            "error = ?, updated_at = ? WHERE state = 'submitting'",
-            (*error.values(), self._wall()),
-        )
-
-    def _upgrade_from_1(self, conn: sqlite3.Connection) -> None:
-        # In the transaction `_open_sync` began: all of it is committed, or none.
-        conn.execute("ALTER TABLE items ADD COLUMN error TEXT")
-        failed = conn.execute(
-            "SELECT idx, error_type, error_message, prediction_id, prediction "
-            "FROM items WHERE error_type IS NOT NULL"
-        ).fetchall()
-        record = codec.error_record_from_text  # its parameters: the columns above
-        records = [(canonical(record(*row[1:])), row[0]) for row in failed]
-        conn.executemany("UPDATE items SET error = ? WHERE idx = ?", records)
-        conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
-
-    def _upgrade_from_2(self, conn: sqlite3.Connection) -> None:
-        # Items sent before the upgrade have no window: they settle as before.
-        conn.execute("ALTER TABLE items ADD COLUMN sent_after REAL")
-        conn.execute("ALTER TABLE items ADD COLUMN sent_before REAL")
-        conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+    def _place(
+        self, conn: sqlite3.Connection, keys: list[str]
+    ) -> tuple[list[JournalEntry], Placement]:
+        rows = conn.execute(f"{SELECT} ORDER BY idx").fetchall()
+        stored = [self._entry(r) for r in rows]
+        return stored, place(stored, keys)
 
     def _begin_sync(
-        self, conn: sqlite3.Connection, fingerprint: str, rows: list[tuple[str, str]]
+        self, conn: sqlite3.Connection, rows: list[tuple[str, str]]
     ) -> list[JournalEntry]:
         conn.execute("BEGIN IMMEDIATE")
         with conn:  # commit, or roll back on any error
-            found = conn.execute("SELECT value FROM meta WHERE name = 'fingerprint'")
-            stored = found.fetchone()
-            if stored is not None and stored[0] != fingerprint:
-                raise JournalError(
-                    f"journal {self.path} belongs to another batch (other requests "
-                    "or another order): pass the same requests to resume it, or use "
-                    "a new journal path for this batch"
-                )
-            if stored is None:
-                now = self._wall()
-                conn.executemany(
-                    "INSERT INTO items (idx, key, request, state, created_at, "
-                    "updated_at) VALUES (?, ?, ?, 'pending', ?, ?)",
-                    [(i, key, req, now, now) for i, (req, key) in enumerate(rows)],
-                )
-                conn.execute(
-                    "INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,)
-                )
-        stored_rows = conn.execute(f"{_SELECT} ORDER BY idx").fetchall()
-        entries = [self._entry(r) for r in stored_rows]
-        self._check_items(entries, [key for _, key in rows])
+            _, placement = self._place(conn, [key for _, key in rows])
+            order = placement.order
+            moved = [
+                (new, entry.index)
+                for new, entry in enumerate(order)
+                if entry is not None and entry.index != new
+            ]
+            if moved:
+                # Out of the way first: idx is the primary key.
+                conn.execute("UPDATE items SET idx = -1 - idx")
+                conn.executemany("UPDATE items SET idx = ? WHERE idx = -1 - ?", moved)
+                conn.execute("UPDATE items SET idx = -1 - idx WHERE idx < 0")
+            now = self._wall()
+            conn.executemany(
+                "INSERT INTO items (idx, key, request, state, created_at, "
+                "updated_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+                [
+                    (i, key, request, now, now)
+                    for i, (request, key) in enumerate(rows)
+                    if placement.items[i] is None
+                ],
+            )
+            found = conn.execute(f"{SELECT} WHERE idx < ? ORDER BY idx", (len(rows),))
+            entries = [self._entry(r) for r in found.fetchall()]
+        keys = [entry.key for entry in entries]
+        if keys != [key for _, key in rows]:
+            raise JournalError(f"journal {self.path}: its items moved; {_TAMPERED}")
         return entries
 
-    def _check_items(self, entries: list[JournalEntry], keys: list[str]) -> None:
-        # The fingerprint says which batch this is; the rows must still be its items.
-        found = [e.index for e in entries]
-        if found != list(range(len(keys))):
-            extra = sorted(set(found) - set(range(len(keys))))
-            missing = sorted(set(range(len(keys))) - set(found))
-            raise JournalError(
-                f"journal {self.path}: the items are not the batch's (missing "
-                f"{missing[:10]}, unexpected {extra[:10]}); {_TAMPERED}"
-            )
-        for entry, key in zip(entries, keys, strict=True):
-            if entry.key != key:
-                raise JournalError(
-                    f"journal {self.path}: item {entry.index} (key "
-                    f"{entry.key[:12]}) holds another request than item "
-                    f"{entry.index} of this batch (key {key[:12]}); {_TAMPERED}"
-                )
-
     def _get_sync(self, conn: sqlite3.Connection, index: int) -> JournalEntry:
-        found = conn.execute(f"{_SELECT} WHERE idx = ?", (index,)).fetchone()
+        found = conn.execute(f"{SELECT} WHERE idx = ?", (index,)).fetchone()
         if found is None:
             raise JournalError(f"journal {self.path} has no item {index}")
         return self._entry(found)
 
     def _entry(self, row: tuple[Any, ...]) -> JournalEntry:
-        d = dict(zip(_COLUMNS, row, strict=True))
+        d = dict(zip(COLUMNS, row, strict=True))
         try:
-            return _read_row(d)
+            return read_row(d)
         except (ValueError, TypeError, KeyError) as exc:
             why = f"{exc} is missing" if isinstance(exc, KeyError) else str(exc)
             key = d["key"]
@@ -533,11 +491,13 @@ class Journal:
         /,
         **columns: object,
     ) -> None:
-        sources = [s.value for s in (_FROM[target] if allowed is None else allowed)]
+        sources = [
+            s.value for s in (TRANSITIONS[target] if allowed is None else allowed)
+        ]
         sets = ", ".join(
-            f"{c} = {c} + 1" if v is _BUMP else f"{c} = ?" for c, v in columns.items()
+            f"{c} = {c} + 1" if v is BUMP else f"{c} = ?" for c, v in columns.items()
         )
-        values = [None if v is _NULL else v for v in columns.values() if v is not _BUMP]
+        values = [None if v is NULL else v for v in columns.values() if v is not BUMP]
         sql = (
             f"UPDATE items SET state = ?, updated_at = ?, {sets} WHERE idx = ? "
             f"AND state IN ({', '.join('?' * len(sources))})"

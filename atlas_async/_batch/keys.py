@@ -2,15 +2,14 @@
 How the journal names requests and batches: canonical JSON and its sha256.
 
 A request's key is stable across runs and machines (sorted keys, no
-whitespace), so a resumed batch finds its items; a batch's fingerprint is the
-ordered list of its keys, so a journal refuses another batch's requests.
+whitespace), so a resumed batch finds its items by content (`placement`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .._core.errors import ConfigurationError
@@ -18,7 +17,6 @@ from .._core.models import Kind
 
 __all__ = [
     "JournalRequest",
-    "batch_fingerprint",
     "canonical",
     "request_dict",
     "request_key",
@@ -69,9 +67,3 @@ def request_key(request: JournalRequest) -> str:
         ConfigurationError: the kind is unknown or a param is not JSON.
     """
     return hashlib.sha256(canonical(request_dict(request)).encode()).hexdigest()
-
-
-def batch_fingerprint(keys: Iterable[str]) -> str:
-    """Return a batch's fingerprint: the sha256 of its ordered request keys."""
-    text = canonical(["atlas-batch-v1", list(keys)])
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,6 +1,6 @@
 """
 One journal row, as the journal reads and writes it: the item states and the
-transitions between them (`_FROM`), the columns a step writes, and the reading
+transitions between them (`TRANSITIONS`), the columns a step writes, and the reading
 of a stored row back into a `JournalEntry`, refusing one that cannot be true.
 
 Part of `journal` (which re-exports `ItemState` and `JournalEntry`); kept apart
@@ -23,15 +23,29 @@ import attrs
 from .._core.errors import AtlasError
 from .._core.models import Kind, Prediction
 from .._core.safety import redact_text
-from .._wire import convert as codec
-from .keys import (
-    canonical,
-)
+from .._wire import records as codec
+from .keys import canonical
+
+__all__ = [
+    "BUMP",
+    "FAILURE_COLUMNS",
+    "NO_ERROR",
+    "NULL",
+    "TRANSITIONS",
+    "ItemState",
+    "JournalEntry",
+    "error_columns",
+    "paths_column",
+    "read_row",
+    "snapshot_columns",
+]
 
 _MAX_MESSAGE = 2000
-_NULL, _BUMP = object(), object()  # `_move` column values: store NULL, add one
-_FAILURE = ("error_type", "error_message", "error")  # the columns of a failure
-_NO_ERROR = dict.fromkeys(_FAILURE, _NULL)
+#: Column values for the journal's updates: store NULL, add one.
+NULL, BUMP = object(), object()
+#: The columns of a failure, and their values for an item without one.
+FAILURE_COLUMNS = ("error_type", "error_message", "error")
+NO_ERROR = dict.fromkeys(FAILURE_COLUMNS, NULL)
 
 
 class ItemState(enum.Enum):
@@ -40,17 +54,25 @@ class ItemState(enum.Enum):
     PENDING = "pending"  # not sent yet
     SUBMITTING = "submitting"  # committed just before the POST; answer due
     SUBMITTED = "submitted"  # the server gave an id: attach to it, never resend
-    COMPLETED = "completed"  # snapshot and outputs recorded (files once downloaded)
+    COMPLETED = "completed"  # snapshot and outputs recorded, files not saved (yet)
+    SAVED = "saved"  # completed, and its outputs saved to the files recorded
     FAILED = "failed"  # refused, or failed on the server
     UNKNOWN = "unknown"  # sent with no answer: may exist and bill
 
 
 _S = ItemState
-_FROM: dict[ItemState, frozenset[ItemState]] = {
+_DONE = frozenset({_S.SUBMITTED, _S.COMPLETED, _S.SAVED})
+#: The states each state can be entered from (the journal's docstring draws them).
+TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
     _S.SUBMITTING: frozenset({_S.PENDING}),
     _S.SUBMITTED: frozenset({_S.SUBMITTING, _S.UNKNOWN}),
-    _S.COMPLETED: frozenset({_S.SUBMITTED}),
-    _S.FAILED: frozenset({_S.PENDING, _S.SUBMITTING, _S.SUBMITTED, _S.UNKNOWN}),
+    # From completed or saved again: a fresh snapshot (new output URLs).
+    _S.COMPLETED: _DONE,
+    _S.SAVED: _DONE,
+    # From completed or saved: its outputs are gone for good.
+    _S.FAILED: frozenset(
+        {_S.PENDING, _S.SUBMITTING, _S.SUBMITTED, _S.UNKNOWN, _S.COMPLETED, _S.SAVED}
+    ),
     _S.UNKNOWN: frozenset({_S.SUBMITTING}),
     _S.PENDING: frozenset({_S.SUBMITTING, _S.UNKNOWN, _S.FAILED}),
 }
@@ -74,13 +96,15 @@ def _redact_all(value: object, secret: str | None) -> object:
     return value
 
 
-def _error_columns(
+def error_columns(
     error: AtlasError | str,
     message: str = "",
     snapshot: Prediction | None = None,
     *,
     secret: str | None = None,
 ) -> dict[str, object]:
+    """The `FAILURE_COLUMNS` of ``error`` (or of a failure known by name and
+    ``message``), redacted of ``secret`` and bounded."""
     if isinstance(error, AtlasError):
         name, text = type(error).__name__, str(error)
         record = codec.error_to_record(error)
@@ -91,16 +115,18 @@ def _error_columns(
         k: _redact(v, secret) if isinstance(v, str) else v for k, v in record.items()
     }
     texts = (_redact(name, secret), _redact(text, secret), canonical(fields))
-    return dict(zip(_FAILURE, texts, strict=True))
+    return dict(zip(FAILURE_COLUMNS, texts, strict=True))
 
 
-def _paths(files: Sequence[str | os.PathLike[str]]) -> str:
+def paths_column(files: Sequence[str | os.PathLike[str]]) -> str:
+    """The ``files`` column for these paths."""
     return canonical([os.fspath(f) for f in files])
 
 
-def _snapshot_columns(
+def snapshot_columns(
     prediction: Prediction, secret: str | None = None
 ) -> dict[str, object]:
+    """The columns of a snapshot (id, record, outputs), redacted of ``secret``."""
     record = _redact_all(codec.prediction_to_record(prediction), secret)
     return {
         "prediction_id": redact_text(prediction.id, secret),
@@ -160,13 +186,14 @@ class JournalEntry:
     One item as the journal last recorded it.
 
     Attributes:
-        index: position in the batch (equal requests stay distinct by index).
+        index: position in the batch the journal last began (its requests in
+            order, then items of earlier batches that this one lacks).
         key: `request_key` of the request; kind, model, params: the request.
         state: the `ItemState`.
         prediction_id: the server's id, from ``submitted`` on.
         prediction: the snapshot recorded at completion (or failure), rebuilt.
         outputs: the outputs recorded at completion.
-        files: the downloaded outputs' paths, once recorded.
+        files: the downloaded outputs' paths, once recorded (``saved``).
         error_type, error_message: why it failed or is unknown (no secrets).
         error: that error rebuilt, same class and fields (not compared by ==).
         attempts: how many times it entered ``submitting``.
@@ -197,7 +224,7 @@ class JournalEntry:
     sent_before: float | None = None
 
 
-def _read_row(d: Mapping[str, Any]) -> JournalEntry:
+def read_row(d: Mapping[str, Any]) -> JournalEntry:
     """One row as a `JournalEntry`; ValueError, TypeError or KeyError if damaged."""
     index, key = _count(d, "index"), _text(d, "key")
     request = _json(d, "request")
@@ -252,15 +279,15 @@ def _read_row(d: Mapping[str, Any]) -> JournalEntry:
 
 
 def _check_state(entry: JournalEntry) -> None:
-    """Refuse a row whose columns cannot all be true of one item: see `_FROM`."""
+    """Refuse a row whose columns cannot all be true of one item: see `TRANSITIONS`."""
     state, pid, snapshot = entry.state, entry.prediction_id, entry.prediction
     if state in (_S.PENDING, _S.SUBMITTING) and (pid or snapshot or entry.files):
         raise ValueError(f"a {state.value} item has a prediction recorded")
-    if state in (_S.SUBMITTED, _S.COMPLETED) and not pid:
+    if state in _DONE and not pid:
         raise ValueError(f"a {state.value} item has no prediction id")
-    if state is _S.COMPLETED and snapshot is None:
-        raise ValueError("a completed item has no snapshot")
-    if entry.files and state is not _S.COMPLETED:
+    if state in (_S.COMPLETED, _S.SAVED) and snapshot is None:
+        raise ValueError(f"a {state.value} item has no snapshot")
+    if entry.files and state is not _S.SAVED:
         raise ValueError(f"a {state.value} item has files")
     if snapshot is not None and pid is not None and snapshot.id != pid:
         raise ValueError(f"its snapshot is of another prediction than {pid!r}")

@@ -9,16 +9,17 @@ and exit codes); `run_app` is what ``main`` calls.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import attrs
 import typer
 
-from .._core.clock import Clock
 from .._core.extras import MissingExtraError, require
+from . import EXIT_INTERRUPTED, EXIT_USAGE
 from .options import (
     ApiKey,
     AsJson,
@@ -26,15 +27,20 @@ from .options import (
     Fault,
     KindOpt,
     ModelOpt,
+    OutOpt,
+    PredictionId,
     Seed,
     TimeoutOpt,
     TimeScale,
     UseEmulator,
 )
-from .run import EXIT_INTERRUPTED, EXIT_USAGE, Connection, connection, run, use_clock
 
+# The client, the event loop and rich are imported by the command that runs,
+# never at import: `atlas-async --help` starts in a fraction of the time.
 if TYPE_CHECKING:
+    from .._core.clock import Clock
     from ..emulator import RunningEmulator
+    from .run import Connection
 
 __all__ = ["app", "run_app"]
 
@@ -44,33 +50,83 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's own help: it keeps "[default: ...]" (rich markup would eat the
+    # brackets) and spares the start-up rich's help renderer costs.
+    rich_markup_mode=None,
 )
 """The ``atlas-async`` command as a `typer.Typer` app."""
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"atlas-async {version('atlas-async')}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+    coordinator: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Share the account's limits with its other processes through"
+            " this Redis (redis://host:6379/0; ATLAS_ASYNC_COORDINATOR).",
+        ),
+    ] = None,
+) -> None:
     """Atlas Cloud generation from the command line, and a local emulator."""
+    if coordinator:
+        # Every command's client reads it there, like the key and base URL.
+        os.environ["ATLAS_ASYNC_COORDINATOR"] = coordinator
 
 
 @app.command()
 def emulator(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[
         int,
-        typer.Option(min=0, max=65535, help="Port to listen on (0: any free port)."),
+        typer.Option(
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Port to listen on (0: any free port).",
+        ),
     ] = 8787,
     time_scale: Annotated[
-        float, typer.Option(help="Run this many times faster than Atlas (e.g. 100).")
+        float,
+        typer.Option(
+            metavar="FACTOR", help="Run this many times faster than Atlas (e.g. 100)."
+        ),
     ] = 1.0,
-    seed: Annotated[int, typer.Option(help="Seed for ids, latencies and faults.")] = 0,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="Seed for ids, latencies and faults.")
+    ] = 0,
     api_key: Annotated[
         list[str] | None,
-        typer.Option("--api-key", help="Accept only this key (repeatable)."),
+        typer.Option(
+            "--api-key", metavar="KEY", help="Accept only this key (repeatable)."
+        ),
     ] = None,
     no_balance_key: Annotated[
         list[str] | None,
-        typer.Option("--no-balance-key", help="Answer 402 to this key's submits."),
+        typer.Option(
+            "--no-balance-key",
+            metavar="KEY",
+            help="Answer 402 to this key's submits (repeatable).",
+        ),
     ] = None,
     fault: Annotated[
         list[str] | None,
@@ -92,7 +148,8 @@ def emulator(
         float | None,
         typer.Option(
             metavar="USD",
-            help="What every key's account starts with [default: 1000000].",
+            show_default="1000000",
+            help="What every key's account starts with.",
         ),
     ] = None,
     state: Annotated[
@@ -106,6 +163,7 @@ def emulator(
     webhook_signature: Annotated[
         str,
         typer.Option(
+            metavar="WHERE",
             help="Where webhooks carry the Ed25519 signature: ed25519 (the"
             " -Ed25519 header), bare (X-AtlasCloud-Webhook-Signature) or both.",
         ),
@@ -135,7 +193,9 @@ def emulator(
             webhook_signature=webhook_signature,
         )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        from .hints import option_names
+
+        raise typer.BadParameter(option_names(str(exc))) from None
     console = Console(soft_wrap=True, highlight=False)
 
     def ready(running: RunningEmulator) -> None:
@@ -167,6 +227,8 @@ def _connect(
     seed: int,
     fault: list[str] | None,
 ) -> Connection:
+    from .run import connection
+
     return connection(
         api_key=api_key,
         base_url=base_url,
@@ -179,13 +241,15 @@ def _connect(
 
 @app.command()
 def generate(
-    prompt: Annotated[str, typer.Argument(help="What to generate.")],
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="What to generate.")],
     model: ModelOpt = None,
     kind: KindOpt = "image",
-    out: Annotated[str, typer.Option(help="Folder for the outputs.")] = "out",
+    out: OutOpt = "out",
     param: Annotated[
         list[str] | None,
-        typer.Option(metavar="NAME=VALUE", help="A model parameter (repeatable)."),
+        typer.Option(
+            "--param", metavar="NAME=VALUE", help="A model parameter (repeatable)."
+        ),
     ] = None,
     timeout: TimeoutOpt = None,
     as_json: AsJson = False,
@@ -199,7 +263,7 @@ def generate(
     """Generate one prompt, wait for it, save the outputs, print their paths."""
     from .calls import run_generate
 
-    return run(
+    return _run(
         lambda: run_generate(
             _connect(api_key, base_url, emulator, time_scale, seed, fault),
             prompt,
@@ -216,20 +280,24 @@ def generate(
 @app.command()
 def batch(
     file: Annotated[
-        str, typer.Argument(help="JSON Lines of requests, or one prompt per line.")
+        str,
+        typer.Argument(
+            metavar="FILE", help="JSON Lines of requests, or one prompt per line."
+        ),
     ],
     model: ModelOpt = None,
     kind: KindOpt = "image",
-    out: Annotated[str, typer.Option(help="Folder for the outputs.")] = "out",
+    out: OutOpt = "out",
     journal: Annotated[
         str | None,
         typer.Option(
-            help="Journal file that makes the run resumable"
-            " [default: OUT/.atlas-journal.sqlite]."
+            metavar="FILE",
+            show_default="DIR/.atlas-journal.sqlite",
+            help="Journal file that makes the run resumable.",
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option(min=1, help="Predictions in progress at once.")
+        int, typer.Option(min=1, metavar="N", help="Predictions in progress at once.")
     ] = 64,
     timeout: TimeoutOpt = None,
     resubmit_unknown: Annotated[
@@ -239,13 +307,29 @@ def batch(
             help="Send again submits an earlier run got no answer to (may bill twice).",
         ),
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Send again the items that failed in earlier runs (only those).",
+        ),
+    ] = False,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status",
+            help="Show what running the batch again would do, item by item,"
+            " and send nothing.",
+        ),
+    ] = False,
     history_lag: Annotated[
         float | None,
         typer.Option(
             min=0.0,
+            metavar="SECONDS",
+            show_default="60; 1 with --emulator",
             help="Seconds the account's history may lag behind a prediction's"
-            " creation, when submits that got no answer are looked up there"
-            " [default: 60; 1 with --emulator].",
+            " creation, when submits that got no answer are looked up there.",
         ),
     ] = None,
     budget: Annotated[
@@ -285,21 +369,35 @@ def batch(
         concurrency=concurrency,
         timeout=timeout,
         resubmit_unknown=resubmit_unknown,
+        retry_failed=retry_failed,
         history_lag=history_lag,
         as_json=as_json,
         check_balance=not no_balance_check,
+        emulator=emulator,
+        base_url=base_url,
     )
-    return run(
+    if status:
+        from .status import show_status
+
+        return _run(
+            lambda: show_status(
+                _connect(api_key, base_url, emulator, time_scale, seed, fault),
+                options,
+            )
+        )
+    return _run(
         lambda: run_batch(
             _connect(api_key, base_url, emulator, time_scale, seed, fault),
             attrs.evolve(options, budget=parse_budget(budget)),
-        )
+        ),
+        interrupted="the journal keeps the batch's progress: run the same command"
+        " again to resume",
     )
 
 
 @app.command()
 def get(
-    prediction_id: Annotated[str, typer.Argument(metavar="ID", help="Prediction id.")],
+    prediction_id: PredictionId,
     as_json: AsJson = False,
     api_key: ApiKey = None,
     base_url: BaseUrl = None,
@@ -308,7 +406,7 @@ def get(
     """Print a prediction's current state (one request, no waiting)."""
     from .calls import run_get
 
-    return run(
+    return _run(
         lambda: run_get(
             _connect(api_key, base_url, emulator, 20.0, 0, None),
             prediction_id,
@@ -319,7 +417,7 @@ def get(
 
 @app.command()
 def wait(
-    prediction_id: Annotated[str, typer.Argument(metavar="ID", help="Prediction id.")],
+    prediction_id: PredictionId,
     kind: KindOpt = "image",
     timeout: TimeoutOpt = None,
     as_json: AsJson = False,
@@ -330,7 +428,7 @@ def wait(
     """Wait for a prediction to finish and print it (exit 1 if it failed)."""
     from .calls import run_wait
 
-    return run(
+    return _run(
         lambda: run_wait(
             _connect(api_key, base_url, emulator, 20.0, 0, None),
             prediction_id,
@@ -343,7 +441,9 @@ def wait(
 
 @app.command()
 def upload(
-    file: Annotated[str, typer.Argument(help="The file to upload (max 50 MB).")],
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="The file to upload (max 50 MB).")
+    ],
     as_json: AsJson = False,
     api_key: ApiKey = None,
     base_url: BaseUrl = None,
@@ -352,7 +452,7 @@ def upload(
     """Upload a local file; print the URL to pass as a model input."""
     from .calls import run_upload
 
-    return run(
+    return _run(
         lambda: run_upload(
             _connect(api_key, base_url, emulator, 20.0, 0, None),
             Path(file),
@@ -364,7 +464,10 @@ def upload(
 @app.command()
 def models(
     kind: Annotated[
-        str | None, typer.Option(help="Only image, video or audio.")
+        str | None,
+        typer.Option(
+            metavar="KIND", show_default="all", help="Only image, video or audio."
+        ),
     ] = None,
     as_json: AsJson = False,
     base_url: BaseUrl = None,
@@ -373,7 +476,7 @@ def models(
     """List the models in the catalog (no API key needed)."""
     from .calls import run_models
 
-    return run(
+    return _run(
         lambda: run_models(
             _connect(None, base_url, emulator, 20.0, 0, None),
             kind=kind,
@@ -385,7 +488,10 @@ def models(
 @app.command()
 def quote(
     file: Annotated[
-        str, typer.Argument(help="JSON Lines of requests, or one prompt per line.")
+        str,
+        typer.Argument(
+            metavar="FILE", help="JSON Lines of requests, or one prompt per line."
+        ),
     ],
     model: ModelOpt = None,
     kind: KindOpt = "image",
@@ -396,7 +502,7 @@ def quote(
     """Print what FILE would cost at the catalog's prices (sends nothing)."""
     from .cost import run_quote
 
-    return run(
+    return _run(
         lambda: run_quote(
             _connect(None, base_url, emulator, 20.0, 0, None),
             Path(file),
@@ -417,11 +523,17 @@ def balance(
     """Print the account's balance."""
     from .cost import run_balance
 
-    return run(
+    return _run(
         lambda: run_balance(
             _connect(api_key, base_url, emulator, 20.0, 0, None), as_json=as_json
         )
     )
+
+
+def _run(main: Callable[[], Awaitable[int]], *, interrupted: str = "") -> int:
+    from .run import run
+
+    return run(main, interrupted=interrupted)
 
 
 def run_app(
@@ -447,8 +559,13 @@ def run_app(
         sys.modules[usage_error.__module__], "NoArgsIsHelpError", ()
     )
     try:
-        with use_clock(clock):
+        if clock is None:
             result = app(args=argv, prog_name="atlas-async", standalone_mode=False)
+        else:
+            from .run import use_clock
+
+            with use_clock(clock):
+                result = app(args=argv, prog_name="atlas-async", standalone_mode=False)
     except no_args as exc:  # bare `atlas-async`: typer has printed the help
         if _message(exc):
             sys.stderr.write(_message(exc) + "\n")

@@ -7,8 +7,10 @@ Every check that can fail without spending anything runs first, in this order,
 each a usage error (exit 2): the key (unless ``--emulator``), the file (read and
 parsed; a malformed line is *not* fatal, it becomes a failed item with its line
 number), the output folder (created, must be writable), the journal (opened,
-locked, and ``begin``-checked: another batch's journal is refused). Only then
-does the client start and `generate_many` run, with the journal already open.
+locked, and ``begin``: each line finds its item by content, so added lines are
+new items and moved ones keep theirs; ``--retry-failed`` then resets the
+failed ones to pending). Only then does the client start and `generate_many`
+run, with the journal already open.
 
 The journal lives beside the outputs by default (``OUT/.atlas-journal.sqlite``;
 ``.atlas-journal.emulator.sqlite`` for ``--emulator`` runs, so an emulator run
@@ -23,43 +25,40 @@ the hidden ``.part-`` temporaries a killed run may have left are deleted.
 
 Output: one line per item on stdout (human, or ``--json``: one object per line,
 then a ``{"summary": ...}`` line); the progress bar goes to stderr, and only
-when stderr is a terminal, so piped output is never garbled.
+when stderr is a terminal, so piped output is never garbled. The advice after
+the summary is read from the journal once the run is over (`remaining_steps`:
+what a rerun would still do), never from this run's error types, so advice
+that was followed is not given again: a rerun converges. A stdout closed by its
+reader ends the command with 141 (`PipeConsole`); the journal keeps what the
+run learned, and a rerun fetches what it had not saved.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
+import shlex
 from collections import Counter
-from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 import attrs
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from .._batch.input import ParsedRequests, RequestProblem, load_requests
-from .._batch.journal import ItemState, Journal
+from .._batch.journal import ItemState, Journal, JournalEntry
+from .._batch.placement import Step, step_of
 from .._batch.types import BatchProgress, BatchResult
 from .._client import AtlasClient
 from .._core.clock import Clock
 from .._core.config import API_KEY_ENV
-from .._core.errors import JournalError
-from .._core.statistics import ModelFigures
+from .._core.errors import JournalError, OutputsGoneError
 from .._ops.download import prepare_directory
+from .consoles import PipeConsole
 from .cost import SpendTally, money_text
+from .live import BatchDisplay
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -69,7 +68,13 @@ from .run import (
     with_client,
 )
 
-__all__ = ["BatchOptions", "run_batch"]
+__all__ = [
+    "BatchOptions",
+    "again_command",
+    "journal_name",
+    "remaining_steps",
+    "run_batch",
+]
 
 JOURNAL_NAME = ".atlas-journal.sqlite"
 EMULATOR_JOURNAL_NAME = ".atlas-journal.emulator.sqlite"
@@ -77,19 +82,6 @@ EMULATOR_STATE_SUFFIX = "-emulator"  # the emulator's state, beside the journal
 _UNKNOWN = ItemState.UNKNOWN
 _GONE = "the emulator of the previous run stopped before this item finished"
 _TEMPORARY = re.compile(r"\..+\.part-[0-9a-f]+")  # _download's hidden temporaries
-# Errors after which the item is still resumable (submitted, pending, or
-# completed without its files): running the same command again picks it up.
-_RESUMABLE = {
-    "PredictionTimeoutError",
-    "BatchTimeoutError",
-    "InsufficientBalanceError",
-    "AuthenticationError",
-    "TransportError",
-    "RateLimitError",
-    "ServerError",
-    "ClientClosedError",
-    "DownloadError",
-}
 
 
 @attrs.frozen(kw_only=True)
@@ -104,10 +96,45 @@ class BatchOptions:
     concurrency: int | None = None
     timeout: float | None = None
     resubmit_unknown: bool = False
+    retry_failed: bool = False
     history_lag: float | None = None
     as_json: bool = False
     budget: Decimal | None = None
     check_balance: bool = True
+    emulator: bool = False  # for the commands we suggest
+    base_url: str | None = None  # likewise
+
+
+def again_command(options: BatchOptions, *flags: str) -> str:
+    """The command that runs this same batch again, with ``flags`` added: what
+    we suggest, so it names the options that decide the items (never a key)."""
+    words = ["atlas-async", "batch", str(options.file), "--out", str(options.out)]
+    if options.journal is not None:
+        words += ["--journal", str(options.journal)]
+    if options.model is not None:
+        words += ["--model", options.model]
+    if options.kind not in (None, "image"):
+        words += ["--kind", str(options.kind)]
+    if options.emulator:
+        words.append("--emulator")
+    elif options.base_url is not None:
+        words += ["--base-url", options.base_url]
+    return shlex.join([*words, *flags])
+
+
+async def remaining_steps(
+    journal: Journal, total: int, *, downloads: bool = True
+) -> list[tuple[JournalEntry, Step]]:
+    """Each of the batch's first ``total`` items and what a resume would do
+    with it (a saved item whose files left the disk is fetched again)."""
+    entries = [e for e in await journal.items() if e.index < total]
+    present = await anyio.to_thread.run_sync(
+        lambda: [all(f.is_file() for f in e.files) for e in entries]
+    )
+    return [
+        (e, step_of(e, downloads=downloads, files_present=p))
+        for e, p in zip(entries, present, strict=True)
+    ]
 
 
 def _remove_temporaries(directory: Path) -> int:
@@ -119,19 +146,6 @@ def _remove_temporaries(directory: Path) -> int:
     return removed
 
 
-def waiting_for_slots(models: Mapping[str, ModelFigures]) -> str:
-    """
-    ``"  waiting for a slot on m (5/5)"`` for each model whose submits wait for
-    its window, or ``""``.
-    """
-    waiting = [
-        f"  waiting for a slot on {model} ({figures.in_flight}/{figures.window})"
-        for model, figures in sorted(models.items())
-        if figures.queued and figures.window is not None
-    ]
-    return "".join(waiting)
-
-
 class _Reporter:
     """Prints results (stdout) and progress (stderr) for one batch run."""
 
@@ -141,27 +155,21 @@ class _Reporter:
         self.parsed = parsed
         self.clock = clock
         self.as_json = options.as_json
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.err = PipeConsole(stderr=True)
+        self.options = options
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.failed_before: set[int] = set()  # failed when the run began
+        self.gone: list[int] = []  # lines whose outputs this run found gone
+        self.held: set[int] = set()  # kept back by the budget: not "resumable"
         self.started = clock.now()
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=self.err,
-            transient=True,
-            disable=not self.err.is_terminal,
-            # Route our stdout lines above the bar only when they share the
-            # terminal; piped stdout must stay untouched.
-            redirect_stdout=sys.stdout.isatty(),
-            redirect_stderr=self.err.is_terminal,
+        self.progress = BatchDisplay(  # the live display (see `live`)
+            parsed.requests,
+            clock=clock,
+            slots=options.concurrency or 64,
+            extra=len(parsed.problems),
         )
-        self.task = self.progress.add_task("batch", total=parsed.total, detail="")
+        self.out = self.progress.out  # stdout, above the display when shared
         self.spend = SpendTally(options.budget)
         self.client: AtlasClient | None = None
 
@@ -170,16 +178,10 @@ class _Reporter:
         self.err.print(f"atlas-async: {message}", markup=False)
 
     def update(self, progress: BatchProgress) -> None:
-        """The ``on_progress`` callback: move the bar."""
-        problems = len(self.parsed.problems)
-        failed = progress.failed + problems
-        detail = f"ok {progress.ok}  failed {failed}  running {progress.in_flight}"
-        detail += self.spend.detail(progress)
-        if self.client is not None:
-            detail += waiting_for_slots(self.client.statistics().models)
-        self.progress.update(
-            self.task, completed=progress.done + problems, detail=detail
-        )
+        """The ``on_progress`` callback: move the display."""
+        client = self.client
+        statistics = None if client is None else client.statistics()
+        self.progress.show(progress, statistics, spend=self.spend.detail(progress))
 
     def problem(self, problem: RequestProblem) -> None:
         """Report a line that could not become a request."""
@@ -200,7 +202,10 @@ class _Reporter:
     def result(self, result: BatchResult) -> None:
         """Report one item's outcome."""
         line = self.parsed.lines[result.index]
+        self.progress.finished(result)
         self.spend.add(result)
+        if result.not_submitted:
+            self.held.add(result.index)
         if not result.not_submitted:  # counted by the tally: not a failure
             self.counts["ok" if result.ok else "failed"] += 1
         self.counts["resumed"] += result.resumed
@@ -208,6 +213,9 @@ class _Reporter:
         error = result.error
         if error is not None and not result.not_submitted:
             self.errors[type(error).__name__] += 1
+        fresh = result.index not in self.failed_before
+        if isinstance(error, OutputsGoneError) and fresh:
+            self.gone.append(line)
         if self.as_json:
             json_line(_result_json(result, line))
             return
@@ -225,12 +233,19 @@ class _Reporter:
             why = escape(f"{type(error).__name__}: {error}")
             self.out.print(f"[red]failed[/] line {line} {shown}: {why}{journal}")
 
-    def summary(self, out: Path, journal: Path | None) -> int:
-        """Print the summary; return the exit code."""
+    def summary(
+        self, out: Path, journal: Path | None, after: list[tuple[JournalEntry, Step]]
+    ) -> int:
+        """Print the summary and what to do next (from ``after``: what a resume
+        would do with each item, so no advice repeats once followed); return
+        the exit code."""
         counts, total = self.counts, self.parsed.total
         elapsed = self.clock.now() - self.started
-        unknown = self.errors["SubmissionUnknownError"]
-        resumable = sum(n for name, n in self.errors.items() if name in _RESUMABLE)
+        # Items the budget kept back wait for a larger budget (the spend line
+        # says so), not for the same command again.
+        steps = Counter(step for e, step in after if e.index not in self.held)
+        resumable = steps[Step.SEND] + steps[Step.ATTACH] + steps[Step.FETCH]
+        unknown, failed = steps[Step.SETTLE], steps[Step.FAILED]
         if self.as_json:
             json_line(
                 {
@@ -240,6 +255,9 @@ class _Reporter:
                         "failed": counts["failed"],
                         "resumed": counts["resumed"],
                         "unknown": unknown,
+                        "resumable": resumable,
+                        "retryable": failed,
+                        "outputs_gone": len(self.gone),
                         "files": counts["files"],
                         "errors": dict(self.errors),
                         "elapsed_seconds": round(elapsed, 3),
@@ -257,14 +275,32 @@ class _Reporter:
                 f" {self.spend.line()}",
                 highlight=False,
             )
-            if unknown:
-                self.note(
-                    f"{unknown} submits got no answer and may exist (and bill): "
-                    "check the Atlas console, or run again with --resubmit-unknown"
-                )
-            if resumable:
-                self.note(f"{resumable} can be resumed: run the same command again")
+            self._advise(resumable, unknown, failed)
         return self.spend.exit_code(EXIT_OK if counts["failed"] == 0 else EXIT_FAILED)
+
+    def _advise(self, resumable: int, unknown: int, failed: int) -> None:
+        if unknown:
+            self.note(
+                f"{unknown} submits got no answer and may exist (and bill): "
+                "check the Atlas console, or run again with --resubmit-unknown"
+            )
+        if resumable:
+            self.note(f"{resumable} can be resumed: run the same command again")
+        if self.gone:
+            lines = ", ".join(map(str, sorted(self.gone)[:20]))
+            others = failed - len(self.gone)
+            also = f" (and the {others} other failed items)" if others > 0 else ""
+            self.note(
+                f"the outputs of {len(self.gone)} items are gone for good (expired"
+                f" or deleted; lines {lines}): a rerun will not bring them back;"
+                f" this makes them again{also}:"
+                f" {again_command(self.options, '--retry-failed')}"
+            )
+        elif failed:
+            self.note(
+                f"{failed} failed: running again reports them from the journal;"
+                " add --retry-failed to send them again"
+            )
 
 
 def _result_json(result: BatchResult, line: int) -> dict[str, Any]:
@@ -297,22 +333,23 @@ async def _begin(
     journal: Journal,
     parsed: ParsedRequests,
     reporter: _Reporter,
+    options: BatchOptions,
     *,
-    emulator: bool,
     kept: bool = False,
 ) -> None:
     try:
+        placement = await journal.preview(parsed.requests)
         entries = await journal.begin(parsed.requests)
     except JournalError as exc:
         raise JournalError(
             f"{exc} (--journal PATH picks another file; delete {journal.path} "
             "to start over)"
         ) from None
-    states = Counter(entry.state for entry in entries)
+    new = sum(item is None for item in placement.items)
     # With the emulator's state kept, its predictions outlive it: attach them.
     resent = (_UNKNOWN,) if kept else (ItemState.SUBMITTED, _UNKNOWN)
     orphans = [e for e in entries if e.state in resent]
-    if emulator and orphans:
+    if options.emulator and orphans:
         # The emulator that had these died with the previous run, and nothing
         # it made was billed: send them again to this run's emulator.
         for entry in orphans:
@@ -323,14 +360,23 @@ async def _begin(
             f"{len(orphans)} items were in progress on the previous run's emulator,"
             " which stopped with it: sending them again"
         )
-    if states[ItemState.PENDING] != len(entries):
+    steps = Counter(step for _, step in await remaining_steps(journal, len(entries)))
+    failed = [e.index for e in entries if e.state is ItemState.FAILED]
+    if new != len(entries):
+        retried = f" (--retry-failed: sending {len(failed)} again)" if failed else ""
         reporter.note(
-            f"resuming {journal.path}: {states[ItemState.COMPLETED]} completed, "
-            f"{states[ItemState.FAILED]} failed, "
-            f"{states[ItemState.SUBMITTED]} submitted, "
-            f"{states[ItemState.UNKNOWN]} unknown, "
-            f"{states[ItemState.PENDING]} to send"
+            f"resuming {journal.path}: {steps[Step.DONE]} done,"
+            f" {steps[Step.FETCH]} with files missing (fetched again),"
+            f" {steps[Step.ATTACH]} submitted, {steps[Step.SETTLE]} unknown,"
+            f" {steps[Step.FAILED]} failed"
+            f"{retried if options.retry_failed else ''},"
+            f" {steps[Step.SEND] - new} to send, {new} new"
         )
+    if options.retry_failed:
+        for index in failed:
+            await journal.reset_to_pending(index)
+    else:
+        reporter.failed_before.update(failed)
 
 
 async def run_batch(conn: Connection, options: BatchOptions) -> int:
@@ -338,8 +384,7 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     conn.require_key()
     parsed = load_requests(options.file, kind=options.kind, model=options.model)
     out = await anyio.to_thread.run_sync(prepare_directory, options.out)
-    name = JOURNAL_NAME if conn.emulator is None else EMULATOR_JOURNAL_NAME
-    journal_path = options.journal or out / name
+    journal_path = options.journal or out / journal_name(conn)
     kept = False
     if conn.emulator is not None:
         state = journal_path.with_name(journal_path.name + EMULATOR_STATE_SUFFIX)
@@ -351,13 +396,7 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
     journal = Journal(journal_path, clock=conn.clock, secret=secret)
     async with journal:
         if parsed.requests:
-            await _begin(
-                journal,
-                parsed,
-                reporter,
-                emulator=conn.emulator is not None,
-                kept=kept,
-            )
+            await _begin(journal, parsed, reporter, options, kept=kept)
         removed = await anyio.to_thread.run_sync(_remove_temporaries, out)
         if removed:
             reporter.note(f"removed {removed} partial downloads of an earlier run")
@@ -388,4 +427,10 @@ async def run_batch(conn: Connection, options: BatchOptions) -> int:
                 if options.history_lag is not None:
                     extra["history_lag"] = options.history_lag
                 await with_client(conn, call, **extra)
-    return reporter.summary(out, journal_path)
+        after = await remaining_steps(journal, len(parsed.requests))
+    return reporter.summary(out, journal_path, after)
+
+
+def journal_name(conn: Connection) -> str:
+    """The journal's file name in the output folder, for this connection."""
+    return JOURNAL_NAME if conn.emulator is None else EMULATOR_JOURNAL_NAME

@@ -25,16 +25,19 @@ from .._client import AtlasClient
 from .._core.errors import ConfigurationError
 from .._core.models import Kind, Prediction
 from .._ops.download import prepare_directory
+from .live import show_wait
 from .run import (
     EXIT_OK,
     Connection,
     json_line,
+    on_interrupt,
     prediction_json,
     shown_path,
     with_client,
 )
 
 __all__ = [
+    "UPLOAD_LIMIT_BYTES",
     "parse_params",
     "run_generate",
     "run_get",
@@ -42,6 +45,9 @@ __all__ = [
     "run_upload",
     "run_wait",
 ]
+
+
+UPLOAD_LIMIT_BYTES = 50 * 2**20  # above this Atlas answers 413 (docs/wire.md)
 
 
 def _console() -> Console:
@@ -109,6 +115,8 @@ async def run_generate(
         future = await client.submit(
             request.kind, request.model, timeout=timeout, params=request.params
         )
+        on_interrupt(_follow_up(conn, future.id, request.kind))
+        await show_wait(future, conn.clock)
         prediction = await future
         return prediction, await client.download(prediction, directory)
 
@@ -120,6 +128,17 @@ async def run_generate(
         for file in files:
             console.print(escape(shown_path(file)))
     return EXIT_OK
+
+
+def _follow_up(conn: Connection, prediction_id: str, kind: Kind) -> str:
+    """What to do about a submitted prediction whose wait was interrupted."""
+    if conn.emulator is not None:
+        return f"prediction {prediction_id} was on this run's emulator, gone with it"
+    kind_option = "" if kind is Kind.IMAGE else f" --kind {kind.value}"
+    return (
+        f"prediction {prediction_id} goes on at Atlas, and is billed: follow it"
+        f" with  atlas-async wait {prediction_id}{kind_option}"
+    )
 
 
 async def run_get(conn: Connection, prediction_id: str, *, as_json: bool) -> int:
@@ -142,7 +161,12 @@ async def run_wait(
     """Follow a prediction until it ends; print it (a failure is exit 1)."""
 
     async def call(client: AtlasClient) -> Prediction:
-        return await client.attach(prediction_id, kind=kind, timeout=timeout)
+        future = client.attach(prediction_id, kind=kind, timeout=timeout)
+        on_interrupt(
+            "the prediction goes on at Atlas: run the same command again to wait"
+        )
+        await show_wait(future, conn.clock, submitted=False)
+        return await future
 
     prediction = await with_client(conn, call)
     _print_prediction(prediction, as_json)
@@ -151,6 +175,15 @@ async def run_wait(
 
 async def run_upload(conn: Connection, file: Path, *, as_json: bool) -> int:
     """Upload a local file and print the URL to pass as a model input."""
+    conn.require_key()
+    size = (await anyio.to_thread.run_sync(file.stat)).st_size
+    if size > UPLOAD_LIMIT_BYTES:
+        # Atlas reads the whole body before its 413: refuse before sending it.
+        raise ConfigurationError(
+            f"{file} is {size / 2**20:.1f} MB, over the API's upload limit of"
+            f" {UPLOAD_LIMIT_BYTES // 2**20} MB: send a smaller file, or pass a"
+            " URL where the model takes one"
+        )
     media = await with_client(conn, lambda client: client.upload_media(file))
     if as_json:
         json_line(

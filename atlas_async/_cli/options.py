@@ -3,6 +3,10 @@ The options the ``atlas-async`` commands share, declared once.
 
 They are ``Annotated`` aliases that `app` imports, so each command's signature
 stays one line per option. Needs typer: only `app` imports this module.
+
+Every option names its value (``--model MODEL``, ``--timeout SECONDS``) and an
+option whose default is not a plain value says it with ``show_default="..."``,
+so the help reads ``[default: ...]`` like the others.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ __all__ = [
     "Fault",
     "KindOpt",
     "ModelOpt",
+    "OutOpt",
+    "PredictionId",
     "Seed",
     "TimeScale",
     "TimeoutOpt",
@@ -31,8 +37,10 @@ ApiKey = Annotated[
     typer.Option(
         "--api-key",
         envvar="ATLASCLOUD_API_KEY",
-        show_default=False,
-        help="Atlas Cloud API key [default: $ATLASCLOUD_API_KEY].",
+        metavar="KEY",
+        show_default="$ATLASCLOUD_API_KEY",
+        show_envvar=False,
+        help="Atlas Cloud API key.",
     ),
 ]
 BaseUrl = Annotated[
@@ -40,7 +48,10 @@ BaseUrl = Annotated[
     typer.Option(
         "--base-url",
         envvar="ATLASCLOUD_BASE_URL",
-        help="API base URL [default: $ATLASCLOUD_BASE_URL, else Atlas Cloud].",
+        metavar="URL",
+        show_default="$ATLASCLOUD_BASE_URL, else Atlas Cloud",
+        show_envvar=False,
+        help="API base URL, ending in /api/v1.",
     ),
 ]
 UseEmulator = Annotated[
@@ -51,9 +62,19 @@ UseEmulator = Annotated[
     ),
 ]
 TimeScale = Annotated[
-    float, typer.Option(help="With --emulator: run this many times faster than Atlas.")
+    float,
+    typer.Option(
+        "--time-scale",
+        metavar="FACTOR",
+        help="With --emulator: run this many times faster than Atlas.",
+    ),
 ]
-Seed = Annotated[int, typer.Option(help="With --emulator: seed for ids and outcomes.")]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed", metavar="N", help="With --emulator: seed for ids and outcomes."
+    ),
+]
 Fault = Annotated[
     list[str] | None,
     typer.Option(
@@ -65,11 +86,29 @@ Fault = Annotated[
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per line, for scripts.")
 ]
-KindOpt = Annotated[str, typer.Option(help="image, video or audio.")]
+KindOpt = Annotated[
+    str, typer.Option("--kind", metavar="KIND", help="image, video or audio.")
+]
 ModelOpt = Annotated[
-    str | None, typer.Option(help="Model id [default: a stock model for the kind].")
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="MODEL",
+        show_default="a stock model for the kind",
+        help="Model id.",
+    ),
+]
+OutOpt = Annotated[
+    str, typer.Option("--out", metavar="DIR", help="Folder for the outputs.")
 ]
 TimeoutOpt = Annotated[
     float | None,
-    typer.Option(min=0.001, help="Seconds to wait per prediction [default: per kind]."),
+    typer.Option(
+        "--timeout",
+        min=0.001,
+        metavar="SECONDS",
+        show_default="per kind",
+        help="Seconds to wait per prediction.",
+    ),
 ]
+PredictionId = Annotated[str, typer.Argument(metavar="ID", help="Prediction id.")]

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from .._core.clock import Clock
-from .._core.config import API_KEY_ENV
+from .._core.config import API_KEY_ENV, BASE_URL_ENV
 from .._core.errors import AtlasError, ConfigurationError, JournalError
 from .._core.extras import require
 from .._core.models import Prediction
@@ -85,6 +85,7 @@ __all__ = [
     "connection",
     "error_line",
     "json_line",
+    "on_interrupt",
     "open_client",
     "prediction_json",
     "run",
@@ -106,6 +107,27 @@ _clock: ContextVar[Clock | None] = ContextVar("atlas_async_cli_clock", default=N
 
 class _RunSecrets:
     """Who owns the keys a `run` makes live (the registry holds owners weakly)."""
+
+
+@attrs.define
+class _RunNotes:
+    """What a running command tells `run` for its last words: where it sent its
+    requests (for the hints of an error) and what to say on Ctrl-C."""
+
+    interrupted: str
+    base_url: str | None = None
+
+
+# The notes of the command running in this context, while `run` runs. A holder,
+# not values: the command runs in asyncio's copy of this context.
+_notes: ContextVar[_RunNotes | None] = ContextVar("atlas_async_cli_notes", default=None)
+
+
+def on_interrupt(message: str) -> None:
+    """On Ctrl-C, say ``message`` after ``atlas-async: interrupted``."""
+    notes = _notes.get()
+    if notes is not None:
+        notes.interrupted = message
 
 
 # The keys of the command running in this context, while `run` runs.
@@ -164,6 +186,9 @@ def connection(
     if owner is not None and api_key:
         register_secret(owner, api_key.strip())
     if not emulator:
+        notes = _notes.get()
+        if notes is not None:
+            notes.base_url = base_url or os.environ.get(BASE_URL_ENV, "").strip()
         return Connection(api_key=api_key, base_url=base_url, clock=clock)
     require("uvicorn", "emulator", feature="--emulator")
     from ..emulator import config_from_options
@@ -173,7 +198,9 @@ def connection(
             seed=seed, time_scale=time_scale, faults=tuple(faults)
         )
     except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+        from .hints import option_names
+
+        raise ConfigurationError(option_names(str(exc))) from None
     return Connection(api_key=api_key, emulator=config, clock=clock)
 
 
@@ -265,7 +292,9 @@ def prediction_json(prediction: Prediction) -> dict[str, Any]:
         "outputs": list(prediction.outputs),
         "error": prediction.error,
         "error_code": prediction.error_code,
-        "created_at": prediction.created_at,
+        "created_at": None
+        if prediction.created_at is None
+        else prediction.created_at.isoformat(),
         "has_nsfw_contents": prediction.has_nsfw_contents,
     }
 
@@ -276,7 +305,7 @@ def _describe(error: OSError) -> str:
     return str(error)
 
 
-def _exit_code(error: BaseException) -> int | None:
+def _exit_code(error: BaseException, notes: _RunNotes) -> int | None:
     """The exit code for an error we report as a line, or None for a bug."""
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
         error = error.exceptions[0]
@@ -290,26 +319,28 @@ def _exit_code(error: BaseException) -> int | None:
         error_line(str(error))
         return EXIT_USAGE
     if isinstance(error, AtlasError):
-        error_line(str(error))
+        from .hints import error_hint
+
+        hint = error_hint(error, base_url=notes.base_url)
+        error_line(str(error) if hint is None else f"{error}; {hint}")
         return EXIT_FAILED
     if isinstance(error, OSError):
         error_line(_describe(error))
         return EXIT_USAGE
     if isinstance(error, KeyboardInterrupt):
-        sys.stderr.write(
-            "atlas-async: interrupted (a batch's journal keeps its progress: run "
-            "the same command again to resume)\n"
-        )
+        said = f" ({notes.interrupted})" if notes.interrupted else ""
+        sys.stderr.write(f"atlas-async: interrupted{said}\n")
         return EXIT_INTERRUPTED
     return None
 
 
-def run(main: Callable[[], Awaitable[int]]) -> int:
+def run(main: Callable[[], Awaitable[int]], *, interrupted: str = "") -> int:
     """
     Run a command's coroutine in a new event loop; return its exit code.
 
     ``main`` is called inside the error handling, so building its arguments may
-    raise usage errors too.
+    raise usage errors too. On Ctrl-C, ``interrupted`` (or what the command
+    said since with `on_interrupt`) follows ``atlas-async: interrupted``.
     """
 
     async def call() -> int:
@@ -321,6 +352,8 @@ def run(main: Callable[[], Awaitable[int]]) -> int:
     logger.addHandler(handler)
     owner = _RunSecrets()
     token = _secrets.set(owner)
+    notes = _RunNotes(interrupted=interrupted)
+    notes_token = _notes.set(notes)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Redacting(sys.stdout), _Redacting(sys.stderr)
     try:
@@ -328,12 +361,13 @@ def run(main: Callable[[], Awaitable[int]]) -> int:
             try:
                 return asyncio.run(call())
             except BaseException as exc:
-                code = _exit_code(exc)
+                code = _exit_code(exc, notes)
                 if code is None:
                     raise
                 return code
     finally:
         sys.stdout, sys.stderr = streams
+        _notes.reset(notes_token)
         _secrets.reset(token)
         unregister_secrets(owner)
         logger.removeHandler(handler)

@@ -78,6 +78,7 @@ from .._core.validate import (
     check_real,
 )
 from .._net.clock import AnyioClock
+from .._net.coordinator import SharedLimits
 from .._net.gate import RequestGate
 from .._net.redaction import guard_secret
 from .._net.session import ApiSession, check_session_options
@@ -91,6 +92,7 @@ from .batch import BatchCalls
 from .checks import (
     check_client_options,
 )
+from .coordination import resolve_coordinator
 from .cost import CostCalls
 from .files import FileCalls
 from .history import HistoryCalls
@@ -155,6 +157,11 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls, CostCalls):
         max_answer_bytes: the most an API answer may weigh once decoded (gzip,
             deflate, br undone); past it the request fails with
             `UnexpectedResponseError` (default 8 MiB).
+        coordinator: share the account's limits and webhook deliveries with
+            the account's other processes: a ``redis://host:6379/0`` URL (the
+            ``atlas-async[redis]`` extra) or a `Coordinator`; default
+            ``ATLAS_ASYNC_COORDINATOR``, else none (docs/scaling.md). Entering
+            the client raises `TransportError` when its server is unreachable.
 
     Raises:
         ArgumentTypeError: an option of the wrong type (``poll="fast"``,
@@ -187,7 +194,10 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls, CostCalls):
         allow_insecure_http: bool = False,
         history_lag: float = DEFAULT_SETTLE_AFTER,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        coordinator: object = None,
     ) -> None:
+        self._coordinator = resolve_coordinator(coordinator, os.environ)
+        self._shared: SharedLimits | None = None
         self._history_lag = check_real(history_lag, "history_lag", minimum=0.0)
         poll = check_client_options(
             api_key=api_key,
@@ -256,11 +266,21 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls, CostCalls):
         stack.enter_context(guard_secret(self, config.api_key))
         # One way, bottom up: each part gets what it needs, nothing above it.
         limits = self._limits
+        if self._coordinator is not None:
+            self._shared = await stack.enter_async_context(
+                self._coordinator.connect(
+                    account=config.api_key or "",
+                    limits=limits,
+                    clock=clock,
+                    on_delivery=self._relayed,
+                )
+            )
         gate = RequestGate(
             config.max_concurrent_requests,
             limits.requests_per_second,
             clock,
             retry_after_cap=config.retry.backoff.retry_after_cap,
+            shared=self._shared,
         )
         session = ApiSession(
             config,
@@ -490,14 +510,25 @@ class AtlasClient(HistoryCalls, FileCalls, BatchCalls, CostCalls):
         Returns:
             True when this call ended the prediction; False for an id this client
             does not follow (another process submitted it, or it already ended:
-            a redelivery) and for a non-terminal snapshot.
+            a redelivery) and for a non-terminal snapshot. With a coordinator,
+            every terminal snapshot also goes to the account's other
+            processes, so a future waiting there ends at once too.
 
         Raises:
             ArgumentTypeError: ``prediction`` is not a `Prediction`.
         """
         scheduler = self._running_scheduler()
         check_instance(prediction, Prediction, "prediction", "a Prediction")
+        if self._shared is not None and prediction.done:
+            # Other processes may wait for it too (a /wait on another web
+            # worker attaches to the id): each resolves its own future at once.
+            self._shared.publish(prediction)
         return scheduler.deliver(prediction)
+
+    def _relayed(self, prediction: Prediction) -> None:
+        """A delivery another process received (through the coordinator)."""
+        if self._scheduler is not None:
+            self._scheduler.deliver(prediction)
 
     def statistics(self) -> ClientStatistics:
         """

@@ -66,6 +66,7 @@ __all__ = [
     "InvalidRequestError",
     "JournalError",
     "NotFoundError",
+    "OutputsGoneError",
     "PermissionDeniedError",
     "PredictionCancelledError",
     "PredictionError",
@@ -486,6 +487,15 @@ class DownloadError(AtlasError):
         self.status_code = status_code
 
 
+class OutputsGoneError(DownloadError):
+    """
+    A completed prediction's outputs are gone for good: the prediction is no
+    longer found, or its freshly fetched output URLs answer 403, 404 or 410
+    (media expire, 14 days by default). Downloading again cannot help; only a
+    new prediction makes them again (CLI: ``batch --retry-failed``).
+    """
+
+
 class ConfigurationError(AtlasError, ValueError):
     """An argument or environment setting is wrong (no key, insecure URL, ...)."""
 
@@ -521,7 +531,7 @@ class ArgumentTypeError(InvalidArgumentError, TypeError):
 
 
 class JournalError(AtlasError):
-    """A batch journal cannot be used as asked (another batch's, or corrupt)."""
+    """A batch journal cannot be used as asked (in use, newer, or corrupt)."""
 
 
 class ClientStateError(AtlasError, RuntimeError):

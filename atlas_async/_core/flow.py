@@ -51,6 +51,7 @@ __all__ = [
     "AccountRateStatistics",
     "Limits",
     "known_count",
+    "recovery_rate",
     "resolve_limits",
 ]
 
@@ -191,6 +192,36 @@ def resolve_limits(limits: Limits | None, requests_per_second: float | None) -> 
 
 
 # -- the account's rate ----------------------------------------------------------
+
+
+def recovery_rate(
+    w_max: float,
+    elapsed: float,
+    sent: float,
+    *,
+    limit: float | None,
+    beta: float = DEFAULT_BETA,
+    cubic_scale: float = DEFAULT_CUBIC_SCALE,
+    min_rate: float = 0.1,
+) -> float:
+    """
+    The rate ``elapsed`` seconds after a cut at ``w_max`` (`AccountRate`'s curve).
+
+    ``sent`` is what went out over the last second: past ``w_max`` the rate
+    never exceeds twice it. Shared by `AccountRate` and by a coordinator that
+    keeps ``w_max`` and the cut's time for several processes.
+
+    Example::
+
+        >>> round(recovery_rate(100.0, 0.0, 100.0, limit=None), 6)  # beta x w_max
+        75.0
+    """
+    k = math.cbrt(w_max * (1.0 - beta) / cubic_scale)
+    rate = cubic_scale * (max(0.0, elapsed) - k) ** 3 + w_max
+    if rate > w_max:
+        rate = min(rate, max(w_max, 2.0 * sent))
+    rate = max(rate, min_rate)
+    return rate if limit is None else min(rate, limit)
 
 
 class _SendMeter:
@@ -351,7 +382,6 @@ class AccountRate:
         "_cut_at",
         "_cut_interval",
         "_cuts",
-        "_k",
         "_limit",
         "_meter",
         "_min_rate",
@@ -400,7 +430,6 @@ class AccountRate:
         self._rate: float | None = self._limit
         self._w_max: float | None = None
         self._cut_at = -math.inf
-        self._k = 0.0
         self._tat = -math.inf
         self._blocked_until = -math.inf
         self._seen = -math.inf
@@ -512,7 +541,6 @@ class AccountRate:
         level = max(level, self._min_rate)
         self._w_max = level
         self._cut_at = now
-        self._k = math.cbrt(level * (1.0 - self._beta) / self._scale)
         self._cuts += 1
         self._rate = self.rate_at(now)
 
@@ -521,12 +549,15 @@ class AccountRate:
         w_max = self._w_max
         if w_max is None:
             return self._limit
-        elapsed = max(0.0, now - self._cut_at)
-        rate = self._scale * (elapsed - self._k) ** 3 + w_max
-        if rate > w_max:
-            rate = min(rate, max(w_max, 2.0 * self.sent_rate(now)))
-        rate = max(rate, self._min_rate)
-        return rate if self._limit is None else min(rate, self._limit)
+        return recovery_rate(
+            w_max,
+            now - self._cut_at,
+            self.sent_rate(now),
+            limit=self._limit,
+            beta=self._beta,
+            cubic_scale=self._scale,
+            min_rate=self._min_rate,
+        )
 
     def sent_rate(self, now: float) -> float:
         """Requests sent (or scheduled to be) in the second before ``now``."""

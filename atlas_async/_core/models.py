@@ -53,17 +53,25 @@ __all__ = [
 ]
 
 
-class Kind(enum.Enum):
+class Kind(str, enum.Enum):
     """
     What a prediction generates; it picks the submit endpoint and the poll defaults.
 
-    Functions that take a kind also accept its value (``"image"``, ``"video"``,
-    ``"audio"``).
+    A ``str`` enum, like `PredictionStatus`: ``kind == "image"`` holds and
+    ``str(kind)`` is ``"image"``. Functions that take a kind also accept its
+    value (``"image"``, ``"video"``, ``"audio"``).
     """
 
     IMAGE = "image"
     VIDEO = "video"
     AUDIO = "audio"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        # As for PredictionStatus: the value on every Python version.
+        return format(self.value, spec)
 
     @classmethod
     def coerce(cls, value: Kind | str) -> Kind:

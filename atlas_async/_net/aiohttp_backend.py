@@ -23,12 +23,16 @@ from .._core.config import Timeouts
 from .._core.errors import ClientClosedError
 from .._wire.answer import BodyReader, BodyRefusedError
 from .aiohttp_errors import aiohttp_failures, map_aiohttp_error, origin_of_error
-from .exchange import CLOSE_TIMEOUT, RawAnswer
+from .exchange import CLOSE_TIMEOUT, Progress, RawAnswer
 
 if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["AiohttpBackend"]
+
+# Answers up to this long (a poll's is under 1 KiB) are read in one call; the
+# read deadline then spans the whole of such a body.
+_ONE_READ = 64 * 1024
 
 
 class AiohttpBackend:
@@ -51,6 +55,8 @@ class AiohttpBackend:
             deadline bounds a slow send).
         https: verify TLS with httpx's certificate bundle (certifi), as the
             httpx backend does; loaded only when the API is on https.
+        read_by_caller: the caller keeps ``timeouts.read`` (its `DeadlineWheel`,
+            told of each piece through ``progress``); aiohttp sets none.
     """
 
     __slots__ = ("_session",)
@@ -58,7 +64,12 @@ class AiohttpBackend:
     name = "aiohttp"
 
     def __init__(
-        self, *, max_connections: int, timeouts: Timeouts, https: bool
+        self,
+        *,
+        max_connections: int,
+        timeouts: Timeouts,
+        https: bool,
+        read_by_caller: bool = False,
     ) -> None:
         import aiohttp
 
@@ -71,7 +82,9 @@ class AiohttpBackend:
                 total=None,
                 connect=timeouts.pool,
                 sock_connect=timeouts.connect,
-                sock_read=timeouts.read,
+                # Kept by the caller's deadline wheel when it says so: aiohttp
+                # re-arms a loop timer for every piece of every answer.
+                sock_read=None if read_by_caller else timeouts.read,
             ),
             # The API sets no cookies the client needs; a jar costs per answer.
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -87,6 +100,7 @@ class AiohttpBackend:
         body: bytes | None,
         *,
         max_bytes: int,
+        progress: Progress | None = None,
     ) -> RawAnswer:
         """One request and its whole answer, read up to the cap."""
         session = self._session
@@ -108,14 +122,31 @@ class AiohttpBackend:
             if mapped is None:
                 raise
             raise mapped from origin_of_error(exc)
+        if progress is not None:
+            progress.progress()
         try:
             response_headers = response.headers
-            reader = BodyReader(response_headers.get("Content-Encoding"), max_bytes)
-            reader.announce(response_headers.get("Content-Length"))
-            content = response.content
-            while chunk := await content.readany():
-                reader.feed(chunk)
-            data = reader.finish()
+            encoding = response_headers.get("Content-Encoding")
+            length = response_headers.get("Content-Length")
+            if (
+                encoding is None
+                and length is not None
+                and length.isdigit()
+                and int(length) <= min(max_bytes, _ONE_READ)
+            ):
+                # A poll's answer: short, its length announced and under the
+                # cap, so one read takes it whole (aiohttp reads no further
+                # than the announced length).
+                data = await response.read()
+            else:
+                reader = BodyReader(encoding, max_bytes)
+                reader.announce(length)
+                content = response.content
+                while chunk := await content.readany():
+                    reader.feed(chunk)
+                    if progress is not None:
+                        progress.progress()
+                data = reader.finish()
         except BaseException as exc:
             if isinstance(exc, BodyRefusedError):
                 exc.status_code = response.status

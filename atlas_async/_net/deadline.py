@@ -10,13 +10,14 @@ runs on the event loop's clock, like the socket timeouts it stands beside.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from types import TracebackType
 from typing import Any
 
 import anyio
 
-__all__ = ["Deadline"]
+__all__ = ["Deadline", "Interruptible"]
 
 
 class Deadline:
@@ -75,3 +76,55 @@ def _asyncio_running() -> bool:
 
 
 _ASYNCIO_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # Python 3.11+
+
+
+class Interruptible:
+    """
+    ``async with Interruptible() as block``: ``block.interrupt()`` (from another
+    task, or a callback) ends the block quietly, cancelling what it awaits.
+
+    The scheduler wraps each poll in one, so ending a prediction abandons its
+    poll in flight. Under asyncio on Python 3.11+ it is an ``asyncio.timeout``
+    with no deadline, moved to now on `interrupt` (a third of an anyio cancel
+    scope's cost, paid on every poll); elsewhere anyio's ``CancelScope``.
+    """
+
+    __slots__ = ("_inner",)
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+
+    async def __aenter__(self) -> Interruptible:
+        if _ASYNCIO_TIMEOUT is not None and _asyncio_running():
+            self._inner = _ASYNCIO_TIMEOUT(None)
+            await self._inner.__aenter__()
+        else:
+            self._inner = anyio.CancelScope()
+            self._inner.__enter__()
+        return self
+
+    def interrupt(self) -> None:
+        """End the block at its next await (no-op once it has ended)."""
+        inner = self._inner
+        if isinstance(inner, anyio.CancelScope):
+            inner.cancel()
+        elif inner is not None and not inner.expired():
+            with contextlib.suppress(RuntimeError):  # already left
+                inner.reschedule(-math.inf)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        inner = self._inner
+        if isinstance(inner, anyio.CancelScope):
+            return bool(inner.__exit__(exc_type, exc, tb))
+        try:
+            await inner.__aexit__(exc_type, exc, tb)
+        except TimeoutError:
+            if not inner.expired():
+                raise
+            return True
+        return False

@@ -35,7 +35,7 @@ import httpx
 from .._core.errors import ClientClosedError
 from .._wire.answer import BodyReader, BodyRefusedError
 
-__all__ = ["Backend", "HttpxBackend", "RawAnswer", "encode_json"]
+__all__ = ["Backend", "HttpxBackend", "Progress", "RawAnswer", "encode_json"]
 
 
 class RawAnswer(NamedTuple):
@@ -44,6 +44,14 @@ class RawAnswer(NamedTuple):
     status: int
     headers: Mapping[str, str]  # case-insensitive lookups on both backends
     body: bytes
+
+
+class Progress(Protocol):
+    """Told each time a piece of an answer arrives (the read deadline's clock)."""
+
+    def progress(self) -> None:
+        """A piece of the answer came."""
+        ...
 
 
 class Backend(Protocol):
@@ -62,8 +70,14 @@ class Backend(Protocol):
         body: bytes | None,
         *,
         max_bytes: int,
+        progress: Progress | None = None,
     ) -> RawAnswer:
-        """Send one request; return its answer, body read up to ``max_bytes``."""
+        """
+        Send one request; return its answer, body read up to ``max_bytes``.
+
+        ``progress`` hears of each piece of the answer, when the caller keeps
+        the read deadline (the aiohttp backend then sets none of its own).
+        """
         ...
 
     async def aclose(self) -> None:
@@ -124,8 +138,10 @@ class HttpxBackend:
         body: bytes | None,
         *,
         max_bytes: int,
+        progress: Progress | None = None,
     ) -> RawAnswer:
-        """One request and its whole answer, read up to the cap."""
+        """One request and its whole answer, read up to the cap (httpx keeps the
+        read timeout itself: ``progress`` is not needed)."""
         client = self.client
         if client.is_closed:
             raise ClientClosedError("the HTTP client is closed")

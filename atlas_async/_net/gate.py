@@ -10,11 +10,17 @@ speaks of the account's rate cuts the rate; one that speaks of a model's window
 is the scheduler's to handle, and slows nothing else. When tokens are scarce,
 polls go before submits: finishing work frees a model's slots. `NullGate`
 admits everything (a session used on its own, in tests).
+
+With a coordinator (``_net.coordinator``) the gate asks its `SharedLimits`
+first: the wait comes from the account's shared bucket and a rate refusal cuts
+the shared rate, for every process; while the coordinator is unreachable the
+local `AccountRate` decides, as without one.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
@@ -25,6 +31,7 @@ from .._core.clock import Clock
 from .._core.flow import AccountRate
 from .._core.statistics import GateFigures
 from .._core.windows import Cause, RefusalMemory, RequestKind
+from .coordinator import SharedLimits
 
 __all__ = [
     "DEFAULT_RETRY_AFTER_CAP",
@@ -110,6 +117,8 @@ class RequestGate:
         clock: where the rate's waits happen.
         retry_after_cap: the longest a server's Retry-After may hold every
             request of the client (the config's own cap, 60 s by default).
+        shared: the account's limits shared with other processes (a
+            coordinator's), or None: this process's alone.
 
     A Retry-After holds every request only when the answer speaks for the
     whole account: a 503, or a 429 attributed to the rate. One on a submit
@@ -127,6 +136,7 @@ class RequestGate:
         "_slots",
         "_submits_waiting",
         "requests_sent",
+        "shared",
     )
 
     def __init__(
@@ -136,8 +146,11 @@ class RequestGate:
         clock: Clock,
         *,
         retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+        shared: SharedLimits | None = None,
     ) -> None:
-        self._limiter = anyio.CapacityLimiter(max_concurrent_requests)
+        #: The coordinator's shared limits, or None (the admission asks it too).
+        self.shared = shared
+        self._limiter = _Tokens(max_concurrent_requests)
         self._rate = AccountRate(requests_per_second, retry_after_cap=retry_after_cap)
         self._refusals = RefusalMemory()
         self._clock = clock
@@ -172,6 +185,8 @@ class RequestGate:
         now = self._clock.now()
         if status_code != 429:
             self._rate.on_response(status_code, retry_after, now)
+            if status_code == 503 and retry_after and self.shared is not None:
+                self.shared.refused(cut=False, retry_after=retry_after)
             return None
         cause = self._refusals.record(kind, 429, message, now)
         # A window refusal's Retry-After is no reason to hold polls or other
@@ -179,7 +194,13 @@ class RequestGate:
         self._rate.on_response(429, retry_after if cause is Cause.RATE else None, now)
         if cause is Cause.RATE:
             logger.warning("rate limited (429); slowing every request of this client")
-            self._rate.on_refusal(now)
+            shared = self.shared
+            if shared is not None and shared.active:
+                # The shared rate is cut for every process; this one's own rate
+                # (which counted no sends meanwhile) is for a Redis outage.
+                shared.refused(cut=True, retry_after=retry_after)
+            else:
+                self._rate.on_refusal(now)
         return cause
 
     def waiting(self) -> int:
@@ -190,11 +211,14 @@ class RequestGate:
         """What the gate has admitted so far, and its state now."""
         rate = self._rate.statistics(self._clock.now())
         refusals = self._refusals.statistics()
+        shared = self.shared
         return GateFigures(
             requests_sent=self.requests_sent,
             rate_limited=rate.rate_limited,
-            requests_per_second=rate.rate,
-            concurrent_requests=int(self._limiter.borrowed_tokens),
+            requests_per_second=(
+                shared.rate() if shared is not None and shared.active else rate.rate
+            ),
+            concurrent_requests=self._limiter.borrowed,
             rate_refusals=refusals.rate,
             window_refusals=refusals.window,
             sent_per_second=rate.sent_rate,
@@ -202,9 +226,65 @@ class RequestGate:
 
     def __repr__(self) -> str:
         return (
-            f"<RequestGate {int(self._limiter.borrowed_tokens)}"
-            f"/{int(self._limiter.total_tokens)} busy, rate={self._rate.rate}>"
+            f"<RequestGate {self._limiter.borrowed}"
+            f"/{self._limiter.total} busy, rate={self._rate.rate}>"
         )
+
+
+class _Waiter:
+    __slots__ = ("event", "handed")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.handed = False  # a token was passed to it
+
+
+class _Tokens:
+    """
+    The gate's concurrency tokens: a counter, and waiters in arrival order.
+
+    Every attempt takes and returns one, so this is cheaper than anyio's
+    ``CapacityLimiter`` (which tracks borrowers by task, a set operation and a
+    task lookup each way): a free token is a decrement, a return an increment
+    plus, when someone waits, one event set. Waiters are served first come,
+    first served; a waiter cancelled after being handed a token passes it on.
+    """
+
+    __slots__ = ("_waiters", "borrowed", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.borrowed = 0
+        self._waiters: deque[_Waiter] = deque()
+
+    def take(self) -> bool:
+        """Take a free token at once; False when none is free (or others wait)."""
+        if self.borrowed < self.total and not self._waiters:
+            self.borrowed += 1
+            return True
+        return False
+
+    async def wait_and_take(self) -> None:
+        """Wait for a token, first come, first served."""
+        waiter = _Waiter()
+        self._waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.handed:
+                self.release()  # handed one while being cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Return a token: to the first waiter, if any."""
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.handed = True
+            waiter.event.set()  # the token goes straight to it: borrowed unchanged
+        else:
+            self.borrowed -= 1
 
 
 class _Slot:
@@ -212,9 +292,8 @@ class _Slot:
     `RequestGate.slot`: a concurrency token, then the account's rate.
 
     Every HTTP attempt passes here, so it avoids anyio's generic paths: a free
-    token is taken without ``CapacityLimiter.acquire``'s two scheduling
-    checkpoints (a loop round trip per request, about a fifth of the SDK's own
-    CPU per poll; docs/performance.md). Only a full limiter waits.
+    token is taken at once (`_Tokens`, no scheduling checkpoint, no borrower
+    bookkeeping; docs/performance.md). Only a full gate waits.
 
     Polls go first when the rate is scarce: a submit waits while any poll is
     waiting for the rate (finishing work frees slots on the server; new work
@@ -239,14 +318,15 @@ class _Slot:
                     await gate._polls_done.wait()
             finally:
                 gate._submits_waiting -= 1
-        try:
-            limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            await limiter.acquire()
+        if not limiter.take():
+            await limiter.wait_and_take()
         try:
             clock, rate = gate._clock, gate._rate
+            shared = gate.shared
+            wait = None if shared is None else await shared.reserve()
             now = clock.now()
-            wait = rate.reserve(now)
+            if wait is None:
+                wait = rate.reserve(now)
             if wait > 0.0:
                 await self._wait(now, wait)
         except BaseException:

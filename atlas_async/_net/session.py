@@ -95,6 +95,7 @@ from .transport import (
     check_transport,
     choose_transport,
 )
+from .wheel import DeadlineWheel, Watch, wheel_available
 
 __all__ = [
     "USER_AGENT",
@@ -187,6 +188,11 @@ class ApiSession:
         self._injected = http_client
         self._transport = transport
         self._backend: Backend | None = None
+        # Every attempt's deadlines on one loop timer (asyncio, Python 3.11+).
+        self._wheel: DeadlineWheel | None = None
+        # The read deadline the wheel keeps for the backend (aiohttp's own
+        # would re-arm a loop timer for each piece of each answer).
+        self._read_by_wheel: float | None = None
         # The httpx client downloads stream through: the backend's own, or one
         # built on the first download when the backend is aiohttp.
         self._client: httpx.AsyncClient | None = http_client
@@ -261,6 +267,8 @@ class ApiSession:
                 self._injected, name="injected", owned=False, timeout=self._timeout
             )
             self.transport_name = "injected"
+            if wheel_available():
+                self._wheel = DeadlineWheel()
             return
         limit = self._config.max_concurrent_requests
         # Chosen now, not in __init__: "auto" depends on the running event loop.
@@ -269,13 +277,19 @@ class ApiSession:
             name = choose_transport(self._transport, sniffio.current_async_library())
         else:
             name = "custom"
+        if wheel_available():
+            self._wheel = DeadlineWheel()
         if name == "aiohttp":
             from .aiohttp_backend import AiohttpBackend
 
+            timeouts = self._config.timeout or DEFAULT_TIMEOUTS
+            if self._wheel is not None:
+                self._read_by_wheel = timeouts.read
             self._backend = AiohttpBackend(
                 max_connections=limit,
-                timeouts=self._config.timeout or DEFAULT_TIMEOUTS,
+                timeouts=timeouts,
                 https=self._config.base_url.startswith("https:"),
+                read_by_caller=self._wheel is not None,
             )
         else:
             transport, name = build_transport(self._transport, max_connections=limit)
@@ -301,6 +315,8 @@ class ApiSession:
 
     async def aclose(self) -> None:
         """Close what the session owns; an injected client stays open."""
+        if self._wheel is not None:
+            self._wheel.close()
         if self._backend is not None:
             await self._backend.aclose()
         if self._download_client_owned and self._client is not None:
@@ -432,7 +448,12 @@ class ApiSession:
             self.attempts += 1
             # The overall deadline runs from the slot (the queue before it is
             # flow control's, not the server's), over connect, send and body.
-            deadline = Deadline(self._total)
+            wheel = self._wheel
+            deadline = (
+                Deadline(self._total)
+                if wheel is None
+                else wheel.watch(self._total, self._read_by_wheel)
+            )
             async with deadline:
                 try:
                     outcome = await backend.exchange(
@@ -441,6 +462,7 @@ class ApiSession:
                         call.headers,
                         call.body,
                         max_bytes=self._max_bytes,
+                        progress=deadline if isinstance(deadline, Watch) else None,
                     )
                 except (httpx.HTTPError, BodyRefusedError, httpx.InvalidURL) as exc:
                     outcome = exc
@@ -455,7 +477,12 @@ class ApiSession:
         # than the check, on every attempt.
         debug = logger.isEnabledFor(logging.DEBUG)
         if not isinstance(outcome, RawAnswer):
-            failure = self._failure(call, outcome, deadline.expired)
+            if deadline.expired == "read":
+                # The wheel's read deadline: what aiohttp's own would have said.
+                outcome = httpx.ReadTimeout(
+                    f"no part of the answer came within {self._read_by_wheel:g}s"
+                )
+            failure = self._failure(call, outcome, deadline.expired in (True, "total"))
             if debug:
                 logger.debug(
                     "%s -> %s after %.3fs",

@@ -17,6 +17,12 @@ first refusal comes, at most that many are refused together, not every submit
 of a batch (16 at once, with the default concurrency). Each answer lets the
 next one go, so a model without a limit is never held back by more than one
 round trip per `FIRST_CONTACT` submits.
+
+With a coordinator's `SharedLimits`, the window that counts is the account's,
+shared by every process: a submit admitted here then waits for a lease on one
+of the model's shared places (`SharedLimits.take`), and gives it back with its
+outcome. The local window then bounds nothing but a known limit (learning is
+the shared window's); while the coordinator is unreachable, it decides again.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from .._core.models import Prediction
 from .._core.retry import BackoffPolicy
 from .._core.statistics import ModelFigures
 from .._core.windows import ModelWindows, hurry_share
+from .._net.coordinator import SharedLimits, SlotOutcome
 
 __all__ = ["FIRST_CONTACT", "ModelAdmission"]
 
@@ -55,21 +62,34 @@ class ModelAdmission:
             window and ceiling).
         clock: where waits end at a deadline.
         rng: jitter of the backoff after a refusal with nothing in flight.
+        shared: the model windows shared with other processes (a
+            coordinator's), or None.
     """
 
     __slots__ = (
         "_admitting",
         "_clock",
+        "_limits",
         "_queues",
         "_rng",
         "_sending",
+        "_shared",
         "_windows",
         "submits_refused",
         "waited",
     )
 
-    def __init__(self, limits: Limits | None, clock: Clock, rng: random.Random) -> None:
+    def __init__(
+        self,
+        limits: Limits | None,
+        clock: Clock,
+        rng: random.Random,
+        *,
+        shared: SharedLimits | None = None,
+    ) -> None:
         self._windows = ModelWindows(limits)
+        self._limits = limits if limits is not None else Limits()
+        self._shared = shared
         self._clock = clock
         self._rng = rng
         self._queues: dict[str, deque[anyio.Event]] = {}
@@ -104,7 +124,9 @@ class ModelAdmission:
         """
         head, lonely = False, 0
         while True:
-            if not await self.acquire(model, give_up, head=head):
+            if not await self.acquire(model, give_up, head=head) or (
+                self._shared is not None and not await self._lease(model, give_up)
+            ):
                 raise RateLimitError(
                     f"model {model}: no place to submit before the prediction's"
                     f" deadline ({self.describe(model)})",
@@ -114,6 +136,8 @@ class ModelAdmission:
                 check()
             except BaseException:
                 self.cancelled(model)
+                if self._shared is not None:
+                    self._shared.release(model, SlotOutcome.ABANDONED)
                 raise
             self.started(model)
             self._sending[model] += 1
@@ -151,13 +175,30 @@ class ModelAdmission:
                 self._wake(model)
                 return prediction
 
+    async def _lease(self, model: str, give_up: float) -> bool:
+        """A shared place after the local one; False: the local one is given back."""
+        assert self._shared is not None
+        try:
+            if await self._shared.take(model, give_up):
+                return True
+        except BaseException:
+            self.cancelled(model)
+            raise
+        self.cancelled(model)
+        return False
+
     def _answered(self, model: str) -> None:
         self._sending[model] -= 1
         if not self._sending[model]:
             del self._sending[model]
 
     def _free(self, model: str) -> bool:
-        window = self._windows.window(model)
+        shared = self._shared
+        if shared is not None and shared.active:
+            # The shared window decides (in `take`); a known limit still bounds.
+            window = self._limits.limit_for(model)
+        else:
+            window = self._windows.window(model)
         if window is None:
             return self._sending[model] + self._admitting[model] < FIRST_CONTACT
         return self._windows.in_flight(model) + self._admitting[model] < window
@@ -242,16 +283,22 @@ class ModelAdmission:
     def finished(self, model: str, now: float) -> None:
         """A prediction of ``model`` ended: its place goes to the next in line."""
         self._windows.finished(model, now)
+        if self._shared is not None:
+            self._shared.release(model, SlotOutcome.FINISHED)
         self._wake(model)
 
     def refused(self, model: str, now: float) -> None:
         """A started submit was refused for concurrency: the window shrinks."""
         self._windows.refused(model, now)
+        if self._shared is not None:
+            self._shared.release(model, SlotOutcome.REFUSED)
         self._wake(model)
 
     def abandoned(self, model: str) -> None:
         """A started submit ended without a prediction, for another reason."""
         self._windows.abandoned(model)
+        if self._shared is not None:
+            self._shared.release(model, SlotOutcome.ABANDONED)
         self._wake(model)
 
     def hurry(self, model: str | None) -> float:

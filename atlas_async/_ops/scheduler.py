@@ -22,10 +22,9 @@ with no hand-off; the driver wakes only idle workers. Polls wait in the heap,
 never in the HTTP pool: at most ``max_concurrent_requests`` are started.
 
 The scheduler sees its `PredictionSource` (``create``, ``fetch``) and nothing
-else of the client: the wiring points one way. Admission (the concurrency limit
-and the shared rate budget) is the `RequestGate` that the HTTP session passes
-every attempt through; the scheduler is given the gate only to report its
-figures in `Scheduler.statistics`.
+else of the client. Admission (the concurrency limit and the rate) is the
+`RequestGate` the HTTP session passes every attempt through; the scheduler
+reads only its figures and its coordinator's shared limits.
 
 `Scheduler.deliver` is the hybrid wait's other source: a terminal snapshot from
 outside polling (a verified webhook) ends the pending future at once, through
@@ -80,6 +79,7 @@ from .._core.schedule import (
 )
 from .._core.statistics import NO_GATE, ClientStatistics, assemble_statistics
 from .._net.clock import AnyioClock
+from .._net.deadline import Interruptible
 from .._net.gate import RequestGate
 from .admission import ModelAdmission
 from .futures import PredictionFuture, PredictionResolver, as_completed
@@ -162,7 +162,8 @@ class Scheduler:
         self._failure = failure
         self._policies = policies_by_kind(poll)
         rng = rng if rng is not None else random.Random()
-        self._admission = ModelAdmission(limits, self._clock, rng)
+        shared = gate.shared if gate is not None else None  # a coordinator's
+        self._admission = ModelAdmission(limits, self._clock, rng, shared=shared)
         self._core = PollCore(
             rng,
             durations=DurationBook(),
@@ -178,7 +179,7 @@ class Scheduler:
             None if max_in_flight is None else anyio.Semaphore(max_in_flight)
         )
         self._futures: dict[str, PredictionResolver] = {}
-        self._polling: dict[str, anyio.CancelScope] = {}
+        self._polling: dict[str, Interruptible] = {}
         self._send: MemoryObjectSendStream[str] | None = None
         self._queued = 0
         self._state = _NEW
@@ -186,8 +187,7 @@ class Scheduler:
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until = math.inf
         self._stopped = anyio.Event()
-        # submitted, attached, completed, failed, timed_out, cancelled, polls,
-        # retries, delivered
+        # submitted, attached, completed, failed, timed_out, cancelled, polls...
         self._counts: Counter[str] = Counter()
         # One bound method shared by every future (64 bytes each otherwise).
         self._canceller = self._cancelled
@@ -532,20 +532,22 @@ class Scheduler:
             self._counts["retries"] += 1
         self._counts["polls"] += 1
         outcome: Prediction | AtlasError | None = None
-        with anyio.CancelScope() as scope:
-            self._polling[pid] = scope
+        async with Interruptible() as block:
+            self._polling[pid] = block
             try:
                 outcome = await self._source.fetch(pid, resolver)
             except AtlasError as exc:
                 outcome = exc
             finally:
-                if self._polling.get(pid) is scope:
+                if self._polling.get(pid) is block:
                     del self._polling[pid]
         if outcome is None:
             return  # the poll was cancelled: the future is already settled
         decision = self._core.record(pid, outcome, self._clock.now())
-        # A completion may have brought its siblings' polls forward.
-        self._poke(self._core.next_wakeup())
+        # A completion may have brought its siblings' polls forward (only a
+        # sleeping driver needs to hear of it).
+        if self._sleep_scope is not None:
+            self._poke(self._core.next_wakeup())
         if decision is None:
             return
         if isinstance(outcome, Prediction):
@@ -596,9 +598,9 @@ class Scheduler:
             self._release_slot()
             if resolver.future.model is not None:
                 self._admission.finished(resolver.future.model, self._clock.now())
-        scope = self._polling.pop(pid, None)
-        if scope is not None:
-            scope.cancel()
+        block = self._polling.pop(pid, None)
+        if block is not None:
+            block.interrupt()
 
     def _release_slot(self) -> None:  # max_in_flight's, if it has one
         if self._submit_slots is not None:

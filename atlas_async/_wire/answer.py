@@ -23,9 +23,7 @@ from __future__ import annotations
 import importlib
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
-
-import attrs
+from typing import Any, NamedTuple, Protocol
 
 from .errors import Decoded, decode_body
 
@@ -43,8 +41,7 @@ __all__ = [
 STEP = 256 * 1024
 
 
-@attrs.frozen(slots=True)
-class Answer:
+class Answer(NamedTuple):
     """
     A whole answer: status, headers, the body bytes and their one decoding.
 
@@ -70,13 +67,17 @@ class Answer:
     """
 
     status_code: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    body: bytes = attrs.field(repr=False)
-    decoded: Decoded = attrs.field(repr=False)
+    headers: Mapping[str, str]
+    body: bytes
+    decoded: Decoded
     elapsed: float = 0.0
     error_checked: bool = False
     fingerprint: int = 0
     unchanged: bool = False
+
+    def __repr__(self) -> str:
+        # Never the headers nor the body: either may carry what logs must not.
+        return f"Answer(status_code={self.status_code}, elapsed={self.elapsed:.3f})"
 
     @classmethod
     def read(

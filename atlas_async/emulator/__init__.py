@@ -36,6 +36,7 @@ The wire contract it follows is ``docs/wire.md``; ``docs/testing.md`` is the gui
 
 from __future__ import annotations
 
+from . import _extra as _extra  # first: a missing extra is one clear error
 from ._adapters import (
     EmulatorApp as EmulatorApp,
     EmulatorTransport as EmulatorTransport,

@@ -27,7 +27,7 @@ from atlas_async.testing import FakeClock
 
 from .answers import OK_SUBMIT, poll_body
 from .conftest import IMAGE, KEY, POLL_PATH, SUBMIT_PATH, client_for
-from .server import HostileServer, json_answer, trickle_answer
+from .server import Connection, HostileServer, Request, json_answer, trickle_answer
 
 #: A body that would take 20 s at one byte per 0.05 s.
 SLOW = json.dumps(poll_body(padding="z" * 400)).encode()
@@ -254,3 +254,27 @@ class TestDownloadDeadline:
         assert len(hostile.connections) == 2  # the attempt and its one retry
         assert all(conn.hung_up for conn in hostile.connections)
         assert [p async for p in anyio.Path(tmp_path).iterdir()] == []
+
+
+class TestReadTimeout:
+    @pytest.mark.asyncio
+    async def test_a_server_that_goes_quiet_ends_the_attempt_at_the_read_timeout(
+        self, hostile: HostileServer, transport: str
+    ) -> None:
+        """Headers, then silence: a read timeout (retried as one), not the total."""
+
+        async def quiet(request: Request, conn: Connection) -> None:
+            await conn.head(200, [("Content-Type", "application/json")], length=500)
+            # Ten read timeouts of silence, then the connection ends: a client
+            # without a read timeout would see a cut answer, not a timeout.
+            await anyio.sleep(1.0)
+
+        hostile.route("GET", POLL_PATH, quiet)
+        async with client_for(
+            hostile, transport, timeout=Timeouts(read=0.1, total=20.0), max_retries=1
+        ) as client:
+            with pytest.raises(TransportError, match="ReadTimeout") as caught:
+                await client.get_prediction("p1")
+        assert "total" not in str(caught.value)
+        await hostile.settled()
+        assert len(hostile.connections) == 2  # the read timeout was retried once
