@@ -26,9 +26,14 @@ Policies: the default ``AdaptivePolicy()`` against ``FixedPolicy`` 5 s and 2 s
 (the guide's advice for video and images) and 0.5 s and 0.1 s (peer SDKs). The
 baseline of each ratio is fixed 5 s of the same run.
 
+The edge scenarios (``_edge``): the steady stream (image-like 2-10 s and
+video-like 6-36 s) against the fixed-interval frontier on its own durations,
+webhooks first with 0%, 1% and 10% of deliveries lost, and a rate-limited
+account with and without the poll budget.
+
 Usage::
 
-    python benchmarks/bench_policies.py [--n 2000] [--emulator] [--emulator-n 24]
+    python benchmarks/bench_policies.py [--n 2000] [--rate 20] [--emulator]
 
 Writes ``benchmarks/results/policies.json``.
 """
@@ -46,6 +51,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import _common
+import _edge
 import attrs
 
 from atlas_async._client import AtlasClient
@@ -135,12 +141,17 @@ def simulate(
             pid = item.prediction_id
             polls[pid] += 1
             done = wake >= ready[pid]
+            # A completed answer carries the server's created_at/completed_at.
+            created = ready[pid] - durations[int(pid[1:])]
             snapshot = Prediction(
                 id=pid,
                 status=PredictionStatus.COMPLETED
                 if done
                 else PredictionStatus.PROCESSING,
                 outputs=("out",) if done else (),
+                raw={"created_at": 1e9 + created, "completed_at": 1e9 + ready[pid]}
+                if done
+                else {},
             )
             if isinstance(core.record(pid, snapshot, wake), Resolved):
                 lags[pid] = wake - ready[pid]
@@ -171,6 +182,8 @@ def _scaled(policy: PollPolicy, scale: float) -> PollPolicy:
             floor=policy.floor / scale,
             cap=policy.cap / scale,
             probe_floor=policy.probe_floor / scale,
+            # d * P(end within d) = resolution: seconds, like d.
+            resolution=policy.resolution / scale,
         )
     raise TypeError(f"cannot scale {policy!r}")
 
@@ -290,11 +303,16 @@ def _print(title: str, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def fixed_frontier(profile: str, n: int, seed: int) -> list[tuple[float, Outcome]]:
-    """Fixed intervals from 0.25 s to 8 s: the trade-off curve fixed polling offers."""
+def fixed_frontier(
+    profile: str, n: int, seed: int, *, stream: bool
+) -> list[tuple[float, Outcome]]:
+    """
+    Fixed intervals from 0.25 s to 8 s on the run's own arrivals and durations
+    (same ``n``, ``seed`` and scenario): the trade-off fixed polling offers.
+    """
     intervals = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
     return [
-        (t, simulate(FixedPolicy(t), profile, n, stream=False, seed=seed))
+        (t, simulate(FixedPolicy(t), profile, n, stream=stream, seed=seed))
         for t in intervals
     ]
 
@@ -329,6 +347,91 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, bool]:
     }
 
 
+def edge(n: int, seed: int, rate: float) -> tuple[dict[str, Any], int]:
+    """The edge scenarios (``_edge``): print their tables and verdicts."""
+    stream = _edge.stream_vs_frontier(n, seed)
+    print(f"\nsimulated, steady stream after warm-up, vs the fixed frontier (N={n})\n")
+    print(
+        _common.table(
+            ["profile", "policy", "requests", "mean lag s", "fixed, same lag",
+             "ratio"],
+            [
+                [r["profile"], r["policy"], r["adaptive_requests"],
+                 r["adaptive_mean_lag"],
+                 r["fixed_requests_at_that_lag"], f"{r['ratio']:.3f}x"]
+                for r in stream
+            ],
+        )
+    )  # fmt: skip
+    hooks = _edge.webhooks(n, seed)
+    print(f"\nsimulated, webhooks first, delivery delay 0.5-1.5 s (N={n})\n")
+    print(
+        _common.table(
+            ["lost", "polls / prediction", "mean lag s", "p99 lag s", "max lag s",
+             "unresolved"],
+            [
+                [f"{r['loss']:.0%}", r["polls_per_prediction"], r["mean_lag"],
+                 r["p99_lag"], r["max_lag"], r["unresolved"]]
+                for r in hooks
+            ],
+        )
+    )  # fmt: skip
+    limited = _edge.rate_limited(rate, 600.0, seed, 0.2)
+    print(f"\nsimulated, rate limit {rate:g} requests/s, a submit always waiting\n")
+    print(
+        _common.table(
+            ["profile", "without budget /s", "polls", "lag s", "with budget /s",
+             "polls", "lag s", "gain"],
+            [
+                [r["profile"], r["without_budget"]["predictions_per_second"],
+                 r["without_budget"]["polls_per_prediction"],
+                 r["without_budget"]["mean_lag"],
+                 r["with_budget"]["predictions_per_second"],
+                 r["with_budget"]["polls_per_prediction"],
+                 r["with_budget"]["mean_lag"], f"{r['gain']:.2f}x"]
+                for r in limited
+            ],
+        )
+    )  # fmt: skip
+    none_lost, tenth_lost = hooks[0], hooks[-1]
+    # A lost delivery is found by the overdue poll: at the longest duration
+    # (10 s at most) plus the learned delay (1.5 s at most, plus max(a
+    # quarter, 0.5 s)), so at most that long after the shortest (2 s) ended.
+    bound = 10.0 + 1.5 + max(0.25 * 1.5, 0.5) - 2.0
+    checks = {
+        f"steady stream, {r['profile']}: <= 0.8x fixed": r["ratio"] <= 0.8
+        for r in stream
+        if r["policy"] == "adaptive"
+    }
+    checks["webhooks, none lost: <= 1.2 polls per prediction"] = (
+        none_lost["polls_per_prediction"] <= 1.2
+    )
+    checks["webhooks, none lost: p99 lag <= delay + 2 s"] = (
+        none_lost["p99_lag"] <= 1.5 + 2.0
+    )
+    checks["webhooks, 10% lost: every prediction resolves"] = not tenth_lost[
+        "unresolved"
+    ]
+    checks[f"webhooks, 10% lost: lag <= fallback bound ({bound:.2f} s)"] = (
+        tenth_lost["max_lag"] <= bound
+    )
+    for r in limited:
+        checks[f"rate limited, {r['profile']}: >= 1.10x predictions/s"] = (
+            r["gain"] >= 1.10
+        )
+    failed = 0
+    for check, ok in checks.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {check}")
+        failed |= 0 if ok else 1
+    data = {
+        "steady stream vs fixed frontier": stream,
+        "webhooks": hooks,
+        "rate limited": limited,
+        "targets": checks,
+    }
+    return data, failed
+
+
 def main() -> int:
     """Simulate (and optionally emulate) every policy; print, write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -336,6 +439,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--emulator", action="store_true")
     parser.add_argument("--emulator-n", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=20.0)
     args = parser.parse_args()
     n = max(10, min(args.n, 20000))  # bounded, whatever is asked
     data: dict[str, Any] = {"n": n, "seed": args.seed}
@@ -356,7 +460,7 @@ def main() -> int:
             exit_code |= 0 if ok else 1
         frontier_note = {}
         for profile in PROFILES:
-            frontier = fixed_frontier(profile, max(200, n // 4), args.seed)
+            frontier = fixed_frontier(profile, n, args.seed, stream=stream)
             adaptive = table[profile]["adaptive (default)"]
             assert adaptive is not None
             same_lag = requests_at_lag(frontier, adaptive.mean_lag)
@@ -375,6 +479,8 @@ def main() -> int:
             "targets": checks,
             "fixed_frontier": frontier_note,
         }
+    data["edge"], failed = edge(n, args.seed, args.rate)
+    exit_code |= failed
     if args.emulator:
         en = max(4, min(args.emulator_n, 200))
         rows = _rows(emulated(en))

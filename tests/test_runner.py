@@ -317,7 +317,9 @@ class TestRateLimit:
             await a
             await b
         assert api.fetch_times("a") == [2.0, 12.0]
-        assert api.fetch_times("b") == [14.0]
+        # Its plan's first poll (14 s) comes while a's poll waits for the rate:
+        # the poll budget holds it until it is likelier to find b done.
+        assert 14.0 < api.fetch_times("b")[0] <= 16.0
 
 
 class TestNotFound:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -38,6 +39,7 @@ from .models import Kind, Prediction
 __all__ = [
     "KIND_PRIORS",
     "DurationBook",
+    "Distribution",
     "DurationModel",
     "reported_duration",
 ]
@@ -72,6 +74,114 @@ _MIN_REPORTED = 0.05
 # Epoch numbers above this are milliseconds (1e11 s is the year 5138).
 _EPOCH_MS = 1e11
 _FRACTION = re.compile(r"\.([0-9]+)")
+# The empirical distribution keeps this many recent durations per model: enough
+# for a density a poll interval can follow, little enough to forget a drift.
+_RECENT = 64
+# Webhook delivery delays kept per model, and the least margin over the
+# longest of them before a delivery counts as overdue.
+_DELAYS = 16
+_DELIVERY_SLACK = 0.5
+
+
+@attrs.frozen(slots=True)
+class Distribution:
+    """
+    The durations a model's recent completions took, as a distribution (frozen).
+
+    ``points`` are the sorted durations ``x_0 <= ... <= x_(m-1)``. The CDF is
+    piecewise linear through ``F(x_i) = i / m``: nothing ends before the
+    shortest duration seen, the density is high where durations crowd, and the
+    last ``1/m`` of mass lies beyond the longest one, in an exponential tail of
+    scale ``(x_(m-1) - x_0) / 4`` (a job may always be slower than any seen).
+    """
+
+    points: tuple[float, ...]
+
+    @property
+    def shortest(self) -> float:
+        """The shortest duration seen."""
+        return self.points[0]
+
+    @property
+    def longest(self) -> float:
+        """The longest duration seen."""
+        return self.points[-1]
+
+    def survival(self, t: float) -> float:
+        """``1 - F(t)``: the share of predictions still running ``t`` s in."""
+        points = self.points
+        m = len(points)
+        if t <= points[0]:
+            return 1.0
+        last = points[-1]
+        if t >= last:
+            scale = max(last - points[0], 1e-3) / 4.0
+            return math.exp(-(t - last) / scale) / m
+        i = bisect_right(points, t)  # points[i - 1] <= t < points[i]
+        lo, hi = points[i - 1], points[i]
+        return 1.0 - (i - 1 + (t - lo) / (hi - lo)) / m
+
+    def chance(self, since: float, until: float) -> float:
+        """P(a prediction ends in ``(since, until]`` | it ran at ``since``)."""
+        alive = self.survival(since)
+        if alive <= 0.0:
+            return 1.0
+        return max(0.0, 1.0 - self.survival(until) / alive)
+
+    def interval(self, t: float, resolution: float, floor: float, cap: float) -> float:
+        """
+        The interval ``d`` in ``[floor, cap]`` with ``d * chance(t, t + d) =
+        resolution``: short where many end, long where few do.
+
+        ``d * chance(t, t + d)`` is ``d * (F(t + d) - F(t)) / S(t)``, and F is
+        linear between two durations seen: walking those segments from ``t``
+        finds the one where it reaches ``resolution``, and a quadratic the
+        point. Past the longest duration (the tail) a bisection in log space
+        finds it (to about 1%; the plan's jitter is coarser).
+        """
+        points = self.points
+        m = len(points)
+        i = bisect_right(points, t)
+        if i == 0 or i >= m:
+            return self._interval(t, resolution, floor, cap)
+        target = resolution * self.survival(t)
+        mass = 0.0  # F(a) - F(t)
+        a = t
+        for j in range(i, m):
+            b = points[j]
+            width = b - points[j - 1]
+            reach = b - t
+            if width <= 0.0:  # a duration seen twice: a step of 1/m
+                mass += 1.0 / m
+                if reach * mass >= target:
+                    return min(max(reach, floor), cap)
+                continue
+            slope = 1.0 / (m * width)
+            if reach >= cap or reach * (mass + slope * (b - a)) >= target:
+                # slope * d**2 + (mass - slope * (a - t)) * d = target
+                linear = mass - slope * (a - t)
+                d = (-linear + math.sqrt(linear * linear + 4.0 * slope * target)) / (
+                    2.0 * slope
+                )
+                return min(max(d, floor), cap)
+            mass += slope * (b - a)
+            a = b
+        return self._interval(t, resolution, floor, cap)
+
+    def _interval(self, t: float, resolution: float, floor: float, cap: float) -> float:
+        if floor * self.chance(t, t + floor) >= resolution:
+            return floor
+        if cap * self.chance(t, t + cap) <= resolution:
+            return cap
+        lo, hi = math.log(floor), math.log(cap)
+        for _ in range(10):
+            mid = (lo + hi) / 2.0
+            d = math.exp(mid)
+            if d * self.chance(t, t + d) < resolution:
+                lo = mid
+            else:
+                hi = mid
+        return math.exp((lo + hi) / 2.0)
 
 
 @attrs.define(slots=True, eq=False)
@@ -92,6 +202,8 @@ class DurationModel:
         minimum: shortest duration observed (``inf`` before the first).
         probes: early probes spent on this model while it had no completion
             (see `AdaptivePolicy`).
+        recent: the last 64 durations observed (a ring, oldest overwritten).
+        delays: the last 16 webhook delivery delays observed (a ring).
     """
 
     log_mean: float
@@ -100,6 +212,11 @@ class DurationModel:
     count: int = 0
     minimum: float = math.inf
     probes: int = 0
+    recent: list[float] = attrs.field(factory=list)
+    delays: list[float] = attrs.field(factory=list)
+    deliveries: int = 0
+    _shape: Distribution | None = attrs.field(default=None, init=False, repr=False)
+    _shape_count: int = attrs.field(default=-1, init=False, repr=False)
 
     @classmethod
     def from_range(cls, low: float, high: float) -> DurationModel:
@@ -134,6 +251,58 @@ class DurationModel:
         """``exp(mu + sigma)``: about the 84th percentile; where the tail begins."""
         return math.exp(self.log_mean + self.sigma)
 
+    def distribution(self, least: int) -> Distribution | None:
+        """
+        The recent durations as a `Distribution`, once at least ``least`` (>= 2)
+        were seen; None before. Shared by every plan made until the next
+        completion.
+        """
+        if len(self.recent) < max(least, 2):
+            return None
+        if self._shape is None or self._shape_count != self.count:
+            self._shape = Distribution(tuple(sorted(self.recent)))
+            self._shape_count = self.count
+        return self._shape
+
+    def chance(self, since: float, until: float) -> float:
+        """
+        P(a prediction of this model ends in ``(since, until]`` | it ran at
+        ``since``): from the recent durations once 8 were seen, else from the
+        log-normal estimate.
+        """
+        shape = self.distribution(8)
+        if shape is not None:
+            return shape.chance(since, until)
+        alive = _lognormal_survival(since, self.log_mean, self.sigma)
+        if alive <= 0.0:
+            return 1.0
+        return max(
+            0.0, 1.0 - _lognormal_survival(until, self.log_mean, self.sigma) / alive
+        )
+
+    @property
+    def delivery_delay(self) -> float | None:
+        """
+        How late a webhook may come after its prediction ended: the longest of
+        the last 16 delays observed plus a quarter (at least 0.5 s) for the
+        ones not seen yet; None before the first delivery.
+        """
+        if not self.delays:
+            return None
+        longest = max(self.delays)
+        return longest + max(0.25 * longest, _DELIVERY_SLACK)
+
+    def observe_delivery(self, seconds: float) -> None:
+        """Record that a webhook came ``seconds`` after its prediction ended."""
+        if not math.isfinite(seconds):
+            return
+        seconds = min(max(seconds, 0.0), _MAX_DURATION)
+        if len(self.delays) < _DELAYS:
+            self.delays.append(seconds)
+        else:
+            self.delays[self.deliveries % _DELAYS] = seconds
+        self.deliveries += 1
+
     def observe(self, seconds: float) -> None:
         """
         Fold one completed prediction's duration (seconds) into the estimate.
@@ -145,6 +314,10 @@ class DurationModel:
             return
         seconds = min(max(seconds, _MIN_DURATION), _MAX_DURATION)
         first = not self.count and seconds < self.low
+        if len(self.recent) < _RECENT:
+            self.recent.append(seconds)
+        else:
+            self.recent[self.count % _RECENT] = seconds
         self.count += 1
         self.minimum = min(self.minimum, seconds)
         if first:
@@ -208,6 +381,14 @@ class DurationBook:
 
     def __len__(self) -> int:
         return len(self._models)
+
+
+def _lognormal_survival(t: float, mu: float, sigma: float) -> float:
+    if t <= 0.0:
+        return 1.0
+    if sigma <= 0.0:
+        return 1.0 if math.log(t) < mu else 0.0
+    return 0.5 * math.erfc((math.log(t) - mu) / (sigma * math.sqrt(2.0)))
 
 
 def reported_duration(

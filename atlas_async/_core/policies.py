@@ -42,7 +42,7 @@ from typing import Protocol
 
 import attrs
 
-from .durations import KIND_PRIORS, DurationBook, DurationModel
+from .durations import KIND_PRIORS, Distribution, DurationBook, DurationModel
 from .errors import ArgumentTypeError, InvalidArgumentError
 from .models import Kind
 from .retry import BackoffPolicy, grow
@@ -59,9 +59,11 @@ __all__ = [
     "PollPlan",
     "PollPolicy",
     "RevisedPlan",
+    "WebhookPolicy",
     "check_poll_option",
     "check_poll_policy",
     "policies_by_kind",
+    "webhook_first",
 ]
 
 
@@ -277,6 +279,20 @@ class AdaptivePolicy(PollPolicy):
             0 turns probing off).
         probe_share: the probe's time as a share of ``L``, in (0, 1].
         probe_floor: the earliest probe, seconds after submission (>= 0).
+        resolution: with a learned distribution, the seconds of detection lag
+            one poll must buy: each interval ``d`` solves ``d * P(end within d
+            | running) = resolution`` (> 0), never shorter than ``resolution``
+            nor than ``floor``, whichever is less.
+        learned: completions of a model before its plans use their
+            distribution instead of ``L`` and ``H`` (>= 0; 0 never does).
+
+    Learned distribution: once a model has ``learned`` completions, a plan
+    freezes its last 64 durations (`Distribution`): the first poll comes at
+    the shortest duration seen, never before, and each interval is set by the
+    chance of finishing within it, so polls are evenly spaced where the
+    density is flat and crowd where it peaks; past the longest duration seen
+    the square-root rule above takes over (docs/scheduling.md, "Once it has
+    seen enough").
     """
 
     spacing: float = attrs.field(default=0.45, validator=_check_positive)
@@ -286,6 +302,8 @@ class AdaptivePolicy(PollPolicy):
     probes: int = attrs.field(default=3)
     probe_share: float = attrs.field(default=0.125)
     probe_floor: float = attrs.field(default=1.0)
+    resolution: float = attrs.field(default=0.15, validator=_check_positive)
+    learned: int = attrs.field(default=16)
 
     @cap.validator
     def _check_cap(self, attribute: attrs.Attribute[float], value: float) -> None:
@@ -294,6 +312,10 @@ class AdaptivePolicy(PollPolicy):
     @probes.validator
     def _check_probes(self, attribute: attrs.Attribute[int], value: int) -> None:
         check_count(value, "probes", minimum=0)
+
+    @learned.validator
+    def _check_learned(self, attribute: attrs.Attribute[int], value: int) -> None:
+        check_count(value, "learned", minimum=0)
 
     @probe_share.validator
     def _check_share(self, attribute: attrs.Attribute[float], value: float) -> None:
@@ -306,7 +328,13 @@ class AdaptivePolicy(PollPolicy):
         check_real(value, "probe_floor", minimum=0.0)
 
     def plan(self, durations: DurationModel) -> AdaptivePlan:
-        """Freeze ``L`` and ``H`` from ``durations`` into one prediction's plan."""
+        """
+        Freeze what ``durations`` knows into one prediction's plan: the recent
+        durations once ``learned`` were seen, else ``L`` and ``H``.
+        """
+        shape = durations.distribution(self.learned) if self.learned else None
+        if shape is not None:
+            return AdaptivePlan(self, shape.shortest, shape.longest, shape)
         return AdaptivePlan(self, durations.low, max(durations.high, durations.low))
 
     def probe(self, durations: DurationModel) -> float | None:
@@ -320,15 +348,32 @@ class AdaptivePolicy(PollPolicy):
 
 @attrs.frozen(slots=True)
 class AdaptivePlan:
-    """One prediction's `AdaptivePolicy` schedule: the policy plus frozen L and H."""
+    """
+    One prediction's `AdaptivePolicy` schedule: the policy plus frozen L and H,
+    and the model's learned `Distribution` once it has one (then L and H are
+    its shortest and longest durations).
+    """
 
     policy: AdaptivePolicy
     low: float
     high: float
+    shape: Distribution | None = None
 
     def delay(self, elapsed: float, polls: int, rng: random.Random) -> float:
         """See `PollPlan.delay` and the formula on `AdaptivePolicy`."""
         policy = self.policy
+        shape = self.shape
+        if shape is not None and elapsed < self.high:
+            at = max(elapsed, self.low)
+            # No floor needed beyond the resolution: d * chance = resolution
+            # and a chance is at most 1, so d >= resolution.
+            floor = min(policy.floor, policy.resolution)
+            interval = shape.interval(at, policy.resolution, floor, policy.cap)
+            if polls == 0:
+                # Never before the shortest duration seen; jitter only later.
+                first = self.low + policy.jitter * rng.random() * interval
+                return max(0.0, first - elapsed)
+            return _jitter(interval, policy.jitter, rng)
         if polls == 0:
             first = self.low
             if policy.jitter > 0.0:
@@ -338,6 +383,74 @@ class AdaptivePlan:
         interval = policy.spacing * math.sqrt(max(width, 0.0))
         interval = min(max(interval, policy.floor), policy.cap)
         return _jitter(interval, policy.jitter, rng)
+
+
+@attrs.frozen(slots=True)
+class WebhookPolicy(PollPolicy):
+    """
+    Webhooks first: poll a prediction submitted with ``webhook_url`` only when
+    its delivery is overdue, then by ``inner``.
+
+    Once a delivery of the model was seen (its delay learned,
+    `DurationModel.delivery_delay`), the first poll comes at::
+
+        t_1 = T + D
+        T = the longest recent duration (exp(mu + 2 sigma) before 16 are seen)
+        D = the longest of the last 16 delivery delays, plus max(D/4, 0.5 s)
+
+    when nearly every prediction has ended and its webhook had time to come;
+    a poll then finds a prediction whose delivery was lost, or one running
+    longer than any seen (then ``inner``'s schedule goes on from there). Until a
+    delivery of the model was seen, it is ``inner`` itself: a client whose
+    webhooks reach someone else polls as it always did.
+
+    Args:
+        inner: the policy for the fallback schedule.
+    """
+
+    inner: PollPolicy
+
+    def plan(self, durations: DurationModel) -> PollPlan:
+        """The fallback plan, or ``inner``'s while no delivery was seen."""
+        delay = durations.delivery_delay
+        plan = self.inner.plan(durations)
+        if delay is None:
+            return plan
+        shape = durations.distribution(16)
+        longest = (
+            shape.longest
+            if shape is not None
+            else math.exp(durations.log_mean + 2.0 * durations.sigma)
+        )
+        return WebhookPlan(plan, longest + delay)
+
+    def probe(self, durations: DurationModel) -> float | None:
+        """``inner``'s probe while no delivery was seen; none after."""
+        if durations.delivery_delay is not None:
+            return None
+        return self.inner.probe(durations)
+
+
+@attrs.frozen(slots=True)
+class WebhookPlan:
+    """One prediction's `WebhookPolicy` schedule: one poll at ``overdue``, then
+    ``fallback``'s."""
+
+    fallback: PollPlan
+    overdue: float
+
+    def delay(self, elapsed: float, polls: int, rng: random.Random) -> float:
+        """See `PollPlan.delay`."""
+        if polls == 0:
+            return max(0.0, self.overdue - elapsed)
+        return self.fallback.delay(elapsed, polls, rng)
+
+
+def webhook_first(policy: PollPolicy, params: Mapping[str, object]) -> PollPolicy:
+    """``policy`` as a `WebhookPolicy` when ``params`` ask for a webhook."""
+    if params.get("webhook_url") and not isinstance(policy, WebhookPolicy):
+        return WebhookPolicy(policy)
+    return policy
 
 
 def check_poll_policy(value: object, argument: str = "poll") -> PollPolicy | None:

@@ -1,9 +1,8 @@
 """
 The scheduler core: which prediction to poll when, and what each answer means.
 
-Pure (sans-I/O, after h11's ``Connection`` and trio's ``Deadlines``): every
-time-dependent method takes ``now``, jitter comes from an injected
-`random.Random`, and nothing here sleeps or sends. `_runner` is the only driver.
+Pure (sans-I/O, after h11's ``Connection``): every time-dependent method takes
+``now``, jitter comes from an injected `random.Random`; nothing sleeps or sends.
 
 Theory of operation
 -------------------
@@ -11,9 +10,8 @@ Each registered prediction has one state record (id, kind, model, its frozen
 `PollPlan`, registration time, absolute deadline, polls made, last status,
 consecutive errors, end of its 404 grace window) and at most two entries in one
 heap of due events: its next poll, and its deadline. Entries are never removed
-from the middle of the heap; a stale one (cancelled prediction, superseded poll)
-is skipped when it reaches the top (lazy deletion), and the heap is rebuilt when
-more than half of it is stale.
+from the middle of the heap; a stale one (cancelled, superseded) is skipped at
+the top (lazy deletion); the heap is rebuilt when more than half is stale.
 
 Invariants:
 
@@ -26,10 +24,8 @@ Invariants:
   `Resolved`, `Failed` or `Expired` is forgotten, and a late answer for it
   returns None.
 
-`PollCore.due` pops everything due within ``slack`` (1 ms by default): uvloop
-rounds timers to the millisecond, and a loop that re-sleeps for the
-sub-millisecond remainder spins (docs/performance.md, "What the HTTP layer
-costs").
+`PollCore.due` pops everything due within ``slack`` (1 ms): uvloop rounds
+timers to the millisecond (docs/performance.md, "What the HTTP layer costs").
 
 Learning and the cold start
 ---------------------------
@@ -348,6 +344,18 @@ class PollCore:
         self._push(at, state.token, state)
         return at
 
+    def delivered(self, prediction: Prediction, now: float) -> None:
+        """Forget a prediction a webhook ended; learn its duration and delay."""
+        state = self._states.get(prediction.id)
+        if state is not None:
+            self._kill(state)
+            elapsed = now - state.submitted_at
+            seconds = reported_duration(prediction, state.prev_elapsed, elapsed)
+            if state.learn and seconds is not None:  # the server said when
+                model = self.durations.get(state.kind, state.model)
+                model.observe(seconds)
+                model.observe_delivery(elapsed - seconds)
+
     def remove(self, prediction_id: str) -> bool:
         """Forget a prediction (cancelled); return False if it was not registered."""
         state = self._states.get(prediction_id)
@@ -401,6 +409,14 @@ class PollCore:
         """Answers recorded for a prediction so far (0 if unknown)."""
         state = self._states.get(prediction_id)
         return 0 if state is None else state.polls
+
+    def chance(self, prediction_id: str, now: float) -> float:
+        """P(it ended since its last running answer | it ran then), 0 if unknown."""
+        state = self._states.get(prediction_id)
+        if state is None:
+            return 0.0
+        model = self.durations.get(state.kind, state.model)
+        return model.chance(state.prev_elapsed, now - state.submitted_at)
 
     def errors(self, prediction_id: str) -> int:
         """Consecutive failed polls of a prediction (0 if unknown)."""

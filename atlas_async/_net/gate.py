@@ -134,6 +134,7 @@ class RequestGate:
         "_rate",
         "_refusals",
         "_slots",
+        "_submits_waiting",
         "requests_sent",
         "shared",
     )
@@ -157,6 +158,7 @@ class RequestGate:
         # by task, and a slot has no per-call state.
         self._slots = {kind: _Slot(self, kind) for kind in RequestKind}
         self._polls_waiting = 0
+        self._submits_waiting = 0
         self._polls_done: anyio.Event | None = None
         self.requests_sent = 0
 
@@ -200,6 +202,10 @@ class RequestGate:
             else:
                 self._rate.on_refusal(now)
         return cause
+
+    def waiting(self) -> int:
+        """Requests waiting for the account's rate (or a Retry-After) now."""
+        return self._polls_waiting + self._submits_waiting
 
     def figures(self) -> GateFigures:
         """What the gate has admitted so far, and its state now."""
@@ -303,11 +309,15 @@ class _Slot:
     async def __aenter__(self) -> None:
         gate = self._gate
         limiter = gate._limiter
-        if self._kind is RequestKind.SUBMIT:
-            while gate._polls_waiting:
-                if gate._polls_done is None:
-                    gate._polls_done = anyio.Event()
-                await gate._polls_done.wait()
+        if self._kind is RequestKind.SUBMIT and gate._polls_waiting:
+            gate._submits_waiting += 1
+            try:
+                while gate._polls_waiting:
+                    if gate._polls_done is None:
+                        gate._polls_done = anyio.Event()
+                    await gate._polls_done.wait()
+            finally:
+                gate._submits_waiting -= 1
         if not limiter.take():
             await limiter.wait_and_take()
         try:
@@ -329,6 +339,8 @@ class _Slot:
         poll = self._kind is RequestKind.POLL
         if poll:
             gate._polls_waiting += 1
+        else:
+            gate._submits_waiting += 1
         try:
             while wait > 0.0:
                 await clock.sleep_until(now + wait)
@@ -336,6 +348,8 @@ class _Slot:
                 now = clock.now()
                 wait = rate.blocked_for(now)
         finally:
+            if not poll:
+                gate._submits_waiting -= 1
             if poll:
                 gate._polls_waiting -= 1
                 if not gate._polls_waiting and gate._polls_done is not None:

@@ -66,7 +66,7 @@ from .._core.errors import (
 from .._core.flow import Limits
 from .._core.models import Kind, Prediction
 from .._core.outcome import handling_error, timeout_error
-from .._core.policies import DurationBook, PollPolicy, policies_by_kind
+from .._core.policies import DurationBook, PollPolicy, policies_by_kind, webhook_first
 from .._core.retry import BackoffPolicy, Retry
 from .._core.schedule import (
     Decision,
@@ -84,6 +84,7 @@ from .._net.gate import RequestGate
 from .admission import ModelAdmission
 from .futures import PredictionFuture, PredictionResolver, as_completed
 from .operations import PredictionSource
+from .spending import PollSpender
 
 __all__ = ["Scheduler"]
 
@@ -171,6 +172,7 @@ class Scheduler:
             failure=failure,
             hurry=self._admission.hurry,
         )
+        self._spender = PollSpender(self._core, gate)  # the poll budget
         self._workers = max_concurrent_requests
         # None: no cap of the client's own (the flow control bounds submits).
         self._submit_slots = (
@@ -185,8 +187,7 @@ class Scheduler:
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until = math.inf
         self._stopped = anyio.Event()
-        # submitted, attached, completed, failed, timed_out, cancelled, polls,
-        # retries, delivered
+        # submitted, attached, completed, failed, timed_out, cancelled, polls...
         self._counts: Counter[str] = Counter()
         # One bound method shared by every future (64 bytes each otherwise).
         self._canceller = self._cancelled
@@ -327,7 +328,7 @@ class Scheduler:
             now,
             kind=kind,
             model=model,
-            policy=policy or self._policies[kind],
+            policy=webhook_first(policy or self._policies[kind], params),
             deadline=deadline,
             timeout=seconds,
         )
@@ -406,9 +407,9 @@ class Scheduler:
         resolver.update(prediction)
         if final is None:
             return False
-        # The same end as a poll answer, minus learning: the delivery says that
-        # the job ended, not when, so the duration model is left alone.
-        self._core.remove(pid)
+        # The same end as a poll answer; the core learns when it ended (the
+        # server's timestamps) and how late the delivery came.
+        self._core.delivered(prediction, self._clock.now())
         self._counts["delivered"] += 1
         _log(logging.DEBUG, "prediction %s ended by a delivery", pid)
         self._apply(resolver, final)
@@ -436,7 +437,7 @@ class Scheduler:
 
     async def _drive(self) -> None:
         assert self._send is not None
-        core, send, clock = self._core, self._send, self._clock
+        core, send, clock = self._spender, self._send, self._clock
         while True:
             for item in core.due(clock.now()):
                 if item.expired is not None:
@@ -445,7 +446,7 @@ class Scheduler:
                 else:
                     self._queued += 1
                     send.send_nowait(item.prediction_id)
-            wake = core.next_wakeup()
+            wake = core.next_wakeup(clock.now())
             with anyio.CancelScope() as scope:
                 self._sleep_scope, self._sleeping_until = scope, wake
                 if wake == math.inf:
@@ -493,7 +494,7 @@ class Scheduler:
 
     def _take_due(self) -> str | None:
         """The next poll due now, popped from the core (expirations applied)."""
-        core, now = self._core, self._clock.now()
+        core, now = self._spender, self._clock.now()
         while True:
             items = core.due(now, most=1)
             if not items:

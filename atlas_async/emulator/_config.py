@@ -206,6 +206,10 @@ class Faults:
             prediction's creation answer 404, as fresh ids sometimes do.
         targets: which endpoints the HTTP-level faults (5xx, drop, slow,
             malformed) apply to; by default submits, polls and uploads.
+        webhook_delay: Atlas seconds between a prediction's end and its
+            webhook's first attempt (Atlas's own queue; 0 by default).
+        webhook_loss: fraction of webhooks never sent at all (a receiver
+            that was down through every retry, a delivery dropped on the way).
     """
 
     rps: float | None = attrs.field(default=None, validator=_positive_or_none)
@@ -237,6 +241,8 @@ class Faults:
         default=frozenset({FaultTarget.SUBMIT, FaultTarget.POLL, FaultTarget.UPLOAD}),
         converter=_to_targets,
     )
+    webhook_delay: float = attrs.field(default=0.0, validator=_non_negative)
+    webhook_loss: float = attrs.field(default=0.0, validator=_fraction)
 
     def model_limit(self, model: str) -> int | None:
         """Return how many predictions of ``model`` one key may have unfinished."""

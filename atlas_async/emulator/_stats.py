@@ -71,6 +71,7 @@ class StatsSnapshot:
         webhooks_delivered: webhooks a receiver acknowledged with a 2xx.
         webhook_failures: attempts answered with a non-2xx, or not at all.
         webhooks_abandoned: webhooks given up after the last attempt failed.
+        webhooks_lost: webhooks dropped by the ``webhook_loss`` fault.
         refusals: 429 answers by cause, every cause present: ``rate`` (the
             key's request rate), ``in_flight`` (the key's ``max_in_flight``),
             ``model_in_flight`` (a model's in-flight limit).
@@ -97,6 +98,7 @@ class StatsSnapshot:
     webhooks_delivered: int = 0
     webhook_failures: int = 0
     webhooks_abandoned: int = 0
+    webhooks_lost: int = 0
     refusals: Mapping[str, int] = attrs.field(
         factory=lambda: dict.fromkeys(REFUSAL_CAUSES, 0)
     )
@@ -146,6 +148,7 @@ class EmulatorStats:
         self.webhooks_delivered = 0
         self.webhook_failures = 0
         self.webhooks_abandoned = 0
+        self.webhooks_lost = 0
         self.refusals: Counter[str] = Counter()
         self.refusals_by_model: Counter[str] = Counter()
         self.peak_in_flight = 0
@@ -210,6 +213,7 @@ class EmulatorStats:
             webhooks_delivered=self.webhooks_delivered,
             webhook_failures=self.webhook_failures,
             webhooks_abandoned=self.webhooks_abandoned,
+            webhooks_lost=self.webhooks_lost,
             refusals={cause: self.refusals[cause] for cause in REFUSAL_CAUSES},
             refusals_by_model=dict(self.refusals_by_model),
             peak_in_flight=self.peak_in_flight,

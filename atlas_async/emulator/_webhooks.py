@@ -5,7 +5,10 @@ Theory of operation
 -------------------
 A submit with ``webhook_url`` schedules one delivery for the moment its
 prediction ends (``ready_at``, decided at creation like everything else about
-it). `WebhookDispatcher` keeps the deliveries in a heap keyed by clock time. Its
+it), later by ``Faults.webhook_delay`` Atlas seconds; a share
+``Faults.webhook_loss`` of deliveries is dropped there (counted as
+``webhooks_lost``), drawn from the seeded random source.
+`WebhookDispatcher` keeps the deliveries in a heap keyed by clock time. Its
 `WebhookDispatcher.run` loop sleeps until the earliest is due, woken early when
 an earlier one is scheduled (as the client's scheduler is), and starts one
 attempt task per due delivery, at most ``MAX_CONCURRENT_ATTEMPTS`` at once, so a
@@ -38,6 +41,7 @@ import heapq
 import itertools
 import json
 import math
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -153,6 +157,7 @@ class WebhookDispatcher:
         self._seq = itertools.count()
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleeping_until = math.inf
+        self._random = random.Random(f"webhooks:{config.seed}")
 
     @property
     def pending(self) -> int:
@@ -167,7 +172,12 @@ class WebhookDispatcher:
         URLs under ``origin``) is built at the first attempt, once.
         """
         self._stats.webhooks_scheduled += 1
-        self._push(record.ready_at, _Delivery(url, record, origin))
+        faults = self._config.faults
+        if faults.webhook_loss and self._random.random() < faults.webhook_loss:
+            self._stats.webhooks_lost += 1
+            return
+        delay = faults.webhook_delay / self._config.time_scale
+        self._push(record.ready_at + delay, _Delivery(url, record, origin))
 
     def clear(self) -> None:
         """Forget every delivery not attempted yet (``reset(state=True)``)."""

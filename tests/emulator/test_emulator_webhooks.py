@@ -16,6 +16,7 @@ from atlas_async import PredictionStatus
 from atlas_async.emulator import (
     Emulator,
     EmulatorConfig,
+    Faults,
     SigningKey,
     http_sender,
     serve,
@@ -465,3 +466,47 @@ async def test_http_sender_posts_with_the_given_client() -> None:
     assert status == 202
     assert (received[0].method, received[0].content) == ("POST", b"{}")
     assert received[0].headers["x-a"] == "1"
+
+
+@pytest.mark.asyncio
+class TestDeliveryFaults:
+    async def test_webhook_delay_holds_the_first_attempt_after_the_end(self) -> None:
+        """With webhook_delay=2, a prediction ending at 4 s is delivered at 6 s."""
+        receiver = Receiver()
+        async with running(receiver, faults=Faults(webhook_delay=2.0)) as (
+            _,
+            http,
+            clock,
+        ):
+            await submit(http)
+            clock.advance(5.9)
+            await anyio.wait_all_tasks_blocked()
+            assert receiver.posts == []
+            clock.advance(0.1)
+            await receiver.wait_for(1)
+        assert receiver.posts[0][0] == 6.0
+
+    async def test_webhook_loss_drops_that_share_of_deliveries(self) -> None:
+        """webhook_loss=0.5 sends about half, and counts the rest as lost."""
+        receiver = Receiver()
+        async with running(receiver, faults=Faults(webhook_loss=0.5)) as (
+            emulator,
+            http,
+            clock,
+        ):
+            for _ in range(40):
+                await submit(http)
+            clock.advance(4.0)
+            await anyio.wait_all_tasks_blocked()
+            stats = emulator.stats.snapshot()
+            assert stats.webhooks_lost + len(receiver.posts) == 40
+        assert 10 <= stats.webhooks_lost <= 30
+        assert stats.webhooks_delivered == len(receiver.posts)
+
+
+def test_the_webhook_faults_parse_from_options() -> None:
+    """--fault webhook_delay=1.5 --fault webhook_loss=0.1 on the command line."""
+    faults = Faults.from_options(["webhook_delay=1.5", "webhook-loss=0.1"])
+    assert (faults.webhook_delay, faults.webhook_loss) == (1.5, 0.1)
+    with pytest.raises(ValueError, match="webhook_loss"):
+        Faults.from_options(["webhook_loss=2"])
