@@ -32,10 +32,19 @@ from typing import Any, NamedTuple, Protocol
 import anyio
 import httpx
 
+from .._core.config import Timeouts
 from .._core.errors import ClientClosedError
 from .._wire.answer import BodyReader, BodyRefusedError
 
-__all__ = ["Backend", "HttpxBackend", "Progress", "RawAnswer", "encode_json"]
+__all__ = [
+    "Backend",
+    "HttpxBackend",
+    "Progress",
+    "RawAnswer",
+    "build_httpx_client",
+    "encode_json",
+    "httpx_timeout",
+]
 
 
 class RawAnswer(NamedTuple):
@@ -192,6 +201,35 @@ class HttpxBackend:
 
     def __repr__(self) -> str:
         return f"HttpxBackend({self.name})"
+
+
+def httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    """The same four phases, as httpx takes them."""
+    return httpx.Timeout(
+        connect=timeouts.connect,
+        read=timeouts.read,
+        write=timeouts.write,
+        pool=timeouts.pool,
+    )
+
+
+def build_httpx_client(
+    transport: httpx.AsyncBaseTransport | None, timeouts: Timeouts, limit: int
+) -> httpx.AsyncClient:
+    """
+    The ``httpx.AsyncClient`` the session builds (for `HttpxBackend`, and for
+    downloads): a pool of ``limit`` connections, never following redirects.
+    """
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx_timeout(timeouts),
+        # Keep-alive as large as the pool: a smaller keep-alive cap makes
+        # httpx close and reopen connections under load (docs/performance.md,
+        # "What the HTTP layer costs").
+        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+        follow_redirects=False,
+        event_hooks={"response": [hide_api_location]},
+    )
 
 
 async def hide_api_location(response: httpx.Response) -> None:

@@ -57,7 +57,7 @@ import httpx
 import sniffio
 
 from .._core.clock import Clock
-from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, Timeouts, origin_of
+from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, origin_of
 from .._core.errors import (
     APIError,
     AtlasError,
@@ -86,7 +86,14 @@ from .attempt import (
 )
 from .clock import AnyioClock
 from .deadline import Deadline
-from .exchange import Backend, HttpxBackend, RawAnswer, encode_json, hide_api_location
+from .exchange import (
+    Backend,
+    HttpxBackend,
+    RawAnswer,
+    build_httpx_client,
+    encode_json,
+    httpx_timeout,
+)
 from .gate import Admission, NullGate
 from .retrying import RetryableError, retrying
 from .transport import (
@@ -217,7 +224,7 @@ class ApiSession:
         # Per-request timeouts only when the user chose them; otherwise an injected
         # client keeps its own, and the client we build carries the defaults.
         self._timeout: httpx.Timeout | Any = (
-            _to_httpx_timeout(config.timeout)
+            httpx_timeout(config.timeout)
             if config.timeout is not None
             else httpx.USE_CLIENT_DEFAULT
         )
@@ -246,7 +253,11 @@ class ApiSession:
             transport, _ = build_transport(
                 self._transport, max_connections=self._config.max_concurrent_requests
             )
-            self._client = self._build_client(transport)
+            self._client = build_httpx_client(
+                transport,
+                self._config.timeout or DEFAULT_TIMEOUTS,
+                self._config.max_concurrent_requests,
+            )
             self._download_client_owned = True
         return self._client
 
@@ -293,25 +304,14 @@ class ApiSession:
             )
         else:
             transport, name = build_transport(self._transport, max_connections=limit)
-            self._client = self._build_client(transport)
+            self._client = build_httpx_client(
+                transport,
+                self._config.timeout or DEFAULT_TIMEOUTS,
+                self._config.max_concurrent_requests,
+            )
             await self._client.__aenter__()
             self._backend = HttpxBackend(self._client, name=name, owned=True)
         self.transport_name = name
-
-    def _build_client(
-        self, transport: httpx.AsyncBaseTransport | None
-    ) -> httpx.AsyncClient:
-        limit = self._config.max_concurrent_requests
-        return httpx.AsyncClient(
-            transport=transport,
-            timeout=_to_httpx_timeout(self._config.timeout or DEFAULT_TIMEOUTS),
-            # Keep-alive as large as the pool: a smaller keep-alive cap makes
-            # httpx close and reopen connections under load (docs/performance.md,
-            # "What the HTTP layer costs").
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            follow_redirects=False,
-            event_hooks={"response": [hide_api_location]},
-        )
 
     async def aclose(self) -> None:
         """Close what the session owns; an injected client stays open."""
@@ -611,12 +611,3 @@ class ApiSession:
     def __repr__(self) -> str:
         owner = "owned" if self.owns_client else "injected"
         return f"ApiSession(base_url={self._config.base_url!r}, client={owner})"
-
-
-def _to_httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=timeouts.connect,
-        read=timeouts.read,
-        write=timeouts.write,
-        pool=timeouts.pool,
-    )
