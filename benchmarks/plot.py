@@ -124,7 +124,7 @@ def transports(plt: Any) -> Path:
 
 
 def memory(plt: Any) -> Path:
-    """Bytes per prediction and poll lateness at 10,000 in flight."""
+    """Bytes per prediction and poll lateness at the run's size in flight."""
     result = _load("memory")
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     traced = result["tracemalloc"]
@@ -156,7 +156,7 @@ def memory(plt: Any) -> Path:
     right.set_xticks(list(xs))
     right.set_xticklabels([key.removeprefix("lateness-") for key in scenarios])
     right.set_ylabel("poll lateness (ms)")
-    right.set_title("timer lateness at 10,000 in flight")
+    right.set_title("timer lateness (results/memory.json)")
     right.legend()
     figure.tight_layout()
     return _save(plt, figure, "memory.png")
