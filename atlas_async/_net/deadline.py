@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-__all__ = ["Deadline", "Interruptible"]
+__all__ = ["Deadline", "Interruptible", "asyncio_timeouts"]
 
 
 class Deadline:
@@ -40,7 +40,7 @@ class Deadline:
     async def __aenter__(self) -> None:
         if self._seconds == math.inf:
             return
-        if _ASYNCIO_TIMEOUT is not None and _asyncio_running():
+        if asyncio_timeouts():
             self._inner = _ASYNCIO_TIMEOUT(self._seconds)
             await self._inner.__aenter__()
         else:
@@ -53,26 +53,37 @@ class Deadline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        inner = self._inner
-        if inner is None:
+        if self._inner is None:
             return False
-        if isinstance(inner, anyio.CancelScope):
-            swallowed = bool(inner.__exit__(exc_type, exc, tb))
-            self.expired = inner.cancelled_caught
-            return swallowed
-        try:
-            await inner.__aexit__(exc_type, exc, tb)
-        except TimeoutError:
-            if not inner.expired():
-                raise
-            self.expired = True
-            return True
-        return False
+        self.expired = await _leave(self._inner, exc_type, exc, tb)
+        return self.expired
 
 
-def _asyncio_running() -> bool:
+def asyncio_timeouts() -> bool:
+    """True under a running asyncio loop that has ``asyncio.timeout`` (3.11+)."""
     # The clock's own shortcut: anyio's backend lookup costs more per call.
-    return asyncio._get_running_loop() is not None
+    return _ASYNCIO_TIMEOUT is not None and asyncio._get_running_loop() is not None
+
+
+async def _leave(
+    inner: Any,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> bool:
+    """
+    Leave an ``asyncio.timeout`` or an anyio cancel scope; True when it is
+    what ended the block (which then ends quietly), else the exception goes on.
+    """
+    if isinstance(inner, anyio.CancelScope):
+        return bool(inner.__exit__(exc_type, exc, tb))
+    try:
+        await inner.__aexit__(exc_type, exc, tb)
+    except TimeoutError:
+        if not inner.expired():
+            raise
+        return True
+    return False
 
 
 _ASYNCIO_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # Python 3.11+
@@ -95,7 +106,7 @@ class Interruptible:
         self._inner: Any = None
 
     async def __aenter__(self) -> Interruptible:
-        if _ASYNCIO_TIMEOUT is not None and _asyncio_running():
+        if asyncio_timeouts():
             self._inner = _ASYNCIO_TIMEOUT(None)
             await self._inner.__aenter__()
         else:
@@ -118,13 +129,4 @@ class Interruptible:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        inner = self._inner
-        if isinstance(inner, anyio.CancelScope):
-            return bool(inner.__exit__(exc_type, exc, tb))
-        try:
-            await inner.__aexit__(exc_type, exc, tb)
-        except TimeoutError:
-            if not inner.expired():
-                raise
-            return True
-        return False
+        return await _leave(self._inner, exc_type, exc, tb)

@@ -14,9 +14,9 @@ the earliest. A new attempt pushes one entry (its deadlines only move later, so
 the armed timer rarely changes); an attempt that ends just marks its watch done.
 When the timer fires, the wheel looks at what is due: a watch that is done is
 dropped, one whose read deadline moved on is pushed again at its new time, and
-the rest are interrupted, through an ``asyncio.timeout`` with no deadline of
-their own that the watch holds, moved to now. ``Watch.expired`` then says which
-deadline ended the attempt.
+the rest are interrupted through the `Interruptible` block each watch holds
+(an ``asyncio.timeout`` with no deadline of its own, moved to now).
+``Watch.expired`` then says which deadline ended the attempt.
 
 Asyncio only (Python 3.11+, for ``asyncio.timeout``); the session keeps
 `Deadline` elsewhere.
@@ -28,7 +28,9 @@ import asyncio
 import heapq
 import math
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
+
+from .deadline import Interruptible, asyncio_timeouts
 
 __all__ = ["DeadlineWheel", "Watch", "wheel_available"]
 
@@ -37,7 +39,7 @@ Expired = Literal["total", "read"] | None
 
 def wheel_available() -> bool:
     """True when the running loop is asyncio and has ``asyncio.timeout``."""
-    return _TIMEOUT is not None and asyncio._get_running_loop() is not None
+    return asyncio_timeouts()
 
 
 class Watch:
@@ -49,12 +51,13 @@ class Watch:
             (which then ends quietly), else None.
     """
 
-    __slots__ = ("_read", "_scope", "_wheel", "done", "ends", "expired", "quiet_until")
+    __slots__ = ("_block", "_read", "_wheel", "done", "ends", "expired", "quiet_until")
 
     def __init__(self, wheel: DeadlineWheel, total: float, read: float | None) -> None:
         self._wheel = wheel
         self._read = read
-        self._scope: Any = None
+        # What the wheel interrupts: the scheduler's own kind of block.
+        self._block = Interruptible()
         now = wheel.loop.time()
         self.ends = now + total
         self.quiet_until = math.inf if read is None else now + read
@@ -72,8 +75,7 @@ class Watch:
         return min(self.ends, self.quiet_until)
 
     async def __aenter__(self) -> Watch:
-        self._scope = _TIMEOUT(None)
-        await self._scope.__aenter__()
+        await self._block.__aenter__()
         self._wheel.add(self)
         return self
 
@@ -85,23 +87,14 @@ class Watch:
     ) -> bool:
         self.done = True
         self._wheel.live -= 1
-        scope = self._scope
-        try:
-            await scope.__aexit__(exc_type, exc, tb)
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            return True
-        return False
+        return await self._block.__aexit__(exc_type, exc, tb)
 
     def interrupt(self, why: Literal["total", "read"]) -> None:
         """End the block now, for ``why`` (the wheel's call)."""
         if self.done or self.expired is not None:
             return
         self.expired = why
-        scope = self._scope
-        if scope is not None and not scope.expired():
-            scope.reschedule(-math.inf)
+        self._block.interrupt()
 
 
 class DeadlineWheel:
@@ -190,6 +183,3 @@ class DeadlineWheel:
             heapq.heappop(heap)
         if heap:
             self._arm(heap[0][0])
-
-
-_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # Python 3.11+
