@@ -14,9 +14,13 @@ no ``max_in_flight``, no pool sizes.
     apart. The SDK's share includes the latest snapshot kept per prediction.
   - ``rss``: the resident-set (VmRSS) delta per prediction, in a run without
     tracemalloc: everything included (allocator slack, the HTTP library).
-* **capacity**: the polls per second one client core serves: 2,000 predictions
-  on ``FixedPolicy(0.001)`` poll back to back; the figure is polls per second
-  divided by the share of the core the client used.
+* **capacity**: the polls per second one client core serves with ``--n``
+  predictions in flight, all on ``FixedPolicy(0.001)`` so they poll back to
+  back; the figure is polls per second divided by the share of the core the
+  client used. Measured at the same ``--n`` as the lateness (not a small
+  number in flight): each poll costs more with a larger heap and more
+  memory to walk, so a capacity measured small would offer the lateness run
+  more than half of what the client really serves.
 * **lateness**: how late each poll starts (the moment the scheduler hands it to
   ``fetch``) against the time its policy scheduled it, with ``--n`` predictions
   on ``FixedPolicy(interval, jitter 0.1)``, the interval chosen so the polls
@@ -62,7 +66,6 @@ MODEL = "google/nano-banana-2/text-to-image"
 HTTP_LIBRARY = ("/httpx/", "/httpcore/", "/h11/", "/aiohttp/", "/multidict/", "/yarl/")
 WARMUP = 100
 CHILDREN = ("rss", "tracemalloc", "capacity", "lateness-http", "lateness-no-http")
-CAPACITY_N = 2_000
 # When each pending poll is due, by prediction id (filled by _TimedCore).
 SCHEDULED: dict[str, float] = {}
 
@@ -92,12 +95,12 @@ async def _submit_all(
     return futures
 
 
-async def _capacity(base_url: str, duration: float) -> dict[str, Any]:
-    """Polls per second with the client's core saturated (bench_cpu's load)."""
+async def _capacity(base_url: str, n: int, duration: float) -> dict[str, Any]:
+    """Polls per second with ``n`` in flight and the client's core saturated."""
     async with AtlasClient(
         _common.KEY, base_url=base_url, poll=FixedPolicy(0.001)
     ) as client:
-        futures = await _submit_all(client, CAPACITY_N)
+        futures = await _submit_all(client, n)
         await asyncio.sleep(1.0)
         polls, cpu = client.statistics().polls, _common.cpu_seconds()
         started = time.perf_counter()
@@ -291,7 +294,7 @@ def _child(args: argparse.Namespace) -> int:
     if args.child in ("rss", "tracemalloc"):
         result = asyncio.run(_memory(args.base_url, args.n, args.child))
     elif args.child == "capacity":
-        result = asyncio.run(_capacity(args.base_url, args.duration))
+        result = asyncio.run(_capacity(args.base_url, args.n, args.duration))
     elif args.child == "lateness-http":
         result = asyncio.run(
             _lateness_http(args.base_url, args.n, args.duration, args.rate)

@@ -21,21 +21,21 @@ pytestmark = [
 
 async def test_an_attempt_past_its_total_deadline_ends_quietly_saying_so() -> None:
     wheel = DeadlineWheel()
-    async with wheel.watch(0.0, read=3600.0) as watch:
+    with wheel.watch(0.0, read=3600.0) as watch:
         await asyncio.sleep(3600)
     assert watch.expired == "total"
 
 
 async def test_an_attempt_quiet_past_its_read_deadline_ends_saying_read() -> None:
     wheel = DeadlineWheel()
-    async with wheel.watch(3600.0, read=0.0) as watch:
+    with wheel.watch(3600.0, read=0.0) as watch:
         await asyncio.sleep(3600)
     assert watch.expired == "read"
 
 
 async def test_an_attempt_that_ends_in_time_is_not_interrupted() -> None:
     wheel = DeadlineWheel()
-    async with wheel.watch(3600.0, read=3600.0) as watch:
+    with wheel.watch(3600.0, read=3600.0) as watch:
         await asyncio.sleep(0)
     assert watch.expired is None
     assert wheel.live == 0
@@ -43,7 +43,7 @@ async def test_an_attempt_that_ends_in_time_is_not_interrupted() -> None:
 
 async def test_progress_moves_the_read_deadline_on() -> None:
     wheel = DeadlineWheel()
-    async with wheel.watch(3600.0, read=600.0) as watch:
+    with wheel.watch(3600.0, read=600.0) as watch:
         before = watch.quiet_until
         await asyncio.sleep(0.001)
         watch.progress()
@@ -55,7 +55,7 @@ async def test_a_cancellation_from_outside_is_not_taken_for_a_deadline() -> None
     wheel = DeadlineWheel()
 
     async def attempt() -> None:
-        async with wheel.watch(3600.0):
+        with wheel.watch(3600.0):
             await asyncio.sleep(3600)
 
     task = asyncio.ensure_future(attempt())
@@ -69,7 +69,7 @@ async def test_ended_attempts_do_not_pile_up_in_the_wheel() -> None:
     """Thousands of attempts with long deadlines leave a bounded heap."""
     wheel = DeadlineWheel()
     for _ in range(5_000):
-        async with wheel.watch(300.0, read=60.0):
+        with wheel.watch(300.0, read=60.0):
             pass
     assert wheel.live == 0
     assert wheel.pending <= 2 * 1 + 64 + 1
@@ -80,7 +80,7 @@ async def test_one_expiry_among_many_ends_only_its_own_attempt() -> None:
     ended: list[str] = []
 
     async def attempt(name: str, total: float) -> None:
-        async with wheel.watch(total) as watch:
+        with wheel.watch(total) as watch:
             await asyncio.sleep(0 if total > 0 else 3600)
             await asyncio.sleep(0)
         ended.append(f"{name}:{watch.expired}")

@@ -820,3 +820,28 @@ class TestProbePatience:
             windows.started(VIDEO)
             completions += 1
         assert completions == 6
+
+
+@pytest.mark.parametrize("limit", [None, 5.0, 50.0])
+def test_reserve_now_says_yes_exactly_when_reserve_would_not_wait(
+    limit: float | None,
+) -> None:
+    # Two rates fed the same times and refusals: one asked reserve_now first
+    # (and reserve when refused), the other reserve alone. Same waits, same
+    # state, whatever the rate, a cut or a Retry-After.
+    quick, plain = AccountRate(limit), AccountRate(limit)
+    for step in range(400):
+        now = step * 0.01
+        if step == 100:
+            for rate in (quick, plain):
+                rate.on_refusal(now)
+        if step == 250:
+            for rate in (quick, plain):
+                rate.on_response(503, 0.5, now)
+        expected = plain.reserve(now)
+        if quick.reserve_now(now):
+            assert expected == 0.0
+        else:
+            assert expected > 0.0
+            assert quick.reserve(now) == pytest.approx(expected)
+    assert quick.statistics(4.0) == plain.statistics(4.0)

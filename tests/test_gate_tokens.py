@@ -90,3 +90,51 @@ async def test_a_waiter_cancelled_as_its_token_arrives_never_strands_it() -> Non
         assert gate.figures().concurrent_requests == 1
         releases["c"].set()
     assert gate.figures().concurrent_requests == 0
+
+
+async def test_a_poll_is_admitted_at_once_only_while_a_token_is_free() -> None:
+    gate = RequestGate(2, None, FakeClock())
+    assert gate.admit_now(RequestKind.POLL, 0.0)
+    assert gate.admit_now(RequestKind.POLL, 0.0)
+    # Full: nothing is taken, and the caller waits in slot() instead.
+    assert not gate.admit_now(RequestKind.POLL, 0.0)
+    assert gate.figures().concurrent_requests == 2
+    gate.leave()
+    assert gate.figures().concurrent_requests == 1
+    assert gate.admit_now(RequestKind.POLL, 0.0)
+    gate.leave()
+    gate.leave()
+    assert gate.figures().concurrent_requests == 0
+
+
+async def test_no_poll_is_admitted_at_once_ahead_of_a_waiter() -> None:
+    gate = RequestGate(1, None, FakeClock())
+    order: list[str] = []
+    release = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold, gate, "a", order, release)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(hold, gate, "b", order, release)
+        await anyio.wait_all_tasks_blocked()
+        assert not gate.admit_now(RequestKind.POLL, 0.0)
+        release.set()
+    assert order == ["a", "b"]
+    assert gate.figures().concurrent_requests == 0
+
+
+async def test_a_poll_the_rate_would_hold_back_is_not_admitted_at_once() -> None:
+    # 1 request/s and no burst beyond it: the second in the same instant waits.
+    gate = RequestGate(4, 1.0, FakeClock())
+    assert gate.admit_now(RequestKind.POLL, 10.0)
+    assert not gate.admit_now(RequestKind.POLL, 10.0)
+    # Nothing was taken by the refusal: one token is held, one request counted.
+    assert gate.figures().concurrent_requests == 1
+    assert gate.admit_now(RequestKind.POLL, 11.0)
+
+
+async def test_a_retry_after_holds_back_every_poll_until_it_ends() -> None:
+    clock = FakeClock()
+    gate = RequestGate(4, None, clock)
+    gate.record(503, 5.0, RequestKind.POLL, now=0.0)
+    assert not gate.admit_now(RequestKind.POLL, 4.9)
+    assert gate.admit_now(RequestKind.POLL, 5.0)

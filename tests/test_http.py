@@ -70,12 +70,22 @@ class RecordingGate:
         self.kinds.append(kind)
         return self._slot()
 
+    def admit_now(self, kind: RequestKind, now: float) -> bool:
+        self.kinds.append(kind)
+        self.slots += 1
+        self.active += 1
+        return True
+
+    def leave(self) -> None:
+        self.active -= 1
+
     def record(
         self,
         status_code: int | None,
         retry_after: float | None,
         kind: RequestKind = RequestKind.OTHER,
         message: str | None = None,
+        now: float | None = None,
     ) -> Cause | None:
         assert self.active == 0, "record() comes after the slot is released"
         self.records.append((status_code, retry_after))

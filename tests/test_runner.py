@@ -12,6 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from atlas_async import as_completed
 from atlas_async._core.errors import (
     AtlasError,
     AuthenticationError,
@@ -418,7 +419,7 @@ class TestAwaiters:
         api.script("fast", S.COMPLETED)
         async with running(api) as sched:
             futures = [await submit(sched, "slow"), await submit(sched, "fast")]
-            order = [f.id async for f in sched.as_completed(futures)]
+            order = [f.id async for f in as_completed(futures)]
         assert order == ["fast", "slow"]
 
 
@@ -654,7 +655,7 @@ class TestScale:
             futures = [await submit(sched, f"p{i}") for i in range(10_000)]
             for future in futures:
                 future.add_done_callback(lambda f: done.append(f.id))
-            async for _ in sched.as_completed(futures):
+            async for _ in as_completed(futures):
                 pass
         assert len(done) == len(set(done)) == 10_000
         stats = sched.statistics()

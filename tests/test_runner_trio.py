@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from atlas_async import as_completed
 from atlas_async._core.errors import (
     ClientClosedError,
     NotFoundError,
@@ -145,7 +146,7 @@ class TestUnderTrio:
             async with anyio.create_task_group() as tg:
                 for _ in range(4):
                     tg.start_soon(waiter)
-            async for _ in sched.as_completed(futures):
+            async for _ in as_completed(futures):
                 pass
         assert len(results) == 4
         assert all(r is results[0] for r in results)
@@ -175,6 +176,6 @@ class TestUnderTrio:
         api = TrioApi()
         async with running(api, max_concurrent_requests=32) as sched:
             futures = [await submit(sched, f"p{i}") for i in range(1000)]
-            ids = [f.id async for f in sched.as_completed(futures)]
+            ids = [f.id async for f in as_completed(futures)]
         assert sorted(ids) == sorted(f"p{i}" for i in range(1000))
         assert sched.statistics().completed == 1000

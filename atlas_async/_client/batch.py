@@ -21,7 +21,7 @@ from .._core.validate import (
     check_instance,
     check_iterable,
 )
-from .._ops.futures import PredictionFuture
+from .._ops.futures import PredictionFuture, as_completed
 from .._ops.scheduler import Scheduler
 from .checks import (
     check_batch_options,
@@ -62,7 +62,7 @@ class BatchCalls:
             ArgumentTypeError: ``futures`` is not an iterable of
                 `PredictionFuture`.
         """
-        scheduler = self._running_scheduler()
+        self._running_scheduler()  # the client is open
         items = list(
             check_iterable(futures, "futures", "an iterable of PredictionFuture")
         )
@@ -70,7 +70,7 @@ class BatchCalls:
             check_instance(
                 future, PredictionFuture, f"futures[{index}]", "a PredictionFuture"
             )
-        return scheduler.as_completed(items)
+        return as_completed(items)
 
     def generate_many(
         self,

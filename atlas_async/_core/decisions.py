@@ -11,11 +11,18 @@ from collections.abc import Callable
 
 import attrs
 
-from .errors import AtlasError
+from .errors import (
+    AtlasError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
 from .models import Prediction, PredictionStatus
 from .outcome import prediction_failure
 
 __all__ = [
+    "TRANSIENT",
     "Decision",
     "Due",
     "Expired",
@@ -66,6 +73,10 @@ class Due:
     prediction_id: str
     expired: Expired | None = None
 
+
+#: Poll errors worth polling again after: the server or the path to it may
+#: recover (the retry policy bounds how often).
+TRANSIENT = (RateLimitError, ServerError, TransportError, UnexpectedResponseError)
 
 #: The error a terminal prediction stands for, or None when it succeeded: failed,
 #: timed-out and canceled statuses, and a completed prediction with no outputs.

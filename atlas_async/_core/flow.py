@@ -466,10 +466,33 @@ class AccountRate:
 
         0 means send now. The reservation is kept even if the caller gives up.
         """
-        self._reserved += 1
-        self._seen = max(self._seen, now)
-        start = max(now, self._blocked_until)
         rate = self._rate = self.rate_at(now)
+        return self._commit(now, rate)
+
+    def reserve_now(self, now: float) -> bool:
+        """
+        Reserve a slot for one request sent now, if it may go without waiting.
+
+        False (nothing reserved) when `reserve` would have said to wait: the
+        caller then reserves the usual way and waits. Every poll asks this
+        first; most of the time the answer is yes.
+        """
+        if now < self._blocked_until:
+            return False
+        # Never cut: the known limit, or none (`rate_at` without the call).
+        rate = self._limit if self._w_max is None else self.rate_at(now)
+        if rate is not None and self._tat - max(0.0, self._burst - 1.0 / rate) > now:
+            return False
+        self._rate = rate
+        self._commit(now, rate)
+        return True
+
+    def _commit(self, now: float, rate: float | None) -> float:
+        """Count one reservation at ``rate``; the seconds it waits."""
+        self._reserved += 1
+        if now > self._seen:
+            self._seen = now
+        start = max(now, self._blocked_until)
         if rate is None:
             allowed = start
         else:

@@ -25,7 +25,7 @@ Invariants:
   returns None.
 
 `PollCore.due` pops everything due within ``slack`` (1 ms): uvloop rounds
-timers to the millisecond (docs/performance.md, "What the HTTP layer costs").
+timers to the millisecond.
 
 Learning and the cold start
 ---------------------------
@@ -64,6 +64,7 @@ import random
 from collections.abc import Callable
 
 from .decisions import (
+    TRANSIENT,
     Decision,
     Due,
     Expired,
@@ -74,14 +75,7 @@ from .decisions import (
     settle,
 )
 from .durations import DurationBook, DurationModel, reported_duration
-from .errors import (
-    AtlasError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
-)
+from .errors import AtlasError, NotFoundError
 from .models import Kind, Prediction, PredictionStatus
 from .policies import PollPlan, PollPolicy, RevisedPlan
 from .retry import BackoffPolicy, Retry
@@ -98,8 +92,6 @@ __all__ = [
     "settle",
 ]
 
-# Answers worth polling again after: the server or the path to it may recover.
-_TRANSIENT = (RateLimitError, ServerError, TransportError, UnexpectedResponseError)
 # Re-plan a pending sibling when its model's typical duration fell below half of
 # what it was planned with, and a polled one only if its next poll lies beyond
 # twice the new typical duration: smaller moves are the usual spread of a batch,
@@ -241,6 +233,7 @@ class PollCore:
         "_states",
         "_watch",
         "durations",
+        "retries",
     )
 
     def __init__(
@@ -269,6 +262,8 @@ class PollCore:
         self._heap: list[_Entry] = []
         self._seq = 0
         self._live = 0  # heap entries that are not stale
+        #: Polls handed out again after a failed one (`due`).
+        self.retries = 0
         self._watch: dict[tuple[Kind, str], _Watch] = {}
 
     def __len__(self) -> int:
@@ -383,14 +378,14 @@ class PollCore:
             self._live -= 1
             if token == _DEADLINE:
                 state.deadline_queued = False
-                out.append(Due(state.id, self._expire(state)))
-                continue
-            state.poll_queued = False
-            if state.deadline <= limit:
-                out.append(Due(state.id, self._expire(state)))
             else:
-                state.in_flight = True
-                out.append(Due(state.id))
+                state.poll_queued = False
+                if state.deadline > limit:
+                    state.in_flight = True
+                    self.retries += state.errors > 0  # a poll after a failed one
+                    out.append(Due(state.id))
+                    continue
+            out.append(Due(state.id, self._expire(state)))
         return out
 
     @property
@@ -487,7 +482,7 @@ class PollCore:
             # for the grace period after its registration.
             now < state.submitted_at + self._grace
             if isinstance(error, NotFoundError)
-            else isinstance(error, _TRANSIENT)
+            else isinstance(error, TRANSIENT)
         )
         at = (
             self._retry.next(

@@ -26,15 +26,18 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from .._core.clock import Clock
 from .._core.errors import (
     APIError,
     AtlasError,
+    RateLimitError,
     SubmissionUnknownError,
     TransportError,
     UnexpectedResponseError,
@@ -44,10 +47,16 @@ from .._core.safety import redact_text, redact_value
 from .._core.windows import RequestKind
 from .._wire.answer import Answer, BodyRefusedError
 from .._wire.errors import api_error
+from .exchange import RawAnswer
+from .gate import Admission
 from .retrying import RetryableError
+from .wheel import Expired
+
+logger = logging.getLogger("atlas_async")
 
 __all__ = [
     "Call",
+    "Outcomes",
     "RetryMode",
     "deadline_failure",
     "error_for",
@@ -342,3 +351,137 @@ def short(error: Exception) -> str:
         return f"{error.status_code} {type(error).__name__}"
     cause = error.__cause__
     return type(cause).__name__ if cause is not None else type(error).__name__
+
+
+class Outcomes:
+    """
+    What one attempt's outcome amounts to: its `Answer`, or the typed error
+    it is; each outcome reported to the gate the caller passes (a session's
+    gate may be replaced while it runs).
+
+    Args:
+        api_key: the key no error may carry (redacted from every one).
+        clock: wall time, for an HTTP-date ``Retry-After``.
+        total: the attempts' overall deadline, seconds (for its error).
+    """
+
+    __slots__ = ("_api_key", "_clock", "_total", "read_timeout")
+
+    def __init__(self, *, api_key: str | None, clock: Clock, total: float) -> None:
+        self._api_key = api_key
+        self._clock = clock
+        self._total = total
+        #: The read deadline a deadline wheel keeps, for its error (None: none).
+        self.read_timeout: float | None = None
+
+    def same_as_seen(
+        self, gate: Admission, raw: RawAnswer, seen: int, elapsed: float, now: float
+    ) -> Answer | None:
+        """
+        A poll's 2xx answer the caller already read (and found no error in):
+        it needs neither decoding nor classifying again. None if it differs.
+        """
+        status, headers, body = raw
+        # A running prediction answers the same bytes poll after poll.
+        fingerprint = hash(body)
+        if fingerprint != seen or not 200 <= status <= 299:
+            return None
+        gate.record(status, None, RequestKind.POLL, now=now)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("GET poll -> %d (unchanged) in %.3fs", status, elapsed)
+        return Answer.same_as_seen(
+            status, headers, body, elapsed=elapsed, fingerprint=fingerprint
+        )
+
+    def conclude(
+        self,
+        gate: Admission,
+        call: Call,
+        outcome: RawAnswer | Exception | None,
+        expired: Expired | bool,
+        started: float,
+        now: float,
+    ) -> Answer:
+        """
+        An attempt's answer, or the error (or `RetryableError`, when the
+        call's retry mode allows another attempt) it amounts to.
+        """
+        elapsed = now - started
+        # Logging calls are guarded: their arguments (label, extra) cost more
+        # than the check, on every attempt.
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if type(outcome) is not RawAnswer:
+            assert not isinstance(outcome, RawAnswer)
+            if expired == "read":
+                # The wheel's read deadline: what aiohttp's own would have said.
+                outcome = httpx.ReadTimeout(
+                    f"no part of the answer came within {self.read_timeout:g}s"
+                )
+            failure = self._failure(gate, call, outcome, expired in (True, "total"))
+            if debug:
+                logger.debug(
+                    "%s -> %s after %.3fs",
+                    call.label,
+                    type(outcome).__name__ if outcome is not None else "deadline",
+                    elapsed,
+                    extra=call.extra,
+                )
+            # Each failure carries its own cause (the httpx error, the refusal).
+            raise redact(failure, self._api_key)
+
+        if call.seen:
+            unchanged = self.same_as_seen(gate, outcome, call.seen, elapsed, now)
+            if unchanged is not None:
+                return unchanged
+        status, headers, body = outcome
+        if debug:
+            logger.debug(
+                "%s -> %d in %.3fs", call.label, status, elapsed, extra=call.extra
+            )
+        # The next poll of the same prediction compares with this.
+        fingerprint = hash(body) if call.purpose is RequestKind.POLL else 0
+        # Classified just below; an answer that is an error is raised, never
+        # returned, so a returned answer is always one checked for errors.
+        answer = Answer.read(
+            status,
+            headers,
+            body,
+            elapsed=elapsed,
+            error_checked=True,
+            fingerprint=fingerprint,
+        )
+        error = redact(error_for(answer, call, now=self._clock.wall()), self._api_key)
+        if error is None:
+            gate.record(status, None, call.purpose, now=now)
+            return answer
+        # Classify by the API's own code: a 429 may arrive inside an HTTP 200.
+        retry_after = None
+        if isinstance(error, APIError):
+            status = error.status_code or status
+            retry_after = error.retry_after
+        cause = gate.record(status, retry_after, call.purpose, error.message)
+        if cause is not None and isinstance(error, RateLimitError):
+            error.refused_by = cause.value
+        if retries_status(call.retry, status):
+            raise RetryableError(error, retry_after)
+        raise submit_failure(error, call)
+
+    def _failure(
+        self, gate: Admission, call: Call, outcome: Exception | None, timed_out: bool
+    ) -> Exception:
+        """The error (or `RetryableError`) for an attempt that got no usable answer."""
+        if isinstance(outcome, BodyRefusedError):
+            status = outcome.status_code
+            gate.record(status, None, call.purpose)
+            return refused_failure(outcome, call, status)
+        gate.record(None, None, call.purpose)
+        if outcome is None or timed_out:
+            return deadline_failure(call, self._total)
+        if isinstance(outcome, httpx.InvalidURL) or (
+            isinstance(outcome, httpx.RemoteProtocolError)
+            and "location header" in str(outcome).lower()
+        ):
+            # httpx refused a redirect's Location before we saw the answer (an
+            # injected client; the client we build hides it from httpx).
+            return redirect_failure(call, None)
+        return transport_failure(outcome, call)

@@ -65,14 +65,30 @@ class Admission(Protocol):
         """Wait for a concurrency slot and budget; hold it for one attempt."""
         ...
 
+    def admit_now(self, kind: RequestKind, now: float) -> bool:
+        """
+        Take a slot for one attempt without waiting, if it may go now; False:
+        nothing was taken (wait in `slot` instead). Pair a True with `leave`.
+        """
+        ...
+
+    def leave(self) -> None:
+        """Give back the slot `admit_now` took."""
+        ...
+
     def record(
         self,
         status_code: int | None,
         retry_after: float | None,
         kind: RequestKind = RequestKind.OTHER,
         message: str | None = None,
+        now: float | None = None,
     ) -> Cause | None:
-        """Report one attempt's outcome (``None``: no answer came); a 429's cause."""
+        """
+        Report one attempt's outcome (``None``: no answer came); a 429's cause.
+
+        ``now``: when the answer came, if the caller has just read the clock.
+        """
         ...
 
 
@@ -89,12 +105,20 @@ class NullGate:
         """Admit at once."""
         return self._slot()
 
+    def admit_now(self, kind: RequestKind, now: float) -> bool:
+        """Admit at once."""
+        return True
+
+    def leave(self) -> None:
+        """Nothing to give back."""
+
     def record(
         self,
         status_code: int | None,
         retry_after: float | None,
         kind: RequestKind = RequestKind.OTHER,
         message: str | None = None,
+        now: float | None = None,
     ) -> Cause | None:
         """Ignore the outcome (a 429 is attributed to nothing)."""
         return None
@@ -168,21 +192,49 @@ class RequestGate:
         """Hold a concurrency slot, and wait until the rate lets a request go."""
         return self._slots[kind]
 
+    def admit_now(self, kind: RequestKind, now: float) -> bool:
+        """
+        Take a slot for one attempt at once, if it may go now: a free token,
+        the rate allowing a request at ``now``, no coordinator to ask, and (for
+        a submit) no poll waiting for the rate. False: nothing was taken; wait
+        in `slot` instead. Pair a True with `leave`.
+
+        The poll's way in: no await, no context manager (docs/performance.md).
+        """
+        if self.shared is not None or (
+            kind is RequestKind.SUBMIT and self._polls_waiting
+        ):
+            return False
+        limiter = self._limiter
+        if not limiter.take():
+            return False
+        if not self._rate.reserve_now(now):
+            limiter.release()
+            return False
+        return True
+
+    def leave(self) -> None:
+        """Give back the slot `admit_now` took."""
+        self._limiter.release()
+
     def record(
         self,
         status_code: int | None,
         retry_after: float | None,
         kind: RequestKind = RequestKind.OTHER,
         message: str | None = None,
+        now: float | None = None,
     ) -> Cause | None:
         """
         Report one attempt's answer (None: no answer); return a 429's cause.
 
         A refusal attributed to the rate cuts it; one attributed to a model's
-        window is returned for the scheduler, and slows nothing here.
+        window is returned for the scheduler, and slows nothing here. ``now``:
+        when the answer came, if the caller has just read the clock.
         """
         self.requests_sent += 1
-        now = self._clock.now()
+        if now is None:
+            now = self._clock.now()
         if status_code != 429:
             self._rate.on_response(status_code, retry_after, now)
             if status_code == 503 and retry_after and self.shared is not None:

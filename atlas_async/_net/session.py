@@ -23,7 +23,10 @@ Theory of operation:
 * **Every attempt passes the gate.** ``async with gate.slot()`` bounds the
   requests in flight and spends the shared rate budget; ``gate.record()`` then
   reports the outcome (status, ``Retry-After``), so a 429 slows the whole client.
-  Waits between retries happen outside the slot, on the injected `Clock`.
+  Waits between retries happen outside the slot, on the injected `Clock`. A
+  poll (`ApiSession.poll`, the hot path) is first offered ``gate.admit_now``:
+  a free slot the rate lets go at once, with no await; only a full gate or a
+  binding rate sends it through ``slot()`` to wait like any request.
 * **Bounded answers, bounded time.** Each answer is streamed and read by
   `BodyReader` (``_wire.answer``), which undoes ``Content-Encoding`` itself in
   bounded steps and stops at ``max_answer_bytes`` decoded bytes; a
@@ -59,10 +62,8 @@ import sniffio
 from .._core.clock import Clock
 from .._core.config import DEFAULT_TIMEOUTS, ClientConfig, Origin, origin_of
 from .._core.errors import (
-    APIError,
     AtlasError,
     ConfigurationError,
-    RateLimitError,
     SubmissionUnknownError,
 )
 from .._core.models import Kind
@@ -72,16 +73,10 @@ from .._wire.answer import ACCEPT_ENCODING, Answer, BodyRefusedError
 from .._wire.multipart import encode_multipart
 from .attempt import (
     Call,
+    Outcomes,
     RetryMode,
-    deadline_failure,
-    error_for,
     redact,
-    redirect_failure,
-    refused_failure,
-    retries_status,
     short,
-    submit_failure,
-    transport_failure,
     unusable_submit,
 )
 from .clock import AnyioClock
@@ -89,20 +84,21 @@ from .deadline import Deadline
 from .exchange import (
     Backend,
     HttpxBackend,
+    Progress,
     RawAnswer,
     build_httpx_client,
     encode_json,
     httpx_timeout,
 )
 from .gate import Admission, NullGate
-from .retrying import RetryableError, retrying
+from .retrying import retrying
 from .transport import (
     TransportOption,
     build_transport,
     check_transport,
     choose_transport,
 )
-from .wheel import DeadlineWheel, Watch, wheel_available
+from .wheel import DeadlineWheel, Expired, Watch, wheel_available
 
 __all__ = [
     "USER_AGENT",
@@ -220,6 +216,9 @@ class ApiSession:
         self.retries = 0
         total = config.total_timeout
         self._total = math.inf if total is None else total
+        self._outcomes = Outcomes(
+            api_key=config.api_key, clock=self._clock, total=self._total
+        )
         self._max_bytes = config.max_answer_bytes
         # Per-request timeouts only when the user chose them; otherwise an injected
         # client keeps its own, and the client we build carries the defaults.
@@ -295,7 +294,7 @@ class ApiSession:
 
             timeouts = self._config.timeout or DEFAULT_TIMEOUTS
             if self._wheel is not None:
-                self._read_by_wheel = timeouts.read
+                self._read_by_wheel = self._outcomes.read_timeout = timeouts.read
             self._backend = AiohttpBackend(
                 max_connections=limit,
                 timeouts=timeouts,
@@ -355,7 +354,6 @@ class ApiSession:
         kind: Kind | None = None,
         model: str | None = None,
         purpose: RequestKind = RequestKind.OTHER,
-        seen: int = 0,
     ) -> Awaitable[Answer]:
         """
         Send one request, retrying as ``retry`` allows: await it for its 2xx
@@ -364,10 +362,7 @@ class ApiSession:
         ``path_or_url`` is an API path (``/models``) or an absolute URL, which
         gets the key only on the API origin. ``files`` maps multipart fields to
         ``(filename, data, content_type)``. ``prediction_id`` labels errors and
-        logs; ``seen`` is the fingerprint of the poll answer the caller read
-        last (`Answer.fingerprint`): the same bytes again come back as
-        `Answer.same_as_seen`, undecoded; ``kind`` and ``model`` label a
-        `SubmissionUnknownError`;
+        logs; ``kind`` and ``model`` label a `SubmissionUnknownError`;
         ``purpose`` tells the gate what the request is (a poll goes before a
         submit when the rate is scarce; a 429 is attributed by it).
 
@@ -405,7 +400,6 @@ class ApiSession:
             kind,
             model,
             purpose,
-            seen,
         )
         # The attempt itself (or the retry loop) is what the caller awaits:
         # no coroutine of this method's own sits in every poll's await chain.
@@ -438,9 +432,72 @@ class ApiSession:
             extra=call.extra,
         )
 
+    def poll(self, path: str, prediction_id: str, seen: int = 0) -> Awaitable[Answer]:
+        """
+        One poll: ``GET path`` (`_wire.parse.prediction_path`), never retried
+        (the scheduler decides when to try again); await it for the answer.
+
+        The hot path of a client: the request is prepared, the gate admits it
+        without waiting when it can, and an answer byte for byte the one of
+        fingerprint ``seen`` comes back as `Answer.same_as_seen`, undecoded.
+        Raises as `request` does.
+        """
+        backend = self._backend
+        if backend is None:
+            raise RuntimeError("ApiSession.open() was not called")
+        return self._poll(backend, self._config.base_url + path, prediction_id, seen)
+
+    async def _poll(
+        self, backend: Backend, url: str, prediction_id: str, seen: int
+    ) -> Answer:
+        clock, gate = self._clock, self.gate
+        started = clock.now()
+        if not gate.admit_now(RequestKind.POLL, started):
+            # The gate is full or the rate binds: wait there the usual way.
+            return await self._attempt(
+                backend, self._poll_call(url, prediction_id, seen)
+            )
+        try:
+            self.attempts += 1
+            outcome, expired = await self._send(
+                backend, "GET", url, self._api_headers(), None
+            )
+        finally:
+            gate.leave()
+        now = clock.now()
+        if seen and type(outcome) is RawAnswer:
+            answer = self._outcomes.same_as_seen(
+                gate, outcome, seen, now - started, now
+            )
+            if answer is not None:
+                return answer
+        return self._outcomes.conclude(
+            gate,
+            self._poll_call(url, prediction_id, seen),
+            outcome,
+            expired,
+            started,
+            now,
+        )
+
+    def _poll_call(self, url: str, prediction_id: str, seen: int) -> Call:
+        # Built only off the fast path: a wait at the gate, or an answer
+        # that is new or an error.
+        return Call(
+            "GET",
+            url,
+            self._api_headers(),
+            None,
+            RetryMode.NONE,
+            prediction_id,
+            None,
+            None,
+            RequestKind.POLL,
+            seen,
+        )
+
     async def _attempt(self, backend: Backend, call: Call) -> Answer:
         started = self._clock.now()
-        outcome: RawAnswer | Exception | None = None
         hook = send_hook() if call.purpose is RequestKind.SUBMIT else None
         async with self.gate.slot(call.purpose):
             if hook is not None:
@@ -449,117 +506,50 @@ class ApiSession:
                 wall = self._clock.wall()
                 await hook(wall, wall + self._send_window)
             self.attempts += 1
-            # The overall deadline runs from the slot (the queue before it is
-            # flow control's, not the server's), over connect, send and body.
-            wheel = self._wheel
-            deadline = (
-                Deadline(self._total)
-                if wheel is None
-                else wheel.watch(self._total, self._read_by_wheel)
+            outcome, expired = await self._send(
+                backend, call.method, call.url, call.headers, call.body
             )
-            async with deadline:
-                try:
-                    outcome = await backend.exchange(
-                        call.method,
-                        call.url,
-                        call.headers,
-                        call.body,
-                        max_bytes=self._max_bytes,
-                        progress=deadline if isinstance(deadline, Watch) else None,
-                    )
-                except (httpx.HTTPError, BodyRefusedError, httpx.InvalidURL) as exc:
-                    outcome = exc
-                except AtlasError:
-                    raise
-                # An HTTP library's own bug is still no answer: typed below.
-                except Exception as exc:  # noqa: BLE001
-                    outcome = exc
-        elapsed = self._clock.now() - started
-
-        # Logging calls are guarded: their arguments (label, extra) cost more
-        # than the check, on every attempt.
-        debug = logger.isEnabledFor(logging.DEBUG)
-        if not isinstance(outcome, RawAnswer):
-            if deadline.expired == "read":
-                # The wheel's read deadline: what aiohttp's own would have said.
-                outcome = httpx.ReadTimeout(
-                    f"no part of the answer came within {self._read_by_wheel:g}s"
-                )
-            failure = self._failure(call, outcome, deadline.expired in (True, "total"))
-            if debug:
-                logger.debug(
-                    "%s -> %s after %.3fs",
-                    call.label,
-                    type(outcome).__name__ if outcome is not None else "deadline",
-                    elapsed,
-                    extra=call.extra,
-                )
-            # Each failure carries its own cause (the httpx error, the refusal).
-            raise redact(failure, self._config.api_key)
-
-        status, headers, body = outcome
-        if debug:
-            logger.debug(
-                "%s -> %d in %.3fs", call.label, status, elapsed, extra=call.extra
-            )
-        fingerprint = 0
-        if call.purpose is RequestKind.POLL:
-            # A running prediction answers the same bytes poll after poll: a
-            # 2xx body the caller already read (and found no error in) needs
-            # neither decoding nor classifying again.
-            fingerprint = hash(body)
-            if call.seen and fingerprint == call.seen and 200 <= status <= 299:
-                self.gate.record(status, None, call.purpose)
-                return Answer.same_as_seen(
-                    status, headers, body, elapsed=elapsed, fingerprint=fingerprint
-                )
-        # Classified just below; an answer that is an error is raised, never
-        # returned, so a returned answer is always one checked for errors.
-        answer = Answer.read(
-            status,
-            headers,
-            body,
-            elapsed=elapsed,
-            error_checked=True,
-            fingerprint=fingerprint,
+        return self._outcomes.conclude(
+            self.gate, call, outcome, expired, started, self._clock.now()
         )
-        error = redact(
-            error_for(answer, call, now=self._clock.wall()), self._config.api_key
-        )
-        if error is None:
-            self.gate.record(status, None, call.purpose)
-            return answer
-        # Classify by the API's own code: a 429 may arrive inside an HTTP 200.
-        retry_after = None
-        if isinstance(error, APIError):
-            status = error.status_code or status
-            retry_after = error.retry_after
-        cause = self.gate.record(status, retry_after, call.purpose, error.message)
-        if cause is not None and isinstance(error, RateLimitError):
-            error.refused_by = cause.value
-        if retries_status(call.retry, status):
-            raise RetryableError(error, retry_after)
-        raise submit_failure(error, call)
 
-    def _failure(
-        self, call: Call, outcome: Exception | None, timed_out: bool
-    ) -> Exception:
-        """The error (or `RetryableError`) for an attempt that got no usable answer."""
-        if isinstance(outcome, BodyRefusedError):
-            status = outcome.status_code
-            self.gate.record(status, None, call.purpose)
-            return refused_failure(outcome, call, status)
-        self.gate.record(None, None, call.purpose)
-        if outcome is None or timed_out:
-            return deadline_failure(call, self._total)
-        if isinstance(outcome, httpx.InvalidURL) or (
-            isinstance(outcome, httpx.RemoteProtocolError)
-            and "location header" in str(outcome).lower()
-        ):
-            # httpx refused a redirect's Location before we saw the answer (an
-            # injected client; the client we build hides it from httpx).
-            return redirect_failure(call, None)
-        return transport_failure(outcome, call)
+    async def _send(
+        self,
+        backend: Backend,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> tuple[RawAnswer | Exception | None, Expired | bool]:
+        """One exchange under the attempt's deadlines: the answer, or what failed."""
+        # The overall deadline runs from the slot (the queue before it is
+        # flow control's, not the server's), over connect, send and body.
+        wheel = self._wheel
+        deadline: Deadline | Watch
+        progress: Progress | None = None
+        if wheel is None:
+            deadline = Deadline(self._total)
+        else:
+            deadline = progress = wheel.watch(self._total, self._read_by_wheel)
+        outcome: RawAnswer | Exception | None = None
+        with deadline:
+            try:
+                outcome = await backend.exchange(
+                    method,
+                    url,
+                    headers,
+                    body,
+                    max_bytes=self._max_bytes,
+                    progress=progress,
+                )
+            except (httpx.HTTPError, BodyRefusedError, httpx.InvalidURL) as exc:
+                outcome = exc
+            except AtlasError:
+                raise
+            # An HTTP library's own bug is still no answer: typed below.
+            except Exception as exc:  # noqa: BLE001
+                outcome = exc
+        return outcome, deadline.expired
 
     def unusable_submit(
         self,

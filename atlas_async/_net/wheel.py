@@ -14,8 +14,7 @@ the earliest. A new attempt pushes one entry (its deadlines only move later, so
 the armed timer rarely changes); an attempt that ends just marks its watch done.
 When the timer fires, the wheel looks at what is due: a watch that is done is
 dropped, one whose read deadline moved on is pushed again at its new time, and
-the rest are interrupted through the `Interruptible` block each watch holds
-(an ``asyncio.timeout`` with no deadline of its own, moved to now).
+the rest are interrupted through the `Interruptible` block each watch holds.
 ``Watch.expired`` then says which deadline ended the attempt.
 
 Asyncio only (Python 3.11+, for ``asyncio.timeout``); the session keeps
@@ -32,7 +31,7 @@ from typing import Literal
 
 from .deadline import Interruptible, asyncio_timeouts
 
-__all__ = ["DeadlineWheel", "Watch", "wheel_available"]
+__all__ = ["DeadlineWheel", "Expired", "Watch", "wheel_available"]
 
 Expired = Literal["total", "read"] | None
 
@@ -42,22 +41,23 @@ def wheel_available() -> bool:
     return asyncio_timeouts()
 
 
-class Watch:
+class Watch(Interruptible):
     """
-    One attempt's deadlines: ``async with wheel.watch(total, read) as watch``.
+    One attempt's deadlines: ``with wheel.watch(total, read) as watch``.
+
+    An `Interruptible` block the wheel interrupts when a deadline falls.
 
     Attributes:
         expired: ``"total"`` or ``"read"`` when that deadline ended the block
             (which then ends quietly), else None.
     """
 
-    __slots__ = ("_block", "_read", "_wheel", "done", "ends", "expired", "quiet_until")
+    __slots__ = ("_read", "_wheel", "done", "ends", "expired", "quiet_until")
 
     def __init__(self, wheel: DeadlineWheel, total: float, read: float | None) -> None:
+        Interruptible.__init__(self)
         self._wheel = wheel
         self._read = read
-        # What the wheel interrupts: the scheduler's own kind of block.
-        self._block = Interruptible()
         now = wheel.loop.time()
         self.ends = now + total
         self.quiet_until = math.inf if read is None else now + read
@@ -74,12 +74,13 @@ class Watch:
         """When the earlier of the two deadlines falls."""
         return min(self.ends, self.quiet_until)
 
-    async def __aenter__(self) -> Watch:
-        await self._block.__aenter__()
+    def __enter__(self) -> Watch:
+        # A wheel runs only under asyncio 3.11+: no need to ask which loop.
+        self._open()
         self._wheel.add(self)
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -87,14 +88,14 @@ class Watch:
     ) -> bool:
         self.done = True
         self._wheel.live -= 1
-        return await self._block.__aexit__(exc_type, exc, tb)
+        return Interruptible.__exit__(self, exc_type, exc, tb)
 
-    def interrupt(self, why: Literal["total", "read"]) -> None:
+    def expire(self, why: Literal["total", "read"]) -> None:
         """End the block now, for ``why`` (the wheel's call)."""
         if self.done or self.expired is not None:
             return
         self.expired = why
-        self._block.interrupt()
+        self.interrupt()
 
 
 class DeadlineWheel:
@@ -106,7 +107,7 @@ class DeadlineWheel:
     Example::
 
         wheel = DeadlineWheel()
-        async with wheel.watch(300.0, read=60.0) as watch:
+        with wheel.watch(300.0, read=60.0) as watch:
             ...                 # watch.progress() as pieces arrive
         if watch.expired:       # "total" or "read"
             ...
@@ -127,7 +128,7 @@ class DeadlineWheel:
         return Watch(self, total, read)
 
     def add(self, watch: Watch) -> None:
-        """Start keeping ``watch``'s deadlines (its ``__aenter__`` calls this)."""
+        """Start keeping ``watch``'s deadlines (its ``__enter__`` calls this)."""
         self.live += 1
         heap = self._heap
         if len(heap) > 2 * self.live + 64:
@@ -136,7 +137,11 @@ class DeadlineWheel:
             # per attempt, however long the deadlines).
             heap[:] = [entry for entry in heap if not entry[2].done]
             heapq.heapify(heap)
-        self._push(watch.due, watch)
+        when = min(watch.ends, watch.quiet_until)
+        self._order += 1
+        heapq.heappush(heap, (when, self._order, watch))
+        if when < self._armed:
+            self._arm(when)
 
     @property
     def pending(self) -> int:
@@ -150,12 +155,6 @@ class DeadlineWheel:
             self._handle = None
         self._heap.clear()
         self._armed = math.inf
-
-    def _push(self, when: float, watch: Watch) -> None:
-        self._order += 1
-        heapq.heappush(self._heap, (when, self._order, watch))
-        if when < self._armed:
-            self._arm(when)
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:
@@ -172,9 +171,9 @@ class DeadlineWheel:
             if watch.done:
                 continue
             if watch.ends <= now:
-                watch.interrupt("total")
+                watch.expire("total")
             elif watch.quiet_until <= now:
-                watch.interrupt("read")
+                watch.expire("read")
             else:  # its read deadline moved on: keep it at its new time
                 self._order += 1
                 heapq.heappush(heap, (watch.due, self._order, watch))

@@ -317,7 +317,7 @@ class _Downloader:
             nonlocal attempts
             attempts += 1
             deadline = Deadline(self.timeout)
-            async with deadline:
+            with deadline:
                 return await self.fetch_once(index, url)
             # Cancelled by the deadline: the partial file is already removed.
             raise _again(f"no whole answer within {self.timeout:g} s")

@@ -165,14 +165,10 @@ class Operations:
         snapshot it gave last time is returned as is.
         """
         latest = memo.latest if memo is not None else None
-        seen = memo.seen if memo is not None and latest is not None else 0
-        answer = await self._session.request(
-            "GET",
+        answer = await self._session.poll(
             wire.prediction_path(prediction_id),
-            retry=RetryMode.NONE,
-            prediction_id=prediction_id,
-            purpose=RequestKind.POLL,
-            seen=seen,
+            prediction_id,
+            memo.seen if memo is not None and latest is not None else 0,
         )
         if answer.unchanged and latest is not None:
             return latest

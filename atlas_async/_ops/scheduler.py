@@ -18,8 +18,10 @@ A worker calls ``source.fetch(prediction_id, resolver)``, gives the answer to
 `PredictionResolver` (also the fetch's memo: an answer byte for byte the last
 one is not decoded again). A worker done with one poll takes the next poll due
 straight from the core, so polls that keep falling due are served back to back
-with no hand-off; the driver wakes only idle workers. Polls wait in the heap,
-never in the HTTP pool: at most ``max_concurrent_requests`` are started.
+with no hand-off. The driver is for idle workers: while every worker is busy
+it naps (`BUSY_NAP`) instead of waking for each poll, and a worker going idle
+wakes it. Polls wait in the heap, never in the HTTP pool: at most
+``max_concurrent_requests`` are started.
 
 The scheduler sees its `PredictionSource` (``create``, ``fetch``) and nothing
 else of the client. Admission (the concurrency limit and the rate) is the
@@ -28,10 +30,8 @@ reads only its figures and its coordinator's shared limits.
 
 `Scheduler.deliver` is the hybrid wait's other source: a terminal snapshot from
 outside polling (a verified webhook) ends the pending future at once, through
-the same decision a poll answer gets (`settle` with the ``failure`` mapping),
-and takes the prediction out of the heap. Whichever source ends a prediction
-first wins; the future resolves once, so a later delivery or poll answer for it
-is a no-op. Without deliveries, polling alone ends every prediction.
+the same decision a poll answer gets; whichever source ends a prediction first
+wins, and polling alone ends every prediction without deliveries.
 
 One poll's failure (an `AtlasError` from ``fetch``) becomes that prediction's
 outcome. Any other exception while handling one prediction (a bug, or an
@@ -48,7 +48,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -78,11 +78,12 @@ from .._core.schedule import (
     settle,
 )
 from .._core.statistics import NO_GATE, ClientStatistics, assemble_statistics
+from .._core.validate import check_duration
 from .._net.clock import AnyioClock
 from .._net.deadline import Interruptible
 from .._net.gate import RequestGate
 from .admission import ModelAdmission
-from .futures import PredictionFuture, PredictionResolver, as_completed
+from .futures import PredictionFuture, PredictionResolver
 from .operations import PredictionSource
 from .spending import PollSpender
 
@@ -94,14 +95,9 @@ Duration = float | timedelta
 
 _NEW, _RUNNING, _CLOSED = "new", "running", "closed"
 
-
-def _seconds(value: Duration | None) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not seconds > 0:
-        raise ConfigurationError(f"timeout must be > 0 seconds, got {value!r}")
-    return seconds
+#: While every worker is busy, the driver looks at the heap this often, seconds
+#: (an expiration is then at most this late; polls are not: workers take them).
+BUSY_NAP = 0.01
 
 
 def _log(level: int, message: str, prediction_id: str, *args: object) -> None:
@@ -182,6 +178,8 @@ class Scheduler:
         self._polling: dict[str, Interruptible] = {}
         self._send: MemoryObjectSendStream[str] | None = None
         self._queued = 0
+        self._polls = 0  # kept apart from _counts: every poll counts it
+        self._idle = 0  # workers waiting for the driver to hand them a poll
         self._state = _NEW
         self._run_scope: anyio.CancelScope | None = None
         self._sleep_scope: anyio.CancelScope | None = None
@@ -280,7 +278,7 @@ class Scheduler:
         """
         self._check_running()
         kind = Kind.coerce(kind)
-        seconds = _seconds(timeout)
+        seconds = check_duration(timeout)
         # A refused submit waits for its model's window (or the account's rate)
         # and tries again until the prediction's own deadline.
         give_up = math.inf if seconds is None else self._clock.now() + seconds
@@ -356,7 +354,7 @@ class Scheduler:
         if existing is not None:
             return existing.future
         kind = Kind.coerce(kind)
-        seconds = _seconds(timeout)
+        seconds = check_duration(timeout)
         future, resolver = PredictionFuture.pair(
             prediction_id, kind=kind, model=model, canceller=self._canceller
         )
@@ -387,9 +385,7 @@ class Scheduler:
         (success, or the ``failure`` mapping's error) and its polling stops: a
         poll in flight is abandoned, and the prediction leaves the heap. A
         non-terminal snapshot only updates ``future.latest``; polling goes on.
-
-        Synchronous and idempotent: call it from the client's event loop, as
-        often as deliveries come.
+        Synchronous and idempotent: call it from the client's event loop.
 
         Returns:
             True when this call ended the prediction; False for an id not
@@ -401,9 +397,7 @@ class Scheduler:
         if resolver is None or self._state != _RUNNING:
             return False
         final = settle(prediction, self._failure)
-        # The next poll answer is read afresh: `latest` no longer comes from
-        # the bytes its fingerprint names.
-        resolver.seen = 0
+        resolver.seen = 0  # `latest` is no longer what the fingerprint names
         resolver.update(prediction)
         if final is None:
             return False
@@ -415,16 +409,12 @@ class Scheduler:
         self._apply(resolver, final)
         return True
 
-    def as_completed(
-        self, futures: Iterable[PredictionFuture]
-    ) -> AsyncIterator[PredictionFuture]:
-        """Iterate over ``futures`` in completion order (see `as_completed`)."""
-        return as_completed(futures)
-
     def statistics(self) -> ClientStatistics:
         """Return a snapshot of the counters."""
+        counts = self._counts.copy()
+        counts["polls"], counts["retries"] = self._polls, self._core.retries
         return assemble_statistics(
-            self._counts,
+            counts,
             NO_GATE if self._gate is None else self._gate.figures(),
             in_flight=len(self._futures),
             queued_polls=self._queued,
@@ -446,7 +436,15 @@ class Scheduler:
                 else:
                     self._queued += 1
                     send.send_nowait(item.prediction_id)
-            wake = core.next_wakeup(clock.now())
+            now = clock.now()
+            wake = core.next_wakeup(now)
+            if not self._idle:
+                # Busy workers take the polls that fall due themselves
+                # (`_take_due`) as they finish; the driver wakes now and then
+                # for what may find no worker free in time (an expiration while
+                # every worker waits on a slow server), not for every poll.
+                # A worker going idle pokes it.
+                wake = max(wake, now + BUSY_NAP)
             with anyio.CancelScope() as scope:
                 self._sleep_scope, self._sleeping_until = scope, wake
                 if wake == math.inf:
@@ -456,12 +454,15 @@ class Scheduler:
             self._sleep_scope, self._sleeping_until = None, math.inf
 
     def _poke(self, at: float) -> None:
-        # Wake the driver only if the new work is due before it planned to wake.
-        if self._sleep_scope is not None and at < self._sleeping_until:
+        # Wake the driver only if the new work is due before it planned to
+        # wake, and some worker idles to take it (busy ones pull it).
+        if self._idle and self._sleep_scope is not None and at < self._sleeping_until:
             self._sleep_scope.cancel()
             self._sleeping_until = -math.inf
 
     async def _worker(self, receive: MemoryObjectReceiveStream[str]) -> None:
+        # The block each poll of this worker runs in, entered anew each time.
+        block = Interruptible()
         async with receive:
             while True:
                 # What the driver handed out first (it fell due earlier), then
@@ -469,26 +470,33 @@ class Scheduler:
                 # polls keep falling due, a worker goes from one to the next
                 # like a plain request loop, with no hand-off through the
                 # driver. Only an idle worker waits on the stream.
-                prediction_id: str | None
-                try:
-                    prediction_id = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    prediction_id = self._take_due()
-                except anyio.EndOfStream:
-                    return
-                else:
-                    self._queued -= 1
-                if prediction_id is None:
+                prediction_id: str | None = None
+                if self._queued:
                     try:
+                        prediction_id = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        pass  # another worker took it
+                    except anyio.EndOfStream:
+                        return
+                    else:
+                        self._queued -= 1
+                if prediction_id is None:
+                    prediction_id = self._take_due()
+                if prediction_id is None:
+                    self._idle += 1
+                    try:
+                        self._poke(self._spender.next_wakeup(self._clock.now()))
                         prediction_id = await receive.receive()
                     except anyio.EndOfStream:
                         return
+                    finally:
+                        self._idle -= 1
                     self._queued -= 1
                 resolver = self._futures.get(prediction_id)
                 if resolver is None:
                     continue  # cancelled or expired while queued
                 try:
-                    await self._poll_once(prediction_id, resolver)
+                    await self._poll_once(prediction_id, resolver, block)
                 except Exception as exc:  # noqa: BLE001  # a bug: it fails this one
                     self._fail_by_bug(prediction_id, resolver, exc)
 
@@ -507,12 +515,7 @@ class Scheduler:
     def _fail_by_bug(
         self, pid: str, resolver: PredictionResolver, exc: Exception
     ) -> None:
-        """
-        End one prediction whose handling raised what nothing should (a bug,
-        or an answer no parser foresaw): that prediction fails with an
-        `AtlasError` chained from it; the client and every other prediction
-        go on.
-        """
+        """End one prediction whose handling raised (see the module docstring)."""
         error = handling_error(pid, exc)
         logger.error(
             "prediction %s: %s", pid, error.message, extra={"prediction_id": pid}
@@ -524,27 +527,25 @@ class Scheduler:
         self._counts["failed"] += 1
         resolver.fail(error)
 
-    async def _poll_once(self, pid: str, resolver: PredictionResolver) -> None:
-        counts = self._counts
-        if self._core.errors(pid):
-            counts["retries"] += 1
-        counts["polls"] += 1
+    async def _poll_once(
+        self, pid: str, resolver: PredictionResolver, block: Interruptible
+    ) -> None:
+        self._polls += 1
         outcome: Prediction | AtlasError | None = None
-        async with Interruptible() as block:
+        with block:
             self._polling[pid] = block
             try:
                 outcome = await self._source.fetch(pid, resolver)
             except AtlasError as exc:
                 outcome = exc
             finally:
-                if self._polling.get(pid) is block:
-                    del self._polling[pid]
+                self._polling.pop(pid, None)
         if outcome is None:
             return  # the poll was cancelled: the future is already settled
         decision = self._core.record(pid, outcome, self._clock.now())
         # A completion may have brought its siblings' polls forward (only a
-        # sleeping driver needs to hear of it).
-        if self._sleep_scope is not None:
+        # sleeping driver with idle workers needs to hear of it).
+        if self._idle and self._sleep_scope is not None:
             self._poke(self._core.next_wakeup())
         if decision is None:
             return
