@@ -120,11 +120,13 @@ class _State:
         "alive",
         "at",
         "deadline",
+        "deadline_key",
         "deadline_queued",
         "errors",
         "first_at",
         "id",
         "in_flight",
+        "key",
         "kind",
         "last_status",
         "learn",
@@ -139,7 +141,6 @@ class _State:
         "shift",
         "submitted_at",
         "timeout",
-        "token",
         "watch",
     )
 
@@ -174,7 +175,8 @@ class _State:
         self.errors = 0
         self.prev_elapsed = 0.0
         self.last_status: PredictionStatus | None = None
-        self.token = 0
+        self.key = -1  # its queued poll's heap key
+        self.deadline_key = -1
         self.in_flight = False
         self.alive = True
         self.poll_queued = False
@@ -186,10 +188,24 @@ class _State:
         self.review = False  # re-plan review due when the poll in flight answers
 
 
-# A heap entry: (time, sequence, token, state). The sequence number is unique, so
-# tuples never compare past it. token -1 marks a deadline entry.
-_Entry = tuple[float, int, int, _State]
-_DEADLINE = -1
+# A heap entry is one int: its time in microseconds (floored) above a sequence
+# number, which makes it unique and keeps ties first come, first served; a dict
+# maps it to its state, and the state's own exact time decides. Ints are not
+# tracked by the garbage collector, where a tuple holding the state was: with
+# 100,000 in flight every poll's new tuple lived for a whole poll interval, was
+# promoted to the oldest generation, and brought a full collection (about a
+# second at that size) every minute or two.
+_TICKS = 1_000_000
+_SEQ_BITS = 40
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+_NEVER = 1 << 300  # the tick of a time at infinity
+
+
+def _key_bound(limit: float) -> int:
+    """The least key whose time is surely past ``limit``."""
+    if limit == math.inf:
+        return (_NEVER + 1) << _SEQ_BITS
+    return (math.floor(limit * _TICKS) + 1) << _SEQ_BITS
 
 
 class PollCore:
@@ -226,6 +242,7 @@ class PollCore:
         "_grace",
         "_heap",
         "_hurry",
+        "_keyed",
         "_live",
         "_retry",
         "_rng",
@@ -259,7 +276,8 @@ class PollCore:
         self._grace = not_found_grace
         self._failure = failure
         self._states: dict[str, _State] = {}
-        self._heap: list[_Entry] = []
+        self._heap: list[int] = []
+        self._keyed: dict[int, _State] = {}
         self._seq = 0
         self._live = 0  # heap entries that are not stale
         #: Polls handed out again after a failed one (`due`).
@@ -325,7 +343,7 @@ class PollCore:
         self._states[prediction_id] = state
         if deadline < math.inf:
             state.deadline_queued = True
-            self._push(deadline, _DEADLINE, state)
+            self._push(deadline, state, deadline=True)
         if first_poll is None:
             at = now + state.plan.delay(0.0, 0, self._rng)
             probe = policy.probe(durations)
@@ -336,7 +354,7 @@ class PollCore:
         else:
             at = first_poll
         state.poll_queued = True
-        self._push(at, state.token, state)
+        self._push(at, state)
         return at
 
     def delivered(self, prediction: Prediction, now: float) -> None:
@@ -369,14 +387,21 @@ class PollCore:
         A prediction handed out for polling is in flight until `record`.
         """
         limit = now + slack
-        heap = self._heap
+        top = _key_bound(limit)
+        heap, keyed = self._heap, self._keyed
         out: list[Due] = []
-        while heap and heap[0][0] <= limit and len(out) < most:
-            _, _, token, state = heapq.heappop(heap)
-            if not self._valid(token, state):
+        while heap and heap[0] < top and len(out) < most:
+            key = heap[0]
+            state = keyed[key]
+            if not self._valid(key, state):
+                del keyed[heapq.heappop(heap)]
                 continue
+            deadline = key == state.deadline_key
+            if (state.deadline if deadline else state.at) > limit:
+                break  # due within the same microsecond, but not yet
+            del keyed[heapq.heappop(heap)]
             self._live -= 1
-            if token == _DEADLINE:
+            if deadline:
                 state.deadline_queued = False
             else:
                 state.poll_queued = False
@@ -395,10 +420,13 @@ class PollCore:
 
     def next_wakeup(self) -> float:
         """The time of the earliest live entry, or ``math.inf`` when idle."""
-        heap = self._heap
-        while heap and not self._valid(heap[0][2], heap[0][3]):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else math.inf
+        heap, keyed = self._heap, self._keyed
+        while heap and not self._valid(heap[0], keyed[heap[0]]):
+            del keyed[heapq.heappop(heap)]
+        if not heap:
+            return math.inf
+        state = keyed[heap[0]]
+        return state.deadline if heap[0] == state.deadline_key else state.at
 
     def polls(self, prediction_id: str) -> int:
         """Answers recorded for a prediction so far (0 if unknown)."""
@@ -571,32 +599,35 @@ class PollCore:
                 state.first_at = min(state.first_at, at)
                 return
             state.first_at, state.shift = None, 0  # the new first poll replaces it
-        state.token += 1
-        self._push(at, state.token, state)
+        self._push(at, state)
         self._live -= 1  # the entry it supersedes is stale
 
     def _schedule(self, state: _State, at: float) -> Rescheduled:
-        state.token += 1
         state.poll_queued = True
-        self._push(at, state.token, state)
+        self._push(at, state)
         return Rescheduled(at)
 
     def _expire(self, state: _State) -> Expired:
         self._kill(state)
         return Expired(state.last_status, state.timeout)
 
-    def _valid(self, token: int, state: _State) -> bool:
+    def _valid(self, key: int, state: _State) -> bool:
         if not state.alive:
             return False
-        if token == _DEADLINE:
+        if key == state.deadline_key:
             return state.deadline_queued
-        return state.poll_queued and token == state.token
+        return state.poll_queued and key == state.key
 
-    def _push(self, at: float, token: int, state: _State) -> None:
-        if token != _DEADLINE:
-            state.at = at
+    def _push(self, at: float, state: _State, deadline: bool = False) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, token, state))
+        tick = math.floor(at * _TICKS) if at < math.inf else _NEVER
+        key = tick << _SEQ_BITS | self._seq & _SEQ_MASK
+        if deadline:
+            state.deadline_key = key
+        else:
+            state.at, state.key = at, key
+        self._keyed[key] = state
+        heapq.heappush(self._heap, key)
         self._live += 1
 
     def _kill(self, state: _State) -> None:
@@ -610,6 +641,8 @@ class PollCore:
         self._live -= int(state.poll_queued) + int(state.deadline_queued)
         state.in_flight = state.poll_queued = state.deadline_queued = False
         if len(self._heap) > 2 * self._live + 64:
-            self._heap = [e for e in self._heap if self._valid(e[2], e[3])]
+            keyed = self._keyed
+            self._keyed = {k: s for k, s in keyed.items() if self._valid(k, s)}
+            self._heap = list(self._keyed)
             heapq.heapify(self._heap)
             self._live = len(self._heap)
