@@ -152,7 +152,7 @@ def memory(plt: Any) -> Path:
         width=0.4,
         label="p99",
     )
-    right.axhline(50, color="red", linestyle="--", label="target p99 50 ms")
+    right.axhline(2, color="red", linestyle="--", label="target p99 2 ms")
     right.set_xticks(list(xs))
     right.set_xticklabels([key.removeprefix("lateness-") for key in scenarios])
     right.set_ylabel("poll lateness (ms)")
