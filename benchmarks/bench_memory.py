@@ -26,13 +26,11 @@ no ``max_in_flight``, no pool sizes.
   on ``FixedPolicy(interval, jitter 0.1)``, the interval chosen so the polls
   come due at ``--load`` (default 0.5) of the measured capacity; submits are
   paced at the same rate, and lateness is measured from the second round on
-  (the steady state), in a window of ``--duration`` seconds. The first round is reported apart: it overlaps the
-  last submits and replaces every prediction's submit snapshot with its first
-  poll's, so it promotes a few objects per prediction into the garbage
-  collector's oldest generation, which brings full collections (about a second
-  each at 100,000 in flight). The collector's pauses in each window are
-  counted (``gc.callbacks``). Also without HTTP (``fetch`` answers at once):
-  the scheduler alone.
+  (the steady state), in a window of ``--duration`` seconds. The first round
+  is reported apart: its first polls come due while the last submits still
+  run, so the client is asked for more than it serves. The garbage
+  collector's pauses in each window are counted (``gc.callbacks``). Also
+  without HTTP (``fetch`` answers at once): the scheduler alone.
 
 Targets: at most 2 KB per prediction beyond the HTTP library; timer lateness
 p99 at most 2 ms while the polls due stay below what one core serves.

@@ -76,8 +76,9 @@ from .decisions import (
 )
 from .durations import DurationBook, DurationModel, reported_duration
 from .errors import AtlasError, NotFoundError
-from .models import Kind, Prediction, PredictionStatus
+from .models import Kind, Prediction
 from .policies import PollPlan, PollPolicy, RevisedPlan
+from .pollstate import ModelWatch, PollState
 from .retry import BackoffPolicy, Retry
 
 __all__ = [
@@ -102,90 +103,6 @@ _REPLAN_LOG = math.log(_REPLAN_FACTOR)
 # this many times the new estimate's upper end, exp(mu + 2 sigma): it is not
 # like the completions that moved the estimate (the long mode of a batch).
 _OUTLIVE = 1.5
-
-
-class _Watch:
-    """Per model: pending predictions, and the highest estimate they were planned
-    with (an upper bound: it may outlive the prediction that set it)."""
-
-    __slots__ = ("pending", "planned")
-
-    def __init__(self) -> None:
-        self.pending = 0
-        self.planned = -math.inf
-
-
-class _State:
-    __slots__ = (
-        "alive",
-        "at",
-        "deadline",
-        "deadline_key",
-        "deadline_queued",
-        "errors",
-        "first_at",
-        "id",
-        "in_flight",
-        "key",
-        "kind",
-        "last_status",
-        "learn",
-        "model",
-        "plan",
-        "planned",
-        "policy",
-        "poll_queued",
-        "polls",
-        "prev_elapsed",
-        "review",
-        "shift",
-        "submitted_at",
-        "timeout",
-        "watch",
-    )
-
-    def __init__(
-        self,
-        prediction_id: str,
-        kind: Kind,
-        model: str | None,
-        policy: PollPolicy,
-        durations: DurationModel,
-        watch: _Watch,
-        now: float,
-        deadline: float,
-        timeout: float | None,
-        learn: bool,
-    ) -> None:
-        self.id = prediction_id
-        self.kind = kind
-        self.model = model
-        self.policy = policy
-        self.plan: PollPlan = policy.plan(durations)
-        # The model's log-typical duration the plan was made (or reviewed) with.
-        self.planned = durations.log_mean
-        self.watch = watch
-        watch.pending += 1
-        watch.planned = max(watch.planned, self.planned)
-        self.submitted_at = now
-        self.deadline = deadline
-        self.timeout = timeout
-        self.learn = learn
-        self.polls = 0
-        self.errors = 0
-        self.prev_elapsed = 0.0
-        self.last_status: PredictionStatus | None = None
-        self.key = -1  # its queued poll's heap key
-        self.deadline_key = -1
-        self.in_flight = False
-        self.alive = True
-        self.poll_queued = False
-        self.deadline_queued = False
-        self.at = math.inf  # the time of the queued poll
-        # The plan's first poll while an early probe runs ahead of it.
-        self.first_at: float | None = None
-        self.shift = 0  # polls the plan did not make (a probe)
-        self.review = False  # re-plan review due when the poll in flight answers
 
 
 # A heap entry is one int: its time in microseconds (floored) above a sequence
@@ -275,14 +192,14 @@ class PollCore:
         self._retry = retry
         self._grace = not_found_grace
         self._failure = failure
-        self._states: dict[str, _State] = {}
+        self._states: dict[str, PollState] = {}
         self._heap: list[int] = []
-        self._keyed: dict[int, _State] = {}
+        self._keyed: dict[int, PollState] = {}
         self._seq = 0
         self._live = 0  # heap entries that are not stale
         #: Polls handed out again after a failed one (`due`).
         self.retries = 0
-        self._watch: dict[tuple[Kind, str], _Watch] = {}
+        self._watch: dict[tuple[Kind, str], ModelWatch] = {}
 
     def __len__(self) -> int:
         return len(self._states)
@@ -327,8 +244,8 @@ class PollCore:
         durations = self.durations.get(kind, model)
         watch = self._watch.get((kind, model or ""))
         if watch is None:
-            watch = self._watch[(kind, model or "")] = _Watch()
-        state = _State(
+            watch = self._watch[(kind, model or "")] = ModelWatch()
+        state = PollState(
             prediction_id,
             kind,
             model,
@@ -501,7 +418,9 @@ class PollCore:
             return decision
         return self._record_error(state, outcome, now)
 
-    def _record_error(self, state: _State, error: AtlasError, now: float) -> Decision:
+    def _record_error(
+        self, state: PollState, error: AtlasError, now: float
+    ) -> Decision:
         if error.prediction_id is None:
             error.prediction_id = state.id
         state.errors += 1
@@ -530,7 +449,7 @@ class PollCore:
         return self._schedule(state, at)
 
     def _learn(
-        self, state: _State, outcome: Prediction, elapsed: float
+        self, state: PollState, outcome: Prediction, elapsed: float
     ) -> DurationModel:
         # The job ended between the previous poll and this one. The server's own
         # timing says when, if credible; else take the midpoint. Done at the
@@ -544,7 +463,7 @@ class PollCore:
         durations.observe(seconds)
         return durations
 
-    def _replan(self, done: _State, durations: DurationModel, now: float) -> None:
+    def _replan(self, done: PollState, durations: DurationModel, now: float) -> None:
         """Review the siblings planned with a typical over twice the new one."""
         watch = done.watch
         mark = durations.log_mean + _REPLAN_LOG
@@ -558,7 +477,7 @@ class PollCore:
                 top = max(top, state.planned)
         watch.planned = top
 
-    def _review(self, state: _State, durations: DurationModel, now: float) -> None:
+    def _review(self, state: PollState, durations: DurationModel, now: float) -> None:
         # Only ever lowered, so the model's watch stays an upper bound.
         planned, state.planned = state.planned, min(state.planned, durations.log_mean)
         if state.in_flight:
@@ -602,23 +521,23 @@ class PollCore:
         self._push(at, state)
         self._live -= 1  # the entry it supersedes is stale
 
-    def _schedule(self, state: _State, at: float) -> Rescheduled:
+    def _schedule(self, state: PollState, at: float) -> Rescheduled:
         state.poll_queued = True
         self._push(at, state)
         return Rescheduled(at)
 
-    def _expire(self, state: _State) -> Expired:
+    def _expire(self, state: PollState) -> Expired:
         self._kill(state)
         return Expired(state.last_status, state.timeout)
 
-    def _valid(self, key: int, state: _State) -> bool:
+    def _valid(self, key: int, state: PollState) -> bool:
         if not state.alive:
             return False
         if key == state.deadline_key:
             return state.deadline_queued
         return state.poll_queued and key == state.key
 
-    def _push(self, at: float, state: _State, deadline: bool = False) -> None:
+    def _push(self, at: float, state: PollState, deadline: bool = False) -> None:
         self._seq += 1
         tick = math.floor(at * _TICKS) if at < math.inf else _NEVER
         key = tick << _SEQ_BITS | self._seq & _SEQ_MASK
@@ -630,7 +549,7 @@ class PollCore:
         heapq.heappush(self._heap, key)
         self._live += 1
 
-    def _kill(self, state: _State) -> None:
+    def _kill(self, state: PollState) -> None:
         state.alive = False
         del self._states[state.id]
         watch = state.watch
