@@ -477,11 +477,9 @@ class AccountRate:
         caller then reserves the usual way and waits. Every poll asks this
         first; most of the time the answer is yes.
         """
-        if now < self._blocked_until:
-            return False
         # Never cut: the known limit, or none (`rate_at` without the call).
         rate = self._limit if self._w_max is None else self.rate_at(now)
-        if rate is not None and self._tat - max(0.0, self._burst - 1.0 / rate) > now:
+        if self._allowed(now, rate) > now:
             return False
         self._rate = rate
         self._commit(now, rate)
@@ -492,16 +490,18 @@ class AccountRate:
         self._reserved += 1
         if now > self._seen:
             self._seen = now
-        start = max(now, self._blocked_until)
-        if rate is None:
-            allowed = start
-        else:
-            interval = 1.0 / rate
-            tolerance = max(0.0, self._burst - interval)
-            allowed = max(start, self._tat - tolerance)
-            self._tat = max(self._tat, start) + interval
+        allowed = self._allowed(now, rate)
+        if rate is not None:
+            self._tat = max(self._tat, now, self._blocked_until) + 1.0 / rate
         self._meter.add(min(allowed, now + _AHEAD))
         return allowed - now
+
+    def _allowed(self, now: float, rate: float | None) -> float:
+        """When one more request may go at ``rate`` (GCRA: its burst tolerated)."""
+        start = max(now, self._blocked_until)
+        if rate is None:
+            return start
+        return max(start, self._tat - max(0.0, self._burst - 1.0 / rate))
 
     def on_response(
         self, status_code: int | None, retry_after: float | None, now: float
