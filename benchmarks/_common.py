@@ -51,6 +51,31 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def machine_ticks() -> tuple[int, int] | None:
+    """
+    The whole machine's CPU ticks so far, (stolen, all), from /proc/stat, or
+    None off Linux. Stolen ticks are time the hypervisor gave another guest
+    while ours wanted to run: a late timer no code of ours could have helped.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, which
+    # user and nice already count]
+    return fields[7], sum(fields[:8])
+
+
+def steal_share(
+    before: tuple[int, int] | None, after: tuple[int, int] | None
+) -> float | None:
+    """The share of the machine's CPU time stolen between two `machine_ticks`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def process_cpu(pid: int) -> float:
     """Another process's user + system CPU seconds, from /proc."""
     with open(f"/proc/{pid}/stat") as stat:

@@ -21,6 +21,8 @@ from atlas_async._core.errors import (
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import BackoffPolicy, FixedPolicy
 from atlas_async._core.schedule import (
+    GROUPING,
+    TIMER_SLACK,
     Due,
     Expired,
     Failed,
@@ -79,13 +81,25 @@ class TestDue:
         assert [Due("p1")] == core.due(2.0)
 
     @pytest.mark.parametrize(
-        ("now", "due"), [(1.998, False), (1.9995, True), (2.0, True)], ids=str
+        ("early", "due"),
+        [(GROUPING + 0.0005, False), (GROUPING - 0.0005, True), (0.0, True)],
+        ids=str,
     )
-    def test_items_due_within_the_slack_are_popped(self, now: float, due: bool) -> None:
-        """Everything due within 1 ms is popped, so the driver never spins."""
+    def test_polls_due_within_the_grouping_are_popped(
+        self, early: float, due: bool
+    ) -> None:
+        """Polls due within `GROUPING` of now go out together, a little early."""
         core = make_core()
         add(core)
-        assert due == bool(core.due(now))
+        assert due == bool(core.due(2.0 - early))
+
+    def test_polls_falling_due_close_together_come_in_one_call(self) -> None:
+        """One wake-up hands out the whole group, not one poll per timer."""
+        core = make_core()
+        for i in range(4):
+            add(core, f"p{i}", first_poll=2.0 + i * GROUPING / 4)
+        assert [Due(f"p{i}") for i in range(4)] == core.due(2.0)
+        assert math.inf == core.next_wakeup()
 
     def test_all_due_items_come_in_one_call(self) -> None:
         """One call returns every due prediction, in time order."""
@@ -313,6 +327,29 @@ class TestDeadlines:
         due = core.due(2.0)
         assert len(due) == 1
         assert due[0].expired is not None
+
+    def test_deadline_is_never_cut_short_by_the_grouping(self) -> None:
+        """A deadline passes within the timer's resolution, not `GROUPING` early."""
+        core = make_core()
+        add(core, deadline=5.0, timeout=5.0, first_poll=10.0)
+        assert core.due(5.0 - GROUPING / 2) == []
+        assert core.next_wakeup() == 5.0
+        assert [Due("p1", Expired(None, 5.0))] == core.due(5.0 - TIMER_SLACK / 2)
+
+    def test_poll_just_before_the_deadline_is_still_made(self) -> None:
+        """Taken early with its group, a poll due before the deadline is polled."""
+        core = make_core()
+        add(core, deadline=2.002, timeout=2.002, first_poll=2.0)
+        assert [Due("p1")] == core.due(2.0 - GROUPING / 2)
+
+    def test_near_deadline_holds_back_only_later_polls(self) -> None:
+        """Polls behind a deadline not yet passed wait: they are not due yet."""
+        core = make_core()
+        add(core, "a", deadline=2.0015, timeout=2.0, first_poll=10.0)
+        add(core, "b", first_poll=2.002)
+        assert core.due(2.0) == []
+        assert core.next_wakeup() == 2.0015
+        assert [Due("a", Expired(None, 2.0)), Due("b")] == core.due(2.0015)
 
     def test_answer_after_the_deadline_still_resolves_if_terminal(self) -> None:
         """A result that arrived is a result, even a little late."""

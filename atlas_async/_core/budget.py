@@ -36,9 +36,7 @@ __all__ = ["PollBudget", "RankedCore"]
 class RankedCore(Protocol):
     """What `PollBudget` needs of the scheduler core (`PollCore` has it)."""
 
-    def due(
-        self, now: float, slack: float = 0.001, most: float = math.inf
-    ) -> list[Due]:
+    def due(self, now: float, slack: float = ..., most: float = math.inf) -> list[Due]:
         """Pop everything due (see `PollCore.due`)."""
         ...
 

@@ -8,7 +8,7 @@ started with ``task_group.start``) plus ``max_concurrent_requests`` poll workers
 The driver loop is the whole of it::
 
     now = clock.now()
-    for item in core.due(now):           # everything due within 1 ms
+    for item in core.due(now):           # polls due within 4 ms, deadlines passed
         expired -> fail the future with PredictionTimeoutError
         due     -> hand the id to a worker
     sleep until core.next_wakeup()       # cancelled early by new, earlier work
@@ -72,6 +72,7 @@ from .._core.schedule import (
     Decision,
     Failed,
     PollCore,
+    TIMER_SLACK,
     Rescheduled,
     Resolved,
     default_failure,
@@ -155,6 +156,11 @@ class Scheduler:
         self._source = source
         self._gate = gate
         self._clock: Clock = clock if clock is not None else AnyioClock()
+        # The event loop rounds a real sleep up to its timer's resolution
+        # (epoll and libuv count in milliseconds), so the driver aims that much
+        # ahead: `PollCore.due` takes what falls due within TIMER_SLACK anyway.
+        # A fake clock wakes exactly on time.
+        self._lead = TIMER_SLACK if isinstance(self._clock, AnyioClock) else 0.0
         self._failure = failure
         self._policies = policies_by_kind(poll)
         rng = rng if rng is not None else random.Random()
@@ -450,7 +456,7 @@ class Scheduler:
                 if wake == math.inf:
                     await anyio.sleep_forever()
                 else:
-                    await clock.sleep_until(wake)
+                    await clock.sleep_until(wake - self._lead)
             self._sleep_scope, self._sleeping_until = None, math.inf
 
     def _poke(self, at: float) -> None:
