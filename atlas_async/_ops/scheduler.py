@@ -69,10 +69,10 @@ from .._core.outcome import handling_error, timeout_error
 from .._core.policies import DurationBook, PollPolicy, policies_by_kind, webhook_first
 from .._core.retry import BackoffPolicy, Retry
 from .._core.schedule import (
+    TIMER_SLACK,
     Decision,
     Failed,
     PollCore,
-    TIMER_SLACK,
     Rescheduled,
     Resolved,
     default_failure,
