@@ -49,7 +49,7 @@ Usage::
         [--loop asyncio|uvloop]
 
 Writes ``benchmarks/results/memory.json`` (``memory-uvloop.json`` with
-``--loop uvloop``). At 100,000 it runs about ten minutes.
+``--loop uvloop``). At 100,000 it runs about half an hour.
 """
 
 from __future__ import annotations
