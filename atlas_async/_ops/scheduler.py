@@ -101,10 +101,8 @@ _NEW, _RUNNING, _CLOSED = "new", "running", "closed"
 BUSY_NAP = 0.01
 
 
-def _log(level: int, message: str, prediction_id: str, *args: object) -> None:
-    logger.log(
-        level, message, prediction_id, *args, extra={"prediction_id": prediction_id}
-    )
+def _log(level: int, message: str, pid: str, *args: object) -> None:
+    logger.log(level, message, pid, *args, extra={"prediction_id": pid})
 
 
 class Scheduler:
@@ -156,10 +154,8 @@ class Scheduler:
         self._source = source
         self._gate = gate
         self._clock: Clock = clock if clock is not None else AnyioClock()
-        # The event loop rounds a real sleep up to its timer's resolution
-        # (epoll and libuv count in milliseconds), so the driver aims that much
-        # ahead: `PollCore.due` takes what falls due within TIMER_SLACK anyway.
-        # A fake clock wakes exactly on time.
+        # A real sleep is rounded up to the millisecond (epoll, libuv): aim that
+        # far ahead (`due` takes it in). A fake clock wakes exactly on time.
         self._lead = TIMER_SLACK if isinstance(self._clock, AnyioClock) else 0.0
         self._failure = failure
         self._policies = policies_by_kind(poll)
@@ -445,11 +441,10 @@ class Scheduler:
             now = clock.now()
             wake = core.next_wakeup(now)
             if not self._idle:
-                # Busy workers take the polls that fall due themselves
-                # (`_take_due`) as they finish; the driver wakes now and then
-                # for what may find no worker free in time (an expiration while
-                # every worker waits on a slow server), not for every poll.
-                # A worker going idle pokes it.
+                # Busy workers pull what falls due as they finish (`_take_due`);
+                # the driver looks now and then for what finds no worker free
+                # (an expiration while all wait on a slow server). A worker
+                # going idle pokes it.
                 wake = max(wake, now + BUSY_NAP)
             with anyio.CancelScope() as scope:
                 self._sleep_scope, self._sleeping_until = scope, wake
