@@ -29,8 +29,8 @@ passed within `TIMER_SLACK` (1 ms: uvloop rounds timers to the millisecond, and
 a driver woken a hair early must not spin). Polls that fall due close together
 thus go out in one pass of the driver and their answers tend to come back in
 one turn of the event loop: at 2,000 polls a second spread evenly, a 4 ms
-group costs about a tenth less CPU than polls woken for one at a time, and
-five to fifteen times fewer polls start more than 2 ms late. Polling a few
+group costs about a tenth less CPU than 1 ms groups did, and the tail of the
+lateness is steadier (docs/performance.md). Polling a few
 milliseconds early is invisible beside poll intervals of seconds and their
 jitter; a deadline is the user's timeout, and that is never cut short.
 
