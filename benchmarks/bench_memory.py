@@ -277,6 +277,16 @@ class _Collections:
         }
 
 
+async def _window(duration: float) -> tuple[float, float, float | None]:
+    """Wait ``duration`` s: the CPU seconds used, the seconds elapsed and the
+    share of the machine stolen meanwhile."""
+    ticks = _common.machine_ticks()
+    cpu, started = _common.cpu_seconds(), time.perf_counter()
+    await asyncio.sleep(duration)
+    cpu, elapsed = _common.cpu_seconds() - cpu, time.perf_counter() - started
+    return cpu, elapsed, _common.steal_share(ticks, _common.machine_ticks())
+
+
 async def _lateness_http(
     base_url: str, n: int, duration: float, rate: float
 ) -> dict[str, Any]:
@@ -299,16 +309,11 @@ async def _lateness_http(
             steady: list[float] = []
             source.lateness = steady
             HANDED.clear()
-            ticks = _common.machine_ticks()
-            cpu, started = _common.cpu_seconds(), time.perf_counter()
-            await asyncio.sleep(duration)
-            cpu, elapsed = _common.cpu_seconds() - cpu, time.perf_counter() - started
-            steal = _common.steal_share(ticks, _common.machine_ticks())
+            cpu, elapsed, steal = await _window(duration)
             steady_gc = collections.summary()
         for future in futures:
             future.cancel()
     summary = _lateness_summary(steady, elapsed, cpu, n, policy.interval, steal)
-    summary["handed_p99_ms"] = 1e3 * _common.percentile(HANDED, 0.99)
     summary["first_round"] = {
         "late_p50_ms": 1e3 * _common.percentile(first, 0.5),
         "late_p99_ms": 1e3 * _common.percentile(first, 0.99),
@@ -347,16 +352,11 @@ async def _lateness_no_http(n: int, duration: float) -> dict[str, Any]:
         lateness.clear()
         HANDED.clear()
         with _Collections() as collections:
-            ticks = _common.machine_ticks()
-            cpu, started = _common.cpu_seconds(), time.perf_counter()
-            await asyncio.sleep(duration)
-            cpu, elapsed = _common.cpu_seconds() - cpu, time.perf_counter() - started
-            steal = _common.steal_share(ticks, _common.machine_ticks())
+            cpu, elapsed, steal = await _window(duration)
         steady_gc = collections.summary()
         await scheduler.aclose()
     return {
         **_lateness_summary(lateness, elapsed, cpu, n, policy.interval, steal),
-        "handed_p99_ms": 1e3 * _common.percentile(HANDED, 0.99),
         **steady_gc,
     }
 
@@ -381,6 +381,7 @@ def _lateness_summary(
         "late_p50_ms": 1e3 * _common.percentile(lateness, 0.5),
         "late_p99_ms": 1e3 * _common.percentile(lateness, 0.99),
         "late_max_ms": 1e3 * max(lateness, default=float("nan")),
+        "handed_p99_ms": 1e3 * _common.percentile(HANDED, 0.99),
     }
 
 
