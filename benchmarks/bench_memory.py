@@ -288,12 +288,20 @@ async def _window(duration: float) -> tuple[float, float, float | None]:
 
 
 async def _lateness_http(
-    base_url: str, n: int, duration: float, rate: float
+    base_url: str, n: int, duration: float, rate: float, workers: int | None = None
 ) -> dict[str, Any]:
-    """Lateness with ``n`` in flight and polls due at ``rate`` a second."""
+    """Lateness with ``n`` in flight and polls due at ``rate`` a second
+    (``workers``: the client's ``max_concurrent_requests``, None: its default)."""
     first: list[float] = []
     policy = FixedPolicy(n / rate, jitter=0.1)
-    async with AtlasClient(_common.KEY, base_url=base_url, poll=policy) as client:
+    client = (
+        AtlasClient(_common.KEY, base_url=base_url, poll=policy)
+        if workers is None
+        else AtlasClient(
+            _common.KEY, base_url=base_url, poll=policy, max_concurrent_requests=workers
+        )
+    )
+    async with client:
         assert client._scheduler is not None
         source = _timed(client._scheduler, first)
         # Submits paced at n / interval, so the first polls come due at the
@@ -405,7 +413,10 @@ def _child(args: argparse.Namespace) -> int:
         result = _run(_capacity(args.base_url, args.n, args.duration), args.loop)
     elif args.child == "lateness-http":
         result = _run(
-            _lateness_http(args.base_url, args.n, args.duration, args.rate), args.loop
+            _lateness_http(
+                args.base_url, args.n, args.duration, args.rate, args.workers
+            ),
+            args.loop,
         )
     else:
         result = _run(_lateness_no_http(args.n, args.duration), args.loop)
@@ -425,6 +436,11 @@ def main() -> int:
         default="asyncio",
         help="the event loop of the client processes (uvloop: pip install uvloop)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="max_concurrent_requests of the lateness clients (default: the SDK's)",
+    )
     parser.add_argument("--child", choices=CHILDREN, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
@@ -443,6 +459,8 @@ def main() -> int:
             command = [sys.executable, __file__, "--child", child]
             command += ["--base-url", server.base_url, "--n", str(args.n)]
             command += ["--duration", str(args.duration), "--loop", args.loop]
+            if args.workers is not None and child == "lateness-http":
+                command += ["--workers", str(args.workers)]
             command += extra
             if _common.can_pin():
                 command = ["taskset", "-c", str(_common.CLIENT_CORE), *command]
