@@ -72,6 +72,7 @@ import anyio
 
 from atlas_async._client import AtlasClient
 from atlas_async._core.clock import Clock
+from atlas_async._core.config import DEFAULT_MAX_CONCURRENT_REQUESTS
 from atlas_async._core.models import Kind, Prediction, PredictionStatus
 from atlas_async._core.policies import FixedPolicy
 from atlas_async._core.schedule import GROUPING, Decision, Due, PollCore, Rescheduled
@@ -294,14 +295,12 @@ async def _lateness_http(
     (``workers``: the client's ``max_concurrent_requests``, None: its default)."""
     first: list[float] = []
     policy = FixedPolicy(n / rate, jitter=0.1)
-    client = (
-        AtlasClient(_common.KEY, base_url=base_url, poll=policy)
-        if workers is None
-        else AtlasClient(
-            _common.KEY, base_url=base_url, poll=policy, max_concurrent_requests=workers
-        )
-    )
-    async with client:
+    async with AtlasClient(
+        _common.KEY,
+        base_url=base_url,
+        poll=policy,
+        max_concurrent_requests=workers or DEFAULT_MAX_CONCURRENT_REQUESTS,
+    ) as client:
         assert client._scheduler is not None
         source = _timed(client._scheduler, first)
         # Submits paced at n / interval, so the first polls come due at the
@@ -459,8 +458,6 @@ def main() -> int:
             command = [sys.executable, __file__, "--child", child]
             command += ["--base-url", server.base_url, "--n", str(args.n)]
             command += ["--duration", str(args.duration), "--loop", args.loop]
-            if args.workers is not None and child == "lateness-http":
-                command += ["--workers", str(args.workers)]
             command += extra
             if _common.can_pin():
                 command = ["taskset", "-c", str(_common.CLIENT_CORE), *command]
@@ -473,9 +470,11 @@ def main() -> int:
                 results[child] = measure(child)
                 continue
             # One load after another, the target's (the last) at the end.
+            workers = [] if args.workers is None else ["--workers", str(args.workers)]
             for load in args.load:
                 rate = load * results["capacity"]["polls_per_core_second"]
-                curve.append({"load": load, **measure(child, "--rate", f"{rate:.1f}")})
+                extra = ["--rate", f"{rate:.1f}", *workers]
+                curve.append({"load": load, **measure(child, *extra)})
             results[child] = curve[-1]
     memory, capacity = results["tracemalloc"], results["capacity"]
     http, alone = results["lateness-http"], results["lateness-no-http"]
